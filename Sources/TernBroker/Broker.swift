@@ -1,0 +1,331 @@
+public import Logging
+import Synchronization
+public import TernCore
+public import TernStorage
+
+/// The queue broker of one node: validates requests, decides the time and random values of
+/// each command, applies it through ``QueueStore`` in a group-commit transaction, and wakes
+/// long-polling receivers.
+///
+/// ```swift
+/// let storage = try Storage(directory: "./data", databases: Broker.databaseNames, logger: logger)
+/// let broker = try await Broker.open(storage: storage, clock: SystemClock(), logger: logger)
+/// try await broker.createOrUpdateQueue(try QueueName("jobs"), patch: .init())
+/// _ = try await broker.send(try QueueName("jobs"), [OutgoingMessage(body: Array("hi".utf8))])
+/// let messages = try await broker.receive(try QueueName("jobs"), maxMessages: 10, waitTime: 20)
+/// try await broker.acknowledge(try QueueName("jobs"), receiptHandle: messages[0].receiptHandle)
+/// ```
+///
+/// Every public method reports failures as ``TernError`` with a stable ``ErrorCode``.
+public final class Broker: Sendable {
+    /// The named databases the broker needs; pass them to ``Storage/init(directory:databases:settings:logger:)``.
+    public static let databaseNames = QueueSchema.databaseNames
+
+    /// Limits of the request parameters (SQS's).
+    public static let batchSizeRange = 1...1000
+    public static let waitTimeRange = 0...20
+
+    public let storage: Storage
+    public let clock: any TernClock
+    let store: QueueStore
+    let logger: Logger
+    let signals = Signals()
+    /// When the maintenance loop will next wake up on its own; commands that create an
+    /// earlier deadline wake it sooner.
+    let scheduledWake = Mutex(Timestamp(milliseconds: 0))
+    /// Signal key of the maintenance loop (queue ids start at 1).
+    static let maintenanceKey: UInt32 = 0
+    /// How often retention and deleted-queue sweeping run, in milliseconds.
+    static let maintenanceIntervalMilliseconds: Int64 = 1000
+    static let chunkSize = 5000
+
+    private init(storage: Storage, clock: any TernClock, logger: Logger) {
+        self.storage = storage
+        self.clock = clock
+        self.logger = logger
+        self.store = QueueStore(storage: storage)
+    }
+
+    /// Opens the broker on `storage` and applies, before returning, every visibility deadline
+    /// and delay that passed while the broker was down (exactly as if it had been running).
+    /// - Throws: ``TernError`` (`InternalError`) when the stored data cannot be read.
+    public static func open(storage: Storage, clock: any TernClock, logger: Logger) async throws -> Broker {
+        let broker = Broker(storage: storage, clock: clock, logger: logger)
+        while try await broker.runDueWork().more {}
+        return broker
+    }
+
+    // MARK: Queues
+
+    /// Creates `name` (attributes from `patch` over the defaults) or updates it.
+    /// - Returns: whether the queue was created, and its description.
+    /// - Throws: ``TernError``: `InvalidAttribute`, `Conflict` (fifo changes), `Unsupported` (FIFO).
+    public func createOrUpdateQueue(_ name: QueueName, patch: QueueAttributes.Patch) async throws(TernError) -> (created: Bool, queue: QueueInfo) {
+        let now = clock.now
+        let store = self.store
+        let (created, record) = try await perform { txn in try store.createOrUpdate(name, patch: patch, at: now, in: txn) }
+        return (created, info(record, oldestSentAt: nil))
+    }
+
+    /// All live queues in name order, with their counts.
+    public func listQueues() throws(TernError) -> [QueueInfo] {
+        let store = self.store
+        return try reading { txn in
+            try store.allRecords(in: txn).filter { !$0.deleted }.sorted { $0.name < $1.name }.map { record in
+                self.info(record, oldestSentAt: try store.oldestSentAt(queue: record.id, in: txn))
+            }
+        }
+    }
+
+    /// One queue with its counts.
+    /// - Throws: ``TernError`` `QueueNotFound`.
+    public func describeQueue(_ name: QueueName) throws(TernError) -> QueueInfo {
+        let store = self.store
+        return try reading { txn in
+            let record = try store.record(named: name, in: txn)
+            return self.info(record, oldestSentAt: try store.oldestSentAt(queue: record.id, in: txn))
+        }
+    }
+
+    /// Deletes `name` durably at once; its messages are removed in the background in small
+    /// transactions (a queue re-created under the name starts empty).
+    /// - Throws: ``TernError`` `QueueNotFound`.
+    public func deleteQueue(_ name: QueueName) async throws(TernError) {
+        let store = self.store
+        _ = try await perform { txn in try store.delete(name, in: txn) }
+        signals.signal([Self.maintenanceKey])
+    }
+
+    /// Removes every message (ready, delayed, in flight) that was in `name` when the call
+    /// started; their receipt handles then get `ReceiptHandleStale`.
+    /// - Returns: the number of messages removed.
+    /// - Throws: ``TernError`` `QueueNotFound`.
+    public func purgeQueue(_ name: QueueName) async throws(TernError) -> Int {
+        let store = self.store
+        let record = try reading { txn in try store.record(named: name, in: txn) }
+        var total = 0
+        while true {
+            let (removed, finished) = try await perform { txn in
+                try store.sweep(queue: record.id, below: record.nextSequence, limit: Self.chunkSize, in: txn)
+            }
+            total += removed
+            if finished { return total }
+        }
+    }
+
+    /// Moves the ready messages of dead-letter queue `name` back to their source queues.
+    /// - Returns: the number of messages moved.
+    /// - Throws: ``TernError`` `QueueNotFound`.
+    public func redrive(_ name: QueueName) async throws(TernError) -> Int {
+        let store = self.store
+        var moved = 0
+        var resume: UInt64 = 0
+        while true {
+            let start = resume
+            let (count, next) = try await perform { txn in
+                try store.redrive(name, after: start, limit: Self.chunkSize, in: txn)
+            }
+            moved += count
+            guard let next else { break }
+            resume = next
+        }
+        if moved > 0 { signals.signal(try reading { txn in try store.allRecords(in: txn).map(\.id) }) }
+        return moved
+    }
+
+    // MARK: Messages
+
+    /// Stores `messages` in `name`, all or nothing, and answers once the commit is durable.
+    /// - Returns: one ``SentMessage`` per message, in order.
+    /// - Throws: ``TernError``: `QueueNotFound`, `MessageTooLarge`, `InvalidMessage`,
+    ///   `InvalidParameter` (priority, delay), `QueueFull`, `StorageFull`.
+    public func send(_ name: QueueName, _ messages: [OutgoingMessage]) async throws(TernError) -> [SentMessage] {
+        let now = clock.now
+        var generator = SystemRandomNumberGenerator()
+        let prepared = messages.map { QueueStore.PreparedMessage(id: MessageID.generate(at: now, using: &generator), message: $0) }
+        let store = self.store
+        let (queue, sent) = try await perform(grows: true) { txn in
+            (try store.record(named: name, in: txn).id, try store.send(name, prepared, at: now, in: txn))
+        }
+        if sent.contains(where: { $0.visibleAt <= now }) { signals.signal([queue]) }
+        if let due = sent.lazy.map(\.visibleAt).filter({ $0 > now }).min() { wakeMaintenance(ifEarlierThan: due) }
+        return sent
+    }
+
+    /// Receives up to `maxMessages` messages, waiting up to `waitTime` seconds for the first
+    /// one (long polling: a send wakes the waiter; the disk is not polled).
+    /// - Parameters:
+    ///   - maxMessages: 1–1,000.
+    ///   - visibilityTimeout: seconds (0–43,200); nil = the queue's.
+    ///   - waitTime: seconds, 0–20.
+    ///   - autoAcknowledge: delete the messages as they are delivered (at-most-once).
+    /// - Throws: ``TernError``: `QueueNotFound`, `InvalidParameter`.
+    public func receive(_ name: QueueName, maxMessages: Int = 1, visibilityTimeout: Int? = nil, waitTime: Int = 0,
+                        autoAcknowledge: Bool = false) async throws(TernError) -> [ReceivedMessage] {
+        guard Self.batchSizeRange.contains(maxMessages) else {
+            throw TernError(.invalidParameter, "batch_size must be 1–1000")
+        }
+        guard Self.waitTimeRange.contains(waitTime) else { throw TernError(.invalidParameter, "wait_time must be 0–20 seconds") }
+        if let visibilityTimeout, !QueueAttributes.visibilityTimeoutRange.contains(visibilityTimeout) {
+            throw TernError(.invalidParameter, "visibility_timeout must be 0–43200 seconds")
+        }
+        let store = self.store
+        let record = try reading { txn in try store.record(named: name, in: txn) }
+        let queue = record.id
+        let timeout = visibilityTimeout ?? record.attributes.visibilityTimeout
+        let deadline = clock.now.adding(seconds: waitTime)
+        while true {
+            let seen = signals.version(of: queue)
+            let now = clock.now
+            var generator = SystemRandomNumberGenerator()
+            let nonces = (0..<(autoAcknowledge ? 0 : maxMessages)).map { _ in ReceiptNonce.random(using: &generator) }
+                + (autoAcknowledge ? Array(repeating: ReceiptNonce.none, count: maxMessages) : [])
+            let messages = try await perform { txn in
+                try store.receive(name, maxMessages: maxMessages, visibilityTimeout: visibilityTimeout, nonces: nonces,
+                                  autoAcknowledge: autoAcknowledge, at: now, in: txn)
+            }
+            if !messages.isEmpty {
+                if !autoAcknowledge { wakeMaintenance(ifEarlierThan: now.adding(seconds: timeout)) }
+                return messages
+            }
+            if now >= deadline || Task.isCancelled { return [] }
+            await signals.wait(for: queue, seen: seen, until: deadline, clock: clock)
+        }
+    }
+
+    /// Acknowledges (deletes) the message delivered with `receiptHandle`.
+    /// - Throws: ``TernError``: `QueueNotFound`, `InvalidReceiptHandle` (malformed),
+    ///   `ReceiptHandleStale` (superseded by a later receive, or the message is gone).
+    public func acknowledge(_ name: QueueName, receiptHandle: String) async throws(TernError) {
+        let handle = try ReceiptHandle(parsing: receiptHandle)
+        let store = self.store
+        try await perform { txn in try store.acknowledge(name, handle: handle, in: txn) }
+    }
+
+    /// Sets the visibility deadline of the delivery `receiptHandle` to now + `timeout` seconds
+    /// (0 releases the message at once).
+    /// - Throws: ``TernError``: `QueueNotFound`, `InvalidReceiptHandle`, `ReceiptHandleStale`,
+    ///   `InvalidParameter` (timeout outside 0–43,200), `Conflict` (visibility already expired).
+    public func changeVisibility(_ name: QueueName, receiptHandle: String, timeout: Int) async throws(TernError) {
+        let handle = try ReceiptHandle(parsing: receiptHandle)
+        let now = clock.now
+        let store = self.store
+        try await perform { txn in try store.changeVisibility(name, handle: handle, timeout: timeout, at: now, in: txn) }
+        if timeout == 0 {
+            signals.signal([handle.queue])
+        } else {
+            wakeMaintenance(ifEarlierThan: now.adding(seconds: timeout))
+        }
+    }
+
+    // MARK: Maintenance
+
+    /// What one round of due work did.
+    public struct DueWork: Sendable {
+        /// Messages whose visibility deadline or delay was applied.
+        public var processed: Int
+        /// Messages moved to a dead-letter queue.
+        public var deadLettered: Int
+        /// Messages deleted because their retention passed.
+        public var expired: Int
+        /// Messages of deleted queues removed.
+        public var swept: Int
+        /// Whether a limit stopped the round (run again).
+        public var more: Bool
+    }
+
+    /// Applies, in one transaction, what is due at the clock's current time: expired
+    /// visibility timeouts (back to ready, or to the dead-letter queue), passed delays,
+    /// passed retention; and removes one chunk of a deleted queue's messages.
+    public func runDueWork() async throws(TernError) -> DueWork {
+        let now = clock.now
+        let store = self.store
+        let limit = Self.chunkSize
+        let (report, expired, swept, sweepMore) = try await perform { txn in
+            let report = try store.processDue(at: now, limit: limit, in: txn)
+            let expired = try store.expireRetention(at: now, limit: limit, in: txn)
+            var swept = 0
+            var sweepMore = false
+            if let deleted = try store.allRecords(in: txn).first(where: \.deleted) {
+                let result = try store.sweep(queue: deleted.id, below: nil, limit: limit, in: txn)
+                swept = result.removed
+                let anotherDeleted = try store.allRecords(in: txn).contains(where: \.deleted)
+                sweepMore = !result.finished || anotherDeleted
+            }
+            return (report, expired, swept, sweepMore)
+        }
+        if !report.queuesWithNewMessages.isEmpty { signals.signal(report.queuesWithNewMessages) }
+        return DueWork(processed: report.processed, deadLettered: report.deadLettered, expired: expired, swept: swept,
+                       more: report.more || expired == limit || sweepMore)
+    }
+
+    /// Runs due work whenever something becomes due (and at least every second, for
+    /// retention), until the task is cancelled. ``TernServer`` runs this as a service.
+    public func runMaintenance() async {
+        let store = self.store
+        while !Task.isCancelled {
+            // While working, any new deadline signals the loop (its version check then skips the wait).
+            scheduledWake.withLock { $0 = Timestamp(milliseconds: .max) }
+            let seen = signals.version(of: Self.maintenanceKey)
+            do {
+                if try await runDueWork().more { continue }
+            } catch {
+                logger.error("maintenance failed", metadata: ["tern.error": "\(error)"])
+            }
+            let now = clock.now
+            var wakeAt = now.adding(milliseconds: Self.maintenanceIntervalMilliseconds)
+            if let next = try? storage.read({ txn in try store.nextDueTime(in: txn) }), next < wakeAt { wakeAt = next }
+            scheduledWake.withLock { $0 = wakeAt }
+            if wakeAt > now {
+                await signals.wait(for: Self.maintenanceKey, seen: seen, until: wakeAt, clock: clock)
+            }
+        }
+    }
+
+    // MARK: Helpers
+
+    /// Wakes the maintenance loop when `deadline` comes before its next scheduled run.
+    func wakeMaintenance(ifEarlierThan deadline: Timestamp) {
+        if deadline < scheduledWake.withLock({ $0 }) { signals.signal([Self.maintenanceKey]) }
+    }
+
+    func info(_ record: QueueRecord, oldestSentAt: Timestamp?) -> QueueInfo {
+        QueueInfo(name: record.name, attributes: record.attributes, counts: record.counts, createdAt: record.createdAt,
+                  oldestSentAt: oldestSentAt)
+    }
+
+    /// Runs `body` in the group-commit writer and maps failures to ``TernError``.
+    @discardableResult
+    func perform<T: Sendable>(grows: Bool = false, _ body: @escaping @Sendable (WriteTransaction) throws -> T) async throws(TernError) -> T {
+        do {
+            return try await storage.write(grows: grows, body)
+        } catch {
+            throw Self.map(error, logger: logger)
+        }
+    }
+
+    func reading<T>(_ body: (ReadTransaction) throws -> T) throws(TernError) -> T {
+        do {
+            return try storage.read(body)
+        } catch {
+            throw Self.map(error, logger: logger)
+        }
+    }
+
+    static func map(_ error: any Error, logger: Logger) -> TernError {
+        if let error = error as? TernError { return error }
+        if let error = error as? StorageError {
+            switch error.code {
+            case .mapFull:
+                return TernError(.storageFull, "storage is full: sends are refused until messages are acknowledged, purged or deleted")
+            case .closed:
+                return TernError(.unavailable, "the broker is shutting down")
+            default:
+                logger.error("storage failure", metadata: ["tern.error": "\(error)"])
+                return TernError(.internalError, error.description)
+            }
+        }
+        logger.error("unexpected failure", metadata: ["tern.error": "\(error)"])
+        return TernError(.internalError, "\(error)")
+    }
+}

@@ -1,0 +1,91 @@
+/// A stable error code shared by the HTTP API, the binary protocol and the client library.
+///
+/// Codes are part of the public contract: their `name` appears in HTTP error bodies
+/// (`{"error": {"code": "QueueNotFound", "message": "…"}}`), their `number` in binary error
+/// frames. New codes may be added; existing ones never change meaning. The registry is
+/// modelled on NATS' API error table (a stable numeric code plus an HTTP-like status).
+public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
+    /// The stable, human-readable name, e.g. `"QueueNotFound"`.
+    public let name: String
+    /// The HTTP status this code is reported with.
+    public let httpStatus: Int
+    /// The stable numeric code used by the binary protocol.
+    public let number: UInt16
+
+    private init(_ name: String, _ httpStatus: Int, _ number: UInt16) {
+        self.name = name
+        self.httpStatus = httpStatus
+        self.number = number
+    }
+
+    public var description: String { name }
+
+    // 400: the request is malformed; nothing was changed.
+    /// The request body is not valid JSON, or not valid UTF-8/Unicode.
+    public static let invalidJSON = ErrorCode("InvalidJSON", 400, 1)
+    /// A queue or topic name breaks the naming rules (1–80 of `[A-Za-z0-9_-]`, `.fifo` suffix for FIFO queues).
+    public static let invalidName = ErrorCode("InvalidName", 400, 2)
+    /// A queue attribute is unknown, of the wrong type or out of range.
+    public static let invalidAttribute = ErrorCode("InvalidAttribute", 400, 3)
+    /// A request parameter (query or body field) is missing, of the wrong type or out of range.
+    public static let invalidParameter = ErrorCode("InvalidParameter", 400, 4)
+    /// A message body is empty or not a string.
+    public static let invalidMessage = ErrorCode("InvalidMessage", 400, 5)
+    /// A receipt handle that Tern never issued (malformed, or for another queue).
+    public static let invalidReceiptHandle = ErrorCode("InvalidReceiptHandle", 400, 6)
+    /// The operation is not supported by this version of Tern.
+    public static let unsupported = ErrorCode("Unsupported", 400, 7)
+
+    // 404
+    /// The named queue does not exist.
+    public static let queueNotFound = ErrorCode("QueueNotFound", 404, 20)
+    /// No route matches the request path.
+    public static let routeNotFound = ErrorCode("NotFound", 404, 21)
+    /// The method is not allowed on this path.
+    public static let methodNotAllowed = ErrorCode("MethodNotAllowed", 405, 22)
+
+    // 409
+    /// The request conflicts with the current state (for example, changing a queue's `fifo` attribute).
+    public static let conflict = ErrorCode("Conflict", 409, 30)
+    /// The queue is at its `max_messages`/`max_bytes` limit and its overflow policy is `reject`.
+    public static let queueFull = ErrorCode("QueueFull", 409, 31)
+
+    // 410
+    /// The receipt handle was superseded by a later receive, or its message is gone (acknowledged, purged, deleted).
+    public static let receiptHandleStale = ErrorCode("ReceiptHandleStale", 410, 40)
+
+    // 413
+    /// A message body exceeds the queue's `max_message_bytes`.
+    public static let messageTooLarge = ErrorCode("MessageTooLarge", 413, 50)
+    /// The request body exceeds the server's request size limit.
+    public static let requestTooLarge = ErrorCode("RequestTooLarge", 413, 51)
+
+    // 5xx
+    /// Internal failure; the message says what failed. Never used for bad input.
+    public static let internalError = ErrorCode("InternalError", 500, 60)
+    /// The broker is shutting down or not yet ready.
+    public static let unavailable = ErrorCode("Unavailable", 503, 61)
+    /// The storage map reached its configured maximum; sends are refused, acks and deletes still work.
+    public static let storageFull = ErrorCode("StorageFull", 507, 62)
+
+    /// Every registered code, for documentation and tests.
+    public static let all: [ErrorCode] = [
+        .invalidJSON, .invalidName, .invalidAttribute, .invalidParameter, .invalidMessage,
+        .invalidReceiptHandle, .unsupported, .queueNotFound, .routeNotFound, .methodNotAllowed,
+        .conflict, .queueFull, .receiptHandleStale, .messageTooLarge, .requestTooLarge,
+        .internalError, .unavailable, .storageFull,
+    ]
+}
+
+/// An error reported to clients: a stable ``ErrorCode`` and a human message.
+public struct TernError: Error, Sendable, CustomStringConvertible, Equatable {
+    public var code: ErrorCode
+    public var message: String
+
+    public init(_ code: ErrorCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code.name): \(message)" }
+}

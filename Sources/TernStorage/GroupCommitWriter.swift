@@ -1,0 +1,143 @@
+internal import CLMDB
+import Foundation
+import Logging
+
+/// The one thread that owns LMDB write transactions. Operations submitted while a
+/// transaction commits wait in `pending` and are applied together in the next transaction,
+/// so one sync carries many requests (group commit).
+final class GroupCommitWriter: @unchecked Sendable {
+    struct Job {
+        var grows: Bool
+        var run: (WriteTransaction) throws -> Void
+        var complete: (Result<Void, any Error>) -> Void
+    }
+
+    private let env: OpaquePointer
+    private let settings: Storage.Settings
+    private let logger: Logger
+    private let condition = NSCondition()
+    private var pending: [Job] = []
+    private var running = true
+    private var stopped = false
+    private let exited = DispatchSemaphore(value: 0)
+
+    init(env: OpaquePointer, settings: Storage.Settings, logger: Logger) {
+        self.env = env
+        self.settings = settings
+        self.logger = logger
+        let thread = Thread { [self] in loop() }
+        thread.name = "tern-writer"
+        thread.start()
+    }
+
+    func submit(_ job: Job) {
+        condition.lock()
+        guard running else {
+            condition.unlock()
+            job.complete(.failure(StorageError(.closed, "storage is closed")))
+            return
+        }
+        pending.append(job)
+        if pending.count == 1 { condition.signal() }
+        condition.unlock()
+    }
+
+    /// Returns true the first time (the caller then closes the environment).
+    func stop() -> Bool {
+        condition.lock()
+        if stopped {
+            condition.unlock()
+            return false
+        }
+        stopped = true
+        running = false
+        condition.signal()
+        condition.unlock()
+        exited.wait()
+        return true
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while pending.isEmpty && running { condition.wait() }
+            if pending.isEmpty && !running {
+                condition.unlock()
+                break
+            }
+            let take = min(pending.count, settings.maxBatchOperations)
+            let batch = Array(pending.prefix(take))
+            pending.removeFirst(take)
+            condition.unlock()
+            process(batch)
+        }
+        exited.signal()
+    }
+
+    /// Applies `batch` in one transaction. An operation that throws before writing is simply
+    /// failed; one that throws after writing (or hits `MDB_MAP_FULL`, which poisons the
+    /// transaction) makes the writer abort and retry the batch without it.
+    private func process(_ batch: [Job]) {
+        var failures = [Int: any Error]()
+        let full = batch.contains(where: \.grows) ? nearlyFull(env: env) : false
+        attempts: while true {
+            var txnPointer: OpaquePointer?
+            let rc = mdb_txn_begin(env, nil, 0, &txnPointer)
+            guard rc == MDB_SUCCESS, let txnPointer else {
+                let error = StorageError(.lmdb, "begin write transaction failed: \(String(cString: mdb_strerror(rc)))", lmdbCode: rc)
+                for job in batch { job.complete(.failure(error)) }
+                return
+            }
+            let txn = WriteTransaction(txn: txnPointer)
+            for (index, job) in batch.enumerated() where failures[index] == nil {
+                txn.didWrite = false
+                do {
+                    if job.grows && full {
+                        throw StorageError(.mapFull, "storage is full: sends are refused until space is freed")
+                    }
+                    try job.run(txn)
+                } catch {
+                    failures[index] = error
+                    let poisoned = (error as? StorageError)?.lmdbCode != nil
+                    if txn.didWrite || poisoned {
+                        mdb_txn_abort(txnPointer)
+                        continue attempts
+                    }
+                }
+            }
+            let commit = mdb_txn_commit(txnPointer)
+            if commit != MDB_SUCCESS {
+                let error: StorageError
+                do { try check(commit, "commit"); error = StorageError(.lmdb, "commit") } catch let e { error = e }
+                logger.error("group commit failed", metadata: ["tern.error": "\(error)"])
+                for job in batch { job.complete(.failure(error)) }
+                return
+            }
+            break
+        }
+        for (index, job) in batch.enumerated() {
+            if let failure = failures[index] {
+                job.complete(.failure(failure))
+            } else {
+                job.complete(.success(()))
+            }
+        }
+    }
+
+    /// Whether used space (allocated pages minus free-listed pages) has reached the map limit
+    /// minus the reserved headroom. Cheap unless the file is near its limit.
+    func nearlyFull(env: OpaquePointer) -> Bool {
+        var info = MDB_envinfo()
+        var stat = MDB_stat()
+        guard mdb_env_info(env, &info) == MDB_SUCCESS, mdb_env_stat(env, &stat) == MDB_SUCCESS else { return false }
+        let pageSize = Int(stat.ms_psize)
+        let limit = settings.maxMapBytes - settings.effectiveReservedBytes
+        let allocated = (info.me_last_pgno + 1) * pageSize
+        if allocated < limit { return false }
+        var txn: OpaquePointer?
+        guard mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn) == MDB_SUCCESS else { return true }
+        defer { mdb_txn_abort(txn) }
+        let free = (try? countFreePages(txn!)) ?? 0
+        return allocated - free * pageSize >= limit
+    }
+}

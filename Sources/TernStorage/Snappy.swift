@@ -1,0 +1,48 @@
+internal import CSnappy
+
+/// Snappy block compression (Google's `snappy-c` API).
+public enum Snappy {
+    /// Compresses `input` into one snappy block.
+    public static func compress(_ input: [UInt8]) -> [UInt8] {
+        var length = snappy_max_compressed_length(input.count)
+        var output = [UInt8](repeating: 0, count: length)
+        let status = input.withUnsafeBufferPointer { source in
+            output.withUnsafeMutableBufferPointer { target in
+                source.withMemoryRebound(to: CChar.self) { source in
+                    target.withMemoryRebound(to: CChar.self) { target in
+                        snappy_compress(source.baseAddress, source.count, target.baseAddress, &length)
+                    }
+                }
+            }
+        }
+        precondition(status == SNAPPY_OK, "snappy_compress failed with a buffer of snappy_max_compressed_length")
+        output.removeSubrange(length...)
+        return output
+    }
+
+    /// Decompresses one snappy block.
+    /// - Throws: ``StorageError/Code/corruptRecord`` when `input` is not a valid block.
+    public static func decompress(_ input: [UInt8]) throws(StorageError) -> [UInt8] {
+        var length = 0
+        let lengthStatus = input.withUnsafeBufferPointer { source in
+            source.withMemoryRebound(to: CChar.self) { snappy_uncompressed_length($0.baseAddress, $0.count, &length) }
+        }
+        guard lengthStatus == SNAPPY_OK, length <= 1 << 30 else {
+            throw StorageError(.corruptRecord, "invalid snappy block header")
+        }
+        var output = [UInt8](repeating: 0, count: length)
+        let status = input.withUnsafeBufferPointer { source in
+            output.withUnsafeMutableBufferPointer { target in
+                source.withMemoryRebound(to: CChar.self) { source in
+                    target.withMemoryRebound(to: CChar.self) { target in
+                        snappy_uncompress(source.baseAddress, source.count, target.baseAddress, &length)
+                    }
+                }
+            }
+        }
+        guard status == SNAPPY_OK, length == output.count else {
+            throw StorageError(.corruptRecord, "invalid snappy block")
+        }
+        return output
+    }
+}
