@@ -12,6 +12,9 @@ let package = Package(
     products: [
         .executable(name: "ternd", targets: ["ternd"]),
         .executable(name: "tern", targets: ["tern"]),
+        .executable(name: "tern-bench", targets: ["tern-bench"]),
+        .executable(name: "tern-lmdb", targets: ["tern-lmdb"]),
+        .library(name: "TernClient", targets: ["TernClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -21,6 +24,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
@@ -43,10 +50,31 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "TernWire",
+            dependencies: ["TernCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "TernClient",
+            dependencies: [
+                "TernCore", "TernWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "TernServer",
             dependencies: [
-                "TernCore", "TernStorage", "TernBroker",
+                "TernCore", "TernStorage", "TernBroker", "TernWire",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -57,15 +85,38 @@ let package = Package(
             dependencies: [
                 "TernCore", "TernStorage", "TernBroker", "TernServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
         .executableTarget(
+            name: "tern-bench",
+            dependencies: [
+                "TernCore", "TernWire", "TernClient", "TernStorage",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "tern-lmdb",
+            dependencies: [
+                "TernCore", "TernStorage", "TernBroker",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
             name: "tern",
             dependencies: [
-                "TernCore",
+                "TernCore", "TernWire", "TernClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -91,10 +142,16 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .testTarget(name: "TernWireTests", dependencies: ["TernWire", "TernCore", "TernTestKit"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "TernClientTests",
+            dependencies: ["TernClient", "TernWire", "TernServer", "TernBroker", "TernStorage", "TernTestKit"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "TernIntegrationTests",
             dependencies: [
-                "TernTestKit", "ternd", "tern",
+                "TernTestKit", "ternd", "tern", "tern-lmdb", "tern-bench", "TernClient",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strictSettings

@@ -1,0 +1,1 @@
+// The Swift client library (see docs/client.md).

@@ -1,0 +1,1 @@
+// The binary wire protocol (see docs/protocol.md).
