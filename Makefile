@@ -13,7 +13,7 @@ endif
 # apt-get needs root; use sudo only when not already root.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build release run test bench clean
+.PHONY: all deps test-tools build release run test bench clean
 
 all: build
 
@@ -23,6 +23,15 @@ deps:
 		echo "installing liblmdb-dev libsnappy-dev pkg-config"; \
 		$(SUDO) apt-get update && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y liblmdb-dev libsnappy-dev pkg-config; \
+	fi
+
+# Optional test tools: headless Chromium for the console test, openssl for the TLS test
+# (their tests skip with a message when these are missing).
+test-tools:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then \
+		echo "installing chromium openssl (console and TLS tests)"; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium openssl \
+		|| echo "chromium/openssl unavailable: the console and TLS tests will be skipped"; \
 	fi
 
 build: deps
@@ -36,7 +45,7 @@ run: release
 	.build/release/ternd --data-dir $(DATA_DIR) --http $(HTTP)
 
 # TERN_BIN_DIR tells the integration tests where the built ternd and tern are.
-test: deps
+test: deps test-tools
 	$(SWIFT) build --build-tests
 	TERN_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test
 

@@ -19,7 +19,7 @@ public import TernStorage
 /// Every public method reports failures as ``TernError`` with a stable ``ErrorCode``.
 public final class Broker: Sendable {
     /// The named databases the broker needs; pass them to ``Storage/init(directory:databases:settings:logger:)``.
-    public static let databaseNames = QueueSchema.databaseNames
+    public static let databaseNames = QueueSchema.databaseNames + TopicSchema.databaseNames
 
     /// Limits of the request parameters (SQS's).
     public static let batchSizeRange = 1...1000
@@ -30,6 +30,10 @@ public final class Broker: Sendable {
     let store: QueueStore
     let logger: Logger
     let signals = Signals()
+    /// Sticky partitions and consumer-group membership (see `Broker+Topics.swift`).
+    let topicState = TopicState()
+    /// Observers of ``BrokerEvent``s (metrics); see `Broker+Metrics.swift`.
+    let observers = BrokerObservers()
     /// When the maintenance loop will next wake up on its own; commands that create an
     /// earlier deadline wake it sooner.
     let scheduledWake = Mutex(Timestamp(milliseconds: 0))
@@ -109,7 +113,10 @@ public final class Broker: Sendable {
                 try store.sweep(queue: record.id, below: record.nextSequence, limit: Self.chunkSize, in: txn)
             }
             total += removed
-            if finished { return total }
+            if finished {
+                observers.emit(.purged(queue: name, count: total))
+                return total
+            }
         }
     }
 
@@ -130,6 +137,7 @@ public final class Broker: Sendable {
             resume = next
         }
         if moved > 0 { signals.signal(try reading { txn in try store.allRecords(in: txn).map(\.id) }) }
+        observers.emit(.redriven(queue: name, count: moved))
         return moved
     }
 
@@ -147,6 +155,7 @@ public final class Broker: Sendable {
         let (queue, sent) = try await perform(grows: true) { txn in
             (try store.record(named: name, in: txn).id, try store.send(name, prepared, at: now, in: txn))
         }
+        observers.emit(.sent(queue: name, count: sent.count, bytes: messages.reduce(0) { $0 + $1.body.count }))
         if sent.contains(where: { $0.visibleAt <= now }) { signals.signal([queue]) }
         if let due = sent.lazy.map(\.visibleAt).filter({ $0 > now }).min() { wakeMaintenance(ifEarlierThan: due) }
         return sent
@@ -180,11 +189,15 @@ public final class Broker: Sendable {
             var generator = SystemRandomNumberGenerator()
             let nonces = (0..<(autoAcknowledge ? 0 : maxMessages)).map { _ in ReceiptNonce.random(using: &generator) }
                 + (autoAcknowledge ? Array(repeating: ReceiptNonce.none, count: maxMessages) : [])
-            let messages = try await perform { txn in
+            let messages = try await performCounting { txn in
                 try store.receive(name, maxMessages: maxMessages, visibilityTimeout: visibilityTimeout, nonces: nonces,
                                   autoAcknowledge: autoAcknowledge, at: now, in: txn)
             }
             if !messages.isEmpty {
+                observers.emit(.received(queue: name, count: messages.count, autoAcknowledged: autoAcknowledge))
+                if autoAcknowledge {
+                    observers.emit(messages.map { .acknowledged(queue: name, secondsInQueue: max(0, $0.sentAt.seconds(until: now))) })
+                }
                 if !autoAcknowledge { wakeMaintenance(ifEarlierThan: now.adding(seconds: timeout)) }
                 return messages
             }
@@ -199,7 +212,13 @@ public final class Broker: Sendable {
     public func acknowledge(_ name: QueueName, receiptHandle: String) async throws(TernError) {
         let handle = try ReceiptHandle(parsing: receiptHandle)
         let store = self.store
-        try await perform { txn in try store.acknowledge(name, handle: handle, in: txn) }
+        let now = clock.now
+        let sentAt = try await perform { txn -> Timestamp? in
+            let stored = try txn.get(store.messages, QueueSchema.messageKey(queue: handle.queue, sequence: handle.sequence))
+            try store.acknowledge(name, handle: handle, in: txn)
+            return try stored.map { try MessageHeader(decoding: $0).sentAt }
+        }
+        if let sentAt { observers.emit(.acknowledged(queue: name, secondsInQueue: max(0, sentAt.seconds(until: now)))) }
     }
 
     /// Sets the visibility deadline of the delivery `receiptHandle` to now + `timeout` seconds
@@ -210,7 +229,7 @@ public final class Broker: Sendable {
         let handle = try ReceiptHandle(parsing: receiptHandle)
         let now = clock.now
         let store = self.store
-        try await perform { txn in try store.changeVisibility(name, handle: handle, timeout: timeout, at: now, in: txn) }
+        try await performCounting { txn in try store.changeVisibility(name, handle: handle, timeout: timeout, at: now, in: txn) }
         if timeout == 0 {
             signals.signal([handle.queue])
         } else {
@@ -241,7 +260,7 @@ public final class Broker: Sendable {
         let now = clock.now
         let store = self.store
         let limit = Self.chunkSize
-        let (report, expired, swept, sweepMore) = try await perform { txn in
+        let (report, expired, swept, sweepMore) = try await performCounting { txn in
             let report = try store.processDue(at: now, limit: limit, in: txn)
             let expired = try store.expireRetention(at: now, limit: limit, in: txn)
             var swept = 0
@@ -255,8 +274,9 @@ public final class Broker: Sendable {
             return (report, expired, swept, sweepMore)
         }
         if !report.queuesWithNewMessages.isEmpty { signals.signal(report.queuesWithNewMessages) }
+        let retention = try await runRetention(at: now)  // topics and FIFO dedup ids: Retention.swift
         return DueWork(processed: report.processed, deadLettered: report.deadLettered, expired: expired, swept: swept,
-                       more: report.more || expired == limit || sweepMore)
+                       more: report.more || expired == limit || sweepMore || retention.more)
     }
 
     /// Runs due work whenever something becomes due (and at least every second, for

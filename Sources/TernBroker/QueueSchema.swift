@@ -15,7 +15,9 @@ public import TernStorage
 /// | `inflight` | deadline ms u64, queue id u32, sequence u64 | empty |
 /// | `delayed` | due time ms u64, queue id u32, sequence u64 | empty |
 public enum QueueSchema {
-    public static let databaseNames = ["meta", "queue_names", "queues", "messages", "bodies", "ready", "inflight", "delayed"]
+    public static let databaseNames = ["meta", "queue_names", "queues", "messages", "bodies", "ready", "inflight", "delayed",
+                                       "producers", "producer_sequences", "transactional_ids"]
+        + FifoSchema.databaseNames
     /// Queues have a single partition; the key keeps the field so that queues and topic
     /// partitions share one key layout.
     public static let partition: UInt32 = 0
@@ -160,7 +162,8 @@ public struct MessageHeader: Sendable, Hashable {
 ///
 /// Payload: id u32, flags u8 (bit 0 = deleted, data being swept), created at ms u64, next
 /// sequence u64, ready u64, in flight u64, delayed u64, bytes u64, name (u32 length + UTF-8),
-/// then the attributes (see ``encodeAttributes``).
+/// then the attributes (see ``encodeAttributes``), then a flags byte (bit 0 = content-based
+/// deduplication, bit 1 = overflow `drop_oldest`; absent in records written before FIFO queues).
 public struct QueueRecord: Sendable, Hashable {
     public var id: UInt32
     public var name: QueueName
@@ -201,6 +204,8 @@ public struct QueueRecord: Sendable, Hashable {
         writer.write(UInt8(a.fifo ? 1 : 0))
         writer.write(UInt64(a.maxMessages ?? 0))
         writer.write(UInt64(a.maxBytes ?? 0))
+        // Added with FIFO queues and overflow policies; records written before lack the byte.
+        writer.write(UInt8((a.contentBasedDeduplication ? 1 : 0) | (a.overflow == .dropOldest ? 2 : 0)))
         return RecordCodec.encode(writer.bytes, compression: .never)
     }
 
@@ -240,6 +245,11 @@ public struct QueueRecord: Sendable, Hashable {
         a.maxMessages = maxMessages == 0 ? nil : Int(maxMessages)
         let maxBytes = try reader.readUInt64()
         a.maxBytes = maxBytes == 0 ? nil : Int(maxBytes)
+        if reader.remaining > 0 {
+            let flags = try reader.readUInt8()
+            a.contentBasedDeduplication = flags & 1 != 0
+            a.overflow = flags & 2 != 0 ? .dropOldest : .reject
+        }
         attributes = a
     }
 }

@@ -10,6 +10,10 @@ public import TernStorage
 /// counters in the caller's write transaction; a method that throws does so before writing.
 public struct QueueStore: Sendable {
     let meta, names, queues, messages, bodies, ready, inflight, delayed: Database
+    /// FIFO queues' groups, locks and deduplication ids (see `FifoQueues.swift`).
+    let fifoMessages, fifoInflight, fifoDedup, fifoDedupExpiry: Database
+    /// Dead-letter moves and expiries of the running command, for metrics (writer thread only).
+    let tally = QueueTally()
 
     public init(storage: Storage) {
         meta = storage.database("meta")
@@ -20,6 +24,10 @@ public struct QueueStore: Sendable {
         ready = storage.database("ready")
         inflight = storage.database("inflight")
         delayed = storage.database("delayed")
+        fifoMessages = storage.database("fifo_messages")
+        fifoInflight = storage.database("fifo_inflight")
+        fifoDedup = storage.database("fifo_dedup")
+        fifoDedupExpiry = storage.database("fifo_dedup_expiry")
     }
 
     // MARK: Queue records
@@ -74,7 +82,7 @@ public struct QueueStore: Sendable {
     /// - Returns: whether the queue was created, and its record.
     /// - Throws: ``ErrorCode/invalidAttribute`` for out-of-range values or a missing/invalid
     ///   dead-letter queue; ``ErrorCode/conflict`` when `fifo` would change;
-    ///   ``ErrorCode/unsupported`` for FIFO queues (not yet implemented).
+    ///   nothing else (FIFO queues are supported since issue 3).
     public func createOrUpdate(_ name: QueueName, patch: QueueAttributes.Patch, at now: Timestamp,
                                in txn: WriteTransaction) throws -> (created: Bool, record: QueueRecord) {
         let nameKey = Array(name.rawValue.utf8)
@@ -93,7 +101,6 @@ public struct QueueStore: Sendable {
         var attributes = patch.applied(to: QueueAttributes())
         if patch.fifo == nil && name.isFIFO { attributes.fifo = true }
         try attributes.validate(for: name)
-        if attributes.fifo { throw TernError(.unsupported, "FIFO queues are not supported yet") }
         try validateDeadLetterQueue(attributes, of: name, in: txn)
         let id = try nextQueueID(in: txn)
         let record = QueueRecord(id: id, name: name, createdAt: now, attributes: attributes)
@@ -189,7 +196,8 @@ public struct QueueStore: Sendable {
     public func send(_ name: QueueName, _ batch: [PreparedMessage], at now: Timestamp, in txn: WriteTransaction) throws -> [SentMessage] {
         var record = try record(named: name, in: txn)
         let attributes = record.attributes
-        var addedBytes: UInt64 = 0
+        var facts = [FifoSchema.MessageFacts?]()
+        facts.reserveCapacity(batch.count)
         for (index, prepared) in batch.enumerated() {
             let message = prepared.message
             if message.body.isEmpty { throw TernError(.invalidMessage, "message \(index): body must not be empty") }
@@ -202,17 +210,40 @@ public struct QueueStore: Sendable {
             if let delay = message.delay, !(0...attributes.retention).contains(delay) {
                 throw TernError(.invalidParameter, "message \(index): delay must be 0–\(attributes.retention) seconds (the queue's retention)")
             }
-            addedBytes += UInt64(message.body.count)
+            facts.append(try fifoFacts(message, index: index, attributes: attributes))
         }
-        if let maxMessages = attributes.maxMessages, record.counts.total + UInt64(batch.count) > UInt64(maxMessages) {
-            throw TernError(.queueFull, "queue \(name) holds \(record.counts.total) messages, max_messages is \(maxMessages)")
+        // FIFO deduplication: a duplicate (of a stored id or of an earlier message of this
+        // batch) stores nothing and answers with the original.
+        var duplicates = [Int: SentMessage]()
+        var firstInBatch = [[UInt8]: Int]()
+        for (index, fact) in facts.enumerated() {
+            guard let fact else { continue }
+            if let entry = try duplicate(queue: record.id, id: fact.deduplicationID, at: now, in: txn) {
+                duplicates[index] = SentMessage(id: entry.id, sequence: entry.sequence, visibleAt: entry.acceptedAt, duplicate: true)
+            } else if firstInBatch[fact.deduplicationID] == nil {
+                firstInBatch[fact.deduplicationID] = index
+            }
         }
-        if let maxBytes = attributes.maxBytes, record.counts.bytes + addedBytes > UInt64(maxBytes) {
-            throw TernError(.queueFull, "queue \(name) holds \(record.counts.bytes) bytes, max_bytes is \(maxBytes)")
+        var addedBytes: UInt64 = 0
+        var addedCount: UInt64 = 0
+        for (index, prepared) in batch.enumerated() where duplicates[index] == nil {
+            if let fact = facts[index], firstInBatch[fact.deduplicationID] != index { continue }
+            addedBytes += UInt64(prepared.message.body.count)
+            addedCount += 1
         }
+        try makeRoom(in: &record, count: addedCount, bytes: addedBytes, in: txn)
         var results = [SentMessage]()
         results.reserveCapacity(batch.count)
-        for prepared in batch {
+        var storedInBatch = [[UInt8]: SentMessage]()
+        for (position, prepared) in batch.enumerated() {
+            if let original = duplicates[position] {
+                results.append(original)
+                continue
+            }
+            if let fact = facts[position], let original = storedInBatch[fact.deduplicationID] {
+                results.append(SentMessage(id: original.id, sequence: original.sequence, visibleAt: original.visibleAt, duplicate: true))
+                continue
+            }
             let message = prepared.message
             let sequence = record.nextSequence
             record.nextSequence += 1
@@ -228,9 +259,14 @@ public struct QueueStore: Sendable {
             try txn.put(bodies, key, RecordCodec.encode(message.body))
             try index(header, queue: record.id, sequence: sequence, in: txn)
             record.counts.add(header.state, bytes: header.bodyBytes)
-            results.append(SentMessage(id: prepared.id, sequence: sequence, visibleAt: due))
+            let sent = SentMessage(id: prepared.id, sequence: sequence, visibleAt: due)
+            if let fact = facts[position] {
+                try storeFifo(fact, queue: record.id, sequence: sequence, id: prepared.id, at: now, in: txn)
+                storedInBatch[fact.deduplicationID] = sent
+            }
+            results.append(sent)
         }
-        try put(record, in: txn)
+        if results.contains(where: { !$0.duplicate }) { try put(record, in: txn) }
         return results
     }
 
@@ -262,7 +298,12 @@ public struct QueueStore: Sendable {
         let prefix = QueueSchema.queuePrefix(id)
         var delivered = [ReceivedMessage]()
         var resumeAt = prefix
-        while delivered.count < maxMessages {
+        // FIFO: skip groups with a message in flight (unless it was delivered by this very
+        // receive: SQS hands out several messages of one group together, in order).
+        let fifo = queueRecord.attributes.fifo
+        var scanned = 0
+        var groupsDelivered = Set<[UInt8]>()
+        while delivered.count < maxMessages && scanned < FifoSchema.maxScannedPerReceive {
             let wanted = maxMessages - delivered.count
             let candidates: [[UInt8]] = try txn.withCursor(ready) { cursor in
                 var keys = [[UInt8]]()
@@ -278,6 +319,14 @@ public struct QueueStore: Sendable {
             for readyKey in candidates {
                 let sequence = try QueueSchema.decodeReadyKey(readyKey).sequence
                 let key = QueueSchema.messageKey(queue: id, sequence: sequence)
+                var facts: FifoSchema.MessageFacts?
+                if fifo {
+                    scanned += 1
+                    facts = try fifoFacts(queue: id, sequence: sequence, in: txn)
+                    if let group = facts?.group, !groupsDelivered.contains(group), try isLocked(queue: id, group: group, in: txn) {
+                        continue
+                    }
+                }
                 guard let stored = try txn.get(messages, key) else {
                     throw StorageError(.corruptRecord, "ready index entry for missing message \(id)/\(sequence)")
                 }
@@ -286,6 +335,7 @@ public struct QueueStore: Sendable {
                 let attributes = record.attributes
                 if header.sentAt.adding(seconds: attributes.retention) <= now {
                     try removeMessage(sequence: sequence, header: header, from: &record, in: txn)
+                    tally.expired[id, default: 0] += 1
                     cache.update(record)
                     continue
                 }
@@ -302,9 +352,11 @@ public struct QueueStore: Sendable {
                 try txn.delete(ready, readyKey)
                 record.counts.remove(.ready, bytes: header.bodyBytes)
                 let handleNonce: ReceiptNonce
+                if let group = facts?.group { groupsDelivered.insert(group) }
                 if autoAcknowledge {
                     try txn.delete(messages, key)
                     try txn.delete(bodies, key)
+                    if fifo { try removeFifo(queue: id, sequence: sequence, wasInFlight: false, in: txn) }
                     handleNonce = .none
                 } else {
                     header.state = .inFlight
@@ -313,6 +365,7 @@ public struct QueueStore: Sendable {
                     handleNonce = header.nonce
                     try txn.put(messages, key, header.encoded())
                     try index(header, queue: id, sequence: sequence, in: txn)
+                    if let group = facts?.group { try lockGroup(queue: id, group: group, sequence: sequence, in: txn) }
                     record.counts.add(.inFlight, bytes: header.bodyBytes)
                 }
                 cache.update(record)
@@ -361,6 +414,7 @@ public struct QueueStore: Sendable {
         let key = QueueSchema.messageKey(queue: record.id, sequence: handle.sequence)
         try txn.delete(inflight, QueueSchema.timeKey(header.stateDeadline, queue: record.id, sequence: handle.sequence))
         if timeout == 0 {
+            if record.attributes.fifo { try unlockGroup(queue: record.id, sequence: handle.sequence, in: txn) }
             var cache = RecordCache(store: self, txn: txn)
             cache.insert(record)
             if let maxReceiveCount = record.attributes.maxReceiveCount, header.receiveCount >= maxReceiveCount {
@@ -445,6 +499,7 @@ public struct QueueStore: Sendable {
                 }
                 report.processed += 1
                 try txn.delete(database, QueueSchema.timeKey(time, queue: queue, sequence: sequence))
+                if state == .inFlight, record.attributes.fifo { try unlockGroup(queue: queue, sequence: sequence, in: txn) }
                 record.counts.remove(state, bytes: header.bodyBytes)
                 record.counts.add(.ready, bytes: header.bodyBytes)
                 header.state = .ready
@@ -501,6 +556,7 @@ public struct QueueStore: Sendable {
             for (sequence, header) in victims {
                 try removeMessage(sequence: sequence, header: header, from: &record, in: txn)
             }
+            tally.expired[record.id, default: 0] += victims.count
             removed += victims.count
             try put(record, in: txn)
         }
@@ -553,6 +609,7 @@ public struct QueueStore: Sendable {
         var dlq = try cache.get(dlqRecord.id) ?? dlqRecord
         try transfer(sequence: sequence, header: header, from: &record, to: &dlq, deadLetterSource: record.id, in: txn)
         cache.update(dlq)
+        tally.deadLettered[record.id, default: 0] += 1
         return true
     }
 
@@ -566,6 +623,7 @@ public struct QueueStore: Sendable {
         }
         var oldHeader = header
         oldHeader.state = .ready
+        let facts = try fifoFacts(queue: source.id, sequence: sequence, in: txn)
         try removeMessage(sequence: sequence, header: oldHeader, from: &source, in: txn)
         let newSequence = target.nextSequence
         target.nextSequence += 1
@@ -578,6 +636,7 @@ public struct QueueStore: Sendable {
         let newKey = QueueSchema.messageKey(queue: target.id, sequence: newSequence)
         try txn.put(messages, newKey, moved.encoded())
         try txn.put(bodies, newKey, body)
+        if let facts, target.attributes.fifo { try txn.put(fifoMessages, newKey, facts.encoded()) }
         try index(moved, queue: target.id, sequence: newSequence, in: txn)
         target.counts.add(.ready, bytes: moved.bodyBytes)
     }
@@ -600,6 +659,9 @@ public struct QueueStore: Sendable {
     /// (the caller writes `record`).
     func removeMessage(sequence: UInt64, header: MessageHeader, from record: inout QueueRecord, in txn: WriteTransaction) throws {
         let key = QueueSchema.messageKey(queue: record.id, sequence: sequence)
+        if record.attributes.fifo {
+            try removeFifo(queue: record.id, sequence: sequence, wasInFlight: header.state == .inFlight, in: txn)
+        }
         switch header.state {
         case .ready:
             try txn.delete(ready, QueueSchema.readyKey(queue: record.id, priority: header.priority, sequence: sequence))

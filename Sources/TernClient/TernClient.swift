@@ -1,1 +1,217 @@
-// The Swift client library (see docs/client.md).
+public import Logging
+public import NIOCore
+import NIOPosix
+public import TernCore
+public import TernWire
+
+/// A client of Tern's binary protocol: queue administration, sends, receives and
+/// acknowledgements, and the entry point of ``Producer``, ``TransactionalProducer`` and
+/// ``QueueConsumer``.
+///
+/// ```swift
+/// let client = TernClient(host: "127.0.0.1", port: 7081)
+/// try await client.createQueue("jobs")
+/// let sent = try await client.send([OutgoingMessage(body: Array("hello".utf8))], to: "jobs")
+/// for message in try await client.receive(from: "jobs", maxMessages: 10, waitTime: 5) {
+///     try await client.acknowledge(message.receiptHandle, on: "jobs")
+/// }
+/// await client.close()
+/// ```
+///
+/// The client holds one connection, opened on first use and re-opened after it is lost (the
+/// call that saw the loss fails with ``TernError`` `Unavailable`; the next call reconnects).
+/// Calls may be made concurrently from many tasks: they are pipelined on the connection.
+/// Failures are ``TernError``s with the broker's stable ``ErrorCode``.
+public final class TernClient: Sendable {
+    /// Settings of the client.
+    public struct Settings: Sendable {
+        /// The frame limit of this side; responses above it close the connection. Default 64 MiB.
+        public var wire = WireSettings()
+        /// Sent in `ApiVersions`, for the broker's logs.
+        public var clientName = "tern-client/0.1"
+        /// The first pause before retrying after a lost connection; doubled up to
+        /// ``maxReconnectBackoff``. Default 50 ms.
+        public var reconnectBackoff: Duration = .milliseconds(50)
+        /// Default 2 s.
+        public var maxReconnectBackoff: Duration = .seconds(2)
+        public init() {}
+    }
+
+    public let host: String
+    public let port: Int
+    public let settings: Settings
+    let logger: Logger
+    private let group: any EventLoopGroup
+    private let connector: Connector
+
+    /// A client of the broker at `host:port` (no connection is made until the first call).
+    /// - Parameter eventLoopGroup: nil = NIO's shared singleton group.
+    public init(host: String = "127.0.0.1", port: Int = 7081, settings: Settings = Settings(),
+                eventLoopGroup: (any EventLoopGroup)? = nil,
+                logger: Logger = Logger(label: "tern.client")) {
+        self.host = host
+        self.port = port
+        self.settings = settings
+        self.group = eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
+        self.logger = logger
+        self.connector = Connector()
+    }
+
+    /// Parses `tern://host:port` (or `host:port`).
+    /// - Returns: nil when `url` has another scheme or no valid port.
+    public static func address(from url: String) -> (host: String, port: Int)? {
+        var rest = Substring(url)
+        if rest.hasPrefix("tern://") {
+            rest = rest.dropFirst("tern://".count)
+        } else if rest.contains("/") {
+            return nil
+        }
+        while rest.hasSuffix("/") { rest = rest.dropLast() }
+        guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (1...65535).contains(port) else {
+            return nil
+        }
+        let host = String(rest[..<colon])
+        return host.isEmpty ? nil : (host, port)
+    }
+
+    /// Closes the connection. Calls made afterwards open a new one.
+    public func close() async {
+        await connector.close()
+    }
+
+    // MARK: Raw requests
+
+    /// Sends one request and returns its response (an error response is thrown).
+    /// - Throws: ``TernError``: the broker's error, or `Unavailable` when the connection failed
+    ///   (the request may or may not have been applied).
+    public func call(_ request: WireRequest) async throws(TernError) -> WireResponse {
+        let connection = try await connector.connection { () async throws(TernError) -> ClientConnection in
+            try await ClientConnection.connect(host: self.host, port: self.port, group: self.group, settings: self.settings.wire,
+                                               clientName: self.settings.clientName)
+        }
+        let response = try await connection.call(request)
+        if case .error(let error) = response { throw error }
+        return response
+    }
+
+    // MARK: Queues
+
+    /// Creates `name` or changes the attributes `patch` names.
+    /// - Returns: whether the queue was created, and its description.
+    @discardableResult
+    public func createQueue(_ name: String, patch: QueueAttributes.Patch = .init()) async throws(TernError) -> (created: Bool, queue: QueueInfo) {
+        guard case .queue(let created, let info) = try await call(.createQueue(name: name, patch: patch)) else { throw unexpected() }
+        return (created, info)
+    }
+
+    public func describeQueue(_ name: String) async throws(TernError) -> QueueInfo {
+        guard case .queue(_, let info) = try await call(.describeQueue(name: name)) else { throw unexpected() }
+        return info
+    }
+
+    public func listQueues() async throws(TernError) -> [QueueInfo] {
+        guard case .queues(let infos) = try await call(.listQueues) else { throw unexpected() }
+        return infos
+    }
+
+    public func deleteQueue(_ name: String) async throws(TernError) {
+        _ = try await call(.deleteQueue(name: name))
+    }
+
+    /// - Returns: how many messages were removed.
+    @discardableResult
+    public func purgeQueue(_ name: String) async throws(TernError) -> UInt64 {
+        guard case .count(let count) = try await call(.purgeQueue(name: name)) else { throw unexpected() }
+        return count
+    }
+
+    /// - Returns: how many messages moved back to their source queues.
+    @discardableResult
+    public func redrive(_ name: String) async throws(TernError) -> UInt64 {
+        guard case .count(let count) = try await call(.redrive(name: name)) else { throw unexpected() }
+        return count
+    }
+
+    // MARK: Messages
+
+    /// Stores `messages` in `queue`, all or nothing; returns once the commit is durable.
+    ///
+    /// Not idempotent: a retry after `Unavailable` may store the batch twice. Use ``Producer``
+    /// for retries without duplicates.
+    public func send(_ messages: [OutgoingMessage], to queue: String) async throws(TernError) -> [SentMessage] {
+        guard case .sent(let sent, _) = try await call(.send(queue: queue, producer: nil, messages: messages)) else { throw unexpected() }
+        return sent
+    }
+
+    /// Receives up to `maxMessages` (1–1,000), waiting up to `waitTime` seconds (0–20) for the first.
+    /// - Parameter visibilityTimeout: seconds; nil = the queue's.
+    public func receive(from queue: String, maxMessages: Int = 1, visibilityTimeout: Int? = nil, waitTime: Int = 0,
+                        autoAcknowledge: Bool = false) async throws(TernError) -> [ReceivedMessage] {
+        guard (0...Int(UInt16.max)).contains(maxMessages), (0...255).contains(waitTime) else {
+            throw TernError(.invalidParameter, "batch size must be 1–1000 and wait time 0–20 seconds")
+        }
+        let request = WireRequest.receive(queue: queue, maxMessages: UInt16(maxMessages),
+                                          visibilityTimeout: visibilityTimeout.map { UInt32(clamping: $0) },
+                                          waitTime: UInt8(waitTime), autoAcknowledge: autoAcknowledge)
+        guard case .received(let messages) = try await call(request) else { throw unexpected() }
+        return messages
+    }
+
+    /// Acknowledges one delivery.
+    /// - Throws: ``TernError`` `ReceiptHandleStale` when a later receive superseded the handle or the message is gone.
+    public func acknowledge(_ receiptHandle: String, on queue: String) async throws(TernError) {
+        let results = try await acknowledge([receiptHandle], on: queue)
+        if let error = results.first ?? nil { throw error }
+    }
+
+    /// Acknowledges many deliveries in one request; each succeeds or fails on its own.
+    /// - Returns: per handle, nil on success or its error.
+    public func acknowledge(_ receiptHandles: [String], on queue: String) async throws(TernError) -> [TernError?] {
+        guard case .acknowledged(let results) = try await call(.acknowledge(queue: queue, receiptHandles: receiptHandles)) else {
+            throw unexpected()
+        }
+        return results
+    }
+
+    /// Makes the delivery visible again `seconds` from now (0 releases it at once).
+    public func changeVisibility(_ receiptHandle: String, on queue: String, to seconds: Int) async throws(TernError) {
+        _ = try await call(.changeVisibility(queue: queue, receiptHandle: receiptHandle, visibilityTimeout: UInt32(clamping: max(0, seconds))))
+    }
+
+    func unexpected() -> TernError { TernError(.invalidFrame, "the broker answered with an unexpected response type") }
+
+    /// Sleeps the backoff for `attempt` (0-based): ``Settings/reconnectBackoff`` doubled per attempt, capped.
+    func backoff(attempt: Int) async throws {
+        var pause = settings.reconnectBackoff
+        for _ in 0..<min(attempt, 10) { pause = pause * 2 }
+        try await Task.sleep(for: min(pause, settings.maxReconnectBackoff))
+    }
+}
+
+/// Opens the client's connection once, even when many calls need it at the same moment.
+actor Connector {
+    private var current: ClientConnection?
+    private var connecting: Task<ClientConnection, any Error>?
+
+    func connection(_ open: @escaping @Sendable () async throws(TernError) -> ClientConnection) async throws(TernError) -> ClientConnection {
+        if let current, current.isOpen { return current }
+        if connecting == nil {
+            connecting = Task { try await open() }
+        }
+        let task = connecting!
+        do {
+            let connection = try await task.value
+            if connecting == task { connecting = nil }
+            current = connection
+            return connection
+        } catch {
+            if connecting == task { connecting = nil }
+            throw (error as? TernError) ?? TernError(.unavailable, "\(error)")
+        }
+    }
+
+    func close() {
+        current?.close()
+        current = nil
+    }
+}

@@ -31,7 +31,8 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let invalidParameter = ErrorCode("InvalidParameter", 400, 4)
     /// A message body is empty or not a string.
     public static let invalidMessage = ErrorCode("InvalidMessage", 400, 5)
-    /// A receipt handle that Tern never issued (malformed, or for another queue).
+    /// A malformed receipt handle (not one Tern could have issued). A well-formed handle of
+    /// another queue, or of an earlier queue of the same name, is ``receiptHandleStale``.
     public static let invalidReceiptHandle = ErrorCode("InvalidReceiptHandle", 400, 6)
     /// The operation is not supported by this version of Tern.
     public static let unsupported = ErrorCode("Unsupported", 400, 7)
@@ -68,12 +69,48 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     /// The storage map reached its configured maximum; sends are refused, acks and deletes still work.
     public static let storageFull = ErrorCode("StorageFull", 507, 62)
 
+    // Binary protocol, idempotent producers and transactions (numbers 100–119).
+    /// A binary frame is truncated, garbled, or breaks the protocol (the connection is closed).
+    public static let invalidFrame = ErrorCode("InvalidFrame", 400, 100)
+    /// A binary frame names an API key or version this broker does not serve (the connection is closed).
+    public static let unsupportedVersion = ErrorCode("UnsupportedVersion", 400, 101)
+    /// A binary frame exceeds the broker's maximum frame size (the connection is closed).
+    public static let frameTooLarge = ErrorCode("FrameTooLarge", 413, 102)
+    /// An idempotent send skipped sequence numbers: the broker expected a lower first sequence.
+    public static let outOfOrderSequence = ErrorCode("OutOfOrderSequence", 409, 103)
+    /// A newer producer with the same transactional id (a higher epoch) exists: this one may no longer write.
+    public static let producerFenced = ErrorCode("ProducerFenced", 409, 104)
+    /// The producer id is unknown: never issued, or expired after its idle time.
+    public static let unknownProducer = ErrorCode("UnknownProducer", 404, 105)
+    /// A transaction's sequence number is neither the next one nor the last committed one.
+    public static let invalidTransaction = ErrorCode("InvalidTransaction", 409, 106)
+
+    // Topics and consumer groups (numbers 120–139).
+    /// The named topic does not exist.
+    public static let topicNotFound = ErrorCode("TopicNotFound", 404, 120)
+    /// The consumer-group member is unknown: it never joined, left, or missed its session timeout.
+    public static let memberNotFound = ErrorCode("MemberNotFound", 404, 121)
+    /// A fetch offset below the partition's log start or above its high watermark; the message names the valid range.
+    public static let offsetOutOfRange = ErrorCode("OffsetOutOfRange", 416, 122)
+    /// An offset commit names a generation other than the group's current one (a rebalance happened).
+    public static let staleGeneration = ErrorCode("StaleGeneration", 409, 123)
+
+    // Security (numbers 140–149).
+    /// The request carries no bearer token, or one the broker does not know (authentication is on).
+    public static let unauthorized = ErrorCode("Unauthorized", 401, 140)
+    /// The bearer token is valid but lacks the permission the request needs (admin, or produce/consume on the name).
+    public static let forbidden = ErrorCode("Forbidden", 403, 141)
+
     /// Every registered code, for documentation and tests.
     public static let all: [ErrorCode] = [
         .invalidJSON, .invalidName, .invalidAttribute, .invalidParameter, .invalidMessage,
         .invalidReceiptHandle, .unsupported, .queueNotFound, .routeNotFound, .methodNotAllowed,
         .conflict, .queueFull, .receiptHandleStale, .messageTooLarge, .requestTooLarge,
         .internalError, .unavailable, .storageFull,
+        .invalidFrame, .unsupportedVersion, .frameTooLarge, .outOfOrderSequence, .producerFenced,
+        .unknownProducer, .invalidTransaction,
+        .topicNotFound, .memberNotFound, .offsetOutOfRange, .staleGeneration,
+        .unauthorized, .forbidden,
     ]
 }
 

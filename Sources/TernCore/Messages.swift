@@ -6,11 +6,17 @@ public struct OutgoingMessage: Sendable, Hashable {
     public var priority: UInt8
     /// Seconds before the message becomes receivable; nil = the queue's `delay`.
     public var delay: Int?
+    /// FIFO queues: the message group (1–128 bytes; required there, refused elsewhere).
+    public var groupID: String?
+    /// FIFO queues: the deduplication id (1–128 bytes); nil = content-based when the queue has it.
+    public var deduplicationID: String?
 
-    public init(body: [UInt8], priority: UInt8 = 0, delay: Int? = nil) {
+    public init(body: [UInt8], priority: UInt8 = 0, delay: Int? = nil, groupID: String? = nil, deduplicationID: String? = nil) {
         self.body = body
         self.priority = priority
         self.delay = delay
+        self.groupID = groupID
+        self.deduplicationID = deduplicationID
     }
 
     /// The highest priority.
@@ -24,11 +30,15 @@ public struct SentMessage: Sendable, Hashable {
     public var sequence: UInt64
     /// When the message becomes receivable (the send time when it has no delay).
     public var visibleAt: Timestamp
+    /// FIFO queues: the message was a duplicate within the deduplication window; `id`,
+    /// `sequence` and `visibleAt` are the original's and nothing was stored.
+    public var duplicate: Bool
 
-    public init(id: MessageID, sequence: UInt64, visibleAt: Timestamp) {
+    public init(id: MessageID, sequence: UInt64, visibleAt: Timestamp, duplicate: Bool = false) {
         self.id = id
         self.sequence = sequence
         self.visibleAt = visibleAt
+        self.duplicate = duplicate
     }
 }
 
@@ -84,6 +94,8 @@ extension QueueAttributes {
         public var fifo: Bool?
         public var maxMessages: Int??
         public var maxBytes: Int??
+        public var contentBasedDeduplication: Bool?
+        public var overflow: QueueAttributes.Overflow?
 
         public init() {}
 
@@ -99,6 +111,8 @@ extension QueueAttributes {
             if let fifo { result.fifo = fifo }
             if let maxMessages { result.maxMessages = maxMessages }
             if let maxBytes { result.maxBytes = maxBytes }
+            if let contentBasedDeduplication { result.contentBasedDeduplication = contentBasedDeduplication }
+            if let overflow { result.overflow = overflow }
             return result
         }
     }

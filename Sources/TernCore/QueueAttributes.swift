@@ -22,6 +22,19 @@ public struct QueueAttributes: Hashable, Sendable {
     public var maxMessages: Int? = nil
     /// The most body bytes the queue holds; nil = unlimited.
     public var maxBytes: Int? = nil
+    /// FIFO queues: a message without a `deduplication_id` is deduplicated by the SHA-256 of
+    /// its body (SQS's `ContentBasedDeduplication`). Default false.
+    public var contentBasedDeduplication: Bool = false
+    /// What a send does when it would exceed ``maxMessages`` or ``maxBytes``. Default `.reject`.
+    public var overflow: Overflow = .reject
+
+    /// What happens to a send that would exceed a queue's `max_messages`/`max_bytes`.
+    public enum Overflow: String, Hashable, Sendable, CaseIterable {
+        /// The send fails with `409 QueueFull` and stores nothing.
+        case reject
+        /// The oldest messages (in send order, whatever their state) are deleted to make room.
+        case dropOldest = "drop_oldest"
+    }
 
     public init() {}
 
@@ -52,6 +65,7 @@ public struct QueueAttributes: Hashable, Sendable {
         try check(fifo == name.isFIFO, "a FIFO queue's name must end in .fifo and only a FIFO queue's name may")
         if let maxMessages { try check(maxMessages >= 1, "max_messages must be at least 1") }
         if let maxBytes { try check(maxBytes >= 1, "max_bytes must be at least 1") }
+        try check(!contentBasedDeduplication || fifo, "content_based_deduplication is only for FIFO queues")
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 public import Hummingbird
 import Logging
+import NIOCore
 public import TernBroker
 import TernCore
 
@@ -16,10 +17,13 @@ public enum HTTPAPI {
         public init() {}
     }
 
-    /// Builds the router with every route.
-    public static func router(broker: Broker, settings: Settings = Settings()) -> Router<BasicRequestContext> {
+    /// Builds the router with every route; `operations` adds metrics, alerts, the console and
+    /// authentication (see `Metrics+HTTP.swift`).
+    public static func router(broker: Broker, settings: Settings = Settings(), operations: Operations = Operations()) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware())
+        operations.installMiddleware(on: router)
+        operations.installRoutes(on: router, broker: broker)
         let api = Handlers(broker: broker, settings: settings)
 
         router.get("/health") { _, _ in try json(.ok, ["status": "ok"]) }
@@ -33,6 +37,8 @@ public enum HTTPAPI {
         router.get("/queues/:name/messages") { request, context in try await api.receive(request, context) }
         router.delete("/queues/:name/messages/:handle") { _, context in try await api.acknowledge(context) }
         router.patch("/queues/:name/messages/:handle") { request, context in try await api.changeVisibility(request, context) }
+        addTopicRoutes(to: router, api)
+        addTransactionRoutes(to: router, api)
         return router
     }
 
@@ -43,7 +49,7 @@ public enum HTTPAPI {
         "POST /queues/{name}/purge", "POST /queues/{name}/redrive", "POST /queues/{name}/messages",
         "GET /queues/{name}/messages", "DELETE /queues/{name}/messages/{receipt_handle}",
         "PATCH /queues/{name}/messages/{receipt_handle}",
-    ]
+    ] + topicRoutes + Operations.routes + transactionRoutes
 }
 
 struct Handlers: Sendable {
@@ -60,6 +66,8 @@ struct Handlers: Sendable {
         do {
             let buffer = try await request.collectBody(upTo: settings.maxRequestBytes)
             return Array(buffer.readableBytesView)
+        } catch is NIOTooManyBytesError {
+            throw TernError(.requestTooLarge, "the request body exceeds \(settings.maxRequestBytes) bytes")
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw TernError(.requestTooLarge, "the request body exceeds \(settings.maxRequestBytes) bytes")
         }
@@ -103,10 +111,12 @@ struct Handlers: Sendable {
         let name = try queueName(context)
         let parsed = try JSONBody.decode(SendBody.self, from: try await body(request))
         let sent = try await broker.send(name, parsed.messages)
+        // FIFO: 200 when every message was a duplicate (nothing stored), else 201.
+        let status: HTTPResponse.Status = sent.allSatisfy(\.duplicate) ? .ok : .created
         if parsed.isBatch {
-            return try json(.created, SentBatch(messages: sent.map(SentDescription.init)))
+            return try json(status, SentBatch(messages: sent.map(SentDescription.init)))
         }
-        return try json(.created, SentDescription(sent[0]))
+        return try json(status, SentDescription(sent[0]))
     }
 
     func receive(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
@@ -185,7 +195,9 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func render(_ error: TernError) -> Response {
         let body = ErrorBody(error: .init(code: error.code.name, message: error.message))
         let data = (try? jsonEncoder.encode(body)) ?? Data()
-        return Response(status: .init(code: error.code.httpStatus), headers: [.contentType: "application/json"],
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if error.code == .unauthorized { headers[.wwwAuthenticate] = "Bearer realm=\"tern\"" }
+        return Response(status: .init(code: error.code.httpStatus), headers: headers,
                         body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

@@ -14,6 +14,7 @@ struct AnyKey: CodingKey {
 enum JSONBody {
     /// Decodes `T` from `bytes`, mapping malformed JSON to `InvalidJSON`.
     static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws(TernError) -> T {
+        try StrictJSON.validate(bytes)
         do {
             return try JSONDecoder().decode(T.self, from: Data(bytes))
         } catch let error as TernError {
@@ -79,7 +80,7 @@ struct QueueAttributesBody: Decodable {
 
     static let fields: Set<String> = [
         "visibility_timeout", "retention", "max_message_bytes", "delay", "max_receive_count",
-        "dead_letter_queue", "fifo", "max_messages", "max_bytes",
+        "dead_letter_queue", "fifo", "max_messages", "max_bytes", "content_based_deduplication", "overflow",
     ]
 
     init(from decoder: any Decoder) throws {
@@ -94,6 +95,13 @@ struct QueueAttributesBody: Decodable {
         patch.maxMessages = try c.integer("max_messages", in: 1...Int(Int64.max), code: code, nullable: true)
         patch.maxBytes = try c.integer("max_bytes", in: 1...Int(Int64.max), code: code, nullable: true)
         patch.fifo = try c.bool("fifo", code: code)
+        patch.contentBasedDeduplication = try c.bool("content_based_deduplication", code: code)
+        if let overflow = try c.string("overflow", code: code) ?? nil {
+            guard let value = QueueAttributes.Overflow(rawValue: overflow) else {
+                throw TernError(.invalidAttribute, "overflow must be \"reject\" or \"drop_oldest\"")
+            }
+            patch.overflow = value
+        }
         if let dlq = try c.string("dead_letter_queue", code: code, nullable: true) {
             do {
                 patch.deadLetterQueue = .some(try dlq.map { (name: String) throws(TernError) in try QueueName(name) })
@@ -141,14 +149,17 @@ struct SendBody: Decodable {
     }
 
     static func message(_ c: KeyedDecodingContainer<AnyKey>) throws(TernError) -> OutgoingMessage {
-        try c.rejectUnknownKeys(allowed: ["message", "priority", "delay"], code: .invalidParameter)
+        try c.rejectUnknownKeys(allowed: ["message", "priority", "delay", "group_id", "deduplication_id"], code: .invalidParameter)
         guard let body = try c.string("message", code: .invalidMessage) ?? nil else {
             throw TernError(.invalidMessage, "\"message\" (a string of 1 or more bytes) is required")
         }
         guard !body.isEmpty else { throw TernError(.invalidMessage, "message must not be empty") }
         let priority = try c.integer("priority", in: 0...Int(OutgoingMessage.maxPriority)) ?? nil
         let delay = try c.integer("delay", in: 0...QueueAttributes.retentionRange.upperBound) ?? nil
-        return OutgoingMessage(body: Array(body.utf8), priority: UInt8(priority ?? 0), delay: delay)
+        let groupID = try c.string("group_id", code: .invalidParameter) ?? nil
+        let deduplicationID = try c.string("deduplication_id", code: .invalidParameter) ?? nil
+        return OutgoingMessage(body: Array(body.utf8), priority: UInt8(priority ?? 0), delay: delay, groupID: groupID,
+                               deduplicationID: deduplicationID)
     }
 }
 

@@ -12,6 +12,8 @@ struct QueueDescription: Encodable {
         var fifo: Bool
         var max_messages: Int?
         var max_bytes: Int?
+        var content_based_deduplication: Bool = false
+        var overflow: String = "reject"
 
         func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: AnyKey.self)
@@ -24,6 +26,8 @@ struct QueueDescription: Encodable {
             try c.encode(fifo, forKey: AnyKey(stringValue: "fifo"))
             try c.encode(max_messages, forKey: AnyKey(stringValue: "max_messages"))
             try c.encode(max_bytes, forKey: AnyKey(stringValue: "max_bytes"))
+            try c.encode(content_based_deduplication, forKey: AnyKey(stringValue: "content_based_deduplication"))
+            try c.encode(overflow, forKey: AnyKey(stringValue: "overflow"))
         }
     }
 
@@ -47,7 +51,8 @@ struct QueueDescription: Encodable {
         attributes = Attributes(
             visibility_timeout: a.visibilityTimeout, retention: a.retention, max_message_bytes: a.maxMessageBytes,
             delay: a.delay, max_receive_count: a.maxReceiveCount, dead_letter_queue: a.deadLetterQueue?.rawValue,
-            fifo: a.fifo, max_messages: a.maxMessages, max_bytes: a.maxBytes)
+            fifo: a.fifo, max_messages: a.maxMessages, max_bytes: a.maxBytes,
+            content_based_deduplication: a.contentBasedDeduplication, overflow: a.overflow.rawValue)
         messages = Counts(ready: info.counts.ready, in_flight: info.counts.inFlight, delayed: info.counts.delayed,
                           total: info.counts.total)
         bytes = info.counts.bytes
@@ -74,11 +79,14 @@ struct SentDescription: Encodable {
     var id: String
     var sequence: UInt64
     var visible_at: UInt64
+    /// Present (true) only for a FIFO duplicate: the fields are the original's, nothing was stored.
+    var duplicate: Bool?
 
     init(_ sent: SentMessage) {
         id = sent.id.description
         sequence = sent.sequence
         visible_at = sent.visibleAt.milliseconds
+        duplicate = sent.duplicate ? true : nil
     }
 }
 

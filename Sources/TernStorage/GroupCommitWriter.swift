@@ -20,6 +20,12 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var running = true
     private var stopped = false
     private let exited = DispatchSemaphore(value: 0)
+    private let observerLock = NSLock()
+    private var observer: (@Sendable (CommitReport) -> Void)?
+
+    func setObserver(_ observer: (@Sendable (CommitReport) -> Void)?) {
+        observerLock.withLock { self.observer = observer }
+    }
 
     init(env: OpaquePointer, settings: Storage.Settings, logger: Logger) {
         self.env = env
@@ -78,13 +84,22 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// failed; one that throws after writing (or hits `MDB_MAP_FULL`, which poisons the
     /// transaction) makes the writer abort and retry the batch without it.
     private func process(_ batch: [Job]) {
+        let started = ContinuousClock.now
+        // Reported before the writers are answered, so that a writer that returned sees its
+        // commit in the statistics.
+        func notify(committed: Bool) {
+            if let observer = observerLock.withLock({ self.observer }) {
+                observer(CommitReport(duration: ContinuousClock.now - started, operations: batch.count, committed: committed))
+            }
+        }
         var failures = [Int: any Error]()
-        let full = batch.contains(where: \.grows) ? nearlyFull(env: env) : false
+        var space = SpaceCheck(env: env, limit: settings.maxMapBytes - settings.effectiveReservedBytes)
         attempts: while true {
             var txnPointer: OpaquePointer?
             let rc = mdb_txn_begin(env, nil, 0, &txnPointer)
             guard rc == MDB_SUCCESS, let txnPointer else {
                 let error = StorageError(.lmdb, "begin write transaction failed: \(String(cString: mdb_strerror(rc)))", lmdbCode: rc)
+                notify(committed: false)
                 for job in batch { job.complete(.failure(error)) }
                 return
             }
@@ -92,11 +107,21 @@ final class GroupCommitWriter: @unchecked Sendable {
             for (index, job) in batch.enumerated() where failures[index] == nil {
                 txn.didWrite = false
                 do {
-                    if job.grows && full {
-                        throw StorageError(.mapFull, "storage is full: sends are refused until space is freed")
+                    let refused = StorageError(.mapFull, "storage is full: sends are refused until space is freed")
+                    if job.grows && (space.isExhausted(before: index) || space.wouldExceed(writtenBytes: txn.bytesWritten)) {
+                        space.exhausted(at: index)
+                        throw refused
                     }
                     try job.run(txn)
+                    // Pages written by this transaction count against the limit too: a batch of
+                    // many sends must not eat the headroom reserved for deletes.
+                    if job.grows && space.wouldExceed(writtenBytes: txn.bytesWritten) {
+                        space.exhausted(at: index)
+                        txn.didWrite = true
+                        throw refused
+                    }
                 } catch {
+                    if (error as? StorageError)?.code == .mapFull { space.exhausted(at: index) }
                     failures[index] = error
                     let poisoned = (error as? StorageError)?.lmdbCode != nil
                     if txn.didWrite || poisoned {
@@ -110,9 +135,11 @@ final class GroupCommitWriter: @unchecked Sendable {
                 let error: StorageError
                 do { try check(commit, "commit"); error = StorageError(.lmdb, "commit") } catch let e { error = e }
                 logger.error("group commit failed", metadata: ["tern.error": "\(error)"])
+                notify(committed: false)
                 for job in batch { job.complete(.failure(error)) }
                 return
             }
+            notify(committed: true)
             break
         }
         for (index, job) in batch.enumerated() {
@@ -121,6 +148,50 @@ final class GroupCommitWriter: @unchecked Sendable {
             } else {
                 job.complete(.success(()))
             }
+        }
+    }
+
+    /// Whether the space in use — allocated pages minus free-listed pages as of the last commit,
+    /// plus twice the key and value bytes this batch has written (B-tree page overhead) — reaches
+    /// the map limit minus the reserved headroom. Reads the free list only near the limit.
+    struct SpaceCheck {
+        let env: OpaquePointer
+        let limit: Int
+        /// The first operation of the batch that was refused for space; later sends are refused
+        /// at once (earlier ones, re-run after an abort, still fit).
+        private var exhaustedAt: Int?
+        private var committedUse: Int?
+        private var allocated = 0
+        private var pageSize = 4096
+
+        init(env: OpaquePointer, limit: Int) {
+            self.env = env
+            self.limit = limit
+            var info = MDB_envinfo()
+            var stat = MDB_stat()
+            if mdb_env_info(env, &info) == MDB_SUCCESS, mdb_env_stat(env, &stat) == MDB_SUCCESS {
+                pageSize = Int(stat.ms_psize)
+                allocated = (info.me_last_pgno + 1) * pageSize
+            }
+        }
+
+        func isExhausted(before index: Int) -> Bool { exhaustedAt.map { $0 < index } ?? false }
+
+        mutating func exhausted(at index: Int) { exhaustedAt = min(exhaustedAt ?? index, index) }
+
+        mutating func wouldExceed(writtenBytes: Int) -> Bool {
+            let pending = writtenBytes * 2
+            if allocated + pending < limit { return false }
+            if committedUse == nil {
+                var txn: OpaquePointer?
+                var free = 0
+                if mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn) == MDB_SUCCESS {
+                    free = (try? countFreePages(txn!)) ?? 0
+                    mdb_txn_abort(txn)
+                }
+                committedUse = allocated - free * pageSize
+            }
+            return committedUse! + pending >= limit
         }
     }
 
@@ -140,4 +211,14 @@ final class GroupCommitWriter: @unchecked Sendable {
         let free = (try? countFreePages(txn!)) ?? 0
         return allocated - free * pageSize >= limit
     }
+}
+
+/// What one group commit did, reported to ``Storage/setCommitObserver(_:)``.
+public struct CommitReport: Sendable {
+    /// From the start of the write transaction to the end of its commit (and sync when durable).
+    public var duration: Duration
+    /// Operations (``Storage/write(grows:_:)`` calls) the batch carried, failed ones included.
+    public var operations: Int
+    /// Whether the transaction committed (false when LMDB failed to begin or commit it).
+    public var committed: Bool
 }

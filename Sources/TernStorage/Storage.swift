@@ -32,6 +32,11 @@ public final class Storage: @unchecked Sendable {
         public var durable: Bool = true
         /// The most concurrent read transactions (`mdb_env_set_maxreaders`). Default 510.
         public var maxReaders: Int = 510
+        /// Open the environment read-only (`MDB_RDONLY`): for inspection tools such as `tern-lmdb`,
+        /// safe beside a running broker. No writer thread is started, no database is created
+        /// (names that do not exist are skipped; see ``Storage/hasDatabase(_:)``), and
+        /// ``Storage/write(grows:_:)`` fails with ``StorageError/Code/closed``. Default false.
+        public var readOnly: Bool = false
 
         public init() {}
 
@@ -65,8 +70,10 @@ public final class Storage: @unchecked Sendable {
     public let settings: Settings
     let env: OpaquePointer
     private var databases: [String: Database] = [:]
-    private let writer: GroupCommitWriter
+    private let writer: GroupCommitWriter?
     private let logger: Logger
+    private let readOnlyClosed = NSLock()
+    private var readOnlyIsClosed = false
 
     /// Opens (creating if needed) the environment in `directory` with the named databases.
     ///
@@ -80,7 +87,9 @@ public final class Storage: @unchecked Sendable {
         self.directory = directory
         self.settings = settings
         self.logger = logger
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        if !settings.readOnly {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
         var env: OpaquePointer?
         try check(mdb_env_create(&env), "mdb_env_create")
         do {
@@ -89,6 +98,7 @@ public final class Storage: @unchecked Sendable {
             try check(mdb_env_set_maxreaders(env, UInt32(settings.maxReaders)), "set max readers")
             var flags = UInt32(MDB_NOTLS | MDB_NORDAHEAD)
             if !settings.durable { flags |= UInt32(MDB_NOSYNC) }
+            if settings.readOnly { flags |= UInt32(MDB_RDONLY) }
             try check(mdb_env_open(env, directory, flags, 0o644), "open environment at \(directory)")
         } catch {
             mdb_env_close(env)
@@ -100,10 +110,11 @@ public final class Storage: @unchecked Sendable {
         if dead > 0 { logger.info("cleared stale LMDB readers", metadata: ["tern.readers": "\(dead)"]) }
 
         var txn: OpaquePointer?
-        try check(mdb_txn_begin(env, nil, 0, &txn), "begin")
+        try check(mdb_txn_begin(env, nil, settings.readOnly ? UInt32(MDB_RDONLY) : 0, &txn), "begin")
         for name in names {
             var dbi: MDB_dbi = 0
-            let rc = mdb_dbi_open(txn, name, UInt32(MDB_CREATE), &dbi)
+            let rc = mdb_dbi_open(txn, name, settings.readOnly ? 0 : UInt32(MDB_CREATE), &dbi)
+            if rc == MDB_NOTFOUND && settings.readOnly { continue }
             if rc != MDB_SUCCESS {
                 mdb_txn_abort(txn)
                 mdb_env_close(env)
@@ -112,7 +123,18 @@ public final class Storage: @unchecked Sendable {
             databases[name] = Database(dbi: dbi, name: name)
         }
         try check(mdb_txn_commit(txn), "commit database creation")
-        writer = GroupCommitWriter(env: env!, settings: settings, logger: logger)
+        writer = settings.readOnly ? nil : GroupCommitWriter(env: env!, settings: settings, logger: logger)
+    }
+
+    /// Whether database `name` was opened (always true for names passed to `init` unless the
+    /// environment is read-only and the database does not exist).
+    public func hasDatabase(_ name: String) -> Bool { databases[name] != nil }
+
+    /// Registers `observer`, called on the writer thread after every group commit (successful
+    /// or not) with its duration and size; replaces any previous observer. Keep it cheap (it
+    /// delays the next batch): record a metric, never block.
+    public func setCommitObserver(_ observer: (@Sendable (CommitReport) -> Void)?) {
+        writer?.setObserver(observer)
     }
 
     /// The database opened under `name`. Traps when `name` was not passed to `init`.
@@ -157,6 +179,10 @@ public final class Storage: @unchecked Sendable {
                     case .failure(let error): continuation.resume(throwing: error)
                     }
                 })
+            guard let writer else {
+                job.complete(.failure(StorageError(.closed, "storage is open read-only")))
+                return
+            }
             writer.submit(job)
         }
     }
@@ -176,15 +202,22 @@ public final class Storage: @unchecked Sendable {
             freePages: free)
     }
 
-    /// Whether sends are currently refused for lack of space.
-    public var isNearlyFull: Bool { writer.nearlyFull(env: env) }
+    /// Whether the space used as of the last commit has reached the map limit minus the reserved
+    /// headroom (sends are then refused; a batch may refuse sends earlier, counting its own writes).
+    public var isNearlyFull: Bool { writer?.nearlyFull(env: env) ?? false }
 
     /// Stops the writer after the operations already submitted have committed, then closes the
     /// environment. Later ``write(grows:_:)`` calls fail with ``StorageError/Code/closed``.
     public func close() {
-        if writer.stop() {
-            mdb_env_close(env)
+        if let writer {
+            if writer.stop() { mdb_env_close(env) }
+            return
         }
+        let first = readOnlyClosed.withLock {
+            defer { readOnlyIsClosed = true }
+            return !readOnlyIsClosed
+        }
+        if first { mdb_env_close(env) }
     }
 }
 

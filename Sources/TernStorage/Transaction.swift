@@ -101,8 +101,8 @@ public final class Cursor {
     /// Moves to the previous entry; nil at the start.
     public func previous() throws(StorageError) -> Entry? { var k = MDB_val(); return try fetch(&k, MDB_PREV) }
 
-    /// Deletes the entry under the cursor (write transactions only); the cursor then points at
-    /// the following entry, which ``next()`` skips to… so call ``current()`` after a delete.
+    /// Deletes the entry under the cursor (write transactions only); ``next()`` (or
+    /// ``current()``) then returns the entry that followed it.
     public func deleteCurrent() throws(StorageError) {
         precondition(owner is WriteTransaction, "deleteCurrent on a read-only cursor")
         try check(mdb_cursor_del(cursor, 0), "cursor delete")
@@ -132,6 +132,8 @@ public final class WriteTransaction: Transaction {
     /// Whether the current operation has modified the database (used to decide whether a
     /// failing operation can be dropped from the batch or forces a retry).
     var didWrite = false
+    /// Key and value bytes put by this transaction so far (an estimate of the pages it dirties).
+    var bytesWritten = 0
 
     /// Stores `value` under `key`, replacing any previous value.
     /// - Parameter append: the key is greater than every key in the database (`MDB_APPEND`,
@@ -140,6 +142,7 @@ public final class WriteTransaction: Transaction {
     ///   without this operation.
     public func put(_ database: Database, _ key: [UInt8], _ value: [UInt8], append: Bool = false) throws(StorageError) {
         didWrite = true
+        bytesWritten += key.count + value.count
         let rc = key.withUnsafeBytes { keyBytes in
             value.withUnsafeBytes { valueBytes in
                 var k = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))

@@ -62,6 +62,9 @@ public actor TernProcess {
     public nonisolated let extraArguments: [String]
 
     private var process: Process?
+    /// The log file handle of the current run, kept open while the process may still use it
+    /// through Foundation's `Process` and closed once it is gone.
+    private var logHandle: FileHandle?
     /// How many times ``start()`` launched the process.
     public private(set) var launches = 0
 
@@ -85,7 +88,8 @@ public actor TernProcess {
     }
 
     /// Launches `ternd --data-dir DIR --http 127.0.0.1:PORT …` and waits until `GET /health`
-    /// answers 200 (polled every 50 ms).
+    /// answers 200 (polled every 50 ms). Unless ``extraArguments`` name a `--binary` address,
+    /// `--binary 127.0.0.1:0` is added (a free port; the default 7081 would collide between servers).
     /// - Parameter timeout: how long to wait for readiness. Default 30 s.
     /// - Throws: ``Failure`` when the binary is missing, the process exits before it is ready, or
     ///   it is not ready within `timeout` (the process is then killed).
@@ -93,15 +97,19 @@ public actor TernProcess {
         precondition(process?.isRunning != true, "ternd is already running")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try TernBinaries.path(of: "ternd"))
-        process.arguments = ["--data-dir", dataDirectory, "--http", "127.0.0.1:\(port)"] + extraArguments
+        // The binary protocol defaults to the fixed port 7081; unless the test chose an address,
+        // let the kernel pick one so that several servers can run side by side.
+        let binary = extraArguments.contains("--binary") ? [] : ["--binary", "127.0.0.1:0"]
+        process.arguments = ["--data-dir", dataDirectory, "--http", "127.0.0.1:\(port)"] + binary + extraArguments
         let log = try Self.appendingHandle(logFile)
         let banner = "\n=== launch \(launches + 1): \(process.arguments!.joined(separator: " ")) ===\n"
         log.write(Data(banner.utf8))
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
+        try? logHandle?.close()
+        logHandle = log
         try process.run()
-        try? log.close()
         self.process = process
         launches += 1
 
@@ -109,6 +117,7 @@ public actor TernProcess {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if !process.isRunning {
+                closeLogIfExited()
                 throw Failure("ternd exited with status \(process.terminationStatus) before it was ready; log:\n\(logTail())")
             }
             if let (status, _) = try? await http.request(.GET, baseURL + "/health", timeout: .seconds(1)), status == 200 {
@@ -130,19 +139,21 @@ public actor TernProcess {
     /// process) and waits until it is gone. Does nothing when it is not running.
     public func kill9() async {
         await signal(SIGKILL)
+        closeLogIfExited()
     }
 
     /// Asks the process to stop with SIGTERM and waits until it exits; sends SIGKILL when it is
     /// still running after `gracePeriod`.
     /// - Returns: the exit status (the signal number for a process killed by a signal), nil when
-    ///   it was not running.
+    ///   it was not running or is still running after SIGKILL.
     @discardableResult
     public func terminate(gracePeriod: Duration = .seconds(10)) async -> Int32? {
         guard let process, process.isRunning else { return nil }
         if await !signal(SIGTERM, waitingAtMost: gracePeriod) {
             await signal(SIGKILL)
         }
-        return process.terminationStatus
+        closeLogIfExited()
+        return process.isRunning ? nil : process.terminationStatus
     }
 
     /// The last `bytes` of the log (default 8 KiB), for failure messages.
@@ -162,6 +173,14 @@ public actor TernProcess {
             try? await Task.sleep(for: .milliseconds(5))
         }
         return !process.isRunning
+    }
+
+    /// Closes the log handle once the process is gone.
+    private func closeLogIfExited() {
+        if process?.isRunning != true {
+            try? logHandle?.close()
+            logHandle = nil
+        }
     }
 
     deinit {
@@ -193,7 +212,7 @@ public actor TernProcess {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    static func appendingHandle(_ path: String) throws -> FileHandle {
+    public static func appendingHandle(_ path: String) throws -> FileHandle {
         if !FileManager.default.fileExists(atPath: path) {
             guard FileManager.default.createFile(atPath: path, contents: nil) else {
                 throw Failure("cannot create \(path)")

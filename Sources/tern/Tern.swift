@@ -14,7 +14,7 @@ struct Tern: AsyncParsableCommand {
         commandName: "tern",
         abstract: "Command-line client of the Tern message broker (talks to ternd over HTTP).",
         discussion: "The server defaults to \(ServerOptions.defaultServer); set --server or TERN_SERVER to change it.",
-        subcommands: [QueueCommand.self, Send.self, Receive.self, Ack.self, ChangeVisibility.self]
+        subcommands: [QueueCommand.self, TopicCommand.self, Send.self, Receive.self, Ack.self, ChangeVisibility.self]
     )
 
     /// Declared here too so that `tern --server URL queue list` works as well as `tern queue list --server URL`.

@@ -10,8 +10,9 @@ import TernTestKit
 /// Failures print where the server's log is kept.
 @Suite(.serialized) struct IntegrationTests {}
 
-/// Starts `ternd` in a fresh temporary directory, runs `body`, then stops the server. The
-/// directory is removed when `body` succeeds and kept (its path printed) when it throws.
+/// Starts `ternd` in a fresh temporary directory, runs `body`, then stops the server (SIGTERM; its
+/// exit status is checked by ConfigTests). The directory is removed when `body` succeeds and kept
+/// (its path printed) when it throws.
 func withServer<T>(
     _ extraArguments: [String] = [],
     _ body: (TernProcess, TemporaryDirectory) async throws -> T

@@ -80,14 +80,10 @@ import Testing
         }
     }
 
-    /// FIFO queues are not implemented yet: every way of asking for one is a `400`, and nothing
-    /// is created. (The code is `Unsupported` for a `.fifo` name, `InvalidAttribute` when the
-    /// name and `fifo` disagree.)
-    @Test(arguments: [
-        ("orders.fifo", "{}"), ("orders.fifo", "{\"fifo\": true}"), ("orders.fifo", "{\"fifo\": false}"),
-        ("orders", "{\"fifo\": true}"), (String(repeating: "f", count: 75) + ".fifo", "{}"),
-    ])
-    func fifoRequests_are400_andCreateNothing(name: String, body: String) async throws {
+    /// A `.fifo` name and the `fifo` attribute must agree (BRIEF §3): a mismatch is
+    /// `400 InvalidAttribute`, and nothing is created.
+    @Test(arguments: [("orders.fifo", "{\"fifo\": false}"), ("orders", "{\"fifo\": true}")])
+    func fifoNameAndAttributeMismatch_is400_andCreatesNothing(name: String, body: String) async throws {
         let f = try await ServerFixture()
         try await f.run { api in
             let reply = try await api.request(.put, "/queues/\(name)", body)
@@ -95,6 +91,18 @@ import Testing
             expectErrorShape(reply)
             #expect(try await api.snapshot().isEmpty)
             expectError(try await api.request(.get, "/queues/\(name)"), .queueNotFound)
+        }
+    }
+
+    /// A `.fifo` name (80 characters at most, suffix included) creates a FIFO queue, with or
+    /// without `"fifo": true`.
+    @Test(arguments: [("orders.fifo", "{}"), ("orders.fifo", "{\"fifo\": true}"), (String(repeating: "f", count: 75) + ".fifo", "{}")])
+    func fifoName_createsAFifoQueue(name: String, body: String) async throws {
+        let f = try await ServerFixture()
+        try await f.run { api in
+            let reply = try await api.request(.put, "/queues/\(name)", body)
+            #expect(reply.status == 201, "\(reply)")
+            #expect(try await api.describe(name).attributes.fifo)
         }
     }
 }

@@ -88,6 +88,10 @@ struct OpenAPIDocument {
             ("NotFound", 404), ("MethodNotAllowed", 405), ("Conflict", 409), ("QueueFull", 409),
             ("ReceiptHandleStale", 410), ("MessageTooLarge", 413), ("RequestTooLarge", 413), ("InternalError", 500),
             ("Unavailable", 503), ("StorageFull", 507),
+            ("InvalidFrame", 400), ("UnsupportedVersion", 400), ("FrameTooLarge", 413), ("OutOfOrderSequence", 409),
+            ("ProducerFenced", 409), ("UnknownProducer", 404), ("InvalidTransaction", 409),
+            ("TopicNotFound", 404), ("MemberNotFound", 404), ("OffsetOutOfRange", 416), ("StaleGeneration", 409),
+            ("Unauthorized", 401), ("Forbidden", 403),
         ]
         #expect(ErrorCode.all.map { $0.name } == expected.map(\.0))
         #expect(ErrorCode.all.map { $0.httpStatus } == expected.map(\.1))

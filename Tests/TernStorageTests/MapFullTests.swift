@@ -31,10 +31,10 @@ import TernTestKit
         let (written, error) = await Self.fill(storage)
 
         #expect(error?.code == .mapFull, "after \(written) writes: \(String(describing: error))")
+        #expect(error?.lmdbCode == nil, "refused by the headroom check, not by LMDB running out of pages")
         // 4 MiB minus the 1 MiB headroom holds well over a hundred 16 KiB values, and not 256.
         #expect(written > 100)
         #expect(written < 4 * 64)
-        #expect(storage.isNearlyFull)
         // Refusal is stable: the next send is refused too, and nothing of it is stored.
         let again = await Self.fill(storage, from: 10_000, limit: 1)
         #expect(again.written == 0)
@@ -147,6 +147,7 @@ import TernTestKit
 
         let (written, error) = await Self.fill(storage)
         #expect(error?.code == .mapFull)
+        #expect(error?.lmdbCode != nil, "LMDB's own MDB_MAP_FULL")
         #expect(written > 180, "without headroom nearly all 4 MiB is usable, got \(written) values")
         storage.close()
 
@@ -157,5 +158,44 @@ import TernTestKit
         }
         #expect(intact)
         _ = main
+    }
+
+    /// Many sends in one batch while the map is nearly empty: the headroom check passes at the
+    /// start of the batch, and the batch must still leave the headroom free so that deletes work.
+    ///
+    /// Here 300 grows-writes of 16 KiB (4.7 MiB) meet in one batch on an empty 4 MiB map. The
+    /// writer counts the bytes the batch has written against the limit, so the batch stops
+    /// short of the reserved headroom instead of filling the map (which once wedged it: every
+    /// delete failed with `MDB_MAP_FULL`).
+    @Test(arguments: [true, false])
+    func batchOfGrowingWrites_largerThanHeadroom_stillLeavesRoomForDeletes(durable: Bool) async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let storage = try openStorage(directory, durable: durable, maxMapBytes: Self.mapBytes)
+        defer { storage.close() }
+        let main = storage.database("main")
+
+        let results = try await GroupCommitTests.batched(storage, expected: 300) { submitted in
+            await withTaskGroup(of: Result<Void, any Error>.self) { group in
+                for n in 0..<300 {
+                    group.addTask {
+                        submitted.increment()
+                        return await asyncResult { try await storage.write(grows: true) { txn in
+                            try txn.put(main, key(n), value(n, size: Self.valueBytes)) } }
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+        }
+
+        let refused = results.filter { if case .failure(let error) = $0 { (error as? StorageError)?.code == .mapFull } else { false } }
+        #expect(refused.count >= 300 - 4 * 64, "4 MiB cannot hold 300 values of 16 KiB")
+        let info = try storage.info()
+        #expect(info.usedBytes <= Self.mapBytes - storage.settings.effectiveReservedBytes + Self.valueBytes + 8_192,
+                "the batch ate into the headroom: \(info.usedBytes) of \(Self.mapBytes) bytes used")
+        let stored = try storage.read { txn in try txn.withCursor(main) { try $0.first()?.key } }
+        let victim = try #require(stored, "some of the 300 writes were stored")
+        let deleted = try await storage.write { txn in try txn.delete(main, victim) }
+        #expect(deleted)
     }
 }

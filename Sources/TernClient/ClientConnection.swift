@@ -1,0 +1,196 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+import TernCore
+import TernWire
+
+/// One TCP connection to a broker: writes request frames and hands each response to the
+/// caller waiting for its correlation id. Responses may arrive in any order.
+///
+/// A background task owns the `NIOAsyncChannel` and reads responses; when the connection ends,
+/// every waiting caller fails with ``TernError`` `Unavailable`.
+final class ClientConnection: Sendable {
+    private struct State {
+        var nextCorrelationID: UInt32 = 1
+        var pending: [UInt32: CheckedContinuation<WireFrame, any Error>] = [:]
+        /// Requests written and not yet answered.
+        var outstanding: Set<UInt32> = []
+        /// Responses that arrived before their caller started waiting.
+        var early: [UInt32: WireFrame] = [:]
+        var closedReason: TernError?
+    }
+
+    private let state = Mutex(State())
+    private let outbound: NIOAsyncChannelOutboundWriter<WireFrame>
+    private let channel: any Channel
+    let address: String
+
+    private init(outbound: NIOAsyncChannelOutboundWriter<WireFrame>, channel: any Channel, address: String) {
+        self.outbound = outbound
+        self.channel = channel
+        self.address = address
+    }
+
+    /// Whether the connection can still carry requests.
+    var isOpen: Bool { state.withLock { $0.closedReason == nil } }
+
+    /// Connects and negotiates versions (`ApiVersions`).
+    /// - Throws: ``TernError`` `Unavailable` when the broker cannot be reached;
+    ///   `UnsupportedVersion` when it does not serve an API this client needs.
+    static func connect(host: String, port: Int, group: any EventLoopGroup, settings: WireSettings, clientName: String) async throws(TernError) -> ClientConnection {
+        let address = "\(host):\(port)"
+        let asyncChannel: NIOAsyncChannel<WireFrame, WireFrame>
+        do {
+            asyncChannel = try await ClientBootstrap(group: group)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connectTimeout(.seconds(5))
+                .connect(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireFrameDecoder(settings: settings)))
+                        try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(WireFrameEncoder()))
+                        return try NIOAsyncChannel<WireFrame, WireFrame>(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            throw TernError(.unavailable, "cannot connect to ternd at \(address): \(error)")
+        }
+        let ready = asyncChannel.channel.eventLoop.makePromise(of: NIOAsyncChannelOutboundWriter<WireFrame>.self)
+        let box = ConnectionBox()
+        Task {
+            var reason = TernError(.unavailable, "connection to \(address) closed")
+            do {
+                try await asyncChannel.executeThenClose { inbound, outbound in
+                    ready.succeed(outbound)
+                    let connection = await box.connection
+                    for try await frame in inbound { connection.deliver(frame) }
+                }
+            } catch let error as TernError {
+                reason = error
+            } catch {
+                reason = TernError(.unavailable, "connection to \(address) lost: \(error)")
+            }
+            ready.fail(reason)
+            await box.finish(reason)
+        }
+        let outbound: NIOAsyncChannelOutboundWriter<WireFrame>
+        do { outbound = try await ready.futureResult.get() } catch {
+            throw (error as? TernError) ?? TernError(.unavailable, "\(error)")
+        }
+        let connection = ClientConnection(outbound: outbound, channel: asyncChannel.channel, address: address)
+        await box.set(connection)
+        let response = try await connection.call(.apiVersions(clientName: clientName))
+        guard case .apiVersions(_, let apis) = response else {
+            connection.close()
+            throw TernError(.invalidFrame, "unexpected answer to ApiVersions: \(response)")
+        }
+        for api in WireAPI.allCases where api != .apiVersions {
+            guard let served = apis.first(where: { $0.apiKey == api.rawValue }), served.minVersion <= 0, served.maxVersion >= 0 else {
+                connection.close()
+                throw TernError(.unsupportedVersion, "the broker at \(address) does not serve \(api) version 0")
+            }
+        }
+        return connection
+    }
+
+    /// Sends `request` and waits for its response.
+    /// - Returns: the response; an error response is returned, not thrown.
+    /// - Throws: ``TernError`` `Unavailable` when the connection is or becomes closed (the
+    ///   request may or may not have been applied), `InvalidFrame` for an undecodable response.
+    func call(_ request: WireRequest) async throws(TernError) -> WireResponse {
+        let correlationID: UInt32 = try state.withLock { state throws(TernError) in
+            if let reason = state.closedReason { throw reason }
+            let id = state.nextCorrelationID
+            state.nextCorrelationID = id == UInt32.max ? 1 : id + 1
+            state.outstanding.insert(id)
+            return id
+        }
+        do {
+            try await outbound.write(request.frame(correlationID: correlationID))
+        } catch {
+            let reason = TernError(.unavailable, "writing to \(address) failed: \(error)")
+            fail(reason)
+            throw reason
+        }
+        let frame: WireFrame
+        do {
+            frame = try await withCheckedThrowingContinuation { continuation in
+                let immediate: Result<WireFrame, TernError>? = state.withLock { state in
+                    if let early = state.early.removeValue(forKey: correlationID) {
+                        state.outstanding.remove(correlationID)
+                        return .success(early)
+                    }
+                    if let reason = state.closedReason { return .failure(reason) }
+                    state.pending[correlationID] = continuation
+                    return nil
+                }
+                if let immediate { continuation.resume(with: immediate.mapError { $0 as any Error }) }
+            }
+        } catch let error as TernError {
+            throw error
+        } catch {
+            throw TernError(.unavailable, "\(error)")
+        }
+        return try WireResponse(decoding: frame)
+    }
+
+    func deliver(_ frame: WireFrame) {
+        let continuation = state.withLock { state -> CheckedContinuation<WireFrame, any Error>? in
+            if let continuation = state.pending.removeValue(forKey: frame.correlationID) {
+                state.outstanding.remove(frame.correlationID)
+                return continuation
+            }
+            if state.outstanding.contains(frame.correlationID) { state.early[frame.correlationID] = frame }
+            return nil
+        }
+        if let continuation {
+            continuation.resume(returning: frame)
+        } else if frame.correlationID == 0, let response = try? WireResponse(decoding: frame), case .error(let error) = response {
+            fail(error)
+        }
+    }
+
+    func fail(_ reason: TernError) {
+        let waiting = state.withLock { state -> [CheckedContinuation<WireFrame, any Error>] in
+            if state.closedReason == nil { state.closedReason = reason }
+            defer {
+                state.pending = [:]
+                state.outstanding = []
+                state.early = [:]
+            }
+            return Array(state.pending.values)
+        }
+        for continuation in waiting { continuation.resume(throwing: reason) }
+        channel.close(promise: nil)
+    }
+
+    func close() {
+        fail(TernError(.unavailable, "the client closed the connection"))
+    }
+}
+
+/// Hands the connection to its reader task once it exists.
+private actor ConnectionBox {
+    private var value: ClientConnection?
+    private var waiters: [CheckedContinuation<ClientConnection, Never>] = []
+    private var finished: TernError?
+
+    func set(_ connection: ClientConnection) {
+        value = connection
+        for waiter in waiters { waiter.resume(returning: connection) }
+        waiters = []
+        if let finished { connection.fail(finished) }
+    }
+
+    /// Called when the reader ends: fails the connection (now or once it is set).
+    func finish(_ reason: TernError) {
+        finished = reason
+        value?.fail(reason)
+    }
+
+    var connection: ClientConnection {
+        get async {
+            if let value { return value }
+            return await withCheckedContinuation { waiters.append($0) }
+        }
+    }
+}

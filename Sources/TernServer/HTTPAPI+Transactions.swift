@@ -1,0 +1,141 @@
+import Foundation
+import Hummingbird
+import TernBroker
+import TernCore
+
+/// `POST /producers` and `POST /transactions`: idempotent producers and atomic
+/// ack + send transactions over HTTP (the same broker calls as the binary protocol's
+/// `InitProducer` and `CommitTransaction`).
+extension HTTPAPI {
+    static let transactionRoutes = ["POST /producers", "POST /transactions"]
+
+    static func addTransactionRoutes(to router: Router<BasicRequestContext>, _ api: Handlers) {
+        router.post("/producers") { request, _ in try await api.initProducer(request) }
+        router.post("/transactions") { request, _ in try await api.commitTransaction(request) }
+    }
+}
+
+/// `{"transactional_id": "…"}` (optional).
+struct ProducerBody: Decodable {
+    var transactionalID: String?
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: AnyKey.self)
+        try container.rejectUnknownKeys(allowed: ["transactional_id"], code: .invalidParameter)
+        transactionalID = try container.decodeIfPresent(String.self, forKey: AnyKey(stringValue: "transactional_id"))
+    }
+}
+
+/// `{"producer_id", "epoch", "sequence"?, "acks": [{"queue", "receipt_handle"}],
+/// "messages": [{"queue", "message", "priority"?, "delay"?}], "offsets": [...]}`.
+struct TransactionBody: Decodable {
+    struct Ack: Decodable {
+        var queue: String
+        var receiptHandle: String
+        enum CodingKeys: String, CodingKey { case queue, receiptHandle = "receipt_handle" }
+    }
+
+    struct Message: Decodable {
+        var queue: String
+        var message: String
+        var priority: Int?
+        var delay: Int?
+    }
+
+    struct Offset: Decodable {
+        var topic: String
+        var group: String
+        var partition: UInt32
+        var offset: UInt64
+    }
+
+    var producerID: UInt64
+    var epoch: UInt32
+    var sequence: UInt64?
+    var acks: [Ack]
+    var messages: [Message]
+    var offsets: [Offset]
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: AnyKey.self)
+        try container.rejectUnknownKeys(allowed: ["producer_id", "epoch", "sequence", "acks", "messages", "offsets"], code: .invalidParameter)
+        func key(_ name: String) -> AnyKey { AnyKey(stringValue: name) }
+        do {
+            producerID = try container.decode(UInt64.self, forKey: key("producer_id"))
+            epoch = try container.decode(UInt32.self, forKey: key("epoch"))
+            sequence = try container.decodeIfPresent(UInt64.self, forKey: key("sequence"))
+            acks = try container.decodeIfPresent([Ack].self, forKey: key("acks")) ?? []
+            messages = try container.decodeIfPresent([Message].self, forKey: key("messages")) ?? []
+            offsets = try container.decodeIfPresent([Offset].self, forKey: key("offsets")) ?? []
+        } catch let error as DecodingError {
+            throw TernError(.invalidParameter, "bad transaction body: \(Self.describe(error))")
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "missing field \((context.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: "."))"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            return "field \(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type or value"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+}
+
+struct ProducerDescription: Encodable {
+    var producerID: UInt64
+    var epoch: UInt32
+    enum CodingKeys: String, CodingKey { case producerID = "producer_id", epoch }
+}
+
+struct TransactionDescription: Encodable {
+    struct Sent: Encodable {
+        var queue: String
+        var id: String
+        var sequence: UInt64
+    }
+    var messages: [Sent]
+    var duplicate: Bool
+}
+
+extension Handlers {
+    func initProducer(_ request: Request) async throws -> Response {
+        let bytes = try await body(request)
+        let parsed = bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 })
+            ? nil : try JSONBody.decode(ProducerBody.self, from: bytes)
+        let identity = try await broker.initProducer(transactionalID: parsed?.transactionalID)
+        return try json(.created, ProducerDescription(producerID: identity.producerID, epoch: identity.epoch))
+    }
+
+    func commitTransaction(_ request: Request) async throws -> Response {
+        let parsed = try JSONBody.decode(TransactionBody.self, from: try await body(request))
+        var transaction = ProducerTransaction(producer: ProducerIdentity(producerID: parsed.producerID, epoch: parsed.epoch),
+                                              sequence: parsed.sequence)
+        for ack in parsed.acks { transaction.acknowledge(try QueueName(ack.queue), receiptHandle: ack.receiptHandle) }
+        var order = [String]()
+        for message in parsed.messages {
+            guard (0...Int(OutgoingMessage.maxPriority)).contains(message.priority ?? 0) else {
+                throw TernError(.invalidParameter, "priority must be 0–9")
+            }
+            if let delay = message.delay, delay < 0 { throw TernError(.invalidParameter, "delay must be at least 0 seconds") }
+            let outgoing = OutgoingMessage(body: Array(message.message.utf8), priority: UInt8(message.priority ?? 0), delay: message.delay)
+            let name = try QueueName(message.queue)
+            if let last = transaction.sends.indices.last, transaction.sends[last].queue == name {
+                transaction.sends[last].messages.append(outgoing)
+            } else {
+                transaction.send(name, [outgoing])
+            }
+            order.append(message.queue)
+        }
+        transaction.offsets = parsed.offsets.map {
+            ProducerTransaction.OffsetCommit(topic: $0.topic, group: $0.group, partition: $0.partition, offset: $0.offset)
+        }
+        let result = try await broker.commit(transaction)
+        let flat = zip(transaction.sends, result.sent).flatMap { send, sent in
+            sent.map { TransactionDescription.Sent(queue: send.queue.rawValue, id: $0.id.description, sequence: $0.sequence) }
+        }
+        return try json(.ok, TransactionDescription(messages: flat, duplicate: result.duplicate))
+    }
+}

@@ -1,0 +1,41 @@
+public import Hummingbird
+public import HummingbirdCore
+public import HummingbirdTLS
+import NIOCore
+public import NIOSSL
+
+/// TLS for the HTTP listener (swift-nio-ssl through HummingbirdTLS).
+public struct TLSSettings: Sendable, Hashable {
+    /// PEM file with the server certificate (and any intermediates, leaf first).
+    public var certificatePath: String
+    /// PEM file with the certificate's private key.
+    public var keyPath: String
+
+    public init(certificatePath: String, keyPath: String) {
+        self.certificatePath = certificatePath
+        self.keyPath = keyPath
+    }
+
+    /// The server-side configuration: TLS 1.2 or later, no client certificates.
+    /// - Throws: `NIOSSLError` when a file cannot be read or parsed.
+    public func serverConfiguration() throws -> TLSConfiguration {
+        let chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { NIOSSLCertificateSource.certificate($0) }
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem)))
+        configuration.minimumTLSVersion = .tlsv12
+        return configuration
+    }
+}
+
+extension HTTPAPI {
+    /// The HTTP/1.1 server: plain, or TLS when `tls` is set; counts open connections into
+    /// `metrics` when given.
+    /// - Throws: when the certificate or key cannot be loaded.
+    public static func serverBuilder(tls: TLSSettings?, metrics: TernMetrics?) throws -> HTTPServerBuilder {
+        let configuration = HTTP1Channel.Configuration(
+            additionalChannelHandlers: metrics.map { [ConnectionCounter(metrics: $0)] } ?? [])
+        let base = HTTPServerBuilder.http1(configuration: configuration)
+        guard let tls else { return base }
+        return try .tls(base, tlsConfiguration: try tls.serverConfiguration())
+    }
+}

@@ -1,0 +1,206 @@
+public import Logging
+import NIOCore
+import NIOPosix
+public import ServiceLifecycle
+public import TernBroker
+import TernCore
+public import TernWire
+
+/// The binary-protocol server (`docs/protocol.md`) as a ServiceLifecycle `Service`.
+///
+/// Channel handlers only frame bytes (``WireFrameDecoder``/``WireFrameEncoder``); each
+/// connection runs in Swift concurrency over `NIOAsyncChannel`, where ``WireRequestHandler``
+/// turns requests into broker calls.
+///
+/// Per connection: the first request must be `ApiVersions`; requests are pipelined and
+/// answered as they complete (matched by correlation id), except idempotent sends and
+/// transaction commits, which are applied one after another in arrival order so that a
+/// producer's batches reach the broker in sequence order. A bad frame (too large, garbled,
+/// unknown API or version, or anything before `ApiVersions`) is answered with an error frame and
+/// the connection is closed; the broker's state is never touched by it.
+///
+/// ```swift
+/// let server = WireServer(broker: broker, settings: .init(), logger: logger)
+/// let group = ServiceGroup(services: [server], logger: logger)
+/// try await group.run()
+/// ```
+public struct WireServer: Service {
+    /// Settings of the binary-protocol server.
+    public struct Settings: Sendable {
+        public var host: String = "127.0.0.1"
+        /// The TCP port; 0 picks a free one (see ``WireServer/boundPort``).
+        public var port: Int = 7081
+        public var wire = WireSettings()
+        /// The most requests of one connection processed at the same time; further ones wait
+        /// (back-pressure on the socket). Default 256.
+        public var maxConcurrentRequestsPerConnection: Int = 256
+        public var producers = Broker.ProducerSettings()
+        public init() {}
+    }
+
+    let broker: Broker
+    let settings: Settings
+    let logger: Logger
+    let portBox = PortBox()
+
+    public init(broker: Broker, settings: Settings = Settings(), logger: Logger) {
+        self.broker = broker
+        self.settings = settings
+        self.logger = logger
+    }
+
+    /// The port the server listens on, once ``run()`` has bound it.
+    public var boundPort: Int? { get async { await portBox.value } }
+
+    public func run() async throws {
+        let wireSettings = settings.wire
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .bind(host: settings.host, port: settings.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireFrameDecoder(settings: wireSettings)))
+                    try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(WireFrameEncoder()))
+                    return try NIOAsyncChannel<WireFrame, WireFrame>(wrappingChannelSynchronously: channel)
+                }
+            }
+        let port = server.channel.localAddress?.port ?? settings.port
+        await portBox.set(port)
+        logger.info("binary protocol listening", metadata: ["tern.binary": "\(settings.host):\(port)"])
+        let handler = WireRequestHandler(broker: broker, logger: logger)
+        let maxConcurrent = settings.maxConcurrentRequestsPerConnection
+        let producerSettings = settings.producers
+        // Graceful shutdown cancels the accept loop: a clean stop, not a failure (a thrown
+        // CancellationError would make the ServiceGroup fail and ternd exit with status 1).
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await withThrowingDiscardingTaskGroup { group in
+                    group.addTask { await broker.runProducerExpiry(settings: producerSettings) }
+                    try await server.executeThenClose { connections in
+                        for try await connection in connections {
+                            group.addTask {
+                                await WireConnection(handler: handler, maxConcurrent: maxConcurrent, logger: logger).serve(connection)
+                            }
+                        }
+                    }
+                }
+            }
+        } catch is CancellationError {
+            logger.info("binary protocol stopped")
+        }
+    }
+}
+
+actor PortBox {
+    private var port: Int?
+    private var waiters: [CheckedContinuation<Int, Never>] = []
+
+    func set(_ value: Int) {
+        port = value
+        for waiter in waiters { waiter.resume(returning: value) }
+        waiters = []
+    }
+
+    var value: Int {
+        get async {
+            if let port { return port }
+            return await withCheckedContinuation { waiters.append($0) }
+        }
+    }
+}
+
+/// One client connection: reads frames, dispatches requests, writes responses.
+struct WireConnection: Sendable {
+    let handler: WireRequestHandler
+    let maxConcurrent: Int
+    let logger: Logger
+
+    func serve(_ connection: NIOAsyncChannel<WireFrame, WireFrame>) async {
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                try await serve(inbound: inbound, outbound: outbound)
+            }
+        } catch {
+            logger.debug("binary connection ended", metadata: ["tern.error": "\(error)"])
+        }
+    }
+
+    func serve(inbound: NIOAsyncChannelInboundStream<WireFrame>, outbound: NIOAsyncChannelOutboundWriter<WireFrame>) async throws {
+        let (ordered, orderedContinuation) = AsyncStream.makeStream(of: (WireFrame, WireRequest).self)
+        let handler = self.handler
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await (frame, request) in ordered {
+                    await Self.answer(frame, request, handler: handler, outbound: outbound)
+                }
+            }
+            var negotiated = false
+            var running = 0
+            do {
+                for try await frame in inbound {
+                    let request: WireRequest
+                    do throws(TernError) {
+                        request = try WireRequest(decoding: frame)
+                    } catch {
+                        try? await outbound.write(WireResponse.error(error).frame(
+                            apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
+                        logger.info("closing binary connection after a bad frame", metadata: ["tern.error": "\(error)"])
+                        break
+                    }
+                    if !negotiated {
+                        guard case .apiVersions = request else {
+                            try? await outbound.write(WireResponse.error(TernError(.invalidFrame, "the first request on a connection must be ApiVersions"))
+                                .frame(apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
+                            break
+                        }
+                        negotiated = true
+                    }
+                    if Self.isOrdered(request) {
+                        orderedContinuation.yield((frame, request))
+                        continue
+                    }
+                    if running >= maxConcurrent {
+                        await group.next()
+                        running -= 1
+                    }
+                    running += 1
+                    group.addTask { await Self.answer(frame, request, handler: handler, outbound: outbound) }
+                }
+            } catch let error as TernError {
+                try? await outbound.write(WireResponse.error(error).frame(apiKey: WireFrame.unknownAPIKey, correlationID: 0))
+                logger.info("closing binary connection after a bad frame", metadata: ["tern.error": "\(error)"])
+            } catch {
+                logger.debug("binary connection failed", metadata: ["tern.error": "\(error)"])
+            }
+            orderedContinuation.finish()
+            await group.waitForAll()
+        }
+    }
+
+    /// Requests whose effect depends on arrival order: idempotent sends (sequence numbers) and
+    /// transaction commits (transaction sequence numbers).
+    static func isOrdered(_ request: WireRequest) -> Bool {
+        switch request {
+        case .send(_, let producer, _): producer != nil
+        case .commitTransaction: true
+        default: false
+        }
+    }
+
+    static func answer(_ frame: WireFrame, _ request: WireRequest, handler: WireRequestHandler,
+                       outbound: NIOAsyncChannelOutboundWriter<WireFrame>) async {
+        let response = await handler.respond(to: request)
+        try? await outbound.write(response.frame(apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
+    }
+}
+
+extension WireServer.Settings {
+    /// Settings listening on `address` (host, port), the rest at their defaults.
+    public init(address: (String, Int)) {
+        self.init()
+        host = address.0
+        port = address.1
+    }
+}

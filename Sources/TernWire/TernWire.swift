@@ -1,1 +1,0 @@
-// The binary wire protocol (see docs/protocol.md).

@@ -1,0 +1,63 @@
+/// The APIs of the binary protocol, by key. Every key is at version 0 in this build; a later
+/// version of an API gets a new number here and both are served while clients migrate.
+public enum WireAPI: UInt16, CaseIterable, Sendable, CustomStringConvertible {
+    /// Version negotiation: the first request on every connection.
+    case apiVersions = 0
+    case createQueue = 1
+    case describeQueue = 2
+    case listQueues = 3
+    case deleteQueue = 4
+    case purgeQueue = 5
+    case send = 6
+    case receive = 7
+    case acknowledge = 8
+    case changeVisibility = 9
+    case redrive = 10
+    case initProducer = 20
+    case beginTransaction = 21
+    case commitTransaction = 22
+    case abortTransaction = 23
+
+    /// The versions of each API this build speaks.
+    public var supportedVersions: ClosedRange<UInt16> { 0...0 }
+
+    public var description: String {
+        switch self {
+        case .apiVersions: "ApiVersions"
+        case .createQueue: "CreateQueue"
+        case .describeQueue: "DescribeQueue"
+        case .listQueues: "ListQueues"
+        case .deleteQueue: "DeleteQueue"
+        case .purgeQueue: "PurgeQueue"
+        case .send: "Send"
+        case .receive: "Receive"
+        case .acknowledge: "Acknowledge"
+        case .changeVisibility: "ChangeVisibility"
+        case .redrive: "Redrive"
+        case .initProducer: "InitProducer"
+        case .beginTransaction: "BeginTransaction"
+        case .commitTransaction: "CommitTransaction"
+        case .abortTransaction: "AbortTransaction"
+        }
+    }
+}
+
+/// One entry of the `ApiVersions` response: an API and the versions the broker serves.
+public struct WireAPIVersions: Sendable, Hashable {
+    public var apiKey: UInt16
+    public var minVersion: UInt16
+    public var maxVersion: UInt16
+
+    public init(apiKey: UInt16, minVersion: UInt16, maxVersion: UInt16) {
+        self.apiKey = apiKey
+        self.minVersion = minVersion
+        self.maxVersion = maxVersion
+    }
+
+    /// Every API of this build with its versions.
+    public static var all: [WireAPIVersions] {
+        WireAPI.allCases.map {
+            WireAPIVersions(apiKey: $0.rawValue, minVersion: $0.supportedVersions.lowerBound, maxVersion: $0.supportedVersions.upperBound)
+        }
+    }
+}

@@ -1,0 +1,55 @@
+public import NIOCore
+public import TernCore
+
+/// Splits a byte stream into ``WireFrame``s, one per call (NIO's single-step decoder).
+///
+/// The decoder never reads a payload before its whole frame has arrived, so it is fed byte by
+/// byte or in batches with the same result. It throws ``TernError`` with
+/// ``ErrorCode/frameTooLarge`` for a size above ``WireSettings/maxFrameBytes`` and
+/// ``ErrorCode/invalidFrame`` for a size below the header, or for bytes left over at the end of
+/// the stream; the caller answers with an error frame and closes the connection.
+public struct WireFrameDecoder: NIOSingleStepByteToMessageDecoder {
+    public typealias InboundOut = WireFrame
+
+    public let maxFrameBytes: Int
+
+    public init(settings: WireSettings = WireSettings()) {
+        self.maxFrameBytes = settings.maxFrameBytes
+    }
+
+    public mutating func decode(buffer: inout ByteBuffer) throws -> WireFrame? {
+        guard let size = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return nil }
+        guard Int(size) <= maxFrameBytes else {
+            throw TernError(.frameTooLarge, "frame of \(size) bytes exceeds the maximum of \(maxFrameBytes) bytes")
+        }
+        guard Int(size) >= WireFrame.headerBytes else {
+            throw TernError(.invalidFrame, "frame size \(size) is smaller than the \(WireFrame.headerBytes)-byte header")
+        }
+        guard buffer.readableBytes >= WireFrame.sizeFieldBytes + Int(size) else { return nil }
+        buffer.moveReaderIndex(forwardBy: WireFrame.sizeFieldBytes)
+        let apiKey = buffer.readInteger(as: UInt16.self)!
+        let apiVersion = buffer.readInteger(as: UInt16.self)!
+        let correlationID = buffer.readInteger(as: UInt32.self)!
+        let payload = buffer.readSlice(length: Int(size) - WireFrame.headerBytes)!
+        return WireFrame(apiKey: apiKey, apiVersion: apiVersion, correlationID: correlationID, payload: payload)
+    }
+
+    public mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> WireFrame? {
+        if let frame = try decode(buffer: &buffer) { return frame }
+        if buffer.readableBytes > 0 {
+            throw TernError(.invalidFrame, "connection closed in the middle of a frame (\(buffer.readableBytes) bytes left)")
+        }
+        return nil
+    }
+}
+
+/// Writes ``WireFrame``s to the byte stream.
+public struct WireFrameEncoder: MessageToByteEncoder {
+    public typealias OutboundIn = WireFrame
+
+    public init() {}
+
+    public func encode(data: WireFrame, out: inout ByteBuffer) throws {
+        data.write(to: &out)
+    }
+}

@@ -1,0 +1,206 @@
+public import NIOCore
+public import TernCore
+
+/// A request of the binary protocol, decoded. Queue names travel as strings and are validated
+/// by the broker (an invalid name is an `InvalidName` error response, not a bad frame).
+public enum WireRequest: Sendable, Hashable {
+    /// Version negotiation; the first request on every connection.
+    case apiVersions(clientName: String)
+    case createQueue(name: String, patch: QueueAttributes.Patch)
+    case describeQueue(name: String)
+    case listQueues
+    case deleteQueue(name: String)
+    case purgeQueue(name: String)
+    case redrive(name: String)
+    /// Stores `messages` in `queue`, all or nothing; with a `producer` stamp the send is idempotent.
+    case send(queue: String, producer: WireProducerStamp?, messages: [OutgoingMessage])
+    /// - Parameters: `visibilityTimeout` in seconds (nil = the queue's), `waitTime` in seconds (0–20).
+    case receive(queue: String, maxMessages: UInt16, visibilityTimeout: UInt32?, waitTime: UInt8, autoAcknowledge: Bool)
+    /// Acknowledges each handle independently; the response carries one result per handle.
+    case acknowledge(queue: String, receiptHandles: [String])
+    /// - Parameter visibilityTimeout: seconds from now; 0 releases the message.
+    case changeVisibility(queue: String, receiptHandle: String, visibilityTimeout: UInt32)
+    /// A producer id and epoch; with a transactional id, fences earlier producers of that id.
+    case initProducer(transactionalID: String?)
+    /// Checks that the producer may still write (not fenced, not expired).
+    case beginTransaction(producerID: UInt64, epoch: UInt32)
+    case commitTransaction(WireTransaction)
+    case abortTransaction(producerID: UInt64, epoch: UInt32)
+
+    /// The API this request belongs to.
+    public var api: WireAPI {
+        switch self {
+        case .apiVersions: .apiVersions
+        case .createQueue: .createQueue
+        case .describeQueue: .describeQueue
+        case .listQueues: .listQueues
+        case .deleteQueue: .deleteQueue
+        case .purgeQueue: .purgeQueue
+        case .redrive: .redrive
+        case .send: .send
+        case .receive: .receive
+        case .acknowledge: .acknowledge
+        case .changeVisibility: .changeVisibility
+        case .initProducer: .initProducer
+        case .beginTransaction: .beginTransaction
+        case .commitTransaction: .commitTransaction
+        case .abortTransaction: .abortTransaction
+        }
+    }
+
+    /// The request as a frame with `correlationID` (version 0).
+    public func frame(correlationID: UInt32, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> WireFrame {
+        var payload = allocator.buffer(capacity: 64)
+        encodePayload(into: &payload)
+        return WireFrame(apiKey: api.rawValue, apiVersion: 0, correlationID: correlationID, payload: payload)
+    }
+
+    /// Writes the payload (the bytes after the frame header).
+    public func encodePayload(into buffer: inout ByteBuffer) {
+        switch self {
+        case .apiVersions(let clientName):
+            buffer.writeWireString(clientName)
+        case .createQueue(let name, let patch):
+            buffer.writeWireString(name)
+            buffer.writePatch(patch)
+        case .describeQueue(let name), .deleteQueue(let name), .purgeQueue(let name), .redrive(let name):
+            buffer.writeWireString(name)
+        case .listQueues:
+            break
+        case .send(let queue, let producer, let messages):
+            buffer.writeWireString(queue)
+            buffer.writeWireOptional(producer) { buffer, stamp in
+                buffer.writeInteger(stamp.producerID)
+                buffer.writeInteger(stamp.epoch)
+                buffer.writeInteger(stamp.firstSequence)
+            }
+            buffer.writeInteger(UInt32(messages.count))
+            for message in messages { buffer.writeOutgoing(message) }
+        case .receive(let queue, let maxMessages, let visibilityTimeout, let waitTime, let autoAcknowledge):
+            buffer.writeWireString(queue)
+            buffer.writeInteger(maxMessages)
+            buffer.writeWireOptional(visibilityTimeout) { $0.writeInteger($1) }
+            buffer.writeInteger(waitTime)
+            buffer.writeWireBool(autoAcknowledge)
+        case .acknowledge(let queue, let receiptHandles):
+            buffer.writeWireString(queue)
+            buffer.writeInteger(UInt32(receiptHandles.count))
+            for handle in receiptHandles { buffer.writeWireString(handle) }
+        case .changeVisibility(let queue, let receiptHandle, let visibilityTimeout):
+            buffer.writeWireString(queue)
+            buffer.writeWireString(receiptHandle)
+            buffer.writeInteger(visibilityTimeout)
+        case .initProducer(let transactionalID):
+            buffer.writeWireOptional(transactionalID) { $0.writeWireString($1) }
+        case .beginTransaction(let producerID, let epoch), .abortTransaction(let producerID, let epoch):
+            buffer.writeInteger(producerID)
+            buffer.writeInteger(epoch)
+        case .commitTransaction(let transaction):
+            buffer.writeInteger(transaction.producerID)
+            buffer.writeInteger(transaction.epoch)
+            buffer.writeInteger(transaction.transactionSequence)
+            buffer.writeInteger(UInt32(transaction.sends.count))
+            for send in transaction.sends {
+                buffer.writeWireString(send.queue)
+                buffer.writeInteger(UInt32(send.messages.count))
+                for message in send.messages { buffer.writeOutgoing(message) }
+            }
+            buffer.writeInteger(UInt32(transaction.acknowledgements.count))
+            for ack in transaction.acknowledgements {
+                buffer.writeWireString(ack.queue)
+                buffer.writeWireString(ack.receiptHandle)
+            }
+            buffer.writeInteger(UInt32(transaction.offsets.count))
+            for offset in transaction.offsets {
+                buffer.writeWireString(offset.topic)
+                buffer.writeWireString(offset.group)
+                buffer.writeInteger(offset.partition)
+                buffer.writeInteger(offset.offset)
+            }
+        }
+    }
+
+    /// Decodes the request carried by `frame`.
+    /// - Throws: ``TernError`` with ``ErrorCode/unsupportedVersion`` for an unknown API key or
+    ///   version; ``ErrorCode/invalidFrame`` for a truncated payload, trailing bytes, invalid
+    ///   UTF-8 or out-of-range markers; ``ErrorCode/invalidAttribute`` for an invalid
+    ///   dead-letter queue name in a create request.
+    public init(decoding frame: WireFrame) throws(TernError) {
+        guard let api = WireAPI(rawValue: frame.apiKey) else {
+            throw TernError(.unsupportedVersion, "unknown API key \(frame.apiKey)")
+        }
+        guard api.supportedVersions.contains(frame.apiVersion) else {
+            throw TernError(.unsupportedVersion, "\(api) version \(frame.apiVersion) is not supported (supported: \(api.supportedVersions))")
+        }
+        var r = WireReader(frame.payload)
+        switch api {
+        case .apiVersions:
+            self = .apiVersions(clientName: try r.readString("client name"))
+        case .createQueue:
+            let name = try r.readString("queue name")
+            self = .createQueue(name: name, patch: try r.readPatch())
+        case .describeQueue: self = .describeQueue(name: try r.readString("queue name"))
+        case .listQueues: self = .listQueues
+        case .deleteQueue: self = .deleteQueue(name: try r.readString("queue name"))
+        case .purgeQueue: self = .purgeQueue(name: try r.readString("queue name"))
+        case .redrive: self = .redrive(name: try r.readString("queue name"))
+        case .send:
+            let queue = try r.readString("queue name")
+            let producer = try r.readOptional("producer") { (r: inout WireReader) throws(TernError) in
+                WireProducerStamp(producerID: try r.read(UInt64.self, "producer id"), epoch: try r.read(UInt32.self, "epoch"),
+                                  firstSequence: try r.read(UInt64.self, "first sequence"))
+            }
+            let count = try r.readCount("message count", minimumElementBytes: 6)
+            var messages = [OutgoingMessage]()
+            messages.reserveCapacity(count)
+            for _ in 0..<count { messages.append(try r.readOutgoing()) }
+            self = .send(queue: queue, producer: producer, messages: messages)
+        case .receive:
+            let queue = try r.readString("queue name")
+            let maxMessages: UInt16 = try r.read(UInt16.self, "max messages")
+            let visibilityTimeout = try r.readOptional("visibility timeout") { (r: inout WireReader) throws(TernError) in try r.read(UInt32.self, "visibility timeout") }
+            let waitTime: UInt8 = try r.read(UInt8.self, "wait time")
+            self = .receive(queue: queue, maxMessages: maxMessages, visibilityTimeout: visibilityTimeout, waitTime: waitTime,
+                            autoAcknowledge: try r.readBool("auto acknowledge"))
+        case .acknowledge:
+            let queue = try r.readString("queue name")
+            let count = try r.readCount("handle count", minimumElementBytes: 2)
+            var handles = [String]()
+            handles.reserveCapacity(count)
+            for _ in 0..<count { handles.append(try r.readString("receipt handle")) }
+            self = .acknowledge(queue: queue, receiptHandles: handles)
+        case .changeVisibility:
+            self = .changeVisibility(queue: try r.readString("queue name"), receiptHandle: try r.readString("receipt handle"),
+                                     visibilityTimeout: try r.read(UInt32.self, "visibility timeout"))
+        case .initProducer:
+            self = .initProducer(transactionalID: try r.readOptional("transactional id") { (r: inout WireReader) throws(TernError) in try r.readString("transactional id") })
+        case .beginTransaction:
+            self = .beginTransaction(producerID: try r.read(UInt64.self, "producer id"), epoch: try r.read(UInt32.self, "epoch"))
+        case .abortTransaction:
+            self = .abortTransaction(producerID: try r.read(UInt64.self, "producer id"), epoch: try r.read(UInt32.self, "epoch"))
+        case .commitTransaction:
+            var transaction = WireTransaction(producerID: try r.read(UInt64.self, "producer id"), epoch: try r.read(UInt32.self, "epoch"),
+                                              transactionSequence: try r.read(UInt64.self, "transaction sequence"))
+            let sendCount = try r.readCount("send count", minimumElementBytes: 6)
+            for _ in 0..<sendCount {
+                let queue = try r.readString("queue name")
+                let count = try r.readCount("message count", minimumElementBytes: 6)
+                var messages = [OutgoingMessage]()
+                messages.reserveCapacity(count)
+                for _ in 0..<count { messages.append(try r.readOutgoing()) }
+                transaction.sends.append(.init(queue: queue, messages: messages))
+            }
+            let ackCount = try r.readCount("acknowledgement count", minimumElementBytes: 4)
+            for _ in 0..<ackCount {
+                transaction.acknowledgements.append(.init(queue: try r.readString("queue name"), receiptHandle: try r.readString("receipt handle")))
+            }
+            let offsetCount = try r.readCount("offset count", minimumElementBytes: 16)
+            for _ in 0..<offsetCount {
+                transaction.offsets.append(.init(topic: try r.readString("topic"), group: try r.readString("group"),
+                                                 partition: try r.read(UInt32.self, "partition"), offset: try r.read(UInt64.self, "offset")))
+            }
+            self = .commitTransaction(transaction)
+        }
+        try r.expectEnd("the \(api) request")
+    }
+}

@@ -1,0 +1,171 @@
+public import NIOCore
+public import TernCore
+
+/// A response of the binary protocol, decoded. Which case a payload decodes to is decided by
+/// the API key of the frame (the request's).
+public enum WireResponse: Sendable, Equatable {
+    /// The APIs and versions the broker serves, and its name and version.
+    case apiVersions(broker: String, apis: [WireAPIVersions])
+    /// CreateQueue and DescribeQueue (`created` is false for describe).
+    case queue(created: Bool, QueueInfo)
+    case queues([QueueInfo])
+    /// DeleteQueue, ChangeVisibility, BeginTransaction, AbortTransaction.
+    case done
+    /// PurgeQueue (messages removed) and Redrive (messages moved).
+    case count(UInt64)
+    /// Send; `duplicate` when an idempotent retry matched a batch already stored (nothing was stored again).
+    case sent([SentMessage], duplicate: Bool)
+    case received([ReceivedMessage])
+    /// Acknowledge: per handle, nil for success or the error.
+    case acknowledged([TernError?])
+    case producer(producerID: UInt64, epoch: UInt32)
+    /// CommitTransaction: the sends' results in request order; `duplicate` when this transaction
+    /// had already been committed.
+    case committed([[SentMessage]], duplicate: Bool)
+    /// Any API: the request failed and changed nothing.
+    case error(TernError)
+
+    /// The response as a frame answering a request with `apiKey`, `apiVersion` and `correlationID`.
+    public func frame(apiKey: UInt16, apiVersion: UInt16 = 0, correlationID: UInt32,
+                      allocator: ByteBufferAllocator = ByteBufferAllocator()) -> WireFrame {
+        var payload = allocator.buffer(capacity: 64)
+        encodePayload(into: &payload)
+        return WireFrame(apiKey: apiKey, apiVersion: apiVersion, correlationID: correlationID, payload: payload)
+    }
+
+    /// Writes the payload: u16 error number (0 = success), then the body or the error message.
+    public func encodePayload(into buffer: inout ByteBuffer) {
+        if case .error(let error) = self {
+            buffer.writeInteger(error.code.number)
+            buffer.writeWireString(String(error.message.utf8.prefix(4096)) ?? "")
+            return
+        }
+        buffer.writeInteger(UInt16(0))
+        switch self {
+        case .apiVersions(let broker, let apis):
+            buffer.writeWireString(broker)
+            buffer.writeInteger(UInt32(apis.count))
+            for api in apis {
+                buffer.writeInteger(api.apiKey)
+                buffer.writeInteger(api.minVersion)
+                buffer.writeInteger(api.maxVersion)
+            }
+        case .queue(let created, let info):
+            buffer.writeWireBool(created)
+            buffer.writeQueueInfo(info)
+        case .queues(let infos):
+            buffer.writeInteger(UInt32(infos.count))
+            for info in infos { buffer.writeQueueInfo(info) }
+        case .done:
+            break
+        case .count(let count):
+            buffer.writeInteger(count)
+        case .sent(let messages, let duplicate):
+            buffer.writeWireBool(duplicate)
+            buffer.writeInteger(UInt32(messages.count))
+            for message in messages { buffer.writeSent(message) }
+        case .received(let messages):
+            buffer.writeInteger(UInt32(messages.count))
+            for message in messages { buffer.writeReceived(message) }
+        case .acknowledged(let results):
+            buffer.writeInteger(UInt32(results.count))
+            for result in results {
+                buffer.writeInteger(result?.code.number ?? 0)
+                if let result { buffer.writeWireString(String(result.message.utf8.prefix(4096)) ?? "") }
+            }
+        case .producer(let producerID, let epoch):
+            buffer.writeInteger(producerID)
+            buffer.writeInteger(epoch)
+        case .committed(let sends, let duplicate):
+            buffer.writeWireBool(duplicate)
+            buffer.writeInteger(UInt32(sends.count))
+            for sent in sends {
+                buffer.writeInteger(UInt32(sent.count))
+                for message in sent { buffer.writeSent(message) }
+            }
+        case .error:
+            preconditionFailure("handled above")
+        }
+    }
+
+    /// Decodes the response in `frame`.
+    /// - Throws: ``TernError`` with ``ErrorCode/invalidFrame`` when the payload does not match
+    ///   the API, or ``ErrorCode/unsupportedVersion`` for an unknown API key.
+    public init(decoding frame: WireFrame) throws(TernError) {
+        var r = WireReader(frame.payload)
+        let number: UInt16 = try r.read(UInt16.self, "error number")
+        if number != 0 {
+            let message = try r.readString("error message")
+            let code = ErrorCode.registered(number: number) ?? .internalError
+            self = .error(TernError(code, code.number == number ? message : "error \(number): \(message)"))
+            try r.expectEnd("the error")
+            return
+        }
+        guard let api = WireAPI(rawValue: frame.apiKey) else {
+            throw TernError(.unsupportedVersion, "response for unknown API key \(frame.apiKey)")
+        }
+        switch api {
+        case .apiVersions:
+            let broker = try r.readString("broker")
+            let count = try r.readCount("API count", minimumElementBytes: 6)
+            var apis = [WireAPIVersions]()
+            for _ in 0..<count {
+                apis.append(WireAPIVersions(apiKey: try r.read(UInt16.self, "API key"), minVersion: try r.read(UInt16.self, "min version"),
+                                            maxVersion: try r.read(UInt16.self, "max version")))
+            }
+            self = .apiVersions(broker: broker, apis: apis)
+        case .createQueue, .describeQueue:
+            self = .queue(created: try r.readBool("created"), try r.readQueueInfo())
+        case .listQueues:
+            let count = try r.readCount("queue count", minimumElementBytes: 8)
+            var infos = [QueueInfo]()
+            for _ in 0..<count { infos.append(try r.readQueueInfo()) }
+            self = .queues(infos)
+        case .deleteQueue, .changeVisibility, .beginTransaction, .abortTransaction:
+            self = .done
+        case .purgeQueue, .redrive:
+            self = .count(try r.read(UInt64.self, "count"))
+        case .send:
+            let duplicate = try r.readBool("duplicate")
+            let count = try r.readCount("message count", minimumElementBytes: 32)
+            var sent = [SentMessage]()
+            sent.reserveCapacity(count)
+            for _ in 0..<count { sent.append(try r.readSent()) }
+            self = .sent(sent, duplicate: duplicate)
+        case .receive:
+            let count = try r.readCount("message count", minimumElementBytes: 16)
+            var messages = [ReceivedMessage]()
+            messages.reserveCapacity(count)
+            for _ in 0..<count { messages.append(try r.readReceived()) }
+            self = .received(messages)
+        case .acknowledge:
+            let count = try r.readCount("result count", minimumElementBytes: 2)
+            var results = [TernError?]()
+            results.reserveCapacity(count)
+            for _ in 0..<count {
+                let number: UInt16 = try r.read(UInt16.self, "error number")
+                if number == 0 {
+                    results.append(nil)
+                } else {
+                    let message = try r.readString("error message")
+                    results.append(TernError(ErrorCode.registered(number: number) ?? .internalError, message))
+                }
+            }
+            self = .acknowledged(results)
+        case .initProducer:
+            self = .producer(producerID: try r.read(UInt64.self, "producer id"), epoch: try r.read(UInt32.self, "epoch"))
+        case .commitTransaction:
+            let duplicate = try r.readBool("duplicate")
+            let count = try r.readCount("send count", minimumElementBytes: 4)
+            var sends = [[SentMessage]]()
+            for _ in 0..<count {
+                let inner = try r.readCount("message count", minimumElementBytes: 32)
+                var sent = [SentMessage]()
+                for _ in 0..<inner { sent.append(try r.readSent()) }
+                sends.append(sent)
+            }
+            self = .committed(sends, duplicate: duplicate)
+        }
+        try r.expectEnd("the \(api) response")
+    }
+}

@@ -1,0 +1,167 @@
+import ArgumentParser
+import Foundation
+import Synchronization
+
+/// A body of `size` ASCII bytes whose first 16 are the send time in microseconds (hex, for end-to-end latency).
+func benchBody(size: Int, stamp: UInt64) -> [UInt8] {
+    var body = [UInt8](repeating: UInt8(ascii: "x"), count: max(size, 16))
+    let hex = Array(String(stamp, radix: 16).utf8)
+    for (index, byte) in hex.suffix(16).enumerated() { body[16 - min(16, hex.count) + index] = byte }
+    return body
+}
+
+func stampOf(_ body: [UInt8]) -> UInt64? {
+    guard body.count >= 16 else { return nil }
+    let text = String(decoding: body.prefix(16), as: UTF8.self).trimmingCharacters(in: CharacterSet(charactersIn: "x"))
+    return UInt64(text, radix: 16)
+}
+
+/// Splits `total` into `parts` nearly equal shares.
+func share(_ total: Int, _ index: Int, _ parts: Int) -> Int { total / parts + (index < total % parts ? 1 : 0) }
+
+struct Produce: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Durable sends in batches; latency per batch (send → durable answer).")
+    @OptionGroup var options: LoadOptions
+
+    func run() async throws {
+        let setup = try makeTransport(options)
+        try await setup.createQueue(options.queue)
+        await setup.close()
+        let recorder = LatencyRecorder()
+        let start = monotonicMicroseconds()
+        let deadline: UInt64? = options.duration.map { (seconds: Double) -> UInt64 in start + UInt64(seconds * 1e6) }
+        let ticker = progress("produce", recorder: recorder, start: start, quiet: options.quiet)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<options.connections {
+                group.addTask {
+                    let transport = try makeTransport(options)
+                    var remaining = share(options.count, worker, options.connections)
+                    var pacer = Pacer(rate: options.rate.map { $0 / Double(options.connections) }, start: start)
+                    let body = benchBody(size: options.messageSize, stamp: 0)
+                    while keepGoing(deadline: deadline, remaining: remaining) {
+                        let count: Int = deadline == nil ? min(options.batch, remaining) : options.batch
+                        let intended = await pacer.wait(count: count)
+                        try await transport.send(Array(repeating: body, count: count), to: options.queue)
+                        recorder.record(microseconds: monotonicMicroseconds() - intended, count: count, size: options.messageSize)
+                        remaining -= count
+                    }
+                    await transport.close()
+                }
+            }
+            try await group.waitForAll()
+        }
+        ticker.cancel()
+        if !options.quiet { FileHandle.standardError.write(Data("\n".utf8)) }
+        BenchResult(command: "produce", transport: options.isHTTP ? "http" : "binary", recorder: recorder,
+                    messageSize: options.messageSize, seconds: Double(monotonicMicroseconds() - start) / 1e6).print(json: options.json)
+    }
+}
+
+struct Consume: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Receive + ack in batches; latency per receive-and-ack round.")
+    @OptionGroup var options: LoadOptions
+
+    func run() async throws {
+        let recorder = LatencyRecorder()
+        let start = monotonicMicroseconds()
+        let deadline: UInt64? = options.duration.map { (seconds: Double) -> UInt64 in start + UInt64(seconds * 1e6) }
+        let ticker = progress("consume", recorder: recorder, start: start, quiet: options.quiet)
+        let consumed = Counter()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<options.connections {
+                group.addTask {
+                    let transport = try makeTransport(options)
+                    while keepGoing(deadline: deadline, remaining: options.count - consumed.value) {
+                        let begin = monotonicMicroseconds()
+                        let messages = try await transport.receive(from: options.queue, max: min(options.batch, 1000), waitTime: 1)
+                        if messages.isEmpty {
+                            if deadline == nil { break }
+                            continue
+                        }
+                        try await transport.acknowledge(messages.map(\.handle), on: options.queue)
+                        consumed.add(messages.count)
+                        recorder.record(microseconds: monotonicMicroseconds() - begin, count: messages.count, size: options.messageSize)
+                    }
+                    await transport.close()
+                }
+            }
+            try await group.waitForAll()
+        }
+        ticker.cancel()
+        if !options.quiet { FileHandle.standardError.write(Data("\n".utf8)) }
+        BenchResult(command: "consume", transport: options.isHTTP ? "http" : "binary", recorder: recorder,
+                    messageSize: options.messageSize, seconds: Double(monotonicMicroseconds() - start) / 1e6).print(json: options.json)
+    }
+}
+
+struct EndToEnd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "end-to-end",
+        abstract: "Producers at --rate and long-polling consumers; latency from intended send time to delivery.")
+    @OptionGroup var options: LoadOptions
+
+    func run() async throws {
+        let setup = try makeTransport(options)
+        try await setup.createQueue(options.queue)
+        _ = try? await setup.receive(from: options.queue, max: 1, waitTime: 0)
+        await setup.close()
+        let recorder = LatencyRecorder()
+        let sent = LatencyRecorder()
+        let start = monotonicMicroseconds()
+        let rate: Double = options.rate ?? 10_000
+        let total: Int = options.duration.map { (seconds: Double) -> Int in Int((seconds * rate).rounded()) } ?? options.count
+        let ticker = progress("end-to-end", recorder: recorder, start: start, quiet: options.quiet)
+        let delivered = Counter()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<options.connections {
+                group.addTask {
+                    let transport = try makeTransport(options)
+                    var remaining = share(total, worker, options.connections)
+                    var pacer = Pacer(rate: rate / Double(options.connections), start: start)
+                    while remaining > 0 {
+                        let count = min(options.batch, remaining)
+                        let intended = await pacer.wait(count: count)
+                        let bodies = (0..<count).map { _ in benchBody(size: options.messageSize, stamp: intended) }
+                        try await transport.send(bodies, to: options.queue)
+                        sent.record(microseconds: monotonicMicroseconds() - intended, count: count, size: options.messageSize)
+                        remaining -= count
+                    }
+                    await transport.close()
+                }
+                group.addTask {
+                    let transport = try makeTransport(options)
+                    while delivered.value < total {
+                        let messages = try await transport.receive(from: options.queue, max: 1000, waitTime: 1)
+                        let now = monotonicMicroseconds()
+                        for message in messages {
+                            if let stamp = stampOf(message.body), now >= stamp {
+                                recorder.record(microseconds: now - stamp, count: 1, size: options.messageSize)
+                            }
+                        }
+                        delivered.add(messages.count)
+                        if !messages.isEmpty { try await transport.acknowledge(messages.map(\.handle), on: options.queue) }
+                    }
+                    await transport.close()
+                }
+            }
+            try await group.waitForAll()
+        }
+        ticker.cancel()
+        if !options.quiet { FileHandle.standardError.write(Data("\n".utf8)) }
+        BenchResult(command: "end-to-end", transport: options.isHTTP ? "http" : "binary", recorder: recorder,
+                    messageSize: options.messageSize, seconds: Double(monotonicMicroseconds() - start) / 1e6).print(json: options.json)
+    }
+}
+
+/// Whether a worker continues: until `deadline` (monotonic µs) when given, else while messages remain.
+func keepGoing(deadline: UInt64?, remaining: Int) -> Bool {
+    if let deadline { return monotonicMicroseconds() < deadline }
+    return remaining > 0
+}
+
+/// A shared message counter.
+final class Counter: Sendable {
+    private let atomic = Atomic<Int>(0)
+    var value: Int { atomic.load(ordering: .relaxed) }
+    func add(_ count: Int) { atomic.add(count, ordering: .relaxed) }
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+
+/// `tern-bench`: the load generator of Tern.
+///
+/// ```
+/// tern-bench raw-lmdb --message-size 1024 --count 200000
+/// tern-bench produce  --server tern://127.0.0.1:7081 --connections 4 --batch 1000 --count 1000000
+/// tern-bench consume  --server tern://127.0.0.1:7081 --connections 4 --batch 1000 --count 1000000
+/// tern-bench end-to-end --rate 10000 --duration 30
+/// ```
+@main
+struct TernBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tern-bench",
+        abstract: "Load generator for Tern: throughput and latency percentiles (hdrhistogram).",
+        subcommands: [Produce.self, Consume.self, EndToEnd.self, RawLMDB.self, Pipeline.self])
+}
+
+/// Options shared by the commands that talk to a broker.
+struct LoadOptions: ParsableArguments {
+    @Option(help: "The broker: tern://HOST:PORT (binary protocol) or http://HOST:PORT (HTTP API).")
+    var server = "tern://127.0.0.1:7081"
+
+    @Option(help: "The queue (created when missing).")
+    var queue = "bench"
+
+    @Option(help: "Body size in bytes.")
+    var messageSize = 1024
+
+    @Option(help: "Messages in total (ignored when --duration is given).")
+    var count = 100_000
+
+    @Option(help: "Run for this many seconds instead of --count messages.")
+    var duration: Double?
+
+    @Option(help: "Concurrent connections (each with its own client).")
+    var connections = 4
+
+    @Option(help: "Messages per request (send batch, receive batch size).")
+    var batch = 100
+
+    @Option(help: "Target rate in messages per second over all connections (default: as fast as possible).")
+    var rate: Double?
+
+    @Flag(help: "Print the result as JSON on standard output.")
+    var json = false
+
+    @Flag(help: "No progress line on standard error.")
+    var quiet = false
+
+    var isHTTP: Bool { server.hasPrefix("http://") }
+}

@@ -1,0 +1,119 @@
+import ArgumentParser
+import AsyncHTTPClient
+import NIOHTTP1
+import Foundation
+import NIOCore
+import TernClient
+import TernCore
+
+/// What a benchmark worker needs from a connection, over the binary protocol or HTTP.
+protocol BenchTransport: Sendable {
+    func createQueue(_ name: String) async throws
+    func send(_ bodies: [[UInt8]], to queue: String) async throws
+    func receive(from queue: String, max: Int, waitTime: Int) async throws -> [(handle: String, body: [UInt8])]
+    func acknowledge(_ handles: [String], on queue: String) async throws
+    func close() async
+}
+
+func makeTransport(_ options: LoadOptions) throws -> any BenchTransport {
+    if options.isHTTP { return HTTPTransport(base: options.server) }
+    guard let (host, port) = TernClient.address(from: options.server) else {
+        throw ValidationError("--server must be tern://HOST:PORT or http://HOST:PORT, got \(options.server)")
+    }
+    return BinaryTransport(client: TernClient(host: host, port: port))
+}
+
+struct BinaryTransport: BenchTransport {
+    let client: TernClient
+
+    func createQueue(_ name: String) async throws { try await client.createQueue(name) }
+
+    func send(_ bodies: [[UInt8]], to queue: String) async throws {
+        _ = try await client.send(bodies.map { OutgoingMessage(body: $0) }, to: queue)
+    }
+
+    func receive(from queue: String, max: Int, waitTime: Int) async throws -> [(handle: String, body: [UInt8])] {
+        try await client.receive(from: queue, maxMessages: max, waitTime: waitTime).map { ($0.receiptHandle, $0.body) }
+    }
+
+    func acknowledge(_ handles: [String], on queue: String) async throws {
+        for result in try await client.acknowledge(handles, on: queue) {
+            if let result { throw result }
+        }
+    }
+
+    func close() async { await client.close() }
+}
+
+/// The HTTP API with JSON bodies: batch sends, batch receives, one DELETE per ack. Bodies must
+/// be valid UTF-8 (the benchmark bodies are ASCII).
+struct HTTPTransport: BenchTransport {
+    let base: String
+    let http: HTTPClient
+
+    init(base: String) {
+        var base = base
+        while base.hasSuffix("/") { base.removeLast() }
+        self.base = base
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }
+
+    func exchange(_ method: HTTPMethod, _ path: String, body: Data? = nil) async throws -> (Int, ByteBuffer) {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(body)
+        }
+        let response = try await http.execute(request, timeout: .seconds(60))
+        return (Int(response.status.code), try await response.body.collect(upTo: 256 << 20))
+    }
+
+    func createQueue(_ name: String) async throws {
+        let (status, _) = try await exchange(.PUT, "/queues/\(name)", body: Data("{}".utf8))
+        guard status == 200 || status == 201 else { throw BenchError("PUT /queues/\(name): \(status)") }
+    }
+
+    func send(_ bodies: [[UInt8]], to queue: String) async throws {
+        let messages = bodies.map { ["message": String(decoding: $0, as: UTF8.self)] }
+        let data: Data = bodies.count == 1 ? try JSONEncoder().encode(messages[0]) : try JSONEncoder().encode(["messages": messages])
+        let (status, body) = try await exchange(.POST, "/queues/\(queue)/messages", body: data)
+        guard status == 201 else { throw BenchError("send: \(status) \(String(buffer: body))") }
+    }
+
+    struct Received: Decodable {
+        struct Message: Decodable {
+            var body: String
+            var receiptHandle: String
+            enum CodingKeys: String, CodingKey { case body, receiptHandle = "receipt_handle" }
+        }
+        var messages: [Message]
+    }
+
+    func receive(from queue: String, max: Int, waitTime: Int) async throws -> [(handle: String, body: [UInt8])] {
+        let (status, body) = try await exchange(.GET, "/queues/\(queue)/messages?batch_size=\(max)&wait_time=\(waitTime)")
+        guard status == 200 else { throw BenchError("receive: \(status) \(String(buffer: body))") }
+        return try JSONDecoder().decode(Received.self, from: Data(body.readableBytesView)).messages.map { ($0.receiptHandle, Array($0.body.utf8)) }
+    }
+
+    func acknowledge(_ handles: [String], on queue: String) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for handle in handles {
+                group.addTask {
+                    let (status, _) = try await exchange(.DELETE, "/queues/\(queue)/messages/\(handle)")
+                    guard status == 204 else { throw BenchError("ack: \(status)") }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    func close() async { try? await http.shutdown() }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

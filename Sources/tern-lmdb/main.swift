@@ -1,1 +1,0 @@
-print("tern-lmdb: not yet implemented")

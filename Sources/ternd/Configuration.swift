@@ -1,0 +1,284 @@
+import Foundation
+import Logging
+import TernServer
+import TernStorage
+import Yams
+
+/// The effective configuration of `ternd`, from four layers in this order of precedence:
+/// **flags > environment variables (`TERN_*`) > configuration file (`--config FILE`, YAML) >
+/// defaults**. `ternd --print-config` prints the result as YAML (secrets redacted).
+///
+/// ```yaml
+/// data_dir: /var/lib/tern
+/// http: 0.0.0.0:7080
+/// binary: 0.0.0.0:7081
+/// max_map_bytes: 68719476736
+/// max_request_bytes: 67108864
+/// sync: true
+/// log_level: info
+/// log_format: json
+/// tls: {certificate: /etc/tern/cert.pem, key: /etc/tern/key.pem}
+/// auth:
+///   enabled: true
+///   tokens:
+///     - {name: operator, token: "…", permissions: [admin]}
+/// alerts:
+///   interval: 10
+///   rules:
+///     - {name: orders-backlog, queues: "orders*", depth_above: 1000, for: 60}
+/// ```
+struct Configuration: Equatable {
+    var dataDir = "./data"
+    var http = "127.0.0.1:7080"
+    var binary = "127.0.0.1:7081"
+    var maxMapBytes = Storage.Settings().maxMapBytes
+    var maxRequestBytes = HTTPAPI.Settings().maxRequestBytes
+    var sync = true
+    var logLevel = "info"
+    var logFormat = "text"
+    var metrics = true
+    var console = true
+    var tlsCertificate: String?
+    var tlsKey: String?
+    var auth = Auth.Settings()
+    /// Seconds between alert evaluations.
+    var alertInterval = 10
+    var alertRules: [Alerts.Rule] = []
+
+    /// The environment variables read, with the setting each sets.
+    static let environmentVariables: [(String, String)] = [
+        ("TERN_DATA_DIR", "data_dir"), ("TERN_HTTP", "http"), ("TERN_BINARY", "binary"),
+        ("TERN_MAX_MAP_BYTES", "max_map_bytes"), ("TERN_MAX_REQUEST_BYTES", "max_request_bytes"), ("TERN_SYNC", "sync"),
+        ("TERN_LOG_LEVEL", "log_level"), ("TERN_LOG_FORMAT", "log_format"), ("TERN_METRICS", "metrics"),
+        ("TERN_CONSOLE", "console"), ("TERN_TLS_CERTIFICATE", "tls.certificate"), ("TERN_TLS_KEY", "tls.key"),
+        ("TERN_AUTH_ENABLED", "auth.enabled"), ("TERN_ALERTS_INTERVAL", "alerts.interval"),
+    ]
+
+    static let topLevelKeys: Set<String> = [
+        "data_dir", "http", "binary", "max_map_bytes", "max_request_bytes", "sync", "log_level", "log_format", "metrics",
+        "console", "tls", "auth", "alerts",
+    ]
+
+    // MARK: Layers
+
+    /// Applies the YAML document `text` (the configuration file) over `self`.
+    /// - Throws: ``ConfigurationError`` naming the bad key or value.
+    mutating func apply(yaml text: String, source: String) throws {
+        let loaded: Any?
+        do { loaded = try Yams.load(yaml: text) } catch { throw ConfigurationError("\(source): not valid YAML: \(error)") }
+        guard let loaded else { return }
+        guard let root = loaded as? [String: Any] else { throw ConfigurationError("\(source): the top level must be a mapping") }
+        for key in root.keys where !Self.topLevelKeys.contains(key) {
+            throw ConfigurationError("\(source): unknown setting \"\(key)\"; known: \(Self.topLevelKeys.sorted().joined(separator: ", "))")
+        }
+        for (key, value) in root {
+            switch key {
+            case "tls":
+                let tls = try Self.mapping(value, "tls", allowed: ["certificate", "key"])
+                if let v = tls["certificate"] { tlsCertificate = try Self.string(v, "tls.certificate") }
+                if let v = tls["key"] { tlsKey = try Self.string(v, "tls.key") }
+            case "auth":
+                let auth = try Self.mapping(value, "auth", allowed: ["enabled", "tokens"])
+                if let v = auth["enabled"] { self.auth.enabled = try Self.bool(v, "auth.enabled") }
+                if let v = auth["tokens"] {
+                    guard let list = v as? [Any] else { throw ConfigurationError("auth.tokens must be a list") }
+                    self.auth.tokens = try list.enumerated().map { index, item in
+                        let t = try Self.mapping(item, "auth.tokens[\(index)]", allowed: ["name", "token", "permissions"])
+                        guard let name = t["name"], let secret = t["token"], let permissions = t["permissions"] as? [Any] else {
+                            throw ConfigurationError("auth.tokens[\(index)] needs name, token and permissions (a list)")
+                        }
+                        let secretText = try Self.string(secret, "auth.tokens[\(index)].token")
+                        guard secretText.count >= 16 else {
+                            throw ConfigurationError("auth.tokens[\(index)].token must be at least 16 characters")
+                        }
+                        return Auth.Token(
+                            name: try Self.string(name, "auth.tokens[\(index)].name"), secret: secretText,
+                            permissions: try permissions.map { try Auth.Permission(parsing: try Self.string($0, "auth.tokens[\(index)].permissions")) })
+                    }
+                }
+            case "alerts":
+                let alerts = try Self.mapping(value, "alerts", allowed: ["interval", "rules"])
+                if let v = alerts["interval"] { alertInterval = try Self.int(v, "alerts.interval") }
+                if let v = alerts["rules"] {
+                    guard let list = v as? [Any] else { throw ConfigurationError("alerts.rules must be a list") }
+                    alertRules = try list.enumerated().map { try Self.rule($1, index: $0) }
+                }
+            default:
+                try set(key, value, source: source)
+            }
+        }
+    }
+
+    /// Applies `TERN_*` variables of `environment` over `self`.
+    mutating func apply(environment: [String: String]) throws {
+        for (variable, key) in Self.environmentVariables {
+            guard let value = environment[variable] else { continue }
+            switch key {
+            case "tls.certificate": tlsCertificate = value
+            case "tls.key": tlsKey = value
+            case "auth.enabled": auth.enabled = try Self.bool(value, variable)
+            case "alerts.interval": alertInterval = try Self.int(value, variable)
+            default: try set(key, value, source: variable)
+            }
+        }
+    }
+
+    /// Sets one scalar setting from a YAML value or an environment string.
+    mutating func set(_ key: String, _ value: Any, source: String) throws {
+        let name = "\(key) (\(source))"
+        switch key {
+        case "data_dir": dataDir = try Self.string(value, name)
+        case "http": http = try Self.string(value, name)
+        case "binary": binary = try Self.string(value, name)
+        case "max_map_bytes": maxMapBytes = try Self.int(value, name)
+        case "max_request_bytes": maxRequestBytes = try Self.int(value, name)
+        case "sync": sync = try Self.bool(value, name)
+        case "log_level": logLevel = try Self.string(value, name)
+        case "log_format": logFormat = try Self.string(value, name)
+        case "metrics": metrics = try Self.bool(value, name)
+        case "console": console = try Self.bool(value, name)
+        default: throw ConfigurationError("unknown setting \(name)")
+        }
+    }
+
+    /// Checks every value; the message names the setting.
+    func validate() throws {
+        guard parseAddress(http) != nil else { throw ConfigurationError("http must be HOST:PORT, got \(http)") }
+        guard parseAddress(binary) != nil else { throw ConfigurationError("binary must be HOST:PORT, got \(binary)") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ConfigurationError("unknown log_level \(logLevel)") }
+        guard ["text", "json"].contains(logFormat) else { throw ConfigurationError("log_format must be text or json, got \(logFormat)") }
+        guard maxMapBytes >= 1 << 20 else { throw ConfigurationError("max_map_bytes must be at least 1 MiB") }
+        guard maxRequestBytes >= 1024 else { throw ConfigurationError("max_request_bytes must be at least 1 KiB") }
+        guard (tlsCertificate == nil) == (tlsKey == nil) else {
+            throw ConfigurationError("tls needs both certificate and key")
+        }
+        if auth.enabled && auth.tokens.isEmpty { throw ConfigurationError("auth.enabled needs at least one token in auth.tokens") }
+        guard Set(auth.tokens.map(\.name)).count == auth.tokens.count else { throw ConfigurationError("auth.tokens names must be unique") }
+        guard Set(auth.tokens.map(\.secret)).count == auth.tokens.count else { throw ConfigurationError("auth.tokens must differ") }
+        guard alertInterval >= 1 else { throw ConfigurationError("alerts.interval must be at least 1 second") }
+        guard Set(alertRules.map(\.name)).count == alertRules.count else { throw ConfigurationError("alerts.rules names must be unique") }
+    }
+
+    // MARK: Printing
+
+    /// The configuration as YAML, token secrets replaced by `<redacted>`.
+    func yaml() -> String {
+        func quoted(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+        var lines = [
+            "data_dir: \(quoted(dataDir))", "http: \(quoted(http))", "binary: \(quoted(binary))",
+            "max_map_bytes: \(maxMapBytes)", "max_request_bytes: \(maxRequestBytes)", "sync: \(sync)",
+            "log_level: \(logLevel)", "log_format: \(logFormat)", "metrics: \(metrics)", "console: \(console)",
+        ]
+        if let tlsCertificate, let tlsKey {
+            lines += ["tls:", "  certificate: \(quoted(tlsCertificate))", "  key: \(quoted(tlsKey))"]
+        } else {
+            lines.append("tls: null")
+        }
+        lines += ["auth:", "  enabled: \(auth.enabled)"]
+        if auth.tokens.isEmpty {
+            lines.append("  tokens: []")
+        } else {
+            lines.append("  tokens:")
+            for token in auth.tokens {
+                lines.append("    - name: \(quoted(token.name))")
+                lines.append("      token: \"<redacted>\"")
+                lines.append("      permissions: [\(token.permissions.map { quoted($0.description) }.joined(separator: ", "))]")
+            }
+        }
+        lines += ["alerts:", "  interval: \(alertInterval)"]
+        if alertRules.isEmpty {
+            lines.append("  rules: []")
+        } else {
+            lines.append("  rules:")
+            for rule in alertRules {
+                lines.append("    - name: \(quoted(rule.name))")
+                switch rule.condition {
+                case .depthAbove(let n): lines += ["      queues: \(quoted(rule.pattern.text))", "      depth_above: \(n)"]
+                case .oldestMessageAgeAbove(let s): lines += ["      queues: \(quoted(rule.pattern.text))", "      oldest_age_above: \(s)"]
+                case .deadLetterQueueNotEmpty: lines += ["      queues: \(quoted(rule.pattern.text))", "      dead_letter_not_empty: true"]
+                case .lagAbove(let n): lines += ["      topics: \(quoted(rule.pattern.text))", "      lag_above: \(n)"]
+                case .lagGrowing(let s): lines += ["      topics: \(quoted(rule.pattern.text))", "      lag_growing_for: \(s)"]
+                case .storageAbove(let p): lines.append("      storage_above_percent: \(p)")
+                }
+                let seconds = rule.holdFor.components.seconds
+                if seconds > 0 { lines.append("      for: \(seconds)") }
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    // MARK: Value readers
+
+    static func mapping(_ value: Any, _ name: String, allowed: Set<String>) throws -> [String: Any] {
+        guard let mapping = value as? [String: Any] else { throw ConfigurationError("\(name) must be a mapping") }
+        for key in mapping.keys where !allowed.contains(key) {
+            throw ConfigurationError("unknown setting \(name).\(key); known: \(allowed.sorted().joined(separator: ", "))")
+        }
+        return mapping
+    }
+
+    static func string(_ value: Any, _ name: String) throws -> String {
+        if let s = value as? String { return s }
+        if let i = value as? Int { return String(i) }
+        throw ConfigurationError("\(name) must be a string")
+    }
+
+    static func int(_ value: Any, _ name: String) throws -> Int {
+        if let i = value as? Int { return i }
+        if let s = value as? String, let i = Int(s) { return i }
+        throw ConfigurationError("\(name) must be an integer, got \(value)")
+    }
+
+    static func double(_ value: Any, _ name: String) throws -> Double {
+        if let d = value as? Double { return d }
+        if let i = value as? Int { return Double(i) }
+        if let s = value as? String, let d = Double(s) { return d }
+        throw ConfigurationError("\(name) must be a number, got \(value)")
+    }
+
+    static func bool(_ value: Any, _ name: String) throws -> Bool {
+        if let b = value as? Bool { return b }
+        if let s = value as? String {
+            switch s.lowercased() {
+            case "true", "1", "yes", "on": return true
+            case "false", "0", "no", "off": return false
+            default: break
+            }
+        }
+        throw ConfigurationError("\(name) must be true or false, got \(value)")
+    }
+
+    static func rule(_ value: Any, index: Int) throws -> Alerts.Rule {
+        let where_ = "alerts.rules[\(index)]"
+        let conditions = ["depth_above", "oldest_age_above", "lag_above", "lag_growing_for", "dead_letter_not_empty", "storage_above_percent"]
+        let r = try mapping(value, where_, allowed: Set(conditions + ["name", "queues", "topics", "for"]))
+        guard let nameValue = r["name"] else { throw ConfigurationError("\(where_) needs a name") }
+        let name = try string(nameValue, "\(where_).name")
+        let present = conditions.filter { r[$0] != nil }
+        guard present.count == 1 else {
+            throw ConfigurationError("\(where_) (\(name)) needs exactly one of \(conditions.joined(separator: ", "))")
+        }
+        let key = present[0], raw = r[key]!
+        let condition: Alerts.Condition
+        switch key {
+        case "depth_above": condition = .depthAbove(try int(raw, "\(where_).\(key)"))
+        case "oldest_age_above": condition = .oldestMessageAgeAbove(seconds: try double(raw, "\(where_).\(key)"))
+        case "lag_above": condition = .lagAbove(try int(raw, "\(where_).\(key)"))
+        case "lag_growing_for": condition = .lagGrowing(seconds: try double(raw, "\(where_).\(key)"))
+        case "dead_letter_not_empty":
+            guard try bool(raw, "\(where_).\(key)") else { throw ConfigurationError("\(where_).\(key) must be true") }
+            condition = .deadLetterQueueNotEmpty
+        default: condition = .storageAbove(percent: try double(raw, "\(where_).\(key)"))
+        }
+        let pattern = try (r["queues"] ?? r["topics"]).map { try string($0, "\(where_).queues") } ?? "*"
+        let holdFor = try r["for"].map { try int($0, "\(where_).for") } ?? 0
+        return Alerts.Rule(name: name, condition: condition, pattern: NamePattern(pattern), holdFor: .seconds(holdFor))
+    }
+}
+
+func parseAddress(_ text: String) -> (String, Int)? {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port)
+    else { return nil }
+    let host = String(text[..<colon])
+    return host.isEmpty ? nil : (host, port)
+}

@@ -1,0 +1,168 @@
+import AsyncHTTPClient
+import Foundation
+import TernTestKit
+import Testing
+
+/// Runs `ternd arguments…` to completion (for `--print-config` and bad configurations) with
+/// `environment` added to a clean environment.
+func runTernd(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String, error: String) {
+    let scratch = try TemporaryDirectory(prefix: "ternd-run")
+    defer { scratch.remove() }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try TernBinaries.path(of: "ternd"))
+    process.arguments = arguments
+    process.environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin"].merging(environment) { $1 }
+    FileManager.default.createFile(atPath: scratch.appending("out"), contents: nil)
+    FileManager.default.createFile(atPath: scratch.appending("err"), contents: nil)
+    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch.appending("out")))
+    let err = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch.appending("err")))
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+        do { try process.run() } catch {
+            process.terminationHandler = nil
+            continuation.resume(throwing: error)
+        }
+    }
+    try? out.close()
+    try? err.close()
+    return (status, String(decoding: FileManager.default.contents(atPath: scratch.appending("out")) ?? Data(), as: UTF8.self),
+            String(decoding: FileManager.default.contents(atPath: scratch.appending("err")) ?? Data(), as: UTF8.self))
+}
+
+extension IntegrationTests {
+    @Suite struct ConfigTests {
+        static let secret = "file-secret-token-0123456789"
+
+        func configFile(_ root: TemporaryDirectory, _ text: String) throws -> String {
+            let path = root.appending("ternd.yaml")
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+
+        @Test func precedence_isFlagsThenEnvironmentThenFileThenDefaults() async throws {
+            let root = try TemporaryDirectory(prefix: "tern-config")
+            defer { root.remove() }
+            let path = try configFile(root, """
+                data_dir: /srv/from-file
+                http: 127.0.0.1:1001
+                log_level: debug
+                max_request_bytes: 4096
+                auth:
+                  enabled: true
+                  tokens:
+                    - name: ops
+                      token: "\(Self.secret)"
+                      permissions: [admin, "produce:orders-*"]
+                alerts:
+                  interval: 5
+                  rules:
+                    - {name: backlog, queues: "orders*", depth_above: 100, for: 30}
+                    - {name: disk, storage_above_percent: 85}
+                """)
+            let result = try await runTernd(["--config", path, "--http", "127.0.0.1:3003", "--print-config"],
+                                            environment: ["TERN_HTTP": "127.0.0.1:2002", "TERN_LOG_LEVEL": "warning",
+                                                          "TERN_MAX_MAP_BYTES": "1073741824"])
+            #expect(result.status == 0, "\(result.error)")
+            let lines = Set(result.output.split(separator: "\n").map(String.init))
+            #expect(lines.contains(#"http: "127.0.0.1:3003""#), "flag beats environment and file")
+            #expect(lines.contains("log_level: warning"), "environment beats file")
+            #expect(lines.contains("max_map_bytes: 1073741824"), "environment beats default")
+            #expect(lines.contains(#"data_dir: "/srv/from-file""#), "file beats default")
+            #expect(lines.contains("max_request_bytes: 4096"))
+            #expect(lines.contains("log_format: text"), "default")
+            #expect(lines.contains("  interval: 5"))
+            #expect(lines.contains(#"      depth_above: 100"#) && lines.contains("      for: 30"))
+            #expect(lines.contains(#"      permissions: ["admin", "produce:orders-*"]"#))
+            #expect(!result.output.contains(Self.secret), "secrets are redacted")
+            #expect(result.output.contains("<redacted>"))
+        }
+
+        @Test(arguments: [
+            ("unknown_key: 1\n", "unknown setting \"unknown_key\""),
+            ("auth:\n  enabled: true\n", "auth.enabled needs at least one token"),
+            ("alerts:\n  rules:\n    - {name: x, depth_above: 1, lag_above: 2}\n", "needs exactly one of"),
+            ("log_format: xml\n", "log_format must be text or json"),
+            ("tls:\n  certificate: /a.pem\n", "tls needs both certificate and key"),
+            ("http: nowhere\n", "http must be HOST:PORT"),
+        ])
+        func invalidConfiguration_exitsWithAMessageNamingTheSetting(text: String, message: String) async throws {
+            let root = try TemporaryDirectory(prefix: "tern-config")
+            defer { root.remove() }
+            let result = try await runTernd(["--config", try configFile(root, text), "--print-config"])
+            #expect(result.status != 0)
+            #expect(result.error.contains(message), "\(result.error)")
+        }
+
+        @Test func jsonLogs_areOneObjectPerLine_withStructuredMetadata_andNoSecrets() async throws {
+            let root = try TemporaryDirectory(prefix: "tern-config")
+            let path = try configFile(root, """
+                auth:
+                  enabled: true
+                  tokens: [{name: ops, token: "\(Self.secret)", permissions: [admin]}]
+                """)
+            try await withServer(["--binary", "127.0.0.1:0", "--log-format", "json", "--config", path]) { server, _ in
+                let (status, _) = try await HTTP().request(.GET, server.baseURL + "/queues")
+                #expect(status == 401)
+                await server.terminate()
+                let log = server.logTail(bytes: 100_000)
+                let lines = log.split(separator: "\n").filter { $0.hasPrefix("{") }
+                #expect(!lines.isEmpty, "\(log)")
+                let objects = try lines.map { try HTTP.object(Data($0.utf8)) }
+                let starting = try #require(objects.first { $0["message"] as? String == "ternd starting" })
+                #expect(starting["level"] as? String == "info")
+                #expect(starting["tern.auth"] as? String == "true")
+                #expect(starting["tern.data_dir"] as? String == server.dataDirectory)
+                #expect(objects.contains { $0["message"] as? String == "ternd stopped" })
+                #expect(!log.contains(Self.secret))
+            }
+            root.remove()
+        }
+
+        /// SIGTERM while many clients send: every send that was answered 201 is stored, the
+        /// process exits 0, and nothing is lost across the restart.
+        @Test func sigterm_duringTraffic_losesNoAcknowledgedSend() async throws {
+            try await withServer(["--binary", "127.0.0.1:0"]) { server, _ in
+                let api = QueueAPI(baseURL: server.baseURL)
+                _ = try await api.createQueue("drain")
+                let acknowledged = try await HTTP.withClient(connectionsPerHost: 16) { client in
+                    try await withThrowingTaskGroup(of: [String].self) { group in
+                        for sender in 0..<16 {
+                            group.addTask {
+                                let http = HTTP(client: client)
+                                var ids = [String]()
+                                for n in 0..<10_000 {
+                                    guard let (status, body) = try? await http.request(
+                                        .POST, "\(server.baseURL)/queues/drain/messages", json: ["message": "s\(sender) n\(n)"],
+                                        timeout: .seconds(10))
+                                    else { break }
+                                    if status == 201, let id = try? HTTP.object(body)["id"] as? String { ids.append(id) } else { break }
+                                }
+                                return ids
+                            }
+                        }
+                        group.addTask {
+                            while (try await api.total("drain") ?? 0) < 300 { try await Task.sleep(for: .milliseconds(10)) }
+                            let status = await server.terminate(gracePeriod: .seconds(30))
+                            #expect(status == 0, "graceful exit status")
+                            return []
+                        }
+                        return try await group.reduce(into: [String]()) { $0 += $1 }
+                    }
+                }
+                #expect(acknowledged.count >= 300)
+                try await server.start()
+                var stored = Set<String>()
+                while true {
+                    let batch = try await api.receive("drain", batchSize: 1000).messages
+                    if batch.isEmpty { break }
+                    stored.formUnion(batch.map(\.id))
+                }
+                let lost = Set(acknowledged).subtracting(stored)
+                #expect(lost.isEmpty, "\(lost.count) acknowledged sends lost, e.g. \(lost.prefix(3))")
+            }
+        }
+    }
+}

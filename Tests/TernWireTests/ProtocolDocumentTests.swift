@@ -1,0 +1,66 @@
+import NIOCore
+import Testing
+import TernCore
+import TernWire
+
+/// The hex dumps of `docs/protocol.md`, checked against the encoder.
+@Suite struct ProtocolDocumentTests {
+    static func hex(_ text: String) -> [UInt8] {
+        let digits = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        return digits.map { UInt8($0, radix: 16)! }
+    }
+
+    static func bytes(_ frame: WireFrame) -> [UInt8] { Array(frame.bytes.readableBytesView) }
+
+    @Test func documentedRequestDumps_matchTheEncoder() {
+        var patch = QueueAttributes.Patch()
+        patch.visibilityTimeout = 60
+        let cases: [(WireRequest, String)] = [
+            (.apiVersions(clientName: "tern-client/0.1"),
+             "00 00 00 19 00 00 00 00 00 00 00 01 00 0f 74 65 72 6e 2d 63 6c 69 65 6e 74 2f 30 2e 31"),
+            (.createQueue(name: "jobs", patch: patch),
+             "00 00 00 1f 00 01 00 00 00 00 00 01 00 04 6a 6f 62 73 01 00 00 00 3c 00 00 00 00 00 00 00 00"),
+            (.describeQueue(name: "jobs"), "00 00 00 0e 00 02 00 00 00 00 00 01 00 04 6a 6f 62 73"),
+            (.send(queue: "jobs", producer: nil, messages: [OutgoingMessage(body: Array("hi".utf8))]),
+             "00 00 00 1e 00 06 00 00 00 00 00 01 00 04 6a 6f 62 73 00 00 00 00 01 00 00 00 02 68 69 00 00"),
+            (.receive(queue: "jobs", maxMessages: 10, visibilityTimeout: 30, waitTime: 20, autoAcknowledge: false),
+             "00 00 00 1a 00 07 00 00 00 00 00 01 00 04 6a 6f 62 73 00 0a 01 00 00 00 1e 14 00"),
+            (.acknowledge(queue: "jobs", receiptHandles: ["aa", "bb"]),
+             "00 00 00 1a 00 08 00 00 00 00 00 01 00 04 6a 6f 62 73 00 00 00 02 00 02 61 61 00 02 62 62"),
+            (.changeVisibility(queue: "jobs", receiptHandle: "aa", visibilityTimeout: 0),
+             "00 00 00 18 00 09 00 00 00 00 00 01 00 04 6a 6f 62 73 00 02 61 61 00 00 00 00"),
+            (.initProducer(transactionalID: "t1"), "00 00 00 0d 00 14 00 00 00 00 00 01 01 00 02 74 31"),
+            (.beginTransaction(producerID: 7, epoch: 3),
+             "00 00 00 14 00 15 00 00 00 00 00 01 00 00 00 00 00 00 00 07 00 00 00 03"),
+            (.commitTransaction(WireTransaction(producerID: 7, epoch: 3, transactionSequence: 12,
+                                                sends: [.init(queue: "out", messages: [OutgoingMessage(body: Array("X".utf8))])],
+                                                acknowledgements: [.init(queue: "in", receiptHandle: "aa")])),
+             """
+             00 00 00 40 00 16 00 00 00 00 00 01 00 00 00 00 00 00 00 07 00 00 00 03 00 00 00 00 00 00 00 0c
+             00 00 00 01 00 03 6f 75 74 00 00 00 01 00 00 00 01 58 00 00 00 00 00 01 00 02 69 6e 00 02 61 61 00 00 00 00
+             """),
+        ]
+        for (request, dump) in cases {
+            #expect(Self.bytes(request.frame(correlationID: 1)) == Self.hex(dump), "\(request.api)")
+        }
+        #expect(Self.bytes(WireRequest.listQueues.frame(correlationID: 0x0102_0304)) == Self.hex("00 00 00 08 00 03 00 00 01 02 03 04"))
+    }
+
+    @Test func documentedResponseDumps_matchTheEncoder() {
+        let sent = SentMessage(id: MessageID(high: 0x0194_1234_5678_7abc, low: 0x8000_0000_0000_0001), sequence: 42,
+                               visibleAt: Timestamp(milliseconds: 1_735_689_600_000))
+        let cases: [(WireAPI, UInt32, WireResponse, String)] = [
+            (.send, 1, .sent([sent], duplicate: false),
+             "00 00 00 2f 00 06 00 00 00 00 00 01 00 00 00 00 00 00 01 01 94 12 34 56 78 7a bc 80 00 00 00 00 00 00 01 00 00 00 00 00 00 00 2a 00 00 01 94 21 7b 60 00"),
+            (.acknowledge, 1, .acknowledged([nil, TernError(.receiptHandleStale, "gone")]),
+             "00 00 00 1a 00 08 00 00 00 00 00 01 00 00 00 00 00 02 00 00 00 28 00 04 67 6f 6e 65"),
+            (.initProducer, 1, .producer(producerID: 7, epoch: 3),
+             "00 00 00 16 00 14 00 00 00 00 00 01 00 00 00 00 00 00 00 00 00 07 00 00 00 03"),
+            (.send, 3, .error(TernError(.producerFenced, "epoch 1 < 2")),
+             "00 00 00 17 00 06 00 00 00 00 00 03 00 68 00 0b 65 70 6f 63 68 20 31 20 3c 20 32"),
+        ]
+        for (api, correlation, response, dump) in cases {
+            #expect(Self.bytes(response.frame(apiKey: api.rawValue, correlationID: correlation)) == Self.hex(dump), "\(api)")
+        }
+    }
+}
