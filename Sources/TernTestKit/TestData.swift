@@ -16,9 +16,10 @@ public var loghubDirectory: String? {
             .deletingLastPathComponent()
         candidate = repository.deletingLastPathComponent().appendingPathComponent("shared/data/loghub").path
     }
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory), isDirectory.boolValue else {
-        return nil
+    // The workspace's shared copy, for checkouts that do not sit next to `shared/`.
+    for path in [candidate, "/work/shared/data/loghub"] {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue { return path }
     }
-    return candidate
+    return nil
 }
