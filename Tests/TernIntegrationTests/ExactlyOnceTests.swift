@@ -17,8 +17,9 @@ extension IntegrationTests {
             let directory = try #require(loghubDirectory, "the loghub data is missing (../shared/data/loghub)")
             let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".log") }.sorted()
             return try files.flatMap { file in
-                try String(contentsOfFile: directory + "/" + file, encoding: .utf8)
-                    .split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+                // Split bytes, not Characters: in CRLF files "\r\n" is one Character and never equals "\n".
+                try Data(contentsOf: URL(fileURLWithPath: directory + "/" + file))
+                    .split(separator: 0x0A, omittingEmptySubsequences: true).map { String(decoding: $0, as: UTF8.self) }
             }
         }
 
