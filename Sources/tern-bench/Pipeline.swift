@@ -38,14 +38,14 @@ struct Pipeline: AsyncParsableCommand {
                 continue
             }
             idleSince = ContinuousClock.now
-            do {
+            do throws(TernError) {
                 try await producer.begin()
                 for message in messages {
                     await producer.send(OutgoingMessage(body: Array(String(decoding: message.body, as: UTF8.self).uppercased().utf8)), to: output)
                     await producer.acknowledge(message.receiptHandle, on: input)
                 }
                 try await producer.commit()
-            } catch let error as TernError {
+            } catch {
                 // Nothing of the transaction was applied; the messages come back after their timeout.
                 await producer.abort()
                 if error.code == .producerFenced { throw error }
