@@ -236,8 +236,15 @@ extension Broker {
             let owned = assignment.partitions.isEmpty ? [] : (0..<assignment.partitions.count).map {
                 assignment.partitions[($0 + start) % assignment.partitions.count]
             }
+            // A partition without a position (just assigned) resumes at its committed offset,
+            // read on the writer thread: a commit validated there before the rebalance has
+            // then landed, and one validated after it was refused (see commitOffsets).
+            var committed = [Int: UInt64]()
+            if owned.contains(where: { positions[$0] == nil }) {
+                let groupName = group.rawValue
+                committed = try await perform { txn in try store.committedOffsets(topic: record.id, group: groupName, in: txn) }
+            }
             let messages: [FetchedMessage] = try reading { txn in
-                let committed = try store.committedOffsets(topic: record.id, group: group.rawValue, in: txn)
                 var result = [FetchedMessage]()
                 for partition in owned where result.count < max {
                     let state = try store.partitionState(topic: record.id, partition: partition, in: txn)
@@ -277,9 +284,19 @@ extension Broker {
             _ = instance.onTick(at: now)
             try instance.validateCommit(memberID: memberID, generation: generation, partitions: offsets.keys)
         }
+        // Checked again on the writer thread, in the transaction that writes the offsets, so
+        // that no commit of an ended generation lands after the new owner read its position.
         let store = topicStore
         let topicID = record.id
-        try await perform { txn in try store.commit(topic: topicID, group: group.rawValue, offsets: offsets, at: now, in: txn) }
+        let groupName = group.rawValue
+        let state = topicState
+        let partitions = record.attributes.partitions
+        try await perform { txn in
+            try state.withGroup(.init(topic: topicID, group: groupName), partitions: partitions) { instance throws(TernError) in
+                try instance.validateCommit(memberID: memberID, generation: generation, partitions: offsets.keys)
+            }
+            try store.commit(topic: topicID, group: groupName, offsets: offsets, at: now, in: txn)
+        }
     }
 
     /// Moves every partition's committed offset of `group` to `target`. Only for a group without members.

@@ -55,6 +55,8 @@ public enum ConsumerGroup {
         /// The next offset to hand out per partition in this generation; a partition without
         /// one resumes at its committed offset.
         public private(set) var positions: [Int: UInt64] = [:]
+        /// Per partition, the generation in which its current owner was assigned it.
+        public private(set) var ownedSince: [Int: UInt32] = [:]
 
         public init(partitionCount: Int) {
             precondition(partitionCount > 0)
@@ -109,11 +111,19 @@ public enum ConsumerGroup {
             return expired.map { .removed(memberID: $0) } + rebalance()
         }
 
-        /// A member was handed messages of `partition` up to (excluding) `nextOffset`.
-        /// Ignored when the member no longer owns the partition in `generation`.
+        /// A member was handed messages of `partition` up to (excluding) `nextOffset`, read
+        /// under its assignment of `generation`.
+        ///
+        /// The position moves when the member has owned the partition without interruption
+        /// since `generation`, even if the group rebalanced meanwhile: a partition that stayed
+        /// with its member continues where that member is (as Kafka's cooperative-sticky
+        /// consumers keep their fetch position). It is ignored when the partition moved to
+        /// another member since (the new owner resumes at the committed offset), and it
+        /// never moves a position backwards (concurrent fetches of one member).
         public mutating func onDelivered(memberID: String, generation: UInt32, partition: Int, nextOffset: UInt64) {
-            guard generation == self.generation, members[memberID]?.partitions.contains(partition) == true else { return }
-            positions[partition] = nextOffset
+            guard members[memberID]?.partitions.contains(partition) == true,
+                  let since = ownedSince[partition], since <= generation else { return }
+            positions[partition] = Swift.max(positions[partition] ?? 0, nextOffset)
         }
 
         /// The group's committed offsets were reset: every partition resumes from them.
@@ -158,7 +168,10 @@ public enum ConsumerGroup {
                 moved.append(p)
             }
             moved.sort()
-            for p in moved { positions.removeValue(forKey: p) }
+            for p in moved {
+                positions.removeValue(forKey: p)
+                ownedSince[p] = generation
+            }
             if members.isEmpty { positions = [:] }
             return [.rebalanced(generation: generation, moved: moved)]
         }

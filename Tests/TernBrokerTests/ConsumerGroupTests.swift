@@ -82,9 +82,38 @@ import TernTestKit
         _ = group.onJoin(memberID: "b", sessionTimeout: 10, at: t0)
         let kept = group.members["a"]!.partitions
         #expect(Set(group.positions.keys) == Set(kept))
-        // A delivery recorded under the old generation is ignored.
-        group.onDelivered(memberID: "a", generation: group.generation - 1, partition: kept[0], nextOffset: 99)
-        #expect(group.positions[kept[0]] == 10)
+    }
+
+    /// A fetch answered under the old generation, recorded after a rebalance that left the
+    /// partition with its member, moves the position: otherwise the member would be handed
+    /// the same messages again (the flaky loghub topic test of issue 3).
+    @Test func deliveryUnderThePreviousGeneration_movesTheKeptPartitionsPosition_notAMovedOnes() {
+        var group = ConsumerGroup.Instance(partitionCount: 4)
+        _ = group.onJoin(memberID: "a", sessionTimeout: 10, at: t0)
+        let fetchedIn = group.generation
+        _ = group.onJoin(memberID: "b", sessionTimeout: 10, at: t0)
+        let kept = group.members["a"]!.partitions
+        let moved = group.members["b"]!.partitions
+        group.onDelivered(memberID: "a", generation: fetchedIn, partition: kept[0], nextOffset: 99)
+        group.onDelivered(memberID: "a", generation: fetchedIn, partition: moved[0], nextOffset: 99)
+        #expect(group.positions[kept[0]] == 99)
+        #expect(group.positions[moved[0]] == nil, "b resumes at the committed offset")
+        // Never backwards.
+        group.onDelivered(memberID: "a", generation: group.generation, partition: kept[0], nextOffset: 50)
+        #expect(group.positions[kept[0]] == 99)
+    }
+
+    /// A partition that moved away and came back: a fetch from before it left does not count.
+    @Test func deliveryFromBeforeAPartitionLeftAndReturned_isIgnored() {
+        var group = ConsumerGroup.Instance(partitionCount: 2)
+        _ = group.onJoin(memberID: "a", sessionTimeout: 10, at: t0)
+        let fetchedIn = group.generation
+        _ = group.onJoin(memberID: "b", sessionTimeout: 10, at: t0)
+        let lent = group.members["b"]!.partitions[0]
+        _ = group.onLeave(memberID: "b", at: t0)
+        #expect(group.members["a"]!.partitions.contains(lent))
+        group.onDelivered(memberID: "a", generation: fetchedIn, partition: lent, nextOffset: 7)
+        #expect(group.positions[lent] == nil)
     }
 
     @Test(arguments: 1...12)

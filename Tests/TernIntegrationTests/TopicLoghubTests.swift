@@ -17,7 +17,12 @@ extension IntegrationTests {
                 var value: String
                 /// The highest committed offset of the partition when the delivery was logged.
                 var committedBefore: Int
+                /// The generation of the answer that delivered it.
+                var generation: Int = -1
             }
+            /// Deliveries, commits and leaves as they happened, printed when the test fails.
+            var events: [String] = []
+            func note(_ event: String) { events.append(event) }
             var deliveries: [Delivery] = []
             var committed: [Int: Int] = [:]
 
@@ -26,6 +31,7 @@ extension IntegrationTests {
                     delivery.committedBefore = committed[delivery.partition, default: 0]
                     deliveries.append(delivery)
                 }
+                if let f = batch.first { events.append("deliver m\(f.member) g\(f.generation) " + Dictionary(grouping: batch, by: \.partition).map { "\($0.key):\($0.value.first!.offset)..\($0.value.last!.offset)" }.joined(separator: " ")) }
             }
 
             func committed(_ offsets: [Int: Int]) {
@@ -94,12 +100,13 @@ extension IntegrationTests {
                                 let messages = answer["messages"] as? [[String: Any]] ?? []
                                 await log.delivered(messages.map {
                                     Log.Delivery(member: index, partition: int($0["partition"]) ?? -1, offset: int($0["offset"]) ?? -1,
-                                                 key: $0["key"] as? String, value: $0["value"] as? String ?? "", committedBefore: 0)
+                                                 key: $0["key"] as? String, value: $0["value"] as? String ?? "", committedBefore: 0, generation: int(answer["generation"]) ?? -1)
                                 })
                                 batches += 1
                                 if index == 0 && batches == 5 {
                                     // Removed mid-way: this batch is never committed.
                                     let left = try await http.request(.DELETE, groupURL + "/members/\(member)")
+                                    await log.note("m\(index) left (removed)")
                                     #expect(left.status == 204)
                                     return
                                 }
@@ -111,6 +118,7 @@ extension IntegrationTests {
                                     let commit = try await http.request(.POST, groupURL + "/offsets", json: [
                                         "member_id": member, "generation": answer["generation"] ?? 0, "offsets": offsets,
                                     ])
+                                    await log.note("commit m\(index) g\(answer["generation"] ?? 0) \(pending.sorted { $0.key < $1.key }) -> \(commit.status)")
                                     if commit.status == 204 {
                                         await log.committed(pending)
                                     } else {
@@ -122,6 +130,7 @@ extension IntegrationTests {
                                     let group = try HTTP.object(try await http.request(.GET, groupURL).body)
                                     if int(group["lag"]) == 0 {
                                         let left = try await http.request(.DELETE, groupURL + "/members/\(member)")
+                                        await log.note("m\(index) left (done)")
                                         #expect(left.status == 204, "leave: \(left.status) \(text(left.body))")
                                         return
                                     }
@@ -154,20 +163,21 @@ extension IntegrationTests {
                 // Duplicates only for offsets that had not been committed when they were delivered again.
                 var seen = Set<String>()
                 var duplicates = 0
+                var explain = false
                 for d in deliveries {
                     let id = "\(d.partition)/\(d.offset)"
                     if !seen.insert(id).inserted {
                         duplicates += 1
-                        // Known race (decision 24): a commit validated against the generation in
-                        // memory is written in a later group commit; a rebalance in between lets
-                        // the new owner start from the older committed offset. Seen once in ~6
-                        // runs under load; the fix (fence the commit on the writer thread and make
-                        // the new owner read the offset after it) is open.
-                        withKnownIssue("stale-generation commit races a rebalance", isIntermittent: true) {
-                            #expect(d.offset >= d.committedBefore, "offset \(id) was committed (\(d.committedBefore)) yet delivered again")
-                        }
+                        // Decision 24: commits are checked on the writer thread and a new owner
+                        // reads its starting offset there too, so a committed offset is never
+                        // handed out again.
+                        #expect(d.offset >= d.committedBefore, "offset \(id) was committed (\(d.committedBefore)) yet delivered again (member \(d.member), generation \(d.generation))")
+                        if d.offset < d.committedBefore { explain = true }
                     }
                 }
+                if duplicates > 200 { explain = true }
+                // On failure, the story of the run: deliveries, commits and leaves in order.
+                if explain { for event in await log.events { print("topic loghub test:", event) } }
                 #expect(duplicates > 0, "the removed member's uncommitted batch is delivered again")
                 #expect(duplicates <= 200, "only the removed member's last, uncommitted batch repeats: \(duplicates)")
                 let final = try HTTP.object(try await http.request(.GET, groupURL).body)
