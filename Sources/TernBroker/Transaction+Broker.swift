@@ -1,7 +1,8 @@
 public import TernCore
+import TernStorage
 
-/// What one transaction does: acknowledgements of queue deliveries, sends, and (once topics
-/// exist) consumer-group offset commits, applied all together or not at all.
+/// What one transaction does: acknowledgements of queue deliveries, sends, and consumer-group
+/// offset commits, applied all together or not at all.
 ///
 /// ```swift
 /// let producer = try await broker.initProducer(transactionalID: "uppercase-1")
@@ -29,17 +30,27 @@ public struct ProducerTransaction: Sendable, Hashable {
         }
     }
 
-    /// A consumer group's offset of one topic partition (topics: not yet served here).
+    /// A consumer group's committed offset of one topic partition: the next offset to consume.
+    ///
+    /// With `memberID` and `generation` (a member of the group, as Kafka's KIP-447 transactional
+    /// offset commits carry them), the commit is refused with `StaleGeneration` or `Conflict`
+    /// when the group has rebalanced or the member does not own the partition. Without them it
+    /// is accepted only while the group has no members (Kafka's rule for commits from
+    /// consumers that assign partitions themselves).
     public struct OffsetCommit: Sendable, Hashable {
         public var topic: String
         public var group: String
         public var partition: UInt32
         public var offset: UInt64
-        public init(topic: String, group: String, partition: UInt32, offset: UInt64) {
+        public var memberID: String?
+        public var generation: UInt32?
+        public init(topic: String, group: String, partition: UInt32, offset: UInt64, memberID: String? = nil, generation: UInt32? = nil) {
             self.topic = topic
             self.group = group
             self.partition = partition
             self.offset = offset
+            self.memberID = memberID
+            self.generation = generation
         }
     }
 
@@ -64,6 +75,10 @@ public struct ProducerTransaction: Sendable, Hashable {
         sends.append(Send(queue: queue, messages: messages))
     }
 
+    public mutating func commitOffset(_ commit: OffsetCommit) {
+        offsets.append(commit)
+    }
+
     /// The most operations (messages + acknowledgements + offsets) one transaction may carry.
     public static let maxOperations = 100_000
 }
@@ -77,20 +92,21 @@ public struct TransactionResult: Sendable, Hashable {
 }
 
 extension Broker {
-    /// Applies `transaction` in one LMDB write transaction: every acknowledgement, every send
-    /// and the producer's transaction sequence, or — when any of them fails — none of them.
-    /// Consumers never see a message of a transaction that did not commit.
+    /// Applies `transaction` in one LMDB write transaction: every acknowledgement, every send,
+    /// every offset commit and the producer's transaction sequence, or — when any of them
+    /// fails — none of them. Consumers never see a message of a transaction that did not commit.
     /// - Throws: ``TernError``: `UnknownProducer`, `ProducerFenced`, `InvalidTransaction`,
     ///   `InvalidReceiptHandle`, `ReceiptHandleStale`, `QueueNotFound`, `MessageTooLarge`,
-    ///   `InvalidMessage`, `InvalidParameter`, `QueueFull`, `StorageFull`; `Unsupported` for
-    ///   offset commits (topics are not yet part of transactions).
+    ///   `InvalidMessage`, `InvalidParameter`, `QueueFull`, `StorageFull`; for offset commits
+    ///   `TopicNotFound`, `InvalidName`, `StaleGeneration` and `Conflict` (see
+    ///   ``ProducerTransaction/OffsetCommit``), `InvalidParameter` for a partition outside the
+    ///   topic, an offset beyond the high watermark, a partition named twice, or a member id
+    ///   without a generation.
     public func commit(_ transaction: ProducerTransaction) async throws(TernError) -> TransactionResult {
-        guard transaction.offsets.isEmpty else {
-            throw TernError(.unsupported, "offset commits in transactions need topics, which this broker does not serve yet")
-        }
-        let operations = transaction.acknowledgements.count + transaction.sends.reduce(0) { $0 + $1.messages.count }
+        let operations = transaction.acknowledgements.count + transaction.offsets.count
+            + transaction.sends.reduce(0) { $0 + $1.messages.count }
         guard operations <= ProducerTransaction.maxOperations else {
-            throw TernError(.invalidParameter, "a transaction may carry at most \(ProducerTransaction.maxOperations) messages and acknowledgements, got \(operations)")
+            throw TernError(.invalidParameter, "a transaction may carry at most \(ProducerTransaction.maxOperations) messages, acknowledgements and offsets, got \(operations)")
         }
         for send in transaction.sends where send.messages.isEmpty {
             throw TernError(.invalidParameter, "a send to \(send.queue) in a transaction needs at least one message")
@@ -99,6 +115,7 @@ extension Broker {
         for ack in transaction.acknowledgements {
             acknowledgements.append((ack.queue, try ReceiptHandle(parsing: ack.receiptHandle)))
         }
+        let offsetCommits = try GroupOffsetCommit.grouping(transaction.offsets)
         let now = clock.now
         var generator = SystemRandomNumberGenerator()
         let sends = transaction.sends.map { send in
@@ -112,9 +129,14 @@ extension Broker {
         let producer = transaction.producer
         let sequence = transaction.sequence
         let acks = acknowledgements
+        let topics = topicStore
+        let groups = topicState
         let (result, queueIDs) = try await perform(grows: !sends.isEmpty) { txn in
             let result = try store.commit(producerID: producer.producerID, epoch: producer.epoch, transactionSequence: sequence,
                                           sends: sends, acknowledgements: acks, at: now, in: txn)
+            if !result.duplicate {
+                for commit in offsetCommits { try commit.apply(at: now, topics: topics, groups: groups, in: txn) }
+            }
             let ids = try sends.map { try store.queues.record(named: $0.queue, in: txn).id }
             return (result, ids)
         }
@@ -128,5 +150,62 @@ extension Broker {
             signals.signal(queueIDs)
         }
         return TransactionResult(sent: result.sent, duplicate: result.duplicate)
+    }
+}
+
+/// The offset commits of one transaction for one (topic, group), checked and written on the
+/// writer thread inside the transaction (so that, as for ``Broker/commitOffsets(_:group:memberID:generation:offsets:)``,
+/// no commit of an ended generation lands; decision 24).
+struct GroupOffsetCommit: Sendable {
+    var topic: QueueName
+    var group: QueueName
+    var memberID: String?
+    var generation: UInt32?
+    var offsets: [Int: UInt64]
+
+    /// Groups `commits` by topic and group.
+    /// - Throws: ``TernError``: `InvalidName` for a bad topic or group name; `InvalidParameter`
+    ///   for a partition named twice for one group, a member id without a generation (or the
+    ///   reverse), or different members for one group.
+    static func grouping(_ commits: [ProducerTransaction.OffsetCommit]) throws(TernError) -> [GroupOffsetCommit] {
+        var result = [GroupOffsetCommit]()
+        var index = [String: Int]()
+        for commit in commits {
+            guard (commit.memberID == nil) == (commit.generation == nil) else {
+                throw TernError(.invalidParameter, "an offset commit names both a member_id and its generation, or neither")
+            }
+            let topic = try QueueName(commit.topic)
+            let group = try QueueName(commit.group)
+            let key = topic.rawValue + "\u{0}" + group.rawValue
+            if let at = index[key] {
+                guard result[at].memberID == commit.memberID, result[at].generation == commit.generation else {
+                    throw TernError(.invalidParameter, "offset commits for group \(group) of topic \(topic) name different members or generations")
+                }
+                guard result[at].offsets.updateValue(commit.offset, forKey: Int(commit.partition)) == nil else {
+                    throw TernError(.invalidParameter, "partition \(commit.partition) of topic \(topic) is committed twice for group \(group)")
+                }
+            } else {
+                index[key] = result.count
+                result.append(GroupOffsetCommit(topic: topic, group: group, memberID: commit.memberID, generation: commit.generation,
+                                                offsets: [Int(commit.partition): commit.offset]))
+            }
+        }
+        return result
+    }
+
+    /// Checks the member's generation and ownership (or that the group has no members) and
+    /// writes the offsets.
+    func apply(at now: Timestamp, topics: TopicStore, groups: TopicState, in txn: WriteTransaction) throws {
+        let record = try topics.record(named: topic, in: txn)
+        let key = TopicState.GroupKey(topic: record.id, group: group.rawValue)
+        try groups.withGroup(key, partitions: record.attributes.partitions) { instance throws(TernError) in
+            _ = instance.onTick(at: now)
+            if let memberID, let generation {
+                try instance.validateCommit(memberID: memberID, generation: generation, partitions: offsets.keys)
+            } else if !instance.isEmpty {
+                throw TernError(.conflict, "group \(group) of topic \(topic) has members: a transactional offset commit must carry the committing member's member_id and generation")
+            }
+        }
+        try topics.commit(topic: record.id, group: group.rawValue, offsets: offsets, at: now, in: txn)
     }
 }

@@ -93,10 +93,15 @@ public actor TransactionalProducer {
         acknowledge(message.receiptHandle, on: message.queue)
     }
 
-    /// Stages a consumer group's offset for a topic partition (the next offset to read).
-    public func commitOffsets(topic: String, group: String, partition: UInt32, offset: UInt64) {
+    /// Stages a consumer group's offset for a topic partition: `offset` is the next offset to
+    /// read. Pass `member` (the consuming member's id and generation) when the group has
+    /// members; the commit then fails with `StaleGeneration` or `Conflict` if the group
+    /// rebalanced or the member lost the partition, and nothing of the transaction is applied.
+    /// Without `member` the broker accepts it only while the group has no members.
+    public func commitOffsets(topic: String, group: String, partition: UInt32, offset: UInt64,
+                              member: (id: String, generation: UInt32)? = nil) {
         precondition(open, "commitOffsets outside a transaction: call begin() first")
-        staged.offsets.append(.init(topic: topic, group: group, partition: partition, offset: offset))
+        staged.offsets.append(.init(topic: topic, group: group, partition: partition, offset: offset, member: member))
     }
 
     /// Applies everything staged, atomically.

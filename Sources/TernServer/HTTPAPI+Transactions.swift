@@ -32,7 +32,13 @@ struct TransactionBody: Decodable {
     struct Ack: Decodable {
         var queue: String
         var receiptHandle: String
-        enum CodingKeys: String, CodingKey { case queue, receiptHandle = "receipt_handle" }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: AnyKey.self)
+            try container.rejectUnknownKeys(allowed: ["queue", "receipt_handle"], code: .invalidParameter)
+            queue = try container.decode(String.self, forKey: AnyKey(stringValue: "queue"))
+            receiptHandle = try container.decode(String.self, forKey: AnyKey(stringValue: "receipt_handle"))
+        }
     }
 
     struct Message: Decodable {
@@ -40,13 +46,37 @@ struct TransactionBody: Decodable {
         var message: String
         var priority: Int?
         var delay: Int?
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: AnyKey.self)
+            try container.rejectUnknownKeys(allowed: ["queue", "message", "priority", "delay"], code: .invalidParameter)
+            queue = try container.decode(String.self, forKey: AnyKey(stringValue: "queue"))
+            message = try container.decode(String.self, forKey: AnyKey(stringValue: "message"))
+            priority = try container.decodeIfPresent(Int.self, forKey: AnyKey(stringValue: "priority"))
+            delay = try container.decodeIfPresent(Int.self, forKey: AnyKey(stringValue: "delay"))
+        }
     }
 
+    /// `{"topic", "group", "partition", "offset", "member_id"?, "generation"?}`.
     struct Offset: Decodable {
         var topic: String
         var group: String
         var partition: UInt32
         var offset: UInt64
+        var memberID: String?
+        var generation: UInt32?
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: AnyKey.self)
+            try container.rejectUnknownKeys(allowed: ["topic", "group", "partition", "offset", "member_id", "generation"],
+                                            code: .invalidParameter)
+            topic = try container.decode(String.self, forKey: AnyKey(stringValue: "topic"))
+            group = try container.decode(String.self, forKey: AnyKey(stringValue: "group"))
+            partition = try container.decode(UInt32.self, forKey: AnyKey(stringValue: "partition"))
+            offset = try container.decode(UInt64.self, forKey: AnyKey(stringValue: "offset"))
+            memberID = try container.decodeIfPresent(String.self, forKey: AnyKey(stringValue: "member_id"))
+            generation = try container.decodeIfPresent(UInt32.self, forKey: AnyKey(stringValue: "generation"))
+        }
     }
 
     var producerID: UInt64
@@ -69,6 +99,12 @@ struct TransactionBody: Decodable {
             offsets = try container.decodeIfPresent([Offset].self, forKey: key("offsets")) ?? []
         } catch let error as DecodingError {
             throw TernError(.invalidParameter, "bad transaction body: \(Self.describe(error))")
+        } catch let error as TernError {
+            throw error
+        } catch {
+            // Foundation reports some values (a negative number for an unsigned field) with
+            // errors of its own; the JSON itself was valid (StrictJSON checked it).
+            throw TernError(.invalidParameter, "bad transaction body: a field has the wrong type or value")
         }
     }
 
@@ -130,7 +166,8 @@ extension Handlers {
             order.append(message.queue)
         }
         transaction.offsets = parsed.offsets.map {
-            ProducerTransaction.OffsetCommit(topic: $0.topic, group: $0.group, partition: $0.partition, offset: $0.offset)
+            ProducerTransaction.OffsetCommit(topic: $0.topic, group: $0.group, partition: $0.partition, offset: $0.offset,
+                                             memberID: $0.memberID, generation: $0.generation)
         }
         let result = try await broker.commit(transaction)
         let flat = zip(transaction.sends, result.sent).flatMap { send, sent in

@@ -98,7 +98,8 @@ public struct WireRequestHandler: Sendable {
             for send in wire.sends { transaction.send(try QueueName(send.queue), send.messages) }
             for ack in wire.acknowledgements { transaction.acknowledge(try QueueName(ack.queue), receiptHandle: ack.receiptHandle) }
             transaction.offsets = wire.offsets.map {
-                ProducerTransaction.OffsetCommit(topic: $0.topic, group: $0.group, partition: $0.partition, offset: $0.offset)
+                ProducerTransaction.OffsetCommit(topic: $0.topic, group: $0.group, partition: $0.partition, offset: $0.offset,
+                                                 memberID: $0.member?.id, generation: $0.member?.generation)
             }
             let result = try await broker.commit(transaction)
             return .committed(result.sent, duplicate: result.duplicate)

@@ -116,6 +116,10 @@ public enum WireRequest: Sendable, Hashable {
                 buffer.writeWireString(offset.group)
                 buffer.writeInteger(offset.partition)
                 buffer.writeInteger(offset.offset)
+                buffer.writeWireOptional(offset.member) { buffer, member in
+                    buffer.writeWireString(member.id)
+                    buffer.writeInteger(member.generation)
+                }
             }
         }
     }
@@ -194,10 +198,16 @@ public enum WireRequest: Sendable, Hashable {
             for _ in 0..<ackCount {
                 transaction.acknowledgements.append(.init(queue: try r.readString("queue name"), receiptHandle: try r.readString("receipt handle")))
             }
-            let offsetCount = try r.readCount("offset count", minimumElementBytes: 16)
+            let offsetCount = try r.readCount("offset count", minimumElementBytes: 17)
             for _ in 0..<offsetCount {
-                transaction.offsets.append(.init(topic: try r.readString("topic"), group: try r.readString("group"),
-                                                 partition: try r.read(UInt32.self, "partition"), offset: try r.read(UInt64.self, "offset")))
+                let topic = try r.readString("topic")
+                let group = try r.readString("group")
+                let partition = try r.read(UInt32.self, "partition")
+                let offset = try r.read(UInt64.self, "offset")
+                let member = try r.readOptional("member") { (r: inout WireReader) throws(TernError) in
+                    (id: try r.readString("member id"), generation: try r.read(UInt32.self, "generation"))
+                }
+                transaction.offsets.append(.init(topic: topic, group: group, partition: partition, offset: offset, member: member))
             }
             self = .commitTransaction(transaction)
         }

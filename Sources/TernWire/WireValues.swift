@@ -38,17 +38,29 @@ public struct WireTransaction: Sendable, Hashable {
         }
     }
 
-    /// A consumer group's committed offset of one topic partition.
+    /// A consumer group's committed offset of one topic partition (the next offset to
+    /// consume). `member` is the committing member's id and generation; without it the broker
+    /// accepts the commit only while the group has no members.
     public struct OffsetCommit: Sendable, Hashable {
         public var topic: String
         public var group: String
         public var partition: UInt32
         public var offset: UInt64
-        public init(topic: String, group: String, partition: UInt32, offset: UInt64) {
+        public var member: (id: String, generation: UInt32)? {
+            get { memberID.map { ($0, generation) } }
+            set {
+                memberID = newValue?.id
+                generation = newValue?.generation ?? 0
+            }
+        }
+        public private(set) var memberID: String?
+        public private(set) var generation: UInt32 = 0
+        public init(topic: String, group: String, partition: UInt32, offset: UInt64, member: (id: String, generation: UInt32)? = nil) {
             self.topic = topic
             self.group = group
             self.partition = partition
             self.offset = offset
+            self.member = member
         }
     }
 

@@ -57,7 +57,8 @@ enum WireSamples {
                 producerID: 7, epoch: 3, transactionSequence: 12,
                 sends: [.init(queue: "out", messages: [OutgoingMessage(body: Array("X".utf8))])],
                 acknowledgements: [.init(queue: "in", receiptHandle: "aa")],
-                offsets: [.init(topic: "events", group: "billing", partition: 3, offset: 99)])),
+                offsets: [.init(topic: "events", group: "billing", partition: 3, offset: 99),
+                          .init(topic: "events", group: "audit", partition: 0, offset: 7, member: (id: "m-1", generation: 4))])),
         ]
     }()
 
