@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 import TernCore
 import TernWire
@@ -34,11 +35,22 @@ final class ClientConnection: Sendable {
     /// Whether the connection can still carry requests.
     var isOpen: Bool { state.withLock { $0.closedReason == nil } }
 
-    /// Connects and negotiates versions (`ApiVersions`).
-    /// - Throws: ``TernError`` `Unavailable` when the broker cannot be reached;
-    ///   `UnsupportedVersion` when it does not serve an API this client needs.
-    static func connect(host: String, port: Int, group: any EventLoopGroup, settings: WireSettings, clientName: String) async throws(TernError) -> ClientConnection {
+    /// Connects (over TLS when the settings say so), negotiates versions (`ApiVersions`) and
+    /// presents the token (`Authenticate`) when there is one.
+    /// - Throws: ``TernError`` `Unavailable` when the broker cannot be reached or the TLS
+    ///   handshake fails; `UnsupportedVersion` when it does not serve an API this client
+    ///   needs; `Unauthorized` for a token the broker does not accept.
+    static func connect(host: String, port: Int, group: any EventLoopGroup, settings clientSettings: TernClient.Settings) async throws(TernError) -> ClientConnection {
         let address = "\(host):\(port)"
+        let settings = clientSettings.wire
+        let clientName = clientSettings.clientName
+        let sslContext: NIOSSLContext?
+        do {
+            sslContext = try clientSettings.tls.map { try NIOSSLContext(configuration: $0) }
+        } catch {
+            throw TernError(.unavailable, "the TLS configuration cannot be used: \(error)")
+        }
+        let serverName = clientSettings.tlsServerName ?? host
         let asyncChannel: NIOAsyncChannel<WireFrame, WireFrame>
         do {
             asyncChannel = try await ClientBootstrap(group: group)
@@ -46,6 +58,13 @@ final class ClientConnection: Sendable {
                 .connectTimeout(.seconds(5))
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let sslContext {
+                            // SNI and the certificate check use the name; an IP address is checked
+                            // against the certificate's IP entries instead.
+                            let isAddress = serverName.allSatisfy { $0.isNumber || $0 == "." || $0 == ":" }
+                            try channel.pipeline.syncOperations.addHandler(
+                                try NIOSSLClientHandler(context: sslContext, serverHostname: isAddress ? nil : serverName))
+                        }
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireFrameDecoder(settings: settings)))
                         try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(WireFrameEncoder()))
                         return try NIOAsyncChannel<WireFrame, WireFrame>(wrappingChannelSynchronously: channel)
@@ -87,6 +106,13 @@ final class ClientConnection: Sendable {
             guard let served = apis.first(where: { $0.apiKey == api.rawValue }), served.minVersion <= 0, served.maxVersion >= 0 else {
                 connection.close()
                 throw TernError(.unsupportedVersion, "the broker at \(address) does not serve \(api) version 0")
+            }
+        }
+        if let token = clientSettings.token {
+            let answer = try await connection.call(.authenticate(token: token))
+            if case .error(let error) = answer {
+                connection.close()
+                throw error
             }
         }
         return connection

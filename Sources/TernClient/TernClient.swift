@@ -1,6 +1,7 @@
 public import Logging
 public import NIOCore
 import NIOPosix
+public import NIOSSL
 public import TernCore
 public import TernWire
 
@@ -34,6 +35,15 @@ public final class TernClient: Sendable {
         public var reconnectBackoff: Duration = .milliseconds(50)
         /// Default 2 s.
         public var maxReconnectBackoff: Duration = .seconds(2)
+        /// The bearer token presented (`Authenticate`) on every connection; nil when the broker
+        /// runs without authentication. Never logged.
+        public var token: String?
+        /// TLS towards the broker (swift-nio-ssl); nil = plain TCP. For a private CA:
+        /// `var tls = TLSConfiguration.makeClientConfiguration()` and
+        /// `tls.trustRoots = .file("/etc/tern/ca.pem")`.
+        public var tls: TLSConfiguration?
+        /// The host name checked against the broker's certificate; nil = ``TernClient/host``.
+        public var tlsServerName: String?
         public init() {}
     }
 
@@ -86,8 +96,7 @@ public final class TernClient: Sendable {
     ///   (the request may or may not have been applied).
     public func call(_ request: WireRequest) async throws(TernError) -> WireResponse {
         let connection = try await connector.connection { () async throws(TernError) -> ClientConnection in
-            try await ClientConnection.connect(host: self.host, port: self.port, group: self.group, settings: self.settings.wire,
-                                               clientName: self.settings.clientName)
+            try await ClientConnection.connect(host: self.host, port: self.port, group: self.group, settings: self.settings)
         }
         let response = try await connection.call(request)
         if case .error(let error) = response { throw error }

@@ -4,7 +4,8 @@ public import HummingbirdTLS
 import NIOCore
 public import NIOSSL
 
-/// TLS for the HTTP listener (swift-nio-ssl through HummingbirdTLS).
+/// TLS for the HTTP listener (swift-nio-ssl through HummingbirdTLS) and the binary protocol
+/// (an `NIOSSLServerHandler` in front of the frame codec).
 public struct TLSSettings: Sendable, Hashable {
     /// PEM file with the server certificate (and any intermediates, leaf first).
     public var certificatePath: String

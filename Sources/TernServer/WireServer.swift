@@ -1,6 +1,7 @@
 public import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 public import ServiceLifecycle
 public import TernBroker
 import TernCore
@@ -35,6 +36,11 @@ public struct WireServer: Service {
         /// (back-pressure on the socket). Default 256.
         public var maxConcurrentRequestsPerConnection: Int = 256
         public var producers = Broker.ProducerSettings()
+        /// Bearer tokens: when enabled, a connection sends `Authenticate` after `ApiVersions`
+        /// and each request needs the same permission as its HTTP equivalent. Default off.
+        public var auth = Auth.Settings()
+        /// TLS on this listener (the same certificate and key as HTTP); nil = plain TCP.
+        public var tls: TLSSettings?
         public init() {}
     }
 
@@ -52,8 +58,11 @@ public struct WireServer: Service {
     /// The port the server listens on, once ``run()`` has bound it.
     public var boundPort: Int? { get async { await portBox.value } }
 
+    /// Listens until graceful shutdown.
+    /// - Throws: when the address cannot be bound or the TLS certificate or key cannot be loaded.
     public func run() async throws {
         let wireSettings = settings.wire
+        let sslContext = try settings.tls.map { try NIOSSLContext(configuration: try $0.serverConfiguration()) }
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -61,6 +70,9 @@ public struct WireServer: Service {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .bind(host: settings.host, port: settings.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let sslContext {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+                    }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireFrameDecoder(settings: wireSettings)))
                     try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(WireFrameEncoder()))
                     return try NIOAsyncChannel<WireFrame, WireFrame>(wrappingChannelSynchronously: channel)
@@ -68,8 +80,11 @@ public struct WireServer: Service {
             }
         let port = server.channel.localAddress?.port ?? settings.port
         await portBox.set(port)
-        logger.info("binary protocol listening", metadata: ["tern.binary": "\(settings.host):\(port)"])
+        logger.info("binary protocol listening", metadata: [
+            "tern.binary": "\(settings.host):\(port)", "tern.tls": "\(sslContext != nil)", "tern.auth": "\(settings.auth.enabled)",
+        ])
         let handler = WireRequestHandler(broker: broker, logger: logger)
+        let authenticator = Authenticator(settings: settings.auth)
         let maxConcurrent = settings.maxConcurrentRequestsPerConnection
         let producerSettings = settings.producers
         // Graceful shutdown cancels the accept loop: a clean stop, not a failure (a thrown
@@ -81,7 +96,8 @@ public struct WireServer: Service {
                     try await server.executeThenClose { connections in
                         for try await connection in connections {
                             group.addTask {
-                                await WireConnection(handler: handler, maxConcurrent: maxConcurrent, logger: logger).serve(connection)
+                                await WireConnection(handler: handler, authenticator: authenticator, maxConcurrent: maxConcurrent, logger: logger)
+                                    .serve(connection)
                             }
                         }
                     }
@@ -114,6 +130,7 @@ actor PortBox {
 /// One client connection: reads frames, dispatches requests, writes responses.
 struct WireConnection: Sendable {
     let handler: WireRequestHandler
+    let authenticator: Authenticator
     let maxConcurrent: Int
     let logger: Logger
 
@@ -137,6 +154,7 @@ struct WireConnection: Sendable {
                 }
             }
             var negotiated = false
+            var secret: String?
             var running = 0
             do {
                 for try await frame in inbound {
@@ -156,6 +174,29 @@ struct WireConnection: Sendable {
                             break
                         }
                         negotiated = true
+                    }
+                    if case .authenticate(let token) = request {
+                        // In line, before any later request of the connection is looked at.
+                        if authenticator.settings.enabled {
+                            guard authenticator.token(forSecret: token) != nil else {
+                                try? await outbound.write(WireResponse.error(TernError(.unauthorized, "the bearer token is not valid"))
+                                    .frame(apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
+                                logger.info("closing binary connection after an invalid token")
+                                break
+                            }
+                            secret = token
+                        }
+                        try? await outbound.write(WireResponse.done.frame(apiKey: frame.apiKey, apiVersion: frame.apiVersion,
+                                                                          correlationID: frame.correlationID))
+                        continue
+                    }
+                    do throws(TernError) {
+                        try authorize(request, secret: secret)
+                    } catch {
+                        // Refused before the broker sees it: nothing changes; the connection stays.
+                        try? await outbound.write(WireResponse.error(error).frame(
+                            apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
+                        continue
                     }
                     if Self.isOrdered(request) {
                         orderedContinuation.yield((frame, request))
@@ -177,6 +218,19 @@ struct WireConnection: Sendable {
             orderedContinuation.finish()
             await group.waitForAll()
         }
+    }
+
+    /// Checks the request's permissions against the connection's token.
+    /// - Throws: ``TernError`` `Unauthorized` without a token (authentication on), `Forbidden`
+    ///   when the token lacks a permission the request needs.
+    func authorize(_ request: WireRequest, secret: String?) throws(TernError) {
+        guard authenticator.settings.enabled else { return }
+        let requirements = WireAuthorization.requirements(request)
+        guard !requirements.isEmpty else { return }
+        guard secret != nil else {
+            throw TernError(.unauthorized, "authentication is on: send Authenticate with a bearer token after ApiVersions")
+        }
+        for requirement in requirements { try authenticator.authorize(token: secret, requirement) }
     }
 
     /// Requests whose effect depends on arrival order: idempotent sends (sequence numbers) and

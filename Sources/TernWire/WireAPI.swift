@@ -17,6 +17,8 @@ public enum WireAPI: UInt16, CaseIterable, Sendable, CustomStringConvertible {
     case beginTransaction = 21
     case commitTransaction = 22
     case abortTransaction = 23
+    /// Presents a bearer token for the rest of the connection (Kafka's `SaslAuthenticate`).
+    case authenticate = 24
 
     /// The versions of each API this build speaks.
     public var supportedVersions: ClosedRange<UInt16> { 0...0 }
@@ -38,6 +40,7 @@ public enum WireAPI: UInt16, CaseIterable, Sendable, CustomStringConvertible {
         case .beginTransaction: "BeginTransaction"
         case .commitTransaction: "CommitTransaction"
         case .abortTransaction: "AbortTransaction"
+        case .authenticate: "Authenticate"
         }
     }
 }

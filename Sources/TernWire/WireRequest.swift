@@ -26,6 +26,9 @@ public enum WireRequest: Sendable, Hashable {
     case beginTransaction(producerID: UInt64, epoch: UInt32)
     case commitTransaction(WireTransaction)
     case abortTransaction(producerID: UInt64, epoch: UInt32)
+    /// The bearer token the connection's later requests are authorized with; sent right after
+    /// `ApiVersions` when the broker has authentication on.
+    case authenticate(token: String)
 
     /// The API this request belongs to.
     public var api: WireAPI {
@@ -45,6 +48,7 @@ public enum WireRequest: Sendable, Hashable {
         case .beginTransaction: .beginTransaction
         case .commitTransaction: .commitTransaction
         case .abortTransaction: .abortTransaction
+        case .authenticate: .authenticate
         }
     }
 
@@ -92,6 +96,8 @@ public enum WireRequest: Sendable, Hashable {
             buffer.writeInteger(visibilityTimeout)
         case .initProducer(let transactionalID):
             buffer.writeWireOptional(transactionalID) { $0.writeWireString($1) }
+        case .authenticate(let token):
+            buffer.writeWireString(token)
         case .beginTransaction(let producerID, let epoch), .abortTransaction(let producerID, let epoch):
             buffer.writeInteger(producerID)
             buffer.writeInteger(epoch)
@@ -178,6 +184,8 @@ public enum WireRequest: Sendable, Hashable {
                                      visibilityTimeout: try r.read(UInt32.self, "visibility timeout"))
         case .initProducer:
             self = .initProducer(transactionalID: try r.readOptional("transactional id") { (r: inout WireReader) throws(TernError) in try r.readString("transactional id") })
+        case .authenticate:
+            self = .authenticate(token: try r.readString("token"))
         case .beginTransaction:
             self = .beginTransaction(producerID: try r.read(UInt64.self, "producer id"), epoch: try r.read(UInt32.self, "epoch"))
         case .abortTransaction:

@@ -121,7 +121,7 @@ public enum WireResponse: Sendable, Equatable {
             var infos = [QueueInfo]()
             for _ in 0..<count { infos.append(try r.readQueueInfo()) }
             self = .queues(infos)
-        case .deleteQueue, .changeVisibility, .beginTransaction, .abortTransaction:
+        case .deleteQueue, .changeVisibility, .beginTransaction, .abortTransaction, .authenticate:
             self = .done
         case .purgeQueue, .redrive:
             self = .count(try r.read(UInt64.self, "count"))

@@ -50,10 +50,10 @@ struct Ternd: AsyncParsableCommand {
     @Option(name: .long, help: "Log format: text or json (one JSON object per line). Default text.")
     var logFormat: String?
 
-    @Option(name: .long, help: "PEM certificate for TLS on the HTTP listener (with --tls-key).")
+    @Option(name: .long, help: "PEM certificate for TLS on the HTTP and binary listeners (with --tls-key).")
     var tlsCertificate: String?
 
-    @Option(name: .long, help: "PEM private key for TLS on the HTTP listener (with --tls-certificate).")
+    @Option(name: .long, help: "PEM private key for TLS on the HTTP and binary listeners (with --tls-certificate).")
     var tlsKey: String?
 
     @Flag(name: .long, help: "Do not sync commits to disk (benchmarks and tests only: a crash of the OS may lose acknowledged writes).")
@@ -141,10 +141,14 @@ struct Ternd: AsyncParsableCommand {
             logger: logger)
         // Services stop in reverse order: listeners first (stop accepting, finish in-flight
         // requests), then alerts and maintenance; the storage closes after its last commit.
+        var wireSettings = WireServer.Settings(address: parseAddress(configuration.binary)!)
+        wireSettings.wire.maxFrameBytes = configuration.maxRequestBytes
+        wireSettings.auth = configuration.auth
+        wireSettings.tls = tls
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: MaintenanceService(broker: broker)), .init(service: alerts), .init(service: app),
-                           .init(service: WireServer(broker: broker, settings: .init(address: parseAddress(configuration.binary)!), logger: logger))],
+                           .init(service: WireServer(broker: broker, settings: wireSettings, logger: logger))],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         logger.info("ternd starting", metadata: [

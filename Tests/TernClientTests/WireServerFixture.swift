@@ -20,7 +20,7 @@ final class WireServerFixture: @unchecked Sendable {
 
     static let logger = Logger(label: "test")
 
-    init(wire: WireSettings = WireSettings()) async throws {
+    init(wire: WireSettings = WireSettings(), configure: (inout WireServer.Settings) -> Void = { _ in }) async throws {
         directory = try TemporaryDirectory(prefix: "tern-wire")
         var settings = Storage.Settings()
         settings.durable = false
@@ -30,13 +30,18 @@ final class WireServerFixture: @unchecked Sendable {
         var serverSettings = WireServer.Settings()
         serverSettings.port = 0
         serverSettings.wire = wire
+        configure(&serverSettings)
         let server = WireServer(broker: broker, settings: serverSettings, logger: Self.logger)
         self.server = server
         serverTask = Task { try await server.run() }
         port = await server.boundPort!
     }
 
-    func client() -> TernClient { TernClient(host: "127.0.0.1", port: port) }
+    func client(_ configure: (inout TernClient.Settings) -> Void = { _ in }) -> TernClient {
+        var settings = TernClient.Settings()
+        configure(&settings)
+        return TernClient(host: "127.0.0.1", port: port, settings: settings)
+    }
 
     /// Stops the server and closes the storage.
     func shutdown() async {
@@ -47,8 +52,8 @@ final class WireServerFixture: @unchecked Sendable {
     }
 
     /// Runs `body` with a fresh fixture and shuts it down afterwards, also when `body` throws.
-    static func with<T>(_ body: (WireServerFixture) async throws -> T) async throws -> T {
-        let fixture = try await WireServerFixture()
+    static func with<T>(configure: (inout WireServer.Settings) -> Void = { _ in }, _ body: (WireServerFixture) async throws -> T) async throws -> T {
+        let fixture = try await WireServerFixture(configure: configure)
         do {
             let result = try await body(fixture)
             await fixture.shutdown()

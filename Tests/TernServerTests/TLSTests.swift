@@ -6,35 +6,9 @@ import TernServer
 import TernTestKit
 import Testing
 
-/// A self-signed certificate for `localhost` / 127.0.0.1, made with the `openssl` command.
-struct SelfSignedCertificate {
-    let directory: TemporaryDirectory
-    var certificatePath: String { directory.appending("cert.pem") }
-    var keyPath: String { directory.appending("key.pem") }
-
-    init() throws {
-        directory = try TemporaryDirectory(prefix: "tern-tls")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout", directory.appending("key.pem"), "-out", directory.appending("cert.pem"),
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw TernProcess.Failure("openssl req failed with status \(process.terminationStatus)")
-        }
-    }
-}
-
 @Suite struct TLSTests {
-    static var openSSLAvailable: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") }
 
-    @Test(.enabled(if: TLSTests.openSSLAvailable, "needs the openssl command to make a certificate"))
+    @Test(.enabled(if: SelfSignedCertificate.canBeMade, "needs the openssl command to make a certificate"))
     func tlsClient_connects_andPlainTextClient_isRefused() async throws {
         let certificate = try SelfSignedCertificate()
         defer { certificate.directory.remove() }

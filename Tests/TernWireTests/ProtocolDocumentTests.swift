@@ -30,6 +30,7 @@ import TernWire
             (.changeVisibility(queue: "jobs", receiptHandle: "aa", visibilityTimeout: 0),
              "00 00 00 16 00 09 00 00 00 00 00 01 00 04 6a 6f 62 73 00 02 61 61 00 00 00 00"),
             (.initProducer(transactionalID: "t1"), "00 00 00 0d 00 14 00 00 00 00 00 01 01 00 02 74 31"),
+            (.authenticate(token: "s3cret"), "00 00 00 10 00 18 00 00 00 00 00 01 00 06 73 33 63 72 65 74"),
             (.beginTransaction(producerID: 7, epoch: 3),
              "00 00 00 14 00 15 00 00 00 00 00 01 00 00 00 00 00 00 00 07 00 00 00 03"),
             (.commitTransaction(WireTransaction(producerID: 7, epoch: 3, transactionSequence: 12,

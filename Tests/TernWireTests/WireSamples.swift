@@ -53,6 +53,7 @@ enum WireSamples {
             .initProducer(transactionalID: "pipeline-1"),
             .beginTransaction(producerID: 7, epoch: 3),
             .abortTransaction(producerID: 7, epoch: 3),
+            .authenticate(token: "s3cret-token"),
             .commitTransaction(WireTransaction(
                 producerID: 7, epoch: 3, transactionSequence: 12,
                 sends: [.init(queue: "out", messages: [OutgoingMessage(body: Array("X".utf8))])],
@@ -69,6 +70,7 @@ enum WireSamples {
         (.describeQueue, .queue(created: false, queueInfo)),
         (.listQueues, .queues([queueInfo, queueInfo])),
         (.deleteQueue, .done),
+        (.authenticate, .done),
         (.purgeQueue, .count(17)),
         (.redrive, .count(0)),
         (.send, .sent([sent, sent], duplicate: false)),

@@ -1,0 +1,28 @@
+import TernCore
+import TernWire
+
+/// What each binary-protocol request needs from the connection's bearer token: the same
+/// permissions as the equivalent HTTP call (``Auth/requirement(method:path:)``).
+enum WireAuthorization {
+    /// Every requirement `request` must meet (a transaction needs one per queue and topic it
+    /// touches); empty for the requests any connection may make.
+    static func requirements(_ request: WireRequest) -> [Auth.Requirement] {
+        switch request {
+        case .apiVersions, .authenticate:
+            return []
+        case .describeQueue, .listQueues, .initProducer, .beginTransaction, .abortTransaction:
+            return [.authenticated]
+        case .createQueue, .deleteQueue, .purgeQueue, .redrive:
+            return [.admin]
+        case .send(let queue, _, _):
+            return [.produce(queue)]
+        case .receive(let queue, _, _, _, _), .acknowledge(let queue, _), .changeVisibility(let queue, _, _):
+            return [.consume(queue)]
+        case .commitTransaction(let transaction):
+            return [.authenticated]
+                + transaction.sends.map { .produce($0.queue) }
+                + transaction.acknowledgements.map { .consume($0.queue) }
+                + transaction.offsets.map { .consume($0.topic) }
+        }
+    }
+}
