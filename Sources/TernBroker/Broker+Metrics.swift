@@ -23,6 +23,9 @@ public enum BrokerEvent: Sendable, Hashable {
     case purged(queue: QueueName, count: Int)
     /// `count` messages of dead-letter queue `queue` were moved back to their source queues.
     case redriven(queue: QueueName, count: Int)
+    /// `count` messages with `bytes` key and value bytes in total were appended to `partition`
+    /// of `topic`.
+    case produced(topic: QueueName, partition: Int, count: Int, bytes: Int)
 }
 
 /// The observers of a ``Broker`` (see ``Broker/addObserver(_:)``).

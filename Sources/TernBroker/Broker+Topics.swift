@@ -106,6 +106,10 @@ extension Broker {
             }
         }
         signals.signal(bases.map { TopicSchema.partitionSignal(topic: topic, partition: $0.0) } + [TopicSchema.topicSignal(topic: topic)])
+        observers.emit(batches.map { partition, entries in
+            .produced(topic: name, partition: partition, count: entries.count,
+                      bytes: entries.reduce(0) { $0 + $1.value.count + ($1.key?.count ?? 0) })
+        })
         var next = Dictionary(uniqueKeysWithValues: bases)
         return targets.map { partition in
             defer { next[partition]! += 1 }

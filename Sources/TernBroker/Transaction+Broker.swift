@@ -131,21 +131,26 @@ extension Broker {
         let acks = acknowledgements
         let topics = topicStore
         let groups = topicState
-        let (result, queueIDs) = try await perform(grows: !sends.isEmpty) { txn in
+        let (result, queueIDs, sentAts) = try await perform(grows: !sends.isEmpty) { txn in
+            // When each acknowledged message was sent, for the time-in-queue histogram.
+            let sentAts = try acks.map { _, handle in
+                try txn.get(store.queues.messages, QueueSchema.messageKey(queue: handle.queue, sequence: handle.sequence))
+                    .map { try MessageHeader(decoding: $0).sentAt }
+            }
             let result = try store.commit(producerID: producer.producerID, epoch: producer.epoch, transactionSequence: sequence,
                                           sends: sends, acknowledgements: acks, at: now, in: txn)
             if !result.duplicate {
                 for commit in offsetCommits { try commit.apply(at: now, topics: topics, groups: groups, in: txn) }
             }
             let ids = try sends.map { try store.queues.record(named: $0.queue, in: txn).id }
-            return (result, ids)
+            return (result, ids, sentAts)
         }
         if !result.duplicate {
             for send in transaction.sends {
                 observers.emit(.sent(queue: send.queue, count: send.messages.count, bytes: send.messages.reduce(0) { $0 + $1.body.count }))
             }
-            for ack in transaction.acknowledgements {
-                observers.emit(.acknowledged(queue: ack.queue, secondsInQueue: 0))
+            for (ack, sentAt) in zip(transaction.acknowledgements, sentAts) {
+                observers.emit(.acknowledged(queue: ack.queue, secondsInQueue: Swift.max(0, sentAt?.seconds(until: now) ?? 0)))
             }
             signals.signal(queueIDs)
         }

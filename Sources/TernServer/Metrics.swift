@@ -58,6 +58,8 @@ public final class TernMetrics: Sendable {
 
     private struct State {
         var queueCounters: [String: QueueCounters] = [:]
+        /// Produced messages and bytes per "topic/partition".
+        var topicCounters: [String: (messages: CoreMetrics.Counter, bytes: CoreMetrics.Counter)] = [:]
         var queueGauges: [String: QueueGauges] = [:]
         var errors: [String: CoreMetrics.Counter] = [:]
         var databaseGauges: [String: CoreMetrics.Gauge] = [:]
@@ -108,6 +110,8 @@ public final class TernMetrics: Sendable {
         public static let processResidentMemory = "tern_process_resident_memory_bytes"
         public static let processOpenFileDescriptors = "tern_process_open_fds"
         public static let httpOpenConnections = "tern_http_open_connections"
+        public static let topicProduced = "tern_topic_messages_produced_total"  // topic, partition
+        public static let topicProducedBytes = "tern_topic_produced_bytes_total"  // topic, partition
         public static let topicHighWatermark = "tern_topic_partition_high_watermark"  // topic, partition
         public static let topicLogStart = "tern_topic_partition_log_start"  // topic, partition
         public static let topicBytes = "tern_topic_partition_bytes"  // topic, partition
@@ -242,6 +246,18 @@ public final class TernMetrics: Sendable {
             counters(queue).purged.increment(by: Int64(count))
         case .redriven(let queue, let count):
             counters(queue).redriven.increment(by: Int64(count))
+        case .produced(let topic, let partition, let count, let bytes):
+            let key = "\(topic.rawValue)/\(partition)"
+            let counters = state.withLock { state in
+                if let counters = state.topicCounters[key] { return counters }
+                let labels = [("topic", topic.rawValue), ("partition", String(partition))]
+                let counters = (messages: CoreMetrics.Counter(label: Name.topicProduced, dimensions: labels, factory: factory),
+                                bytes: CoreMetrics.Counter(label: Name.topicProducedBytes, dimensions: labels, factory: factory))
+                state.topicCounters[key] = counters
+                return counters
+            }
+            counters.messages.increment(by: Int64(count))
+            counters.bytes.increment(by: Int64(bytes))
         }
     }
 

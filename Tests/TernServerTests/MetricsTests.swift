@@ -182,6 +182,49 @@ extension API {
         }
     }
 
+    /// Idempotent and transactional sends and transactional acknowledgements count like the
+    /// plain ones (they take other paths through the broker).
+    @Test func idempotentAndTransactionalTraffic_isCounted() async throws {
+        let f = try await ServerFixture()
+        try await withMetricsServer(f) { api, _ in
+            try await api.createQueue("in")
+            try await api.createQueue("out")
+            let producer = try await f.broker.initProducer(transactionalID: "upper")
+            _ = try await f.broker.send(try QueueName("in"), [OutgoingMessage(body: Array("abc".utf8))],
+                                        producer: ProducerStamp(producer: producer, firstSequence: 0))
+            f.clock.advance(bySeconds: 4)
+            let message = try #require(try await api.receive("in").first)
+            var transaction = ProducerTransaction(producer: producer, sequence: 1)
+            transaction.acknowledge(try QueueName("in"), receiptHandle: message.receiptHandle)
+            transaction.send(try QueueName("out"), [OutgoingMessage(body: Array("ABC".utf8)), OutgoingMessage(body: Array("!".utf8))])
+            _ = try await f.broker.commit(transaction)
+            _ = try await f.broker.commit(transaction)  // a retry: applied once, counted once
+            let m = try await api.metrics()
+            #expect(m[#"tern_queue_messages_sent_total{queue="in"}"#] == 1)
+            #expect(m[#"tern_queue_sent_bytes_total{queue="in"}"#] == 3)
+            #expect(m[#"tern_queue_messages_acknowledged_total{queue="in"}"#] == 1)
+            #expect(m[#"tern_queue_time_in_queue_seconds_sum{queue="in"}"#] == 4)
+            #expect(m[#"tern_queue_messages_sent_total{queue="out"}"#] == 2)
+            #expect(m[#"tern_queue_sent_bytes_total{queue="out"}"#] == 4)
+        }
+    }
+
+    @Test func topicProduce_countsMessagesAndBytesPerPartition() async throws {
+        let f = try await ServerFixture()
+        try await withMetricsServer(f) { api, _ in
+            _ = try await api.json(.put, "/topics/clicks", #"{"partitions": 2}"#, expect: 201)
+            _ = try await api.json(.post, "/topics/clicks/messages", #"""
+                {"messages": [{"value": "v0", "partition": 0}, {"key": "k", "value": "v1", "partition": 1},
+                              {"value": "v2", "partition": 0}, {"value": "v3", "partition": 0}]}
+                """#, expect: 201)
+            let m = try await api.metrics()
+            #expect(m[#"tern_topic_messages_produced_total{topic="clicks",partition="0"}"#] == 3)
+            #expect(m[#"tern_topic_messages_produced_total{topic="clicks",partition="1"}"#] == 1)
+            #expect(m[#"tern_topic_produced_bytes_total{topic="clicks",partition="0"}"#] == 6)
+            #expect(m[#"tern_topic_produced_bytes_total{topic="clicks",partition="1"}"#] == 3, "key and value")
+        }
+    }
+
     /// Topic partitions and consumer-group positions, and the lag alert fed from them.
     @Test func topicsAndGroups_exportHighWatermarksAndLag() async throws {
         let f = try await ServerFixture()
