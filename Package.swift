@@ -146,7 +146,11 @@ let package = Package(
         .testTarget(name: "TernWireTests", dependencies: ["TernWire", "TernCore", "TernTestKit"], swiftSettings: strictSettings),
         .testTarget(
             name: "TernClientTests",
-            dependencies: ["TernClient", "TernWire", "TernServer", "TernBroker", "TernStorage", "TernTestKit"],
+            dependencies: [
+                "TernClient", "TernWire", "TernServer", "TernBroker", "TernStorage", "TernTestKit",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

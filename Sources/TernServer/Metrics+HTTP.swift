@@ -96,15 +96,20 @@ struct ErrorCountingMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// Counts open client connections for `tern_http_open_connections`.
+/// Counts open client connections for `tern_http_open_connections` or
+/// `tern_binary_open_connections`.
 final class ConnectionCounter: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = Any
     let metrics: TernMetrics
+    let binary: Bool
 
-    init(metrics: TernMetrics) { self.metrics = metrics }
+    init(metrics: TernMetrics, binary: Bool = false) {
+        self.metrics = metrics
+        self.binary = binary
+    }
 
-    func handlerAdded(context: ChannelHandlerContext) { metrics.connectionsChanged(by: 1) }
-    func handlerRemoved(context: ChannelHandlerContext) { metrics.connectionsChanged(by: -1) }
+    func handlerAdded(context: ChannelHandlerContext) { metrics.connectionsChanged(by: 1, binary: binary) }
+    func handlerRemoved(context: ChannelHandlerContext) { metrics.connectionsChanged(by: -1, binary: binary) }
 }
 
 struct AlertList: Encodable {

@@ -73,6 +73,7 @@ public final class TernMetrics: Sendable {
 
     private let state = Mutex(State())
     private let openConnections = Atomic<Int>(0)
+    private let openBinaryConnections = Atomic<Int>(0)
 
     // Storage
     private let commitDuration: CoreMetrics.Timer
@@ -110,6 +111,7 @@ public final class TernMetrics: Sendable {
         public static let processResidentMemory = "tern_process_resident_memory_bytes"
         public static let processOpenFileDescriptors = "tern_process_open_fds"
         public static let httpOpenConnections = "tern_http_open_connections"
+        public static let binaryOpenConnections = "tern_binary_open_connections"
         public static let topicProduced = "tern_topic_messages_produced_total"  // topic, partition
         public static let topicProducedBytes = "tern_topic_produced_bytes_total"  // topic, partition
         public static let topicHighWatermark = "tern_topic_partition_high_watermark"  // topic, partition
@@ -195,9 +197,13 @@ public final class TernMetrics: Sendable {
         counter.increment()
     }
 
-    /// A client connection opened (+1) or closed (−1).
-    func connectionsChanged(by delta: Int) {
-        openConnections.add(delta, ordering: .relaxed)
+    /// A client connection of the HTTP or the binary listener opened (+1) or closed (−1).
+    func connectionsChanged(by delta: Int, binary: Bool = false) {
+        if binary {
+            openBinaryConnections.add(delta, ordering: .relaxed)
+        } else {
+            openConnections.add(delta, ordering: .relaxed)
+        }
     }
 
     /// A gauge through this instance's factory (for collectors).
@@ -273,6 +279,7 @@ public final class TernMetrics: Sendable {
         }
         for storage in storages { collectStorage(storage) }
         gauge(Name.httpOpenConnections).record(openConnections.load(ordering: .relaxed))
+        gauge(Name.binaryOpenConnections).record(openBinaryConnections.load(ordering: .relaxed))
         collectProcess()
         for collector in collectors { collector(self) }
     }

@@ -41,6 +41,8 @@ public struct WireServer: Service {
         public var auth = Auth.Settings()
         /// TLS on this listener (the same certificate and key as HTTP); nil = plain TCP.
         public var tls: TLSSettings?
+        /// Where open connections are counted (`tern_binary_open_connections`); nil = nowhere.
+        public var metrics: TernMetrics?
         public init() {}
     }
 
@@ -63,6 +65,7 @@ public struct WireServer: Service {
     public func run() async throws {
         let wireSettings = settings.wire
         let sslContext = try settings.tls.map { try NIOSSLContext(configuration: try $0.serverConfiguration()) }
+        let metrics = settings.metrics
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -70,6 +73,9 @@ public struct WireServer: Service {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .bind(host: settings.host, port: settings.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let metrics {
+                        try channel.pipeline.syncOperations.addHandler(ConnectionCounter(metrics: metrics, binary: true))
+                    }
                     if let sslContext {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
                     }

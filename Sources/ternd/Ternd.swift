@@ -145,6 +145,7 @@ struct Ternd: AsyncParsableCommand {
         wireSettings.wire.maxFrameBytes = configuration.maxRequestBytes
         wireSettings.auth = configuration.auth
         wireSettings.tls = tls
+        wireSettings.metrics = metrics
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: MaintenanceService(broker: broker)), .init(service: alerts), .init(service: app),

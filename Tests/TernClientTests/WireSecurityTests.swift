@@ -1,5 +1,6 @@
 import Foundation
 import NIOSSL
+import Prometheus
 import Testing
 import TernClient
 import TernCore
@@ -139,6 +140,26 @@ import TernWire
             }
             await expectCode(.unavailable, "an untrusted certificate") { _ = try await untrusting.listQueues() }
             await untrusting.close()
+        }
+    }
+
+    @Test func openBinaryConnections_areCounted() async throws {
+        let metrics = TernMetrics(registry: PrometheusCollectorRegistry())
+        try await WireServerFixture.with(configure: { $0.metrics = metrics }) { f in
+            func open() -> Double? {
+                let text = String(decoding: metrics.render(), as: UTF8.self)
+                let line = text.split(separator: "\n").first { $0.hasPrefix("tern_binary_open_connections ") }
+                return line.flatMap { Double($0.split(separator: " ").last ?? "") }
+            }
+            let first = f.client(), second = f.client()
+            _ = try await first.listQueues()
+            _ = try await second.listQueues()
+            #expect(open() == 2)
+            await first.close()
+            // The server sees the close asynchronously; wait for it (bounded).
+            for _ in 0..<200 where open() != 1 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(open() == 1)
+            await second.close()
         }
     }
 }
