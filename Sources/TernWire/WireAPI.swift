@@ -17,6 +17,19 @@ public enum WireAPI: UInt16, CaseIterable, Sendable, CustomStringConvertible {
     case beginTransaction = 21
     case commitTransaction = 22
     case abortTransaction = 23
+    case createTopic = 30
+    case describeTopic = 31
+    case listTopics = 32
+    case deleteTopic = 33
+    case produce = 34
+    case fetch = 35
+    case joinGroup = 36
+    case heartbeat = 37
+    case leaveGroup = 38
+    case groupConsume = 39
+    case commitOffsets = 40
+    case resetOffsets = 41
+    case describeGroup = 42
 
     /// The versions of each API this build speaks.
     public var supportedVersions: ClosedRange<UInt16> { 0...0 }
@@ -38,6 +51,19 @@ public enum WireAPI: UInt16, CaseIterable, Sendable, CustomStringConvertible {
         case .beginTransaction: "BeginTransaction"
         case .commitTransaction: "CommitTransaction"
         case .abortTransaction: "AbortTransaction"
+        case .createTopic: "CreateTopic"
+        case .describeTopic: "DescribeTopic"
+        case .listTopics: "ListTopics"
+        case .deleteTopic: "DeleteTopic"
+        case .produce: "Produce"
+        case .fetch: "Fetch"
+        case .joinGroup: "JoinGroup"
+        case .heartbeat: "Heartbeat"
+        case .leaveGroup: "LeaveGroup"
+        case .groupConsume: "GroupConsume"
+        case .commitOffsets: "CommitOffsets"
+        case .resetOffsets: "ResetOffsets"
+        case .describeGroup: "DescribeGroup"
         }
     }
 }
