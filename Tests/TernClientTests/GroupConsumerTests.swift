@@ -28,7 +28,77 @@ struct Position: Hashable, Sendable {
     var offset: UInt64
 }
 
+/// Counts messages handed out across consumers.
+actor Tally {
+    private(set) var count = 0
+    func add() -> Int {
+        count += 1
+        return count
+    }
+}
+
 @Suite struct GroupConsumerTests {
+    /// Iterates every consumer's `messages` in its own task, committing after each message,
+    /// until `count` messages arrived in total (or 30 s passed); then cancels the iterations.
+    static func consumeConcurrently(_ consumers: [GroupConsumer], count: Int) async throws -> [[WireFetchedMessage]] {
+        let tally = Tally()
+        return try await withThrowingTaskGroup(of: (Int, [WireFetchedMessage]).self) { group in
+            for (index, consumer) in consumers.enumerated() {
+                group.addTask {
+                    var received = [WireFetchedMessage]()
+                    for try await message in consumer.messages {
+                        received.append(message)
+                        try await consumer.commit()
+                        if await tally.add() >= count { break }
+                    }
+                    return (index, received)
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(30))
+                return (-1, [])
+            }
+            var results = [[WireFetchedMessage]](repeating: [], count: consumers.count)
+            var finished = 0
+            for try await (index, received) in group {
+                if index >= 0 {
+                    results[index] = received
+                    finished += 1
+                }
+                // The first consumer to finish reached the total (or the time ran out): stop the others.
+                group.cancelAll()
+                if finished == consumers.count { break }
+            }
+            return results
+        }
+    }
+
+    @Test func twoConsumers_iteratingConcurrently_withBackgroundHeartbeats_consumeEverythingExactlyOnce() async throws {
+        try await WireServerFixture.with { f in
+            let admin = f.client()
+            try await admin.createTopic("events", patch: WireTopicPatch(partitions: 4))
+            let a = try await f.client().groupConsumer(topic: "events", group: "g", sessionTimeout: 3, batchSize: 10, waitTime: 1)
+            let b = try await f.client().groupConsumer(topic: "events", group: "g", sessionTimeout: 3, batchSize: 10, waitTime: 1)
+            async let received = Self.consumeConcurrently([a, b], count: 400)
+            // Produced while both consume, in small batches by key.
+            for batch in 0..<20 {
+                try await admin.produce((0..<20).map { WireTopicMessage(key: Array("k\($0)".utf8), value: Array("\(batch)-\($0)".utf8)) },
+                                       to: "events")
+            }
+            let results = try await received
+            let all = results.flatMap { $0 }.map { Position(partition: $0.partition, offset: $0.offset) }
+            #expect(all.count == 400)
+            #expect(Set(all).count == 400, "no message handed out twice")
+            #expect(!results[0].isEmpty && !results[1].isEmpty)
+            let described = try await admin.describeGroup(topic: "events", group: "g")
+            #expect(described.members.count == 2, "both members stayed (heartbeats every second)")
+            #expect(described.lag == 0)
+            try await a.close()
+            try await b.close()
+            await admin.close()
+        }
+    }
+
     /// Polls `consumers` in turn, committing after each poll, until `count` messages arrived
     /// or 30 s passed.
     static func drain(_ consumers: [GroupConsumer], count: Int) async throws -> [[WireFetchedMessage]] {
