@@ -6,8 +6,8 @@ public import TernCore
 public import TernWire
 
 /// A client of Tern's binary protocol: queue administration, sends, receives and
-/// acknowledgements, and the entry point of ``Producer``, ``TransactionalProducer`` and
-/// ``QueueConsumer``.
+/// acknowledgements, topics (`TernClient+Topics.swift`), and the entry point of ``Producer``,
+/// ``TransactionalProducer``, ``QueueConsumer`` and ``GroupConsumer``.
 ///
 /// ```swift
 /// let client = TernClient(host: "127.0.0.1", port: 7081)

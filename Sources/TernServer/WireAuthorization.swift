@@ -18,6 +18,17 @@ enum WireAuthorization {
             return [.produce(queue)]
         case .receive(let queue, _, _, _, _), .acknowledge(let queue, _), .changeVisibility(let queue, _, _):
             return [.consume(queue)]
+        case .describeTopic, .listTopics:
+            return [.authenticated]
+        case .createTopic, .deleteTopic:
+            return [.admin]
+        case .produce(let topic, _):
+            return [.produce(topic)]
+        case .fetch(let topic, _, _, _, _), .joinGroup(let topic, _, _), .heartbeat(let topic, _, _), .leaveGroup(let topic, _, _),
+             .groupConsume(let topic, _, _, _, _), .commitOffsets(let topic, _, _, _, _), .resetOffsets(let topic, _, _),
+             .describeGroup(let topic, _):
+            // As over HTTP: group calls and offsets need consume on the topic.
+            return [.consume(topic)]
         case .commitTransaction(let transaction):
             return [.authenticated]
                 + transaction.sends.map { .produce($0.queue) }

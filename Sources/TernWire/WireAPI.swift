@@ -19,6 +19,19 @@ public enum WireAPI: UInt16, CaseIterable, Sendable, CustomStringConvertible {
     case abortTransaction = 23
     /// Presents a bearer token for the rest of the connection (Kafka's `SaslAuthenticate`).
     case authenticate = 24
+    case createTopic = 30
+    case describeTopic = 31
+    case listTopics = 32
+    case deleteTopic = 33
+    case produce = 34
+    case fetch = 35
+    case joinGroup = 36
+    case heartbeat = 37
+    case leaveGroup = 38
+    case groupConsume = 39
+    case commitOffsets = 40
+    case resetOffsets = 41
+    case describeGroup = 42
 
     /// The versions of each API this build speaks.
     public var supportedVersions: ClosedRange<UInt16> { 0...0 }
@@ -41,6 +54,19 @@ public enum WireAPI: UInt16, CaseIterable, Sendable, CustomStringConvertible {
         case .commitTransaction: "CommitTransaction"
         case .abortTransaction: "AbortTransaction"
         case .authenticate: "Authenticate"
+        case .createTopic: "CreateTopic"
+        case .describeTopic: "DescribeTopic"
+        case .listTopics: "ListTopics"
+        case .deleteTopic: "DeleteTopic"
+        case .produce: "Produce"
+        case .fetch: "Fetch"
+        case .joinGroup: "JoinGroup"
+        case .heartbeat: "Heartbeat"
+        case .leaveGroup: "LeaveGroup"
+        case .groupConsume: "GroupConsume"
+        case .commitOffsets: "CommitOffsets"
+        case .resetOffsets: "ResetOffsets"
+        case .describeGroup: "DescribeGroup"
         }
     }
 }

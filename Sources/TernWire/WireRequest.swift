@@ -30,6 +30,32 @@ public enum WireRequest: Sendable, Hashable {
     /// `ApiVersions` when the broker has authentication on.
     case authenticate(token: String)
 
+    // Topics and consumer groups. Topic and group names are plain strings (validated by the
+    // broker: `InvalidName`), so an authorization layer can read them without the broker.
+
+    /// Creates `name` (attributes from `patch` over the defaults) or updates its retention and max bytes.
+    case createTopic(name: String, patch: WireTopicPatch)
+    case describeTopic(name: String)
+    case listTopics
+    case deleteTopic(name: String)
+    /// Appends `messages` (1–1,000) to `topic`, all or nothing.
+    case produce(topic: String, messages: [WireTopicMessage])
+    /// Reads up to `maxMessages` (1–1,000) of one partition from `offset` (nil = the log start),
+    /// waiting up to `waitTime` seconds (0–20) for the first.
+    case fetch(topic: String, partition: UInt32, offset: UInt64?, maxMessages: UInt16, waitTime: UInt8)
+    /// - Parameter sessionTimeout: seconds without a heartbeat after which the member is removed (1–300).
+    case joinGroup(topic: String, group: String, sessionTimeout: UInt32)
+    case heartbeat(topic: String, group: String, memberID: String)
+    case leaveGroup(topic: String, group: String, memberID: String)
+    /// Reads up to `maxMessages` (1–1,000) from the member's partitions, waiting up to `waitTime`
+    /// seconds (0–20) for the first; counts as a heartbeat.
+    case groupConsume(topic: String, group: String, memberID: String, maxMessages: UInt16, waitTime: UInt8)
+    /// Commits `offsets` (partition → next offset to consume) in `generation`.
+    case commitOffsets(topic: String, group: String, memberID: String, generation: UInt32, offsets: [Int: UInt64])
+    /// Moves every committed offset of a group without members.
+    case resetOffsets(topic: String, group: String, to: WireOffsetReset)
+    case describeGroup(topic: String, group: String)
+
     /// The API this request belongs to.
     public var api: WireAPI {
         switch self {
@@ -49,6 +75,19 @@ public enum WireRequest: Sendable, Hashable {
         case .commitTransaction: .commitTransaction
         case .abortTransaction: .abortTransaction
         case .authenticate: .authenticate
+        case .createTopic: .createTopic
+        case .describeTopic: .describeTopic
+        case .listTopics: .listTopics
+        case .deleteTopic: .deleteTopic
+        case .produce: .produce
+        case .fetch: .fetch
+        case .joinGroup: .joinGroup
+        case .heartbeat: .heartbeat
+        case .leaveGroup: .leaveGroup
+        case .groupConsume: .groupConsume
+        case .commitOffsets: .commitOffsets
+        case .resetOffsets: .resetOffsets
+        case .describeGroup: .describeGroup
         }
     }
 
@@ -127,6 +166,54 @@ public enum WireRequest: Sendable, Hashable {
                     buffer.writeInteger(member.generation)
                 }
             }
+        case .createTopic(let name, let patch):
+            buffer.writeWireString(name)
+            buffer.writeTopicPatch(patch)
+        case .describeTopic(let name), .deleteTopic(let name):
+            buffer.writeWireString(name)
+        case .listTopics:
+            break
+        case .produce(let topic, let messages):
+            buffer.writeWireString(topic)
+            buffer.writeInteger(UInt32(messages.count))
+            for message in messages { buffer.writeTopicMessage(message) }
+        case .fetch(let topic, let partition, let offset, let maxMessages, let waitTime):
+            buffer.writeWireString(topic)
+            buffer.writeInteger(partition)
+            buffer.writeWireOptional(offset) { $0.writeInteger($1) }
+            buffer.writeInteger(maxMessages)
+            buffer.writeInteger(waitTime)
+        case .joinGroup(let topic, let group, let sessionTimeout):
+            buffer.writeWireString(topic)
+            buffer.writeWireString(group)
+            buffer.writeInteger(sessionTimeout)
+        case .heartbeat(let topic, let group, let memberID), .leaveGroup(let topic, let group, let memberID):
+            buffer.writeWireString(topic)
+            buffer.writeWireString(group)
+            buffer.writeWireString(memberID)
+        case .groupConsume(let topic, let group, let memberID, let maxMessages, let waitTime):
+            buffer.writeWireString(topic)
+            buffer.writeWireString(group)
+            buffer.writeWireString(memberID)
+            buffer.writeInteger(maxMessages)
+            buffer.writeInteger(waitTime)
+        case .commitOffsets(let topic, let group, let memberID, let generation, let offsets):
+            buffer.writeWireString(topic)
+            buffer.writeWireString(group)
+            buffer.writeWireString(memberID)
+            buffer.writeInteger(generation)
+            buffer.writeInteger(UInt32(offsets.count))
+            for (partition, offset) in offsets.sorted(by: { $0.key < $1.key }) {
+                buffer.writePartitionNumber(partition)
+                buffer.writeInteger(offset)
+            }
+        case .resetOffsets(let topic, let group, let target):
+            buffer.writeWireString(topic)
+            buffer.writeWireString(group)
+            buffer.writeOffsetReset(target)
+        case .describeGroup(let topic, let group):
+            buffer.writeWireString(topic)
+            buffer.writeWireString(group)
         }
     }
 
@@ -218,6 +305,61 @@ public enum WireRequest: Sendable, Hashable {
                 transaction.offsets.append(.init(topic: topic, group: group, partition: partition, offset: offset, member: member))
             }
             self = .commitTransaction(transaction)
+        case .createTopic:
+            let name = try r.readString("topic name")
+            self = .createTopic(name: name, patch: try r.readTopicPatch())
+        case .describeTopic: self = .describeTopic(name: try r.readString("topic name"))
+        case .listTopics: self = .listTopics
+        case .deleteTopic: self = .deleteTopic(name: try r.readString("topic name"))
+        case .produce:
+            let topic = try r.readString("topic name")
+            let count = try r.readCount("message count", minimumElementBytes: 6)
+            var messages = [WireTopicMessage]()
+            messages.reserveCapacity(count)
+            for _ in 0..<count { messages.append(try r.readTopicMessage()) }
+            self = .produce(topic: topic, messages: messages)
+        case .fetch:
+            let topic = try r.readString("topic name")
+            let partition: UInt32 = try r.read(UInt32.self, "partition")
+            let offset = try r.readOptional("offset") { (r: inout WireReader) throws(TernError) in try r.read(UInt64.self, "offset") }
+            let maxMessages: UInt16 = try r.read(UInt16.self, "max messages")
+            self = .fetch(topic: topic, partition: partition, offset: offset, maxMessages: maxMessages,
+                          waitTime: try r.read(UInt8.self, "wait time"))
+        case .joinGroup:
+            self = .joinGroup(topic: try r.readString("topic name"), group: try r.readString("group name"),
+                              sessionTimeout: try r.read(UInt32.self, "session timeout"))
+        case .heartbeat:
+            self = .heartbeat(topic: try r.readString("topic name"), group: try r.readString("group name"),
+                              memberID: try r.readString("member id"))
+        case .leaveGroup:
+            self = .leaveGroup(topic: try r.readString("topic name"), group: try r.readString("group name"),
+                               memberID: try r.readString("member id"))
+        case .groupConsume:
+            let topic = try r.readString("topic name")
+            let group = try r.readString("group name")
+            let memberID = try r.readString("member id")
+            let maxMessages: UInt16 = try r.read(UInt16.self, "max messages")
+            self = .groupConsume(topic: topic, group: group, memberID: memberID, maxMessages: maxMessages,
+                                 waitTime: try r.read(UInt8.self, "wait time"))
+        case .commitOffsets:
+            let topic = try r.readString("topic name")
+            let group = try r.readString("group name")
+            let memberID = try r.readString("member id")
+            let generation: UInt32 = try r.read(UInt32.self, "generation")
+            let count = try r.readCount("offset count", minimumElementBytes: 12)
+            var offsets = [Int: UInt64]()
+            for _ in 0..<count {
+                let partition = try r.readPartitionNumber()
+                let offset: UInt64 = try r.read(UInt64.self, "offset")
+                guard offsets.updateValue(offset, forKey: partition) == nil else {
+                    throw TernError(.invalidFrame, "offsets name partition \(partition) twice")
+                }
+            }
+            self = .commitOffsets(topic: topic, group: group, memberID: memberID, generation: generation, offsets: offsets)
+        case .resetOffsets:
+            self = .resetOffsets(topic: try r.readString("topic name"), group: try r.readString("group name"), to: try r.readOffsetReset())
+        case .describeGroup:
+            self = .describeGroup(topic: try r.readString("topic name"), group: try r.readString("group name"))
         }
         try r.expectEnd("the \(api) request")
     }

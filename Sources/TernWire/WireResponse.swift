@@ -9,7 +9,8 @@ public enum WireResponse: Sendable, Equatable {
     /// CreateQueue and DescribeQueue (`created` is false for describe).
     case queue(created: Bool, QueueInfo)
     case queues([QueueInfo])
-    /// DeleteQueue, ChangeVisibility, BeginTransaction, AbortTransaction.
+    /// DeleteQueue, ChangeVisibility, BeginTransaction, AbortTransaction, DeleteTopic,
+    /// LeaveGroup, CommitOffsets, ResetOffsets.
     case done
     /// PurgeQueue (messages removed) and Redrive (messages moved).
     case count(UInt64)
@@ -22,6 +23,19 @@ public enum WireResponse: Sendable, Equatable {
     /// CommitTransaction: the sends' results in request order; `duplicate` when this transaction
     /// had already been committed.
     case committed([[SentMessage]], duplicate: Bool)
+    /// CreateTopic and DescribeTopic (`created` is false for describe).
+    case topic(created: Bool, WireTopicInfo)
+    case topics([WireTopicInfo])
+    /// Produce: where each message was stored, in request order.
+    case produced([WireTopicOffset])
+    case fetched(WireFetchResult)
+    /// JoinGroup: the new member's id and assignment.
+    case joined(memberID: String, WireAssignment)
+    /// Heartbeat.
+    case assignment(WireAssignment)
+    /// GroupConsume: the messages and the assignment they were read under.
+    case consumed([WireFetchedMessage], WireAssignment)
+    case group(WireGroupInfo)
     /// Any API: the request failed and changed nothing.
     case error(TernError)
 
@@ -83,6 +97,32 @@ public enum WireResponse: Sendable, Equatable {
                 buffer.writeInteger(UInt32(sent.count))
                 for message in sent { buffer.writeSent(message) }
             }
+        case .topic(let created, let info):
+            buffer.writeWireBool(created)
+            buffer.writeTopicInfo(info)
+        case .topics(let infos):
+            buffer.writeInteger(UInt32(infos.count))
+            for info in infos { buffer.writeTopicInfo(info) }
+        case .produced(let offsets):
+            buffer.writeInteger(UInt32(offsets.count))
+            for offset in offsets {
+                buffer.writePartitionNumber(offset.partition)
+                buffer.writeInteger(offset.offset)
+            }
+        case .fetched(let result):
+            buffer.writeInteger(result.highWatermark)
+            buffer.writeInteger(result.logStart)
+            buffer.writeFetched(result.messages)
+        case .joined(let memberID, let assignment):
+            buffer.writeWireString(memberID)
+            buffer.writeAssignment(assignment)
+        case .assignment(let assignment):
+            buffer.writeAssignment(assignment)
+        case .consumed(let messages, let assignment):
+            buffer.writeAssignment(assignment)
+            buffer.writeFetched(messages)
+        case .group(let info):
+            buffer.writeGroupInfo(info)
         case .error:
             preconditionFailure("handled above")
         }
@@ -121,7 +161,8 @@ public enum WireResponse: Sendable, Equatable {
             var infos = [QueueInfo]()
             for _ in 0..<count { infos.append(try r.readQueueInfo()) }
             self = .queues(infos)
-        case .deleteQueue, .changeVisibility, .beginTransaction, .abortTransaction, .authenticate:
+        case .deleteQueue, .changeVisibility, .beginTransaction, .abortTransaction, .authenticate,
+             .deleteTopic, .leaveGroup, .commitOffsets, .resetOffsets:
             self = .done
         case .purgeQueue, .redrive:
             self = .count(try r.read(UInt64.self, "count"))
@@ -165,6 +206,34 @@ public enum WireResponse: Sendable, Equatable {
                 sends.append(sent)
             }
             self = .committed(sends, duplicate: duplicate)
+        case .createTopic, .describeTopic:
+            self = .topic(created: try r.readBool("created"), try r.readTopicInfo())
+        case .listTopics:
+            let count = try r.readCount("topic count", minimumElementBytes: 19)
+            var infos = [WireTopicInfo]()
+            for _ in 0..<count { infos.append(try r.readTopicInfo()) }
+            self = .topics(infos)
+        case .produce:
+            let count = try r.readCount("offset count", minimumElementBytes: 12)
+            var offsets = [WireTopicOffset]()
+            offsets.reserveCapacity(count)
+            for _ in 0..<count {
+                offsets.append(WireTopicOffset(partition: try r.readPartitionNumber(), offset: try r.read(UInt64.self, "offset")))
+            }
+            self = .produced(offsets)
+        case .fetch:
+            let highWatermark: UInt64 = try r.read(UInt64.self, "high watermark")
+            let logStart: UInt64 = try r.read(UInt64.self, "log start")
+            self = .fetched(WireFetchResult(messages: try r.readFetched(), highWatermark: highWatermark, logStart: logStart))
+        case .joinGroup:
+            self = .joined(memberID: try r.readString("member id"), try r.readAssignment())
+        case .heartbeat:
+            self = .assignment(try r.readAssignment())
+        case .groupConsume:
+            let assignment = try r.readAssignment()
+            self = .consumed(try r.readFetched(), assignment)
+        case .describeGroup:
+            self = .group(try r.readGroupInfo())
         }
         try r.expectEnd("the \(api) response")
     }

@@ -64,4 +64,70 @@ import TernWire
             #expect(Self.bytes(response.frame(apiKey: api.rawValue, correlationID: correlation)) == Self.hex(dump), "\(api)")
         }
     }
+
+    /// The dumps of the "Topics and consumer groups (keys 30–42)" section.
+    @Test func documentedTopicRequestDumps_matchTheEncoder() {
+        let cases: [(WireRequest, String)] = [
+            (.createTopic(name: "logs", patch: WireTopicPatch(partitions: 4)),
+             "00 00 00 15 00 1e 00 00 00 00 00 01 00 04 6c 6f 67 73 01 00 00 00 04 00 00"),
+            (.describeTopic(name: "logs"), "00 00 00 0e 00 1f 00 00 00 00 00 01 00 04 6c 6f 67 73"),
+            (.deleteTopic(name: "logs"), "00 00 00 0e 00 21 00 00 00 00 00 01 00 04 6c 6f 67 73"),
+            (.listTopics, "00 00 00 08 00 20 00 00 00 00 00 01"),
+            (.produce(topic: "logs", messages: [WireTopicMessage(key: Array("k".utf8), value: Array("v".utf8)),
+                                                WireTopicMessage(value: Array("w".utf8), partition: 3)]),
+             "00 00 00 29 00 22 00 00 00 00 00 01 00 04 6c 6f 67 73 00 00 00 02 01 00 00 00 01 6b 00 00 00 00 01 76 00 01 00 00 00 03 00 00 00 01 77"),
+            (.fetch(topic: "logs", partition: 2, offset: 40, maxMessages: 100, waitTime: 5),
+             "00 00 00 1e 00 23 00 00 00 00 00 01 00 04 6c 6f 67 73 00 00 00 02 01 00 00 00 00 00 00 00 28 00 64 05"),
+            (.joinGroup(topic: "logs", group: "g", sessionTimeout: 10),
+             "00 00 00 15 00 24 00 00 00 00 00 01 00 04 6c 6f 67 73 00 01 67 00 00 00 0a"),
+            (.heartbeat(topic: "logs", group: "g", memberID: "m-1"),
+             "00 00 00 16 00 25 00 00 00 00 00 01 00 04 6c 6f 67 73 00 01 67 00 03 6d 2d 31"),
+            (.leaveGroup(topic: "logs", group: "g", memberID: "m-1"),
+             "00 00 00 16 00 26 00 00 00 00 00 01 00 04 6c 6f 67 73 00 01 67 00 03 6d 2d 31"),
+            (.groupConsume(topic: "logs", group: "g", memberID: "m-1", maxMessages: 50, waitTime: 20),
+             "00 00 00 19 00 27 00 00 00 00 00 01 00 04 6c 6f 67 73 00 01 67 00 03 6d 2d 31 00 32 14"),
+            (.commitOffsets(topic: "logs", group: "g", memberID: "m-1", generation: 3, offsets: [0: 16]),
+             "00 00 00 2a 00 28 00 00 00 00 00 01 00 04 6c 6f 67 73 00 01 67 00 03 6d 2d 31 00 00 00 03 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 10"),
+            (.resetOffsets(topic: "logs", group: "g", to: .latest),
+             "00 00 00 12 00 29 00 00 00 00 00 01 00 04 6c 6f 67 73 00 01 67 01"),
+            (.resetOffsets(topic: "logs", group: "g", to: .timestamp(Timestamp(milliseconds: 1_735_689_600_000))),
+             "00 00 00 1a 00 29 00 00 00 00 00 01 00 04 6c 6f 67 73 00 01 67 02 00 00 01 94 1f 29 7c 00"),
+            (.describeGroup(topic: "logs", group: "g"), "00 00 00 11 00 2a 00 00 00 00 00 01 00 04 6c 6f 67 73 00 01 67"),
+        ]
+        for (request, dump) in cases {
+            #expect(Self.bytes(request.frame(correlationID: 1)) == Self.hex(dump), "\(request.api)")
+        }
+    }
+
+    @Test func documentedTopicResponseDumps_matchTheEncoder() {
+        let created = Timestamp(milliseconds: 1_735_689_600_000)
+        let message = WireFetchedMessage(partition: 2, offset: 40, key: Array("k".utf8), value: Array("v".utf8), timestamp: created)
+        let cases: [(WireAPI, WireResponse, String)] = [
+            (.describeTopic, .topic(created: false, WireTopicInfo(
+                name: "logs", retention: 604_800, maxBytes: nil, createdAt: created,
+                partitions: [WirePartitionInfo(partition: 0, logStart: 0, highWatermark: 3, bytes: 120, batches: 1)])),
+             "00 00 00 46 00 1f 00 00 00 00 00 01 00 00 00 00 04 6c 6f 67 73 00 09 3a 80 00 00 00 01 94 1f 29 7c 00 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 03 00 00 00 00 00 00 00 78 00 00 00 00 00 00 00 01"),
+            (.produce, .produced([WireTopicOffset(partition: 1, offset: 7), WireTopicOffset(partition: 3, offset: 0)]),
+             "00 00 00 26 00 22 00 00 00 00 00 01 00 00 00 00 00 02 00 00 00 01 00 00 00 00 00 00 00 07 00 00 00 03 00 00 00 00 00 00 00 00"),
+            (.fetch, .fetched(WireFetchResult(messages: [message], highWatermark: 41, logStart: 0)),
+             "00 00 00 3d 00 23 00 00 00 00 00 01 00 00 00 00 00 00 00 00 00 29 00 00 00 00 00 00 00 00 00 00 00 01 00 00 00 02 00 00 00 00 00 00 00 28 01 00 00 00 01 6b 00 00 00 01 76 00 00 01 94 1f 29 7c 00"),
+            (.fetch, .error(TernError(.offsetOutOfRange, "offset 99")),
+             "00 00 00 15 00 23 00 00 00 00 00 01 00 7a 00 09 6f 66 66 73 65 74 20 39 39"),
+            (.joinGroup, .joined(memberID: "m-1", WireAssignment(generation: 1, partitions: [0, 1])),
+             "00 00 00 20 00 24 00 00 00 00 00 01 00 00 00 03 6d 2d 31 00 00 00 01 00 00 00 02 00 00 00 00 00 00 00 01 00"),
+            (.heartbeat, .assignment(WireAssignment(generation: 2, partitions: [1], rebalance: true)),
+             "00 00 00 17 00 25 00 00 00 00 00 01 00 00 00 00 00 02 00 00 00 01 00 00 00 01 01"),
+            (.groupConsume, .consumed([message], WireAssignment(generation: 2, partitions: [2])),
+             "00 00 00 3a 00 27 00 00 00 00 00 01 00 00 00 00 00 02 00 00 00 01 00 00 00 02 00 00 00 00 01 00 00 00 02 00 00 00 00 00 00 00 28 01 00 00 00 01 6b 00 00 00 01 76 00 00 01 94 1f 29 7c 00"),
+            (.commitOffsets, .error(TernError(.staleGeneration, "stale")),
+             "00 00 00 11 00 28 00 00 00 00 00 01 00 7b 00 05 73 74 61 6c 65"),
+            (.describeGroup, .group(WireGroupInfo(
+                generation: 2, members: [.init(id: "m-1", sessionTimeout: 10, lastSeen: created, partitions: [0])],
+                partitions: [.init(partition: 0, committed: 16, logStart: 0, highWatermark: 20, lag: 4, owner: "m-1")])),
+             "00 00 00 5a 00 2a 00 00 00 00 00 01 00 00 00 00 00 02 00 00 00 01 00 03 6d 2d 31 00 00 00 0a 00 00 01 94 1f 29 7c 00 00 00 00 01 00 00 00 00 00 00 00 01 00 00 00 00 01 00 00 00 00 00 00 00 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 14 00 00 00 00 00 00 00 04 01 00 03 6d 2d 31"),
+        ]
+        for (api, response, dump) in cases {
+            #expect(Self.bytes(response.frame(apiKey: api.rawValue, correlationID: 1)) == Self.hex(dump), "\(api)")
+        }
+    }
 }

@@ -60,8 +60,73 @@ enum WireSamples {
                 acknowledgements: [.init(queue: "in", receiptHandle: "aa")],
                 offsets: [.init(topic: "events", group: "billing", partition: 3, offset: 99),
                           .init(topic: "events", group: "audit", partition: 0, offset: 7, member: (id: "m-1", generation: 4))])),
-        ]
+        ] + topicRequests
     }()
+
+    /// One or more samples of every topic and consumer-group request (keys 30–42).
+    static let topicRequests: [WireRequest] = [
+        .createTopic(name: "logs", patch: WireTopicPatch(partitions: 4, retention: 3600, maxBytes: .some(1 << 20))),
+        .createTopic(name: "logs", patch: WireTopicPatch(maxBytes: .some(nil))),
+        .createTopic(name: "plain", patch: WireTopicPatch()),
+        .describeTopic(name: "logs"),
+        .listTopics,
+        .deleteTopic(name: "logs"),
+        .produce(topic: "logs", messages: [
+            WireTopicMessage(key: Array("k".utf8), value: Array("v".utf8)),
+            WireTopicMessage(value: [], partition: 3),
+            WireTopicMessage(key: [], value: [0, 255], partition: 0),
+        ]),
+        .fetch(topic: "logs", partition: 2, offset: 40, maxMessages: 100, waitTime: 5),
+        .fetch(topic: "logs", partition: 0, offset: nil, maxMessages: 1, waitTime: 0),
+        .joinGroup(topic: "logs", group: "indexer", sessionTimeout: 10),
+        .heartbeat(topic: "logs", group: "indexer", memberID: "m-1"),
+        .leaveGroup(topic: "logs", group: "indexer", memberID: "m-1"),
+        .groupConsume(topic: "logs", group: "indexer", memberID: "m-1", maxMessages: 50, waitTime: 20),
+        .commitOffsets(topic: "logs", group: "indexer", memberID: "m-1", generation: 3, offsets: [0: 16, 2: 7]),
+        .resetOffsets(topic: "logs", group: "indexer", to: .earliest),
+        .resetOffsets(topic: "logs", group: "indexer", to: .latest),
+        .resetOffsets(topic: "logs", group: "indexer", to: .timestamp(Timestamp(milliseconds: 1_735_689_600_000))),
+        .describeGroup(topic: "logs", group: "indexer"),
+    ]
+
+    static let topicInfo = WireTopicInfo(
+        name: "logs", retention: 604_800, maxBytes: 1 << 20, createdAt: Timestamp(milliseconds: 1_735_689_600_000),
+        partitions: [WirePartitionInfo(partition: 0, logStart: 2, highWatermark: 10, bytes: 512, batches: 3),
+                     WirePartitionInfo(partition: 1)])
+
+    static let fetched = [
+        WireFetchedMessage(partition: 1, offset: 7, key: Array("k".utf8), value: Array("v".utf8), timestamp: Timestamp(milliseconds: 1_735_689_600_000)),
+        WireFetchedMessage(partition: 3, offset: 0, key: nil, value: [], timestamp: Timestamp(milliseconds: 1)),
+    ]
+
+    static let groupInfo = WireGroupInfo(
+        generation: 4,
+        members: [WireGroupInfo.Member(id: "m-1", sessionTimeout: 10, lastSeen: Timestamp(milliseconds: 1_735_689_600_000), partitions: [0, 1]),
+                  WireGroupInfo.Member(id: "m-2", sessionTimeout: 30, lastSeen: Timestamp(milliseconds: 5), partitions: [])],
+        partitions: [WireGroupInfo.PartitionLag(partition: 0, committed: 5, logStart: 0, highWatermark: 9, lag: 4, owner: "m-1"),
+                     WireGroupInfo.PartitionLag(partition: 1, committed: nil, logStart: 2, highWatermark: 2, lag: 0, owner: nil)])
+
+    /// Responses of every topic and consumer-group API.
+    static let topicResponses: [(WireAPI, WireResponse)] = [
+        (.createTopic, .topic(created: true, topicInfo)),
+        (.describeTopic, .topic(created: false, topicInfo)),
+        (.listTopics, .topics([topicInfo, WireTopicInfo(name: "empty", retention: 60, maxBytes: nil, createdAt: Timestamp(milliseconds: 0), partitions: [])])),
+        (.listTopics, .topics([])),
+        (.deleteTopic, .done),
+        (.produce, .produced([WireTopicOffset(partition: 0, offset: 41), WireTopicOffset(partition: 3, offset: 0)])),
+        (.fetch, .fetched(WireFetchResult(messages: fetched, highWatermark: 8, logStart: 0))),
+        (.fetch, .fetched(WireFetchResult(messages: [], highWatermark: 0, logStart: 0))),
+        (.fetch, .error(TernError(.offsetOutOfRange, "offset 99 is above the high watermark 8"))),
+        (.joinGroup, .joined(memberID: "m-1", WireAssignment(generation: 1, partitions: [0, 1, 2, 3]))),
+        (.heartbeat, .assignment(WireAssignment(generation: 2, partitions: [0, 1], rebalance: true))),
+        (.leaveGroup, .done),
+        (.groupConsume, .consumed(fetched, WireAssignment(generation: 2, partitions: [1, 3]))),
+        (.groupConsume, .consumed([], WireAssignment(generation: 2, partitions: []))),
+        (.commitOffsets, .done),
+        (.commitOffsets, .error(TernError(.staleGeneration, "generation 1 is stale"))),
+        (.resetOffsets, .done),
+        (.describeGroup, .group(groupInfo)),
+    ]
 
     /// Responses with the API key they answer.
     static let responses: [(WireAPI, WireResponse)] = [
@@ -84,7 +149,7 @@ enum WireSamples {
         (.commitTransaction, .committed([[sent], []], duplicate: false)),
         (.abortTransaction, .done),
         (.send, .error(TernError(.outOfOrderSequence, "expected 5, got 7"))),
-    ]
+    ] + topicResponses
 
     /// Every sample request and response as one stream of frame bytes.
     static func stream() -> ByteBuffer {
