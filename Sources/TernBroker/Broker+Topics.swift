@@ -69,6 +69,20 @@ extension Broker {
     /// - Throws: ``TernError``: `TopicNotFound`, `InvalidParameter` (count, partition),
     ///   `MessageTooLarge`, `StorageFull`.
     public func produce(_ name: QueueName, _ messages: [TopicMessage]) async throws(TernError) -> [TopicOffset] {
+        try await produce(name, messages, producer: nil).offsets
+    }
+
+    /// ``produce(_:_:)``, idempotent when `stamp` is given: the stamp's first sequence counts
+    /// messages per producer and topic from 0 in each epoch; a retried request (same first
+    /// sequence and count as one of the producer's last 5 on this topic) stores nothing and is
+    /// answered with the original offsets (keyless messages are routed to the partition the
+    /// original went to). Kafka's idempotent producer, with the topic as the sequence scope
+    /// because one request is applied to all its partitions in one transaction.
+    /// - Returns: the offsets in request order, and whether the request was a duplicate.
+    /// - Throws: ``TernError``: what ``produce(_:_:)`` throws, and `UnknownProducer`,
+    ///   `ProducerFenced`, `OutOfOrderSequence` (a gap or a sequence older than the remembered
+    ///   batches).
+    public func produce(_ name: QueueName, _ messages: [TopicMessage], producer stamp: ProducerStamp?) async throws(TernError) -> (offsets: [TopicOffset], duplicate: Bool) {
         guard Self.produceBatchRange.contains(messages.count) else {
             throw TernError(.invalidParameter, "messages must hold 1–\(Self.produceBatchRange.upperBound) messages")
         }
@@ -95,26 +109,52 @@ extension Broker {
                 targets.append(sticky!)
             }
         }
-        var groups = [Int: [(key: [UInt8]?, value: [UInt8])]]()
-        for (message, partition) in zip(messages, targets) { groups[partition, default: []].append((message.key, message.value)) }
-        let batches = groups.sorted { $0.key < $1.key }
         let now = clock.now
         let topic = record.id
-        let bases = try await perform(grows: true) { txn in
-            try batches.map { partition, entries in
-                (partition, try store.append(topic: topic, partition: partition, messages: entries, at: now, in: txn))
+        let producers = producerStore
+        let stampValues = stamp.map { ($0.producer.producerID, $0.producer.epoch, $0.firstSequence) }
+        let keylessTargets = targets
+        let chosenSticky = sticky
+        let result = try await perform(grows: true) { txn in
+            // A duplicate routes its keyless messages to the partition the original used.
+            func batches(sticky original: Int?) -> [(Int, [(key: [UInt8]?, value: [UInt8])])] {
+                var groups = [Int: [(key: [UInt8]?, value: [UInt8])]]()
+                for (message, target) in zip(messages, keylessTargets) {
+                    let partition = message.partition == nil && message.key == nil ? (original ?? target) : target
+                    groups[partition, default: []].append((message.key, message.value))
+                }
+                return groups.sorted { $0.key < $1.key }
             }
+            func append() throws -> [Int: UInt64] {
+                var bases = [Int: UInt64]()
+                for (partition, entries) in batches(sticky: chosenSticky) {
+                    bases[partition] = try store.append(topic: topic, partition: partition, messages: entries, at: now, in: txn)
+                }
+                return bases
+            }
+            guard let stampValues else { return (bases: try append(), sticky: chosenSticky, duplicate: false) }
+            let outcome = try producers.produce(topic: topic, topicName: name, stamp: stampValues, count: messages.count,
+                                                stickyPartition: chosenSticky, at: now, in: txn, append: append)
+            return (bases: outcome.bases, sticky: outcome.stickyPartition, duplicate: outcome.duplicate)
         }
-        signals.signal(bases.map { TopicSchema.partitionSignal(topic: topic, partition: $0.0) } + [TopicSchema.topicSignal(topic: topic)])
-        observers.emit(batches.map { partition, entries in
-            .produced(topic: name, partition: partition, count: entries.count,
-                      bytes: entries.reduce(0) { $0 + $1.value.count + ($1.key?.count ?? 0) })
-        })
-        var next = Dictionary(uniqueKeysWithValues: bases)
-        return targets.map { partition in
-            defer { next[partition]! += 1 }
-            return TopicOffset(partition: partition, offset: next[partition]!)
+        let routed = zip(messages, targets).map { message, target in
+            message.partition == nil && message.key == nil ? (result.sticky ?? target) : target
         }
+        if !result.duplicate {
+            signals.signal(result.bases.keys.sorted().map { TopicSchema.partitionSignal(topic: topic, partition: $0) } + [TopicSchema.topicSignal(topic: topic)])
+            var counts = [Int: (count: Int, bytes: Int)]()
+            for (message, partition) in zip(messages, routed) {
+                counts[partition, default: (0, 0)].count += 1
+                counts[partition, default: (0, 0)].bytes += message.value.count + (message.key?.count ?? 0)
+            }
+            observers.emit(counts.sorted { $0.key < $1.key }.map { .produced(topic: name, partition: $0.key, count: $0.value.count, bytes: $0.value.bytes) })
+        }
+        var next = result.bases
+        let offsets = routed.map { partition in
+            defer { next[partition, default: 0] += 1 }
+            return TopicOffset(partition: partition, offset: next[partition, default: 0])
+        }
+        return (offsets, result.duplicate)
     }
 
     /// Reads up to `max` messages of one partition from `offset` on, waiting up to `waitTime`

@@ -187,3 +187,93 @@ public struct ProducerSequences: Sendable, Hashable {
         guard reader.remaining == 0 else { throw StorageError(.corruptRecord, "producer sequences have trailing bytes") }
     }
 }
+
+extension ProducerSchema {
+    /// The key of a producer's sequence state on a topic: producer id u64, the byte `T`, topic
+    /// id u32 (13 bytes, so it never equals a queue's 12-byte key).
+    public static func topicSequencesKey(producer: UInt64, topic: UInt32) -> [UInt8] {
+        var writer = BigEndianWriter(capacity: 13)
+        writer.write(producer)
+        writer.write(UInt8(ascii: "T"))
+        writer.write(topic)
+        return writer.bytes
+    }
+}
+
+/// One idempotent produce to a topic, as a duplicate needs it to be answered with the original
+/// offsets: the base offset each partition got, and the partition keyless messages went to
+/// (keyed messages and explicit partitions route the same way again).
+///
+/// Layout (big-endian): first sequence u64, count u32, sticky partition i32 (−1 = none),
+/// partition count u32, then (partition u32, base offset u64) each.
+public struct TopicProducerBatch: Sendable, Hashable {
+    public var firstSequence: UInt64
+    public var count: UInt32
+    public var stickyPartition: Int?
+    public var bases: [Int: UInt64]
+
+    public init(firstSequence: UInt64, count: UInt32, stickyPartition: Int?, bases: [Int: UInt64]) {
+        self.firstSequence = firstSequence
+        self.count = count
+        self.stickyPartition = stickyPartition
+        self.bases = bases
+    }
+
+    func write(to writer: inout BigEndianWriter) {
+        writer.write(firstSequence)
+        writer.write(count)
+        writer.write(UInt32(bitPattern: Int32(stickyPartition ?? -1)))
+        writer.write(UInt32(bases.count))
+        for (partition, base) in bases.sorted(by: { $0.key < $1.key }) {
+            writer.write(UInt32(partition))
+            writer.write(base)
+        }
+    }
+
+    init(reading reader: inout BigEndianReader) throws(StorageError) {
+        firstSequence = try reader.readUInt64()
+        count = try reader.readUInt32()
+        let sticky = Int32(bitPattern: try reader.readUInt32())
+        stickyPartition = sticky < 0 ? nil : Int(sticky)
+        let partitions = try reader.readUInt32()
+        guard Int(partitions) <= reader.remaining / 12 else { throw StorageError(.corruptRecord, "topic producer batch announces \(partitions) partitions") }
+        bases = [:]
+        for _ in 0..<partitions { bases[Int(try reader.readUInt32())] = try reader.readUInt64() }
+    }
+}
+
+/// The sequence state of one producer on one topic (the topic is the unit: a produce request
+/// is applied to all its partitions in one transaction). Payload: epoch u32, next sequence
+/// u64, count u32, ``TopicProducerBatch``es.
+public struct TopicProducerSequences: Sendable, Hashable {
+    public var epoch: UInt32
+    public var nextSequence: UInt64
+    public var recent: [TopicProducerBatch]
+
+    public init(epoch: UInt32) {
+        self.epoch = epoch
+        self.nextSequence = 0
+        self.recent = []
+    }
+
+    public func encoded() -> [UInt8] {
+        var writer = BigEndianWriter(capacity: 16 + recent.count * 32)
+        writer.write(epoch)
+        writer.write(nextSequence)
+        writer.write(UInt32(recent.count))
+        for batch in recent { batch.write(to: &writer) }
+        return RecordCodec.encode(writer.bytes, compression: .never)
+    }
+
+    /// - Throws: ``StorageError/Code/corruptRecord`` when the record fails its checks.
+    public init(decoding record: [UInt8]) throws(StorageError) {
+        var reader = BigEndianReader(try RecordCodec.decode(record))
+        epoch = try reader.readUInt32()
+        nextSequence = try reader.readUInt64()
+        let count = try reader.readUInt32()
+        guard Int(count) <= ProducerSchema.rememberedBatches else { throw StorageError(.corruptRecord, "topic producer sequences hold \(count) batches") }
+        recent = []
+        for _ in 0..<count { recent.append(try TopicProducerBatch(reading: &reader)) }
+        guard reader.remaining == 0 else { throw StorageError(.corruptRecord, "topic producer sequences have trailing bytes") }
+    }
+}

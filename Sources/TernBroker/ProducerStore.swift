@@ -131,6 +131,38 @@ public struct ProducerStore: Sendable {
         return (sent, false)
     }
 
+    /// Applies an idempotent produce of `count` messages to topic `topic`: when the stamp is
+    /// the next sequence, runs `append` (which writes the batches and returns each partition's
+    /// base offset) and remembers the batch; when it equals one of the last
+    /// ``ProducerSchema/rememberedBatches`` batches, writes nothing and returns the original.
+    /// Sequences count messages per producer and topic from 0 in each epoch.
+    /// - Returns: the base offset per partition, the partition keyless messages went to, and
+    ///   whether it was a duplicate.
+    /// - Throws: ``ErrorCode/unknownProducer``, ``ErrorCode/producerFenced``,
+    ///   ``ErrorCode/outOfOrderSequence``, and what `append` throws.
+    public func produce(topic: UInt32, topicName: QueueName, stamp: (producerID: UInt64, epoch: UInt32, firstSequence: UInt64),
+                        count: Int, stickyPartition: Int?, at now: Timestamp, in txn: WriteTransaction,
+                        append: () throws -> [Int: UInt64]) throws -> (bases: [Int: UInt64], stickyPartition: Int?, duplicate: Bool) {
+        var producer = try current(stamp.producerID, epoch: stamp.epoch, in: txn)
+        let key = ProducerSchema.topicSequencesKey(producer: stamp.producerID, topic: topic)
+        var state = try txn.get(sequences, key).map { try TopicProducerSequences(decoding: $0) } ?? TopicProducerSequences(epoch: stamp.epoch)
+        if state.epoch != stamp.epoch { state = TopicProducerSequences(epoch: stamp.epoch) }
+        if let original = state.recent.first(where: { $0.firstSequence == stamp.firstSequence && Int($0.count) == count }) {
+            return (original.bases, original.stickyPartition, true)
+        }
+        guard stamp.firstSequence == state.nextSequence else {
+            throw TernError(.outOfOrderSequence, "producer \(stamp.producerID) on topic \(topicName): expected sequence \(state.nextSequence), got \(stamp.firstSequence)")
+        }
+        let bases = try append()
+        state.nextSequence += UInt64(count)
+        state.recent.append(TopicProducerBatch(firstSequence: stamp.firstSequence, count: UInt32(count), stickyPartition: stickyPartition, bases: bases))
+        if state.recent.count > ProducerSchema.rememberedBatches { state.recent.removeFirst(state.recent.count - ProducerSchema.rememberedBatches) }
+        try txn.put(sequences, key, state.encoded())
+        producer.lastActivity = now
+        try txn.put(producers, ProducerSchema.producerKey(stamp.producerID), producer.encoded())
+        return (bases, stickyPartition, false)
+    }
+
     // MARK: Transactions
 
     /// One queue's messages in a transaction, with the seed their ids derive from.

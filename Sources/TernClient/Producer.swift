@@ -1,20 +1,22 @@
 public import TernCore
-import TernWire
+public import TernWire
 
-/// Sends messages in batches, with retries that never store a message twice.
+/// Sends messages to queues and topics in batches, with retries that never store a message twice.
 ///
 /// ```swift
 /// let producer = Producer(client: client)
 /// let sent = try await producer.send(OutgoingMessage(body: Array("hello".utf8)), to: "jobs")
 /// print(sent.id)   // durable once send returns
+/// let stored = try await producer.produce(Array("GET /".utf8), key: Array("host-1".utf8), to: "logs")
+/// print(stored.partition, stored.offset)
 /// ```
 ///
-/// Messages for one queue are collected while the previous batch to that queue is in flight,
+/// Messages for one queue or topic are collected while the previous batch to it is in flight,
 /// or for up to ``Settings/linger``, and sent as one batch of up to ``Settings/maxBatchBytes``.
 /// With ``Settings/idempotent`` (the default) the producer takes a producer id from the broker
 /// and stamps each batch with its sequence numbers: after a lost connection the same batch is
 /// sent again, and the broker stores it only once (duplicate → original result). One batch per
-/// queue is in flight at a time, so sequences arrive in order.
+/// queue or topic is in flight at a time, so sequences arrive in order.
 public actor Producer {
     public struct Settings: Sendable {
         /// How long a message may wait for more to fill its batch. Default 2 ms.
@@ -32,9 +34,32 @@ public actor Producer {
         public init() {}
     }
 
+    /// Where a batch goes: sequences are kept per queue and per topic, as the broker keeps them.
+    private enum Destination: Hashable {
+        case queue(String)
+        case topic(String)
+    }
+
+    private enum Item {
+        case message(OutgoingMessage)
+        case record(WireTopicMessage)
+
+        var bytes: Int {
+            switch self {
+            case .message(let message): message.body.count
+            case .record(let record): record.value.count + (record.key?.count ?? 0)
+            }
+        }
+    }
+
+    private enum Stored {
+        case sent(SentMessage)
+        case produced(WireTopicOffset)
+    }
+
     private struct Pending {
-        var message: OutgoingMessage
-        var continuation: CheckedContinuation<SentMessage, any Error>
+        var item: Item
+        var continuation: CheckedContinuation<Stored, any Error>
     }
 
     private struct QueueState {
@@ -47,7 +72,7 @@ public actor Producer {
 
     public let client: TernClient
     public let settings: Settings
-    private var queues: [String: QueueState] = [:]
+    private var queues: [Destination: QueueState] = [:]
     private var identity: (producerID: UInt64, epoch: UInt32)?
 
     public init(client: TernClient, settings: Settings = Settings()) {
@@ -61,12 +86,32 @@ public actor Producer {
     ///   `MessageTooLarge`, … — every message of that batch fails), or `Unavailable` after
     ///   ``Settings/maxRetries`` lost connections.
     public func send(_ message: OutgoingMessage, to queue: String) async throws -> SentMessage {
+        guard case .sent(let sent) = try await enqueue(.message(message), to: .queue(queue)) else {
+            throw TernError(.internalError, "a queue send was answered with a topic offset")
+        }
+        return sent
+    }
+
+    /// Appends a record to `topic` in the next batch: with `partition` there, with a `key` to
+    /// Kafka's murmur2 partition for the key, otherwise to the batch's sticky partition.
+    /// - Returns: the record's partition and offset, once its batch is durable.
+    /// - Throws: ``TernError``: the broker's error for the batch (`TopicNotFound`,
+    ///   `MessageTooLarge` for key + value above 1 MiB, … — every record of the batch fails),
+    ///   or `Unavailable` after ``Settings/maxRetries`` lost connections.
+    public func produce(_ value: [UInt8], key: [UInt8]? = nil, partition: Int? = nil, to topic: String) async throws -> WireTopicOffset {
+        guard case .produced(let offset) = try await enqueue(.record(WireTopicMessage(key: key, value: value, partition: partition)), to: .topic(topic)) else {
+            throw TernError(.internalError, "a topic produce was answered with a queue message")
+        }
+        return offset
+    }
+
+    private func enqueue(_ item: Item, to destination: Destination) async throws -> Stored {
         try await withCheckedThrowingContinuation { continuation in
-            var state = queues[queue, default: QueueState()]
-            state.pending.append(Pending(message: message, continuation: continuation))
-            state.pendingBytes += message.body.count
-            queues[queue] = state
-            schedule(queue)
+            var state = queues[destination, default: QueueState()]
+            state.pending.append(Pending(item: item, continuation: continuation))
+            state.pendingBytes += item.bytes
+            queues[destination] = state
+            schedule(destination)
         }
     }
 
@@ -75,7 +120,7 @@ public actor Producer {
         try await send(OutgoingMessage(body: body), to: queue)
     }
 
-    private func schedule(_ queue: String) {
+    private func schedule(_ queue: Destination) {
         guard var state = queues[queue], !state.inFlight, !state.pending.isEmpty else { return }
         let full = state.pendingBytes >= settings.maxBatchBytes || state.pending.count >= settings.maxBatchMessages
         if full || settings.linger == .zero {
@@ -91,18 +136,18 @@ public actor Producer {
         }
     }
 
-    private func lingerExpired(_ queue: String) {
+    private func lingerExpired(_ queue: Destination) {
         queues[queue]?.lingerScheduled = false
         if queues[queue]?.inFlight == false { startBatch(queue) }
     }
 
-    private func startBatch(_ queue: String) {
+    private func startBatch(_ queue: Destination) {
         guard var state = queues[queue], !state.inFlight, !state.pending.isEmpty else { return }
         var count = 0, bytes = 0
         for item in state.pending {
-            if count > 0 && (count >= settings.maxBatchMessages || bytes + item.message.body.count > settings.maxBatchBytes) { break }
+            if count > 0 && (count >= settings.maxBatchMessages || bytes + item.item.bytes > settings.maxBatchBytes) { break }
             count += 1
-            bytes += item.message.body.count
+            bytes += item.item.bytes
         }
         let batch = Array(state.pending.prefix(count))
         state.pending.removeFirst(count)
@@ -114,24 +159,20 @@ public actor Producer {
         Task { await self.deliver(batch, to: queue, firstSequence: firstSequence) }
     }
 
-    private func deliver(_ batch: [Pending], to queue: String, firstSequence initialSequence: UInt64) async {
+    private func deliver(_ batch: [Pending], to queue: Destination, firstSequence initialSequence: UInt64) async {
         var firstSequence = initialSequence
-        let messages = batch.map(\.message)
         var attempt = 0
-        var outcome: Result<[SentMessage], TernError>
+        var outcome: Result<[Stored], TernError>
         while true {
-            do {
+            do throws(TernError) {
                 var stamp: WireProducerStamp?
                 if settings.idempotent {
                     let identity = try await producerIdentity()
                     stamp = WireProducerStamp(producerID: identity.producerID, epoch: identity.epoch, firstSequence: firstSequence)
                 }
-                guard case .sent(let sent, _) = try await client.call(.send(queue: queue, producer: stamp, messages: messages)) else {
-                    throw client.unexpected()
-                }
-                outcome = .success(sent)
+                outcome = .success(try await call(batch, to: queue, stamp: stamp))
                 break
-            } catch let error as TernError {
+            } catch {
                 if error.code == .unknownProducer && settings.idempotent && attempt < settings.maxRetries {
                     // The producer expired: start a new one (its sequences begin at 0).
                     identity = nil
@@ -148,15 +189,30 @@ public actor Producer {
                 }
                 outcome = .failure(error)
                 break
-            } catch {
-                outcome = .failure(TernError(.internalError, "\(error)"))
-                break
             }
         }
         finish(batch, queue: queue, firstSequence: firstSequence, outcome: outcome)
     }
 
-    private func finish(_ batch: [Pending], queue: String, firstSequence: UInt64, outcome: Result<[SentMessage], TernError>) {
+    /// One batch as a `Send` or a `Produce` request.
+    private func call(_ batch: [Pending], to destination: Destination, stamp: WireProducerStamp?) async throws(TernError) -> [Stored] {
+        switch destination {
+        case .queue(let queue):
+            let messages = batch.compactMap { if case .message(let message) = $0.item { message } else { nil } }
+            guard case .sent(let sent, _) = try await client.call(.send(queue: queue, producer: stamp, messages: messages)) else {
+                throw client.unexpected()
+            }
+            return sent.map { .sent($0) }
+        case .topic(let topic):
+            let records = batch.compactMap { if case .record(let record) = $0.item { record } else { nil } }
+            guard case .produced(let offsets, _) = try await client.call(.produce(topic: topic, producer: stamp, messages: records)) else {
+                throw client.unexpected()
+            }
+            return offsets.map { .produced($0) }
+        }
+    }
+
+    private func finish(_ batch: [Pending], queue: Destination, firstSequence: UInt64, outcome: Result<[Stored], TernError>) {
         switch outcome {
         case .success(let sent):
             for (item, result) in zip(batch, sent) { item.continuation.resume(returning: result) }

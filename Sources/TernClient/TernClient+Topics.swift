@@ -73,7 +73,7 @@ extension TernClient {
     /// - Throws: as ``produce(_:to:key:partition:)``; `InvalidParameter` for an empty or too large batch.
     @discardableResult
     public func produce(_ messages: [WireTopicMessage], to topic: String) async throws(TernError) -> [WireTopicOffset] {
-        guard case .produced(let offsets) = try await call(.produce(topic: topic, messages: messages)) else { throw unexpected() }
+        guard case .produced(let offsets, _) = try await call(.produce(topic: topic, producer: nil, messages: messages)) else { throw unexpected() }
         return offsets
     }
 

@@ -22,7 +22,7 @@ enum WireAuthorization {
             return [.authenticated]
         case .createTopic, .deleteTopic:
             return [.admin]
-        case .produce(let topic, _):
+        case .produce(let topic, _, _):
             return [.produce(topic)]
         case .fetch(let topic, _, _, _, _), .joinGroup(let topic, _, _), .heartbeat(let topic, _, _), .leaveGroup(let topic, _, _),
              .groupConsume(let topic, _, _, _, _), .commitOffsets(let topic, _, _, _, _), .resetOffsets(let topic, _, _),

@@ -128,10 +128,12 @@ public struct WireRequestHandler: Sendable {
         case .deleteTopic(let name):
             try await broker.deleteTopic(try QueueName(name))
             return .done
-        case .produce(let topic, let messages):
+        case .produce(let topic, let stamp, let messages):
             let name = try QueueName(topic)
-            let offsets = try await broker.produce(name, messages.map { TopicMessage(key: $0.key, value: $0.value, partition: $0.partition) })
-            return .produced(offsets.map { WireTopicOffset(partition: $0.partition, offset: $0.offset) })
+            let result = try await broker.produce(
+                name, messages.map { TopicMessage(key: $0.key, value: $0.value, partition: $0.partition) },
+                producer: stamp.map { ProducerStamp(producer: ProducerIdentity(producerID: $0.producerID, epoch: $0.epoch), firstSequence: $0.firstSequence) })
+            return .produced(result.offsets.map { WireTopicOffset(partition: $0.partition, offset: $0.offset) }, duplicate: result.duplicate)
         case .fetch(let topic, let partition, let offset, let maxMessages, let waitTime):
             let name = try QueueName(topic)
             let start: UInt64

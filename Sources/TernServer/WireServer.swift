@@ -244,6 +244,7 @@ struct WireConnection: Sendable {
     static func isOrdered(_ request: WireRequest) -> Bool {
         switch request {
         case .send(_, let producer, _): producer != nil
+        case .produce(_, let producer, _): producer != nil
         case .commitTransaction: true
         default: false
         }

@@ -38,8 +38,9 @@ public enum WireRequest: Sendable, Hashable {
     case describeTopic(name: String)
     case listTopics
     case deleteTopic(name: String)
-    /// Appends `messages` (1–1,000) to `topic`, all or nothing.
-    case produce(topic: String, messages: [WireTopicMessage])
+    /// Appends `messages` (1–1,000) to `topic`, all or nothing; with a `producer` stamp the
+    /// produce is idempotent (sequences count messages per producer and topic).
+    case produce(topic: String, producer: WireProducerStamp?, messages: [WireTopicMessage])
     /// Reads up to `maxMessages` (1–1,000) of one partition from `offset` (nil = the log start),
     /// waiting up to `waitTime` seconds (0–20) for the first.
     case fetch(topic: String, partition: UInt32, offset: UInt64?, maxMessages: UInt16, waitTime: UInt8)
@@ -112,11 +113,7 @@ public enum WireRequest: Sendable, Hashable {
             break
         case .send(let queue, let producer, let messages):
             buffer.writeWireString(queue)
-            buffer.writeWireOptional(producer) { buffer, stamp in
-                buffer.writeInteger(stamp.producerID)
-                buffer.writeInteger(stamp.epoch)
-                buffer.writeInteger(stamp.firstSequence)
-            }
+            buffer.writeProducerStamp(producer)
             buffer.writeInteger(UInt32(messages.count))
             for message in messages { buffer.writeOutgoing(message) }
         case .receive(let queue, let maxMessages, let visibilityTimeout, let waitTime, let autoAcknowledge):
@@ -173,8 +170,9 @@ public enum WireRequest: Sendable, Hashable {
             buffer.writeWireString(name)
         case .listTopics:
             break
-        case .produce(let topic, let messages):
+        case .produce(let topic, let producer, let messages):
             buffer.writeWireString(topic)
+            buffer.writeProducerStamp(producer)
             buffer.writeInteger(UInt32(messages.count))
             for message in messages { buffer.writeTopicMessage(message) }
         case .fetch(let topic, let partition, let offset, let maxMessages, let waitTime):
@@ -243,10 +241,7 @@ public enum WireRequest: Sendable, Hashable {
         case .redrive: self = .redrive(name: try r.readString("queue name"))
         case .send:
             let queue = try r.readString("queue name")
-            let producer = try r.readOptional("producer") { (r: inout WireReader) throws(TernError) in
-                WireProducerStamp(producerID: try r.read(UInt64.self, "producer id"), epoch: try r.read(UInt32.self, "epoch"),
-                                  firstSequence: try r.read(UInt64.self, "first sequence"))
-            }
+            let producer = try r.readProducerStamp()
             let count = try r.readCount("message count", minimumElementBytes: 6)
             var messages = [OutgoingMessage]()
             messages.reserveCapacity(count)
@@ -313,11 +308,12 @@ public enum WireRequest: Sendable, Hashable {
         case .deleteTopic: self = .deleteTopic(name: try r.readString("topic name"))
         case .produce:
             let topic = try r.readString("topic name")
+            let producer = try r.readProducerStamp()
             let count = try r.readCount("message count", minimumElementBytes: 6)
             var messages = [WireTopicMessage]()
             messages.reserveCapacity(count)
             for _ in 0..<count { messages.append(try r.readTopicMessage()) }
-            self = .produce(topic: topic, messages: messages)
+            self = .produce(topic: topic, producer: producer, messages: messages)
         case .fetch:
             let topic = try r.readString("topic name")
             let partition: UInt32 = try r.read(UInt32.self, "partition")
@@ -362,5 +358,25 @@ public enum WireRequest: Sendable, Hashable {
             self = .describeGroup(topic: try r.readString("topic name"), group: try r.readString("group name"))
         }
         try r.expectEnd("the \(api) request")
+    }
+}
+
+extension ByteBuffer {
+    /// `optional<(u64 producer id, u32 epoch, u64 first sequence)>`.
+    mutating func writeProducerStamp(_ stamp: WireProducerStamp?) {
+        writeWireOptional(stamp) { buffer, stamp in
+            buffer.writeInteger(stamp.producerID)
+            buffer.writeInteger(stamp.epoch)
+            buffer.writeInteger(stamp.firstSequence)
+        }
+    }
+}
+
+extension WireReader {
+    mutating func readProducerStamp() throws(TernError) -> WireProducerStamp? {
+        try readOptional("producer") { (r: inout WireReader) throws(TernError) in
+            WireProducerStamp(producerID: try r.read(UInt64.self, "producer id"), epoch: try r.read(UInt32.self, "epoch"),
+                              firstSequence: try r.read(UInt64.self, "first sequence"))
+        }
     }
 }

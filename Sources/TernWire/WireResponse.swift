@@ -26,8 +26,9 @@ public enum WireResponse: Sendable, Equatable {
     /// CreateTopic and DescribeTopic (`created` is false for describe).
     case topic(created: Bool, WireTopicInfo)
     case topics([WireTopicInfo])
-    /// Produce: where each message was stored, in request order.
-    case produced([WireTopicOffset])
+    /// Produce: where each message was stored, in request order; `duplicate` when an
+    /// idempotent produce had already been applied (nothing stored again).
+    case produced([WireTopicOffset], duplicate: Bool)
     case fetched(WireFetchResult)
     /// JoinGroup: the new member's id and assignment.
     case joined(memberID: String, WireAssignment)
@@ -103,7 +104,8 @@ public enum WireResponse: Sendable, Equatable {
         case .topics(let infos):
             buffer.writeInteger(UInt32(infos.count))
             for info in infos { buffer.writeTopicInfo(info) }
-        case .produced(let offsets):
+        case .produced(let offsets, let duplicate):
+            buffer.writeWireBool(duplicate)
             buffer.writeInteger(UInt32(offsets.count))
             for offset in offsets {
                 buffer.writePartitionNumber(offset.partition)
@@ -214,13 +216,14 @@ public enum WireResponse: Sendable, Equatable {
             for _ in 0..<count { infos.append(try r.readTopicInfo()) }
             self = .topics(infos)
         case .produce:
+            let duplicate = try r.readBool("duplicate")
             let count = try r.readCount("offset count", minimumElementBytes: 12)
             var offsets = [WireTopicOffset]()
             offsets.reserveCapacity(count)
             for _ in 0..<count {
                 offsets.append(WireTopicOffset(partition: try r.readPartitionNumber(), offset: try r.read(UInt64.self, "offset")))
             }
-            self = .produced(offsets)
+            self = .produced(offsets, duplicate: duplicate)
         case .fetch:
             let highWatermark: UInt64 = try r.read(UInt64.self, "high watermark")
             let logStart: UInt64 = try r.read(UInt64.self, "log start")

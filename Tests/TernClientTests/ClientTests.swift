@@ -45,6 +45,64 @@ import TernWire
         }
     }
 
+    @Test func resentStampedProduce_afterALostResponse_isStoredOnce_withTheOriginalOffsets() async throws {
+        try await WireServerFixture.with { f in
+            let client = f.client()
+            _ = try await client.createTopic("t", patch: WireTopicPatch(partitions: 4))
+            guard case .producer(let id, let epoch) = try await client.call(.initProducer(transactionalID: nil)) else {
+                Issue.record("no producer"); return
+            }
+            let request = WireRequest.produce(topic: "t", producer: WireProducerStamp(producerID: id, epoch: epoch, firstSequence: 0),
+                                              messages: [WireTopicMessage(value: Array("a".utf8)), WireTopicMessage(key: Array("k".utf8), value: Array("b".utf8))])
+            let first = try await client.call(request)
+            await client.close()
+            let second = try await client.call(request)
+            guard case .produced(let original, false) = first, case .produced(let repeated, true) = second else {
+                Issue.record("unexpected \(first) / \(second)"); return
+            }
+            #expect(repeated == original)
+            let stored = try await client.describeTopic("t").partitions.reduce(0) { $0 + $1.highWatermark }
+            #expect(stored == 2)
+            await client.close()
+        }
+    }
+
+    @Test func producer_batchesTopicRecords_withDenseOffsetsPerPartition_inSendOrderPerKey() async throws {
+        try await WireServerFixture.with { f in
+            let client = f.client()
+            _ = try await client.createTopic("logs", patch: WireTopicPatch(partitions: 3))
+            let producer = Producer(client: client)
+            // One task per key, each sending in order; keys interleave across batches.
+            let results = try await withThrowingTaskGroup(of: (String, [WireTopicOffset]).self) { group in
+                for key in ["a", "b", "c", "d"] {
+                    group.addTask {
+                        var offsets = [WireTopicOffset]()
+                        for index in 0..<50 {
+                            offsets.append(try await producer.produce(Array("\(key)\(index)".utf8), key: Array(key.utf8), to: "logs"))
+                        }
+                        return (key, offsets)
+                    }
+                }
+                return try await group.reduce(into: [String: [WireTopicOffset]]()) { $0[$1.0] = $1.1 }
+            }
+            var all = [Int: [UInt64]]()
+            for (key, offsets) in results {
+                #expect(Set(offsets.map(\.partition)).count == 1, "\(key) stays in one partition")
+                #expect(offsets.map(\.offset) == offsets.map(\.offset).sorted(), "\(key) in send order")
+                for offset in offsets { all[offset.partition, default: []].append(offset.offset) }
+            }
+            for (partition, offsets) in all {
+                #expect(offsets.sorted() == Array(0..<UInt64(offsets.count)), "partition \(partition): dense from 0")
+            }
+            // Each record reads back where the producer said it is.
+            for (key, offsets) in results {
+                let fetched = try await client.fetch(topic: "logs", partition: offsets[0].partition, offset: offsets[7].offset, max: 1)
+                #expect(fetched.messages.first.map { String(decoding: $0.value, as: UTF8.self) } == "\(key)7")
+            }
+            await client.close()
+        }
+    }
+
     @Test func producer_withAMissingQueue_failsEveryMessageOfTheBatch_andRecovers() async throws {
         try await WireServerFixture.with { f in
             let client = f.client()

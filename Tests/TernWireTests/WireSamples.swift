@@ -71,7 +71,8 @@ enum WireSamples {
         .describeTopic(name: "logs"),
         .listTopics,
         .deleteTopic(name: "logs"),
-        .produce(topic: "logs", messages: [
+        .produce(topic: "logs", producer: WireProducerStamp(producerID: 9, epoch: 1, firstSequence: 40), messages: [WireTopicMessage(value: [7])]),
+        .produce(topic: "logs", producer: nil, messages: [
             WireTopicMessage(key: Array("k".utf8), value: Array("v".utf8)),
             WireTopicMessage(value: [], partition: 3),
             WireTopicMessage(key: [], value: [0, 255], partition: 0),
@@ -113,7 +114,8 @@ enum WireSamples {
         (.listTopics, .topics([topicInfo, WireTopicInfo(name: "empty", retention: 60, maxBytes: nil, createdAt: Timestamp(milliseconds: 0), partitions: [])])),
         (.listTopics, .topics([])),
         (.deleteTopic, .done),
-        (.produce, .produced([WireTopicOffset(partition: 0, offset: 41), WireTopicOffset(partition: 3, offset: 0)])),
+        (.produce, .produced([WireTopicOffset(partition: 0, offset: 41), WireTopicOffset(partition: 3, offset: 0)], duplicate: false)),
+        (.produce, .produced([WireTopicOffset(partition: 2, offset: 5)], duplicate: true)),
         (.fetch, .fetched(WireFetchResult(messages: fetched, highWatermark: 8, logStart: 0))),
         (.fetch, .fetched(WireFetchResult(messages: [], highWatermark: 0, logStart: 0))),
         (.fetch, .error(TernError(.offsetOutOfRange, "offset 99 is above the high watermark 8"))),
