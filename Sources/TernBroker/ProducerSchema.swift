@@ -7,7 +7,7 @@ public import TernStorage
 /// | database | key (big-endian) | value |
 /// |---|---|---|
 /// | `producers` | producer id u64 | ``ProducerRecord`` |
-/// | `producer_sequences` | producer id u64, queue id u32 | ``ProducerSequences`` |
+/// | `producer_sequences` | producer id u64, queue id u32; or producer id u64, `T`, topic id u32 | ``ProducerSequences`` / ``TopicProducerSequences`` |
 /// | `transactional_ids` | transactional id (UTF-8) | producer id u64 |
 ///
 /// `meta` holds `next_producer_id` (u64).
