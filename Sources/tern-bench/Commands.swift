@@ -20,12 +20,16 @@ func stampOf(_ body: [UInt8]) -> UInt64? {
 func share(_ total: Int, _ index: Int, _ parts: Int) -> Int { total / parts + (index < total % parts ? 1 : 0) }
 
 struct Produce: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Durable sends in batches; latency per batch (send → durable answer).")
+    static let configuration = CommandConfiguration(abstract: "Durable sends (or, with --topic, produces) in batches; latency per batch (request → durable answer).")
     @OptionGroup var options: LoadOptions
 
     func run() async throws {
         let setup = try makeTransport(options)
-        try await setup.createQueue(options.queue)
+        if let topic = options.topic {
+            try await setup.createTopic(topic, partitions: options.partitions)
+        } else {
+            try await setup.createQueue(options.queue)
+        }
         await setup.close()
         let recorder = LatencyRecorder()
         let start = monotonicMicroseconds()
@@ -41,7 +45,11 @@ struct Produce: AsyncParsableCommand {
                     while keepGoing(deadline: deadline, remaining: remaining) {
                         let count: Int = deadline == nil ? min(options.batch, remaining) : options.batch
                         let intended = await pacer.wait(count: count)
-                        try await transport.send(Array(repeating: body, count: count), to: options.queue)
+                        if let topic = options.topic {
+                            try await transport.produce(Array(repeating: body, count: count), to: topic)
+                        } else {
+                            try await transport.send(Array(repeating: body, count: count), to: options.queue)
+                        }
                         recorder.record(microseconds: monotonicMicroseconds() - intended, count: count, size: options.messageSize)
                         remaining -= count
                     }
@@ -58,7 +66,7 @@ struct Produce: AsyncParsableCommand {
 }
 
 struct Consume: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Receive + ack in batches; latency per receive-and-ack round.")
+    static let configuration = CommandConfiguration(abstract: "Receive + ack in batches (or, with --topic, fetches by offset); latency per round.")
     @OptionGroup var options: LoadOptions
 
     func run() async throws {
@@ -68,7 +76,35 @@ struct Consume: AsyncParsableCommand {
         let ticker = progress("consume", recorder: recorder, start: start, quiet: options.quiet)
         let consumed = Counter()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<options.connections {
+            for worker in 0..<options.connections {
+                if let topic = options.topic {
+                    // Partitions dealt round-robin to the connections; each read from its log start.
+                    let mine = Array(stride(from: worker, to: options.partitions, by: options.connections))
+                    guard !mine.isEmpty else { continue }
+                    group.addTask {
+                        let transport = try makeTransport(options)
+                        var offsets = [Int: UInt64]()
+                        var idle = 0
+                        while keepGoing(deadline: deadline, remaining: options.count - consumed.value), idle < mine.count {
+                            for partition in mine {
+                                let begin = monotonicMicroseconds()
+                                let (values, next) = try await transport.fetch(topic, partition: partition, offset: offsets[partition, default: 0],
+                                                                               max: min(options.batch, 1000), waitTime: 0)
+                                offsets[partition] = next
+                                if values.isEmpty {
+                                    idle += 1
+                                    continue
+                                }
+                                idle = 0
+                                consumed.add(values.count)
+                                recorder.record(microseconds: monotonicMicroseconds() - begin, count: values.count, size: values[0].count)
+                            }
+                            if deadline != nil && idle >= mine.count { idle = 0; try await Task.sleep(for: .milliseconds(10)) }
+                        }
+                        await transport.close()
+                    }
+                    continue
+                }
                 group.addTask {
                     let transport = try makeTransport(options)
                     while keepGoing(deadline: deadline, remaining: options.count - consumed.value) {
@@ -80,7 +116,7 @@ struct Consume: AsyncParsableCommand {
                         }
                         try await transport.acknowledge(messages.map(\.handle), on: options.queue)
                         consumed.add(messages.count)
-                        recorder.record(microseconds: monotonicMicroseconds() - begin, count: messages.count, size: options.messageSize)
+                        recorder.record(microseconds: monotonicMicroseconds() - begin, count: messages.count, size: messages[0].body.count)
                     }
                     await transport.close()
                 }
@@ -99,6 +135,10 @@ struct EndToEnd: AsyncParsableCommand {
         commandName: "end-to-end",
         abstract: "Producers at --rate and long-polling consumers; latency from intended send time to delivery.")
     @OptionGroup var options: LoadOptions
+
+    func validate() throws {
+        guard options.topic == nil else { throw ValidationError("end-to-end measures queues; --topic is for produce and consume") }
+    }
 
     func run() async throws {
         let setup = try makeTransport(options)

@@ -8,6 +8,8 @@ import Foundation
 /// tern-bench produce  --server tern://127.0.0.1:7081 --connections 4 --batch 1000 --count 1000000
 /// tern-bench consume  --server tern://127.0.0.1:7081 --connections 4 --batch 1000 --count 1000000
 /// tern-bench end-to-end --rate 10000 --duration 30
+/// tern-bench produce  --topic logs --partitions 8 --batch 500 --count 1000000
+/// tern-bench consume  --topic logs --connections 4 --batch 1000 --count 1000000
 /// ```
 @main
 struct TernBench: AsyncParsableCommand {
@@ -24,6 +26,12 @@ struct LoadOptions: ParsableArguments {
 
     @Option(help: "The queue (created when missing).")
     var queue = "bench"
+
+    @Option(help: "A topic instead of a queue (created with --partitions when missing): produce appends to it, consume reads every partition by offset from the log start.")
+    var topic: String?
+
+    @Option(help: "Partitions of a topic created by --topic.")
+    var partitions = 4
 
     @Option(help: "Body size in bytes.")
     var messageSize = 1024

@@ -5,6 +5,7 @@ import Foundation
 import NIOCore
 import TernClient
 import TernCore
+import TernWire
 
 /// What a benchmark worker needs from a connection, over the binary protocol or HTTP.
 protocol BenchTransport: Sendable {
@@ -12,6 +13,12 @@ protocol BenchTransport: Sendable {
     func send(_ bodies: [[UInt8]], to queue: String) async throws
     func receive(from queue: String, max: Int, waitTime: Int) async throws -> [(handle: String, body: [UInt8])]
     func acknowledge(_ handles: [String], on queue: String) async throws
+    func createTopic(_ name: String, partitions: Int) async throws
+    /// Appends `values` to `topic` (keyless: the broker's sticky partition).
+    func produce(_ values: [[UInt8]], to topic: String) async throws
+    /// Up to `max` records of one partition from `offset`, waiting up to `waitTime` seconds.
+    /// - Returns: the values read and the offset after the last one.
+    func fetch(_ topic: String, partition: Int, offset: UInt64, max: Int, waitTime: Int) async throws -> (values: [[UInt8]], next: UInt64)
     func close() async
 }
 
@@ -40,6 +47,19 @@ struct BinaryTransport: BenchTransport {
         for result in try await client.acknowledge(handles, on: queue) {
             if let result { throw result }
         }
+    }
+
+    func createTopic(_ name: String, partitions: Int) async throws {
+        _ = try await client.createTopic(name, patch: WireTopicPatch(partitions: partitions))
+    }
+
+    func produce(_ values: [[UInt8]], to topic: String) async throws {
+        _ = try await client.produce(values.map { WireTopicMessage(value: $0) }, to: topic)
+    }
+
+    func fetch(_ topic: String, partition: Int, offset: UInt64, max: Int, waitTime: Int) async throws -> (values: [[UInt8]], next: UInt64) {
+        let result = try await client.fetch(topic: topic, partition: partition, offset: offset, max: max, wait: waitTime)
+        return (result.messages.map(\.value), result.messages.last.map { $0.offset + 1 } ?? offset)
     }
 
     func close() async { await client.close() }
@@ -108,6 +128,32 @@ struct HTTPTransport: BenchTransport {
             }
             try await group.waitForAll()
         }
+    }
+
+    func createTopic(_ name: String, partitions: Int) async throws {
+        let (status, body) = try await exchange(.PUT, "/topics/\(name)", body: Data("{\"partitions\": \(partitions)}".utf8))
+        guard status == 200 || status == 201 else { throw BenchError("PUT /topics/\(name): \(status) \(String(buffer: body))") }
+    }
+
+    func produce(_ values: [[UInt8]], to topic: String) async throws {
+        let data = try JSONEncoder().encode(["messages": values.map { ["value": String(decoding: $0, as: UTF8.self)] }])
+        let (status, body) = try await exchange(.POST, "/topics/\(topic)/messages", body: data)
+        guard status == 201 else { throw BenchError("produce: \(status) \(String(buffer: body))") }
+    }
+
+    struct Fetched: Decodable {
+        struct Message: Decodable {
+            var offset: UInt64
+            var value: String
+        }
+        var messages: [Message]
+    }
+
+    func fetch(_ topic: String, partition: Int, offset: UInt64, max: Int, waitTime: Int) async throws -> (values: [[UInt8]], next: UInt64) {
+        let (status, body) = try await exchange(.GET, "/topics/\(topic)/partitions/\(partition)/messages?offset=\(offset)&max=\(max)&wait_time=\(waitTime)")
+        guard status == 200 else { throw BenchError("fetch: \(status) \(String(buffer: body))") }
+        let messages = try JSONDecoder().decode(Fetched.self, from: Data(body.readableBytesView)).messages
+        return (messages.map { Array($0.value.utf8) }, messages.last.map { $0.offset + 1 } ?? offset)
     }
 
     func close() async { try? await http.shutdown() }
