@@ -63,7 +63,7 @@ public final class Broker: Sendable {
 
     /// Creates `name` (attributes from `patch` over the defaults) or updates it.
     /// - Returns: whether the queue was created, and its description.
-    /// - Throws: ``TernError``: `InvalidAttribute`, `Conflict` (fifo changes), `Unsupported` (FIFO).
+    /// - Throws: ``TernError``: `InvalidAttribute`, `Conflict` (fifo changes).
     public func createOrUpdateQueue(_ name: QueueName, patch: QueueAttributes.Patch) async throws(TernError) -> (created: Bool, queue: QueueInfo) {
         let now = clock.now
         let store = self.store
