@@ -190,12 +190,13 @@ final class ClientConnection: Sendable {
         return try WireResponse(decoding: frame)
     }
 
-    /// The timer of request `correlationID` fired: fails it with `error` unless it was answered,
-    /// forgets it (a late response is dropped) and closes the connection.
+    /// The timer of request `correlationID` fired: unless its response already arrived, fails it
+    /// with `error`, forgets it (a late response is dropped) and closes the connection.
     private func timeOut(_ correlationID: UInt32, _ error: TernError) {
         let (expired, continuation) = state.withLock { state -> (Bool, CheckedContinuation<WireFrame, any Error>?) in
-            guard state.closedReason == nil, state.outstanding.remove(correlationID) != nil else { return (false, nil) }
-            state.early.removeValue(forKey: correlationID)
+            // Answered (the caller may not have picked up an early response yet), or already failed.
+            guard state.closedReason == nil, state.early[correlationID] == nil,
+                  state.outstanding.remove(correlationID) != nil else { return (false, nil) }
             guard let continuation = state.pending.removeValue(forKey: correlationID) else {
                 // The caller is still writing or about to wait: it finds the error there.
                 state.timedOut[correlationID] = error
