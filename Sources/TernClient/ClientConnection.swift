@@ -193,10 +193,14 @@ final class ClientConnection: Sendable {
     /// The timer of request `correlationID` fired: unless its response already arrived, fails it
     /// with `error`, forgets it (a late response is dropped) and closes the connection.
     private func timeOut(_ correlationID: UInt32, _ error: TernError) {
+        let closing = TernError(.unavailable, "closed the connection to \(address): a request got no answer in time")
         let (expired, continuation) = state.withLock { state -> (Bool, CheckedContinuation<WireFrame, any Error>?) in
             // Answered (the caller may not have picked up an early response yet), or already failed.
             guard state.closedReason == nil, state.early[correlationID] == nil,
                   state.outstanding.remove(correlationID) != nil else { return (false, nil) }
+            // Closed in the same step, so that no call can pick this connection once the caller
+            // has its error (the Connector opens a new one for the next call).
+            state.closedReason = closing
             guard let continuation = state.pending.removeValue(forKey: correlationID) else {
                 // The caller is still writing or about to wait: it finds the error there.
                 state.timedOut[correlationID] = error
@@ -205,8 +209,8 @@ final class ClientConnection: Sendable {
             return (true, continuation)
         }
         guard expired else { return }
+        fail(closing)
         continuation?.resume(throwing: error)
-        fail(TernError(.unavailable, "closed the connection to \(address): a request got no answer in time"))
     }
 
     func deliver(_ frame: WireFrame) {

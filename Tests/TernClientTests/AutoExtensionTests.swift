@@ -158,4 +158,37 @@ import TernWire
             await client.close()
         }
     }
+
+    @Test func extensionThatTimesOut_isRetried_whileTheMessageIsStillInvisible() async throws {
+        try await WireServerFixture.with { f in
+            let proxy = try await StallingProxy(upstreamPort: f.port)
+            var settings = TernClient.Settings()
+            settings.requestTimeout = .milliseconds(300)
+            let client = TernClient(host: "127.0.0.1", port: proxy.port, settings: settings)
+            try await client.createQueue("q")
+            _ = try await client.send([OutgoingMessage(body: Array("slow".utf8))], to: "q")
+            let failures = Failures()
+            let consumer = QueueConsumer(client: client, queue: "q", batchSize: 1, visibilityTimeout: 4, waitTime: 1,
+                                         autoExtend: .init(interval: .seconds(1), onFailure: { failures.record($0, $1) }))
+            var iterator = consumer.makeAsyncIterator()
+            let message = try #require(try await iterator.next())
+
+            // The broker stops answering until the first extension has been swallowed (and so
+            // timed out with Unavailable); the retry goes over a new connection.
+            proxy.flags.stalling = true
+            let deadline: ContinuousClock.Instant = ContinuousClock.now.advanced(by: Duration.seconds(10))
+            while proxy.flags.swallowed == 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            proxy.flags.stalling = false
+            #expect(proxy.flags.swallowed >= 1)
+
+            let stolen = try await Self.pollAsAnotherConsumer(f, queue: "q", seconds: 9)
+            #expect(stolen.isEmpty, "another consumer received the message being processed")
+            #expect(failures.all.isEmpty)
+            try await message.ack()
+            await client.close()
+            await proxy.shutdown()
+        }
+    }
 }
