@@ -10,6 +10,14 @@ import TernWire
 ///
 /// A background task owns the `NIOAsyncChannel` and reads responses; when the connection ends,
 /// every waiting caller fails with ``TernError`` `Unavailable`.
+///
+/// Request timeouts: each call schedules one timer on the channel's event loop
+/// (`EventLoop.scheduleTask`) and cancels it when the call ends, however it ends. A timer is an
+/// entry in the event loop's deadline heap, not a Swift task, so nothing can outlive the call:
+/// no task per request to leak or to cancel, and no scanning task per connection that would wake
+/// while nothing is pending. A timer that fires fails its call with a timeout error and closes
+/// the connection: a broker that stopped answering is treated like a lost connection, and the
+/// next call of the ``TernClient`` opens a new one.
 final class ClientConnection: Sendable {
     private struct State {
         var nextCorrelationID: UInt32 = 1
@@ -18,6 +26,8 @@ final class ClientConnection: Sendable {
         var outstanding: Set<UInt32> = []
         /// Responses that arrived before their caller started waiting.
         var early: [UInt32: WireFrame] = [:]
+        /// Requests whose timer fired before their caller started waiting, with their error.
+        var timedOut: [UInt32: TernError] = [:]
         var closedReason: TernError?
     }
 
@@ -37,9 +47,13 @@ final class ClientConnection: Sendable {
 
     /// Connects (over TLS when the settings say so), negotiates versions (`ApiVersions`) and
     /// presents the token (`Authenticate`) when there is one.
-    /// - Throws: ``TernError`` `Unavailable` when the broker cannot be reached or the TLS
-    ///   handshake fails; `UnsupportedVersion` when it does not serve an API this client
-    ///   needs; `Unauthorized` for a token the broker does not accept.
+    ///
+    /// The TCP connect is bounded by ``TernClient/Settings/connectTimeout``; the TLS handshake,
+    /// `ApiVersions` and `Authenticate` by ``TernClient/Settings/requestTimeout`` each.
+    /// - Throws: ``TernError`` `Unavailable` when the broker cannot be reached, the TLS
+    ///   handshake fails or the broker does not answer in time; `UnsupportedVersion` when it
+    ///   does not serve an API this client needs; `Unauthorized` for a token the broker does
+    ///   not accept.
     static func connect(host: String, port: Int, group: any EventLoopGroup, settings clientSettings: TernClient.Settings) async throws(TernError) -> ClientConnection {
         let address = "\(host):\(port)"
         let settings = clientSettings.wire
@@ -55,7 +69,7 @@ final class ClientConnection: Sendable {
         do {
             asyncChannel = try await ClientBootstrap(group: group)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connectTimeout(.seconds(5))
+                .connectTimeout(TimeAmount(clientSettings.connectTimeout))
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         if let sslContext {
@@ -97,7 +111,8 @@ final class ClientConnection: Sendable {
         }
         let connection = ClientConnection(outbound: outbound, channel: asyncChannel.channel, address: address)
         await box.set(connection)
-        let response = try await connection.call(.apiVersions(clientName: clientName))
+        let timeout = clientSettings.requestTimeout
+        let response = try await connection.call(.apiVersions(clientName: clientName), timeout: timeout)
         guard case .apiVersions(_, let apis) = response else {
             connection.close()
             throw TernError(.invalidFrame, "unexpected answer to ApiVersions: \(response)")
@@ -109,7 +124,7 @@ final class ClientConnection: Sendable {
             }
         }
         if let token = clientSettings.token {
-            let answer = try await connection.call(.authenticate(token: token))
+            let answer = try await connection.call(.authenticate(token: token), timeout: timeout)
             if case .error(let error) = answer {
                 connection.close()
                 throw error
@@ -119,10 +134,16 @@ final class ClientConnection: Sendable {
     }
 
     /// Sends `request` and waits for its response.
+    /// - Parameter timeout: how long to wait for the response beyond the long-poll wait the
+    ///   request itself asks for (`waitTime` of `Receive`, `Fetch` and `GroupConsume`); nil =
+    ///   no limit. The time counts from the start of the call, so it also bounds a write that
+    ///   waits for the broker to read.
     /// - Returns: the response; an error response is returned, not thrown.
-    /// - Throws: ``TernError`` `Unavailable` when the connection is or becomes closed (the
-    ///   request may or may not have been applied), `InvalidFrame` for an undecodable response.
-    func call(_ request: WireRequest) async throws(TernError) -> WireResponse {
+    /// - Throws: ``TernError`` `Unavailable` when the connection is or becomes closed, or when
+    ///   the response does not arrive in time (the connection is then closed too); in both
+    ///   cases the request may or may not have been applied. `InvalidFrame` for an undecodable
+    ///   response.
+    func call(_ request: WireRequest, timeout: Duration?) async throws(TernError) -> WireResponse {
         let correlationID: UInt32 = try state.withLock { state throws(TernError) in
             if let reason = state.closedReason { throw reason }
             let id = state.nextCorrelationID
@@ -130,10 +151,19 @@ final class ClientConnection: Sendable {
             state.outstanding.insert(id)
             return id
         }
+        let timer: Scheduled<Void>? = timeout.map { timeout in
+            let limit: Duration = timeout + request.longPollWait
+            let error = TernError(.unavailable, "the request to \(address) timed out after \(limit.secondsDescription) s; it may or may not have been applied")
+            return channel.eventLoop.scheduleTask(in: TimeAmount(limit)) { [self] in
+                self.timeOut(correlationID, error)
+            }
+        }
+        defer { timer?.cancel() }
         do {
             try await outbound.write(request.frame(correlationID: correlationID))
         } catch {
-            let reason = TernError(.unavailable, "writing to \(address) failed: \(error)")
+            let reason = state.withLock { $0.timedOut.removeValue(forKey: correlationID) }
+                ?? TernError(.unavailable, "writing to \(address) failed: \(error)")
             fail(reason)
             throw reason
         }
@@ -145,6 +175,7 @@ final class ClientConnection: Sendable {
                         state.outstanding.remove(correlationID)
                         return .success(early)
                     }
+                    if let timedOut = state.timedOut.removeValue(forKey: correlationID) { return .failure(timedOut) }
                     if let reason = state.closedReason { return .failure(reason) }
                     state.pending[correlationID] = continuation
                     return nil
@@ -157,6 +188,29 @@ final class ClientConnection: Sendable {
             throw TernError(.unavailable, "\(error)")
         }
         return try WireResponse(decoding: frame)
+    }
+
+    /// The timer of request `correlationID` fired: unless its response already arrived, fails it
+    /// with `error`, forgets it (a late response is dropped) and closes the connection.
+    private func timeOut(_ correlationID: UInt32, _ error: TernError) {
+        let closing = TernError(.unavailable, "closed the connection to \(address): a request got no answer in time")
+        let (expired, continuation) = state.withLock { state -> (Bool, CheckedContinuation<WireFrame, any Error>?) in
+            // Answered (the caller may not have picked up an early response yet), or already failed.
+            guard state.closedReason == nil, state.early[correlationID] == nil,
+                  state.outstanding.remove(correlationID) != nil else { return (false, nil) }
+            // Closed in the same step, so that no call can pick this connection once the caller
+            // has its error (the Connector opens a new one for the next call).
+            state.closedReason = closing
+            guard let continuation = state.pending.removeValue(forKey: correlationID) else {
+                // The caller is still writing or about to wait: it finds the error there.
+                state.timedOut[correlationID] = error
+                return (true, nil)
+            }
+            return (true, continuation)
+        }
+        guard expired else { return }
+        fail(closing)
+        continuation?.resume(throwing: error)
     }
 
     func deliver(_ frame: WireFrame) {
@@ -182,6 +236,7 @@ final class ClientConnection: Sendable {
                 state.pending = [:]
                 state.outstanding = []
                 state.early = [:]
+                // `timedOut` stays: its callers have not read their error yet.
             }
             return Array(state.pending.values)
         }
@@ -191,6 +246,31 @@ final class ClientConnection: Sendable {
 
     func close() {
         fail(TernError(.unavailable, "the client closed the connection"))
+    }
+}
+
+extension WireRequest {
+    /// How long the broker may hold this request by design before answering: the `waitTime`
+    /// of a long poll, zero for every other request.
+    var longPollWait: Duration {
+        switch self {
+        case .receive(_, _, _, let waitTime, _): .seconds(Int64(waitTime))
+        case .fetch(_, _, _, _, let waitTime): .seconds(Int64(waitTime))
+        case .groupConsume(_, _, _, _, let waitTime): .seconds(Int64(waitTime))
+        default: .zero
+        }
+    }
+}
+
+extension Duration {
+    /// Seconds with up to three decimals, for messages: "30", "0.5".
+    var secondsDescription: String {
+        let milliseconds: Int64 = components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+        if milliseconds % 1000 == 0 { return "\(milliseconds / 1000)" }
+        let fraction = String(milliseconds % 1000)
+        var digits = Substring(String(repeating: "0", count: 3 - fraction.count) + fraction)
+        while digits.hasSuffix("0") { digits = digits.dropLast() }
+        return "\(milliseconds / 1000).\(digits)"
     }
 }
 

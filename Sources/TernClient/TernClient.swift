@@ -44,6 +44,19 @@ public final class TernClient: Sendable {
         public var tls: TLSConfiguration?
         /// The host name checked against the broker's certificate; nil = ``TernClient/host``.
         public var tlsServerName: String?
+        /// How long a call waits for its response, beyond the long-poll wait the request itself
+        /// asks for: a `receive`, `fetch` or group `consume` with `waitTime` W waits up to
+        /// W + `requestTimeout`. Default 30 s.
+        ///
+        /// A call that times out fails with ``TernError`` `Unavailable` ("the request to … timed
+        /// out after N s; it may or may not have been applied"), and the connection is closed
+        /// (as after a lost connection, other calls waiting on it fail with `Unavailable` too);
+        /// the next call opens a new one. A response that arrives later is dropped. Also bounds
+        /// the TLS handshake, `ApiVersions` and `Authenticate` of each new connection.
+        public var requestTimeout: Duration = .seconds(30)
+        /// How long opening the TCP connection may take before the call fails with
+        /// `Unavailable`. Default 5 s.
+        public var connectTimeout: Duration = .seconds(5)
         public init() {}
     }
 
@@ -93,12 +106,13 @@ public final class TernClient: Sendable {
 
     /// Sends one request and returns its response (an error response is thrown).
     /// - Throws: ``TernError``: the broker's error, or `Unavailable` when the connection failed
-    ///   (the request may or may not have been applied).
+    ///   or the response did not come within ``Settings/requestTimeout`` (the request may or
+    ///   may not have been applied).
     public func call(_ request: WireRequest) async throws(TernError) -> WireResponse {
         let connection = try await connector.connection { () async throws(TernError) -> ClientConnection in
             try await ClientConnection.connect(host: self.host, port: self.port, group: self.group, settings: self.settings)
         }
-        let response = try await connection.call(request)
+        let response = try await connection.call(request, timeout: settings.requestTimeout)
         if case .error(let error) = response { throw error }
         return response
     }

@@ -29,6 +29,8 @@ public actor TransactionalProducer {
     private var transactionSequence: UInt64 = 0
     private var open = false
     private var staged = WireTransaction(producerID: 0, epoch: 0, transactionSequence: 0)
+    /// Messages acknowledged through ``acknowledge(_:)-(QueueMessage)`` in the open transaction.
+    private var acknowledgedMessages: [QueueMessage] = []
     /// How often a commit is retried after a lost connection. Default 100.
     public var maxRetries = 100
 
@@ -88,9 +90,11 @@ public actor TransactionalProducer {
         staged.acknowledgements.append(.init(queue: queue, receiptHandle: receiptHandle))
     }
 
-    /// Stages the acknowledgement of `message`.
+    /// Stages the acknowledgement of `message`. Once the transaction commits, the message's
+    /// automatic visibility extension (``QueueConsumer/AutoExtension``) ends.
     public func acknowledge(_ message: QueueMessage) {
         acknowledge(message.receiptHandle, on: message.queue)
+        acknowledgedMessages.append(message)
     }
 
     /// Stages a consumer group's offset for a topic partition: `offset` is the next offset to
@@ -114,6 +118,7 @@ public actor TransactionalProducer {
         defer {
             open = false
             staged = WireTransaction(producerID: 0, epoch: 0, transactionSequence: 0)
+            acknowledgedMessages = []
         }
         let transaction = staged
         var attempt = 0
@@ -123,6 +128,7 @@ public actor TransactionalProducer {
                     throw client.unexpected()
                 }
                 transactionSequence = transaction.transactionSequence
+                for message in acknowledgedMessages { message.stopAutoExtension() }
                 return sent
             } catch where error.code == .unavailable && attempt < maxRetries {
                 try? await client.backoff(attempt: attempt)
@@ -139,6 +145,7 @@ public actor TransactionalProducer {
     public func abort() async {
         open = false
         staged = WireTransaction(producerID: 0, epoch: 0, transactionSequence: 0)
+        acknowledgedMessages = []
         if let identity {
             _ = try? await client.call(.abortTransaction(producerID: identity.producerID, epoch: identity.epoch))
         }

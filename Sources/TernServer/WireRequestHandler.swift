@@ -65,8 +65,13 @@ public struct WireRequestHandler: Sendable {
                 throw TernError(.invalidParameter, "at most \(Broker.batchSizeRange.upperBound) receipt handles per request")
             }
             let broker = self.broker
-            let results = await withTaskGroup(of: (Int, TernError?).self) { group in
-                for (index, handle) in handles.enumerated() {
+            // Distinct handles are acknowledged concurrently (they share group commits); a handle
+            // named again in the request answers as a second acknowledgement in order would:
+            // stale after a success, the same error after a failure.
+            var firstIndex = [String: Int]()
+            for (index, handle) in handles.enumerated() where firstIndex[handle] == nil { firstIndex[handle] = index }
+            var results = await withTaskGroup(of: (Int, TernError?).self) { group in
+                for (index, handle) in handles.enumerated() where firstIndex[handle] == index {
                     group.addTask {
                         do {
                             try await broker.acknowledge(name, receiptHandle: handle)
@@ -81,6 +86,11 @@ public struct WireRequestHandler: Sendable {
                 var results = [TernError?](repeating: nil, count: handles.count)
                 for await (index, error) in group { results[index] = error }
                 return results
+            }
+            for (index, handle) in handles.enumerated() {
+                guard let first = firstIndex[handle], first != index else { continue }
+                results[index] = results[first]
+                    ?? TernError(.receiptHandleStale, "the message was already acknowledged earlier in this request")
             }
             return .acknowledged(results)
         case .changeVisibility(let queue, let handle, let timeout):
