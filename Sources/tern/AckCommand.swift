@@ -19,9 +19,7 @@ struct Ack: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await options.run { client in
-            try await Receive.acknowledge(handles, in: BrokerClient.queuePath(queue) + "/messages", using: client)
-        }
+        try await options.run { client in try await client.acknowledge(handles, on: queue) }
         print("acknowledged \(handles.count) \(handles.count == 1 ? "message" : "messages")")
     }
 }
@@ -45,12 +43,7 @@ struct ChangeVisibility: AsyncParsableCommand {
     var seconds: Int
 
     func run() async throws {
-        try await options.run { client in
-            try await client.callWithoutAnswer(
-                .PATCH, BrokerClient.queuePath(queue) + "/messages/" + BrokerClient.escape(handle),
-                json: API.ChangeVisibilityRequest(visibilityTimeout: seconds)
-            )
-        }
+        try await options.run { client in try await client.changeVisibility(handle, on: queue, to: seconds) }
         print("visible again in \(seconds) \(seconds == 1 ? "second" : "seconds")")
     }
 }

@@ -11,7 +11,7 @@ struct QueueCommand: AsyncParsableCommand {
 }
 
 extension QueueCommand {
-    /// `tern queue create NAME [attributes]`: `PUT /queues/{name}`.
+    /// `tern queue create NAME [attributes]`: create or update the queue.
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create a queue, or update the given attributes of an existing one.",
@@ -68,12 +68,8 @@ extension QueueCommand {
             if fifo || name.hasSuffix(".fifo") { attributes.fifo = true }
             attributes.maxMessages = maxMessages
             attributes.maxBytes = maxBytes
-            let status = try await options.run { client in
-                try await client.call(
-                    .PUT, BrokerClient.queuePath(name), json: attributes, as: API.QueueDescription.self
-                ).status
-            }
-            print(status == 201 ? "created \(name)" : "updated \(name)")
+            let created = try await options.run { client in try await client.createQueue(name, attributes: attributes) }
+            print(created ? "created \(name)" : "updated \(name)")
         }
     }
 
@@ -84,11 +80,9 @@ extension QueueCommand {
         @OptionGroup var options: ServerOptions
 
         func run() async throws {
-            let list = try await options.run { client in
-                try await client.call(.GET, "/queues", as: API.QueueList.self).answer
-            }
+            let queues = try await options.run { client in try await client.listQueues() }
             var rows = [["NAME", "READY", "IN_FLIGHT", "DELAYED", "OLDEST"]]
-            for queue in list.queues.sorted(by: { $0.name < $1.name }) {
+            for queue in queues.sorted(by: { $0.name < $1.name }) {
                 rows.append([
                     queue.name, String(queue.messages.ready), String(queue.messages.inFlight),
                     String(queue.messages.delayed), queue.oldestMessageAge.map(Self.age) ?? "-",
@@ -131,9 +125,7 @@ extension QueueCommand {
         var name: String
 
         func run() async throws {
-            let description = try await options.run { client in
-                try await client.call(.GET, BrokerClient.queuePath(name), as: JSONValue.self).answer
-            }
+            let description = try await options.run { client in try await client.describeQueue(name) }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(description), as: UTF8.self))
@@ -150,9 +142,7 @@ extension QueueCommand {
         var name: String
 
         func run() async throws {
-            try await options.run { client in
-                try await client.callWithoutAnswer(.DELETE, BrokerClient.queuePath(name))
-            }
+            try await options.run { client in try await client.deleteQueue(name) }
             print("deleted \(name)")
         }
     }
@@ -169,10 +159,8 @@ extension QueueCommand {
         var name: String
 
         func run() async throws {
-            let result = try await options.run { client in
-                try await client.call(.POST, BrokerClient.queuePath(name) + "/purge", as: API.PurgeResult.self).answer
-            }
-            print("purged \(result.purged) \(result.purged == 1 ? "message" : "messages") from \(name)")
+            let purged = try await options.run { client in try await client.purgeQueue(name) }
+            print("purged \(purged) \(purged == 1 ? "message" : "messages") from \(name)")
         }
     }
 
@@ -188,12 +176,8 @@ extension QueueCommand {
         var deadLetterQueue: String
 
         func run() async throws {
-            let result = try await options.run { client in
-                try await client.call(
-                    .POST, BrokerClient.queuePath(deadLetterQueue) + "/redrive", as: API.RedriveResult.self
-                ).answer
-            }
-            print("moved \(result.moved) \(result.moved == 1 ? "message" : "messages") from \(deadLetterQueue)")
+            let moved = try await options.run { client in try await client.redrive(deadLetterQueue) }
+            print("moved \(moved) \(moved == 1 ? "message" : "messages") from \(deadLetterQueue)")
         }
     }
 }
