@@ -25,6 +25,8 @@ struct BinaryBrokerClient: BrokerTransport {
         var settings = TernClient.Settings()
         settings.clientName = "tern-cli/0.1"
         settings.token = token
+        // As much as the HTTP path accepts in one answer (a receive of 1,000 large messages).
+        settings.wire.maxFrameBytes = 512 << 20
         if tls {
             var configuration = TLSConfiguration.makeClientConfiguration()
             if let trustRoots { configuration.trustRoots = .certificates(trustRoots) }
@@ -241,6 +243,11 @@ struct BinaryBrokerClient: BrokerTransport {
                 return .transport(server: server, cause: shortCause(error.message))
             }
         }
+        if (error.code == .frameTooLarge || error.code == .invalidFrame) && !server.hasPrefix("tern+tls://") {
+            // What a plain connection makes of a TLS listener's answer.
+            return .server(status: error.code.httpStatus, code: error.code.name,
+                           message: error.message + " (if ternd serves TLS, use tern+tls:// or --tls)")
+        }
         return .server(status: error.code.httpStatus, code: error.code.name, message: error.message)
     }
 
@@ -253,7 +260,8 @@ struct BinaryBrokerClient: BrokerTransport {
             return "unknown host"
         }
         if lowered.contains("handshake") || lowered.contains("certificate") || lowered.contains("ssl") || lowered.contains("tls") {
-            return "TLS handshake failed: " + (text.count > 300 ? String(text.prefix(300)) + "…" : text)
+            let hint = lowered.contains("wrong_version_number") ? " (does ternd serve TLS? without it, use tern://)" : ""
+            return "TLS handshake failed: " + (text.count > 300 ? String(text.prefix(300)) + "…" : text) + hint
         }
         return text.count > 300 ? String(text.prefix(300)) + "…" : text
     }
