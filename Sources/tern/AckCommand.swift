@@ -1,6 +1,7 @@
 import ArgumentParser
 
-/// `tern ack QUEUE HANDLE…`: `DELETE /queues/{name}/messages/{receipt_handle}` for each handle.
+/// `tern ack QUEUE HANDLE…`: acknowledges each handle (HTTP: `DELETE /queues/{name}/messages/{receipt_handle}`;
+/// binary: `Acknowledge`).
 struct Ack: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Acknowledge (delete) received messages by their receipt handles."
@@ -24,7 +25,8 @@ struct Ack: AsyncParsableCommand {
     }
 }
 
-/// `tern visibility QUEUE HANDLE SECONDS`: `PATCH /queues/{name}/messages/{receipt_handle}`.
+/// `tern visibility QUEUE HANDLE SECONDS`: changes a delivery's visibility timeout (HTTP:
+/// `PATCH /queues/{name}/messages/{receipt_handle}`; binary: `ChangeVisibility`).
 struct ChangeVisibility: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "visibility",

@@ -73,7 +73,7 @@ extension QueueCommand {
         }
     }
 
-    /// `tern queue list`: `GET /queues` as a table.
+    /// `tern queue list`: every queue as a table (HTTP: `GET /queues`; binary: `ListQueues`).
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List queues with their message counts.")
 
@@ -115,7 +115,7 @@ extension QueueCommand {
         }
     }
 
-    /// `tern queue describe NAME`: `GET /queues/{name}`, pretty-printed.
+    /// `tern queue describe NAME`: the JSON of `GET /queues/{name}`, pretty-printed (over either transport).
     struct Describe: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print a queue's attributes and statistics as JSON.")
 
@@ -132,7 +132,7 @@ extension QueueCommand {
         }
     }
 
-    /// `tern queue delete NAME`: `DELETE /queues/{name}`.
+    /// `tern queue delete NAME`: deletes the queue with its messages.
     struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a queue and all its messages.")
 
@@ -147,7 +147,7 @@ extension QueueCommand {
         }
     }
 
-    /// `tern queue purge NAME`: `POST /queues/{name}/purge`.
+    /// `tern queue purge NAME`: removes every message.
     struct Purge: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Remove every message (ready, delayed and in flight) from a queue."
@@ -164,7 +164,7 @@ extension QueueCommand {
         }
     }
 
-    /// `tern queue redrive DLQ`: `POST /queues/{dlq}/redrive`.
+    /// `tern queue redrive DLQ`: moves a dead-letter queue's messages back.
     struct Redrive: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Move the messages of a dead-letter queue back to the queues they came from."

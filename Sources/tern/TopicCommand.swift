@@ -16,7 +16,8 @@ struct TopicCommand: AsyncParsableCommand {
     )
 }
 
-/// The JSON bodies of the topic calls (field names as in `docs/openapi.yaml`).
+/// The JSON bodies of the topic calls (field names as in `docs/openapi.yaml`); the binary
+/// transport answers in these shapes too.
 enum TopicAPI {
     struct Attributes: Codable, Sendable {
         var partitions: Int?
@@ -115,7 +116,7 @@ enum TopicAPI {
 }
 
 extension TopicCommand {
-    /// `tern topic create NAME`: `PUT /topics/{name}`.
+    /// `tern topic create NAME`: creates the topic or updates its retention and max bytes.
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a topic, or update its retention and max bytes.")
 
@@ -140,7 +141,7 @@ extension TopicCommand {
         }
     }
 
-    /// `tern topic list`: `GET /topics` as a table.
+    /// `tern topic list`: every topic as a table.
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List topics with their partitions, messages and bytes.")
 
@@ -157,7 +158,7 @@ extension TopicCommand {
         }
     }
 
-    /// `tern topic describe NAME`: `GET /topics/{name}` as JSON.
+    /// `tern topic describe NAME`: the JSON of `GET /topics/{name}` (over either transport).
     struct Describe: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print a topic's attributes and partitions as JSON.")
 
