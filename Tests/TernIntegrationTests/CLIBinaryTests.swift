@@ -112,6 +112,44 @@ extension IntegrationTests {
         }
 
         @Test(.timeLimit(.minutes(2)))
+        func visibilityAckPurgeRedriveDelete_overBinary_printWhatTheyDid() async throws {
+            try await withBinaryServer { _, binary, root in
+                _ = try await tern(["queue", "create", "--server", binary, "dlq"], root: root)
+                _ = try await tern(["queue", "create", "--server", binary, "work"], root: root)
+                _ = try await tern(["queue", "create", "--server", binary, "source", "--max-receive-count", "1", "--dead-letter-queue", "dlq"],
+                                   root: root)
+                let one = try await tern(["send", "--server", binary, "work", "first", "--priority", "9"], root: root)
+                #expect(one.output.hasPrefix("sent 1 message (id "), "\(one.error)")
+                _ = try await tern(["send", "--server", binary, "work"], input: "second\nthird\n", root: root)
+
+                let received = try await tern(["receive", "--server", binary, "work", "--show-handles"], root: root)
+                let fields = received.output.dropLast().split(separator: "\t").map(String.init)
+                #expect(fields.count == 2 && fields.last == "first", "priority 9 first: \(received.output) \(received.error)")
+                let handle = fields.first ?? ""
+                let released = try await tern(["visibility", "--server", binary, "work", handle, "0"], root: root)
+                #expect(released.output == "visible again in 0 seconds\n", "\(released.error)")
+                let acked = try await tern(["ack", "--server", binary, "work", handle], root: root)
+                #expect(acked.output == "acknowledged 1 message\n", "\(acked.error)")
+                let stale = try await tern(["ack", "--server", binary, "work", "not-a-handle"], root: root)
+                #expect(stale.status == 1)
+                #expect(stale.error.hasPrefix("error: InvalidReceiptHandle: "), "\(stale.error)")
+
+                // Received once with max_receive_count 1 and not acknowledged: it moves to the DLQ.
+                _ = try await tern(["send", "--server", binary, "source", "doomed"], root: root)
+                _ = try await tern(["receive", "--server", binary, "source", "--visibility-timeout", "0"], root: root)
+                _ = try await tern(["receive", "--server", binary, "source"], root: root)
+                let moved = try await tern(["queue", "redrive", "--server", binary, "dlq"], root: root)
+                #expect(moved.output == "moved 1 message from dlq\n", "\(moved.error)")
+                let purged = try await tern(["queue", "purge", "--server", binary, "work"], root: root)
+                #expect(purged.output == "purged 2 messages from work\n", "\(purged.error)")
+                let deleted = try await tern(["queue", "delete", "--server", binary, "work"], root: root)
+                #expect(deleted.output == "deleted work\n", "\(deleted.error)")
+                let gone = try await tern(["queue", "describe", "--server", binary, "work"], root: root)
+                #expect(gone.error.hasPrefix("error: QueueNotFound: "))
+            }
+        }
+
+        @Test(.timeLimit(.minutes(2)))
         func describeMissingQueue_overBinary_exits1WithQueueNotFound() async throws {
             try await withBinaryServer { _, binary, root in
                 let result = try await tern(["queue", "describe", "--server", binary, "missing"], root: root)
