@@ -1,4 +1,5 @@
-/// The JSON bodies of ternd's HTTP API, as the command-line client sends and reads them.
+/// The JSON bodies of ternd's HTTP API, as the command-line client sends and reads them (the binary
+/// transport converts its answers to these shapes, so commands print the same either way).
 ///
 /// Field names on the wire are snake_case; every type spells its `CodingKeys` out rather than
 /// relying on a key strategy, so that a reader can match each field against `docs/openapi.yaml`.

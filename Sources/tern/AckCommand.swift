@@ -1,6 +1,7 @@
 import ArgumentParser
 
-/// `tern ack QUEUE HANDLE…`: `DELETE /queues/{name}/messages/{receipt_handle}` for each handle.
+/// `tern ack QUEUE HANDLE…`: acknowledges each handle (HTTP: `DELETE /queues/{name}/messages/{receipt_handle}`;
+/// binary: `Acknowledge`).
 struct Ack: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Acknowledge (delete) received messages by their receipt handles."
@@ -19,14 +20,13 @@ struct Ack: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await options.run { client in
-            try await Receive.acknowledge(handles, in: BrokerClient.queuePath(queue) + "/messages", using: client)
-        }
+        try await options.run { client in try await client.acknowledge(handles, on: queue) }
         print("acknowledged \(handles.count) \(handles.count == 1 ? "message" : "messages")")
     }
 }
 
-/// `tern visibility QUEUE HANDLE SECONDS`: `PATCH /queues/{name}/messages/{receipt_handle}`.
+/// `tern visibility QUEUE HANDLE SECONDS`: changes a delivery's visibility timeout (HTTP:
+/// `PATCH /queues/{name}/messages/{receipt_handle}`; binary: `ChangeVisibility`).
 struct ChangeVisibility: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "visibility",
@@ -45,12 +45,7 @@ struct ChangeVisibility: AsyncParsableCommand {
     var seconds: Int
 
     func run() async throws {
-        try await options.run { client in
-            try await client.callWithoutAnswer(
-                .PATCH, BrokerClient.queuePath(queue) + "/messages/" + BrokerClient.escape(handle),
-                json: API.ChangeVisibilityRequest(visibilityTimeout: seconds)
-            )
-        }
+        try await options.run { client in try await client.changeVisibility(handle, on: queue, to: seconds) }
         print("visible again in \(seconds) \(seconds == 1 ? "second" : "seconds")")
     }
 }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// A failure the command line reports and exits on (status 1).
 enum ClientError: Error, CustomStringConvertible {
@@ -52,15 +53,23 @@ enum ClientError: Error, CustomStringConvertible {
 struct BrokerClient: Sendable {
     /// The server's base URL without a trailing slash, e.g. `http://127.0.0.1:7080`.
     let server: String
+    /// Sent as `Authorization: Bearer <token>` on every request; never printed.
+    private let token: String?
     private let http: HTTPClient
     private static let maxResponseBytes = 512 * 1024 * 1024
 
-    /// - Parameter server: `http://host:port`, with or without a trailing slash; a bare `host:port` means http.
-    init(server: String) {
+    /// - Parameters:
+    ///   - server: `http://host:port` or `https://host:port`, with or without a trailing slash; a
+    ///     bare `host:port` means http.
+    ///   - token: the bearer token, nil when the broker runs without authentication.
+    ///   - trustRoots: the CA certificates an `https://` server's certificate must chain to; nil =
+    ///     the system's.
+    init(server: String, token: String? = nil, trustRoots: [NIOSSLCertificate]? = nil) {
         var base = server
         if !base.contains("://") { base = "http://" + base }
         while base.hasSuffix("/") { base.removeLast() }
         self.server = base
+        self.token = token
 
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .seconds(5), read: nil)
@@ -69,6 +78,11 @@ struct BrokerClient: Sendable {
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.httpVersion = .http1Only
         configuration.decompression = .disabled
+        if let trustRoots {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.trustRoots = .certificates(trustRoots)
+            configuration.tlsConfiguration = tls
+        }
         self.http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
 
@@ -102,6 +116,7 @@ struct BrokerClient: Sendable {
             request.body = .bytes(body)
         }
         request.headers.add(name: "Accept", value: "application/json")
+        if let token { request.headers.add(name: "Authorization", value: "Bearer " + token) }
         do {
             let response = try await http.execute(request, timeout: .seconds(timeout))
             let bytes = try await response.body.collect(upTo: Self.maxResponseBytes)

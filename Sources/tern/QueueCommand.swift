@@ -11,7 +11,7 @@ struct QueueCommand: AsyncParsableCommand {
 }
 
 extension QueueCommand {
-    /// `tern queue create NAME [attributes]`: `PUT /queues/{name}`.
+    /// `tern queue create NAME [attributes]`: create or update the queue.
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create a queue, or update the given attributes of an existing one.",
@@ -68,27 +68,21 @@ extension QueueCommand {
             if fifo || name.hasSuffix(".fifo") { attributes.fifo = true }
             attributes.maxMessages = maxMessages
             attributes.maxBytes = maxBytes
-            let status = try await options.run { client in
-                try await client.call(
-                    .PUT, BrokerClient.queuePath(name), json: attributes, as: API.QueueDescription.self
-                ).status
-            }
-            print(status == 201 ? "created \(name)" : "updated \(name)")
+            let created = try await options.run { client in try await client.createQueue(name, attributes: attributes) }
+            print(created ? "created \(name)" : "updated \(name)")
         }
     }
 
-    /// `tern queue list`: `GET /queues` as a table.
+    /// `tern queue list`: every queue as a table (HTTP: `GET /queues`; binary: `ListQueues`).
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List queues with their message counts.")
 
         @OptionGroup var options: ServerOptions
 
         func run() async throws {
-            let list = try await options.run { client in
-                try await client.call(.GET, "/queues", as: API.QueueList.self).answer
-            }
+            let queues = try await options.run { client in try await client.listQueues() }
             var rows = [["NAME", "READY", "IN_FLIGHT", "DELAYED", "OLDEST"]]
-            for queue in list.queues.sorted(by: { $0.name < $1.name }) {
+            for queue in queues.sorted(by: { $0.name < $1.name }) {
                 rows.append([
                     queue.name, String(queue.messages.ready), String(queue.messages.inFlight),
                     String(queue.messages.delayed), queue.oldestMessageAge.map(Self.age) ?? "-",
@@ -121,7 +115,7 @@ extension QueueCommand {
         }
     }
 
-    /// `tern queue describe NAME`: `GET /queues/{name}`, pretty-printed.
+    /// `tern queue describe NAME`: the JSON of `GET /queues/{name}`, pretty-printed (over either transport).
     struct Describe: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print a queue's attributes and statistics as JSON.")
 
@@ -131,16 +125,14 @@ extension QueueCommand {
         var name: String
 
         func run() async throws {
-            let description = try await options.run { client in
-                try await client.call(.GET, BrokerClient.queuePath(name), as: JSONValue.self).answer
-            }
+            let description = try await options.run { client in try await client.describeQueue(name) }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(description), as: UTF8.self))
         }
     }
 
-    /// `tern queue delete NAME`: `DELETE /queues/{name}`.
+    /// `tern queue delete NAME`: deletes the queue with its messages.
     struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a queue and all its messages.")
 
@@ -150,14 +142,12 @@ extension QueueCommand {
         var name: String
 
         func run() async throws {
-            try await options.run { client in
-                try await client.callWithoutAnswer(.DELETE, BrokerClient.queuePath(name))
-            }
+            try await options.run { client in try await client.deleteQueue(name) }
             print("deleted \(name)")
         }
     }
 
-    /// `tern queue purge NAME`: `POST /queues/{name}/purge`.
+    /// `tern queue purge NAME`: removes every message.
     struct Purge: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Remove every message (ready, delayed and in flight) from a queue."
@@ -169,14 +159,12 @@ extension QueueCommand {
         var name: String
 
         func run() async throws {
-            let result = try await options.run { client in
-                try await client.call(.POST, BrokerClient.queuePath(name) + "/purge", as: API.PurgeResult.self).answer
-            }
-            print("purged \(result.purged) \(result.purged == 1 ? "message" : "messages") from \(name)")
+            let purged = try await options.run { client in try await client.purgeQueue(name) }
+            print("purged \(purged) \(purged == 1 ? "message" : "messages") from \(name)")
         }
     }
 
-    /// `tern queue redrive DLQ`: `POST /queues/{dlq}/redrive`.
+    /// `tern queue redrive DLQ`: moves a dead-letter queue's messages back.
     struct Redrive: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Move the messages of a dead-letter queue back to the queues they came from."
@@ -188,12 +176,8 @@ extension QueueCommand {
         var deadLetterQueue: String
 
         func run() async throws {
-            let result = try await options.run { client in
-                try await client.call(
-                    .POST, BrokerClient.queuePath(deadLetterQueue) + "/redrive", as: API.RedriveResult.self
-                ).answer
-            }
-            print("moved \(result.moved) \(result.moved == 1 ? "message" : "messages") from \(deadLetterQueue)")
+            let moved = try await options.run { client in try await client.redrive(deadLetterQueue) }
+            print("moved \(moved) \(moved == 1 ? "message" : "messages") from \(deadLetterQueue)")
         }
     }
 }

@@ -52,7 +52,6 @@ struct Receive: AsyncParsableCommand {
     func run() async throws {
         let limit: Int? = max ?? (forever ? nil : 1)
         let wait = self.wait ?? (forever ? 20 : nil)
-        let messagesPath = BrokerClient.queuePath(queue) + "/messages"
         var output = StandardOutput()
 
         do {
@@ -61,13 +60,9 @@ struct Receive: AsyncParsableCommand {
                     var received = 0
                     var acksPending = false
                     while limit.map({ received < $0 }) ?? true {
-                        var query = [("batch_size", String(Swift.min((limit ?? Int.max) - received, Self.maxBatchSize)))]
-                        if let visibilityTimeout { query.append(("visibility_timeout", String(visibilityTimeout))) }
-                        if let wait { query.append(("wait_time", String(wait))) }
-                        if autoAck { query.append(("auto_ack", "true")) }
-                        let messages = try await client.call(
-                            .GET, messagesPath, query: query, timeout: Int64(wait ?? 0) + 60, as: API.ReceiveResult.self
-                        ).answer.messages
+                        let messages = try await client.receive(
+                            from: queue, maxMessages: Swift.min((limit ?? Int.max) - received, Self.maxBatchSize),
+                            visibilityTimeout: visibilityTimeout, waitTime: wait, autoAcknowledge: autoAck)
                         if messages.isEmpty {
                             guard forever else { break }
                             // Without long polling, do not spin on an empty queue.
@@ -89,7 +84,7 @@ struct Receive: AsyncParsableCommand {
                             // Acknowledge this batch while the next one is received; one batch at a time.
                             if acksPending { try await acks.next() }
                             let handles = messages.map(\.receiptHandle)
-                            acks.addTask { try await Self.acknowledge(handles, in: messagesPath, using: client) }
+                            acks.addTask { try await client.acknowledge(handles, on: queue) }
                             acksPending = true
                         }
                     }
@@ -99,21 +94,6 @@ struct Receive: AsyncParsableCommand {
         } catch is StandardOutput.Closed {
             // The reader went away (`| head`): stop like a process killed by SIGPIPE would.
             throw ExitCode(141)
-        }
-    }
-
-    /// Deletes every message of `handles`, ``ackConcurrency`` at a time.
-    /// - Throws: the first failure; the other acks in flight are cancelled and those messages are
-    ///   delivered again after their visibility timeout.
-    static func acknowledge(_ handles: [String], in messagesPath: String, using client: BrokerClient) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for (index, handle) in handles.enumerated() {
-                if index >= ackConcurrency { try await group.next() }
-                group.addTask {
-                    try await client.callWithoutAnswer(.DELETE, messagesPath + "/" + BrokerClient.escape(handle))
-                }
-            }
-            try await group.waitForAll()
         }
     }
 }

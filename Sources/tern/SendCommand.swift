@@ -44,11 +44,7 @@ struct Send: AsyncParsableCommand {
     func run() async throws {
         if let text {
             let result = try await options.run { client in
-                try await client.call(
-                    .POST, BrokerClient.queuePath(queue) + "/messages",
-                    json: API.SendRequest(message: text, priority: priority, delay: delay),
-                    as: API.SendResult.self
-                ).answer
+                try await client.send(API.SendRequest(message: text, priority: priority, delay: delay), to: queue)
             }
             print("sent 1 message (id \(result.id))")
             return
@@ -80,10 +76,9 @@ struct Send: AsyncParsableCommand {
     /// for the batches in flight and returns their count with the failure. A server or connection
     /// error that survives the retries stops reading too, and is thrown once the batches in flight
     /// have finished or failed.
-    private func sendLines(_ client: BrokerClient) async throws -> Outcome {
+    private func sendLines(_ client: any BrokerTransport) async throws -> Outcome {
         var outcome = Outcome()
         var lines = StandardInputLines()
-        let path = BrokerClient.queuePath(queue) + "/messages"
         let priority = self.priority
         let delay = self.delay
 
@@ -108,9 +103,10 @@ struct Send: AsyncParsableCommand {
             func submit() async {
                 guard !batch.isEmpty else { return }
                 while inFlight >= concurrency { await collectOne() }
-                let request = API.SendBatchRequest(messages: batch)
+                let messages = batch
                 let lines = batchFirstLine...batchLastLine
-                group.addTask { try await Self.sendBatch(request, lines: lines, to: path, using: client) }
+                let queue = self.queue
+                group.addTask { try await Self.sendBatch(messages, lines: lines, to: queue, using: client) }
                 inFlight += 1
                 batch.removeAll(keepingCapacity: true)
                 batchBytes = 0
@@ -158,13 +154,12 @@ struct Send: AsyncParsableCommand {
     /// - Returns: the number of messages the server accepted.
     /// - Throws: the last ``ClientError`` when retrying does not help; a server error names `lines`.
     private static func sendBatch(
-        _ request: API.SendBatchRequest, lines: ClosedRange<Int>, to path: String, using client: BrokerClient
+        _ messages: [API.SendRequest], lines: ClosedRange<Int>, to queue: String, using client: any BrokerTransport
     ) async throws -> Int {
         var backoff = Duration.milliseconds(200)
         for attempt in 1...attempts {
             do {
-                let result = try await client.call(.POST, path, json: request, as: API.SendBatchResult.self)
-                return result.answer.messages.count
+                return try await client.send(batch: messages, to: queue)
             } catch let error as ClientError where error.isRetryable && attempt < attempts {
                 try await Task.sleep(for: backoff)
                 backoff *= 2

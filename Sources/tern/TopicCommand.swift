@@ -14,11 +14,10 @@ struct TopicCommand: AsyncParsableCommand {
         abstract: "Manage topics, produce to them and consume from them.",
         subcommands: [Create.self, List.self, Describe.self, Produce.self, Consume.self]
     )
-
-    static func path(_ name: String) -> String { "/topics/" + BrokerClient.escape(name) }
 }
 
-/// The JSON bodies of the topic calls (field names as in `docs/openapi.yaml`).
+/// The JSON bodies of the topic calls (field names as in `docs/openapi.yaml`); the binary
+/// transport answers in these shapes too.
 enum TopicAPI {
     struct Attributes: Codable, Sendable {
         var partitions: Int?
@@ -117,7 +116,7 @@ enum TopicAPI {
 }
 
 extension TopicCommand {
-    /// `tern topic create NAME`: `PUT /topics/{name}`.
+    /// `tern topic create NAME`: creates the topic or updates its retention and max bytes.
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a topic, or update its retention and max bytes.")
 
@@ -137,23 +136,21 @@ extension TopicCommand {
 
         func run() async throws {
             let attributes = TopicAPI.Attributes(partitions: partitions, retention: retention, maxBytes: maxBytes)
-            let status = try await options.run { client in
-                try await client.call(.PUT, TopicCommand.path(name), json: attributes, as: JSONValue.self).status
-            }
-            print(status == 201 ? "created \(name)" : "updated \(name)")
+            let created = try await options.run { client in try await client.createTopic(name, attributes: attributes) }
+            print(created ? "created \(name)" : "updated \(name)")
         }
     }
 
-    /// `tern topic list`: `GET /topics` as a table.
+    /// `tern topic list`: every topic as a table.
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List topics with their partitions, messages and bytes.")
 
         @OptionGroup var options: ServerOptions
 
         func run() async throws {
-            let list = try await options.run { client in try await client.call(.GET, "/topics", as: TopicAPI.List.self).answer }
+            let topics = try await options.run { client in try await client.listTopics() }
             print("NAME".padding(toLength: 30, withPad: " ", startingAt: 0) + "PARTITIONS  MESSAGES        BYTES")
-            for topic in list.topics {
+            for topic in topics {
                 print(topic.name.padding(toLength: 30, withPad: " ", startingAt: 0)
                     + String(topic.partitions.count).padding(toLength: 12, withPad: " ", startingAt: 0)
                     + String(topic.messages).padding(toLength: 16, withPad: " ", startingAt: 0) + String(topic.bytes))
@@ -161,7 +158,7 @@ extension TopicCommand {
         }
     }
 
-    /// `tern topic describe NAME`: `GET /topics/{name}` as JSON.
+    /// `tern topic describe NAME`: the JSON of `GET /topics/{name}` (over either transport).
     struct Describe: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print a topic's attributes and partitions as JSON.")
 
@@ -171,9 +168,7 @@ extension TopicCommand {
         var name: String
 
         func run() async throws {
-            let description = try await options.run { client in
-                try await client.call(.GET, TopicCommand.path(name), as: JSONValue.self).answer
-            }
+            let description = try await options.run { client in try await client.describeTopic(name) }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(description), as: UTF8.self))
@@ -204,7 +199,7 @@ extension TopicCommand {
 
         func run() async throws {
             if StandardInputLines.isTerminal { StandardError.print("reading messages from standard input, one per line; end with Ctrl-D") }
-            let path = TopicCommand.path(name) + "/messages"
+            let topic = name
             let key = self.key
             let sent = try await options.run { client -> Int in
                 var lines = StandardInputLines()
@@ -216,7 +211,7 @@ extension TopicCommand {
                     var backoff = Duration.milliseconds(200)
                     for attempt in 1...5 {
                         do {
-                            _ = try await client.call(.POST, path, json: TopicAPI.ProduceRequest(messages: batch), as: TopicAPI.ProduceResult.self)
+                            _ = try await client.produce(batch, to: topic)
                             break
                         } catch let error as ClientError where error.isRetryable && attempt < 5 {
                             try await Task.sleep(for: backoff)
@@ -279,40 +274,36 @@ extension TopicCommand {
         }
 
         func run() async throws {
-            let base = TopicCommand.path(name) + "/groups/" + BrokerClient.escape(group)
+            let topic = name
+            let group = self.group
             let limit = max
             let wait = self.wait
             let sessionTimeout = self.sessionTimeout
             let printed = try await options.run { client -> Int in
-                let joined = try await client.call(.POST, base + "/members", json: TopicAPI.JoinRequest(sessionTimeout: sessionTimeout),
-                                                   as: TopicAPI.Join.self).answer
+                let joined = try await client.joinGroup(topic: topic, group: group, sessionTimeout: sessionTimeout)
                 let member = joined.memberID
                 var output = StandardOutput()
                 var printed = 0
                 // On an error the member is not removed here: it leaves by its session timeout.
                 while limit.map({ printed < $0 }) ?? true {
                     let want = Swift.min(1000, limit.map { $0 - printed } ?? 1000)
-                    let batch = try await client.call(
-                        .GET, base + "/messages", query: [("member_id", member), ("max", String(want)), ("wait_time", String(wait))],
-                        timeout: Int64(wait) + 30, as: TopicAPI.Batch.self
-                    ).answer
+                    let batch = try await client.consume(topic: topic, group: group, memberID: member, max: want, waitTime: wait)
                     if batch.messages.isEmpty { break }
-                    var next = [String: UInt64]()
+                    var next = [Int: UInt64]()
                     for message in batch.messages {
                         try output.append(message.value)
                         output.append(byte: 0x0A)
-                        next[String(message.partition)] = message.offset + 1
+                        next[message.partition] = message.offset + 1
                     }
                     try output.flush()
                     printed += batch.messages.count
                     do {
-                        try await client.callWithoutAnswer(.POST, base + "/offsets",
-                                                           json: TopicAPI.Commit(memberID: member, generation: batch.generation, offsets: next))
+                        try await client.commitOffsets(next, topic: topic, group: group, memberID: member, generation: batch.generation)
                     } catch ClientError.server(409, _, _) {
                         // The group rebalanced meanwhile: the next owner re-reads what was not committed.
                     }
                 }
-                try await client.callWithoutAnswer(.DELETE, base + "/members/" + BrokerClient.escape(member))
+                try await client.leaveGroup(topic: topic, group: group, memberID: member)
                 return printed
             }
             StandardError.print("consumed \(printed) \(printed == 1 ? "message" : "messages")")
