@@ -242,7 +242,7 @@ public enum WireRequest: Sendable, Hashable {
         case .send:
             let queue = try r.readString("queue name")
             let producer = try r.readProducerStamp()
-            let count = try r.readCount("message count", minimumElementBytes: 6)
+            let count = try r.readCount("message count", minimumElementBytes: 8)
             var messages = [OutgoingMessage]()
             messages.reserveCapacity(count)
             for _ in 0..<count { messages.append(try r.readOutgoing()) }
@@ -278,7 +278,7 @@ public enum WireRequest: Sendable, Hashable {
             let sendCount = try r.readCount("send count", minimumElementBytes: 6)
             for _ in 0..<sendCount {
                 let queue = try r.readString("queue name")
-                let count = try r.readCount("message count", minimumElementBytes: 6)
+                let count = try r.readCount("message count", minimumElementBytes: 8)
                 var messages = [OutgoingMessage]()
                 messages.reserveCapacity(count)
                 for _ in 0..<count { messages.append(try r.readOutgoing()) }

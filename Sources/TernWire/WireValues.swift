@@ -91,6 +91,8 @@ extension ByteBuffer {
         writeWireBytes(message.body)
         writeInteger(message.priority)
         writeWireOptional(message.delay) { $0.writeInteger(UInt32(clamping: $1)) }
+        writeWireOptional(message.groupID) { $0.writeWireString($1) }
+        writeWireOptional(message.deduplicationID) { $0.writeWireString($1) }
     }
 
     mutating func writeSent(_ sent: SentMessage) {
@@ -132,6 +134,8 @@ extension ByteBuffer {
         writeWireOptional(patch.fifo) { $0.writeWireBool($1) }
         triState(patch.maxMessages) { $0.writeInteger(UInt64(clamping: $1)) }
         triState(patch.maxBytes) { $0.writeInteger(UInt64(clamping: $1)) }
+        writeWireOptional(patch.contentBasedDeduplication) { $0.writeWireBool($1) }
+        writeWireOptional(patch.overflow) { $0.writeInteger($1.wireValue) }
     }
 
     mutating func writeQueueInfo(_ info: QueueInfo) {
@@ -146,6 +150,8 @@ extension ByteBuffer {
         writeWireBool(a.fifo)
         writeWireOptional(a.maxMessages) { $0.writeInteger(UInt64(clamping: $1)) }
         writeWireOptional(a.maxBytes) { $0.writeInteger(UInt64(clamping: $1)) }
+        writeWireBool(a.contentBasedDeduplication)
+        writeInteger(a.overflow.wireValue)
         writeInteger(info.counts.ready)
         writeInteger(info.counts.inFlight)
         writeInteger(info.counts.delayed)
@@ -170,7 +176,9 @@ extension WireReader {
         let body = try readBytes("message body")
         let priority: UInt8 = try read(UInt8.self, "priority")
         let delay = try readOptional("delay") { (r: inout WireReader) throws(TernError) in Int(try r.read(UInt32.self, "delay")) }
-        return OutgoingMessage(body: body, priority: priority, delay: delay)
+        let groupID = try readOptional("group id") { (r: inout WireReader) throws(TernError) in try r.readString("group id") }
+        let deduplicationID = try readOptional("deduplication id") { (r: inout WireReader) throws(TernError) in try r.readString("deduplication id") }
+        return OutgoingMessage(body: body, priority: priority, delay: delay, groupID: groupID, deduplicationID: deduplicationID)
     }
 
     mutating func readSent() throws(TernError) -> SentMessage {
@@ -213,6 +221,10 @@ extension WireReader {
         patch.fifo = try readOptional("fifo") { (r: inout WireReader) throws(TernError) in try r.readBool("fifo") }
         patch.maxMessages = try triState("max_messages") { (r: inout WireReader) throws(TernError) in Int(clamping: try r.read(UInt64.self, "max_messages")) }
         patch.maxBytes = try triState("max_bytes") { (r: inout WireReader) throws(TernError) in Int(clamping: try r.read(UInt64.self, "max_bytes")) }
+        patch.contentBasedDeduplication = try readOptional("content_based_deduplication") { (r: inout WireReader) throws(TernError) in
+            try r.readBool("content_based_deduplication")
+        }
+        patch.overflow = try readOptional("overflow") { (r: inout WireReader) throws(TernError) in try r.readOverflow() }
         return patch
     }
 
@@ -228,6 +240,8 @@ extension WireReader {
         a.fifo = try readBool("fifo")
         a.maxMessages = try readOptional("max_messages") { (r: inout WireReader) throws(TernError) in Int(clamping: try r.read(UInt64.self, "max_messages")) }
         a.maxBytes = try readOptional("max_bytes") { (r: inout WireReader) throws(TernError) in Int(clamping: try r.read(UInt64.self, "max_bytes")) }
+        a.contentBasedDeduplication = try readBool("content_based_deduplication")
+        a.overflow = try readOverflow()
         var counts = QueueCounts()
         counts.ready = try read(UInt64.self, "ready")
         counts.inFlight = try read(UInt64.self, "in_flight")
@@ -236,5 +250,26 @@ extension WireReader {
         let createdAt = Timestamp(milliseconds: try read(UInt64.self, "created at"))
         let oldest = try readOptional("oldest sent at") { (r: inout WireReader) throws(TernError) in Timestamp(milliseconds: try r.read(UInt64.self, "oldest sent at")) }
         return QueueInfo(name: name, attributes: a, counts: counts, createdAt: createdAt, oldestSentAt: oldest)
+    }
+}
+
+extension QueueAttributes.Overflow {
+    /// u8 on the wire: 0 reject, 1 drop oldest.
+    var wireValue: UInt8 {
+        switch self {
+        case .reject: 0
+        case .dropOldest: 1
+        }
+    }
+}
+
+extension WireReader {
+    mutating func readOverflow() throws(TernError) -> QueueAttributes.Overflow {
+        let value: UInt8 = try read(UInt8.self, "overflow")
+        switch value {
+        case 0: return .reject
+        case 1: return .dropOldest
+        default: throw TernError(.invalidFrame, "overflow must be 0 (reject) or 1 (drop oldest), got \(value)")
+        }
     }
 }

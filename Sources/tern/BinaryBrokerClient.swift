@@ -312,9 +312,6 @@ struct BinaryBrokerClient: BrokerTransport {
 
 /// The JSON of `GET /queues/{name}`, field for field as ternd's HTTP API writes it
 /// (`QueueDescription` in `TernServer/ResponseBodies.swift`).
-///
-/// The binary protocol's queue description does not carry `content_based_deduplication` and
-/// `overflow`: they are written with their defaults (false, `reject`).
 private struct QueueDescriptionJSON: Encodable {
     let info: QueueInfo
     let now: Timestamp

@@ -187,13 +187,16 @@ import TernWire
         try await WireServerFixture.with { f in
             let proxy = try await StallingProxy(upstreamPort: f.port)
             var settings = TernClient.Settings()
-            settings.requestTimeout = .milliseconds(300)
+            // Generous figures so that a loaded machine does not time out a healthy call: the
+            // first extension (at 2 s) is swallowed and times out at 3.5 s; its retry, a second
+            // later over a new connection, lands well before the 8 s visibility timeout.
+            settings.requestTimeout = .milliseconds(1500)
             let client = TernClient(host: "127.0.0.1", port: proxy.port, settings: settings)
             try await client.createQueue("q")
             _ = try await client.send([OutgoingMessage(body: Array("slow".utf8))], to: "q")
             let failures = Failures()
-            let consumer = QueueConsumer(client: client, queue: "q", batchSize: 1, visibilityTimeout: 4, waitTime: 1,
-                                         autoExtend: .init(interval: .seconds(1), onFailure: { failures.record($0, $1) }))
+            let consumer = QueueConsumer(client: client, queue: "q", batchSize: 1, visibilityTimeout: 8, waitTime: 1,
+                                         autoExtend: .init(interval: .seconds(2), onFailure: { failures.record($0, $1) }))
             var iterator = consumer.makeAsyncIterator()
             let message = try #require(try await iterator.next())
 
@@ -207,7 +210,7 @@ import TernWire
             proxy.flags.stalling = false
             #expect(proxy.flags.swallowed >= 1)
 
-            let stolen = try await Self.pollAsAnotherConsumer(f, queue: "q", seconds: 9)
+            let stolen = try await Self.pollAsAnotherConsumer(f, queue: "q", seconds: 12)
             #expect(stolen.isEmpty, "another consumer received the message being processed")
             #expect(failures.all.isEmpty)
             try await message.ack()

@@ -8,7 +8,7 @@ import TernWire
         try await WireServerFixture.with { f in
             let proxy = try await StallingProxy(upstreamPort: f.port)
             var settings = TernClient.Settings()
-            settings.requestTimeout = .milliseconds(500)
+            settings.requestTimeout = .milliseconds(2500)
             let client = TernClient(host: "127.0.0.1", port: proxy.port, settings: settings)
             try await client.createQueue("q")
 
@@ -18,7 +18,7 @@ import TernWire
                 Issue.record("a swallowed request was answered")
             } catch let error as TernError {
                 #expect(error.code == .unavailable)
-                #expect(error.message.contains("timed out after 0.5 s"), "\(error.message)")
+                #expect(error.message.contains("timed out after 2.5 s"), "\(error.message)")
                 #expect(error.message.contains("may or may not have been applied"), "\(error.message)")
             }
             #expect(proxy.flags.swallowed == 1)
@@ -35,7 +35,7 @@ import TernWire
         try await WireServerFixture.with { f in
             let proxy = try await StallingProxy(upstreamPort: f.port)
             var settings = TernClient.Settings()
-            settings.requestTimeout = .milliseconds(500)
+            settings.requestTimeout = .milliseconds(2500)
             let client = TernClient(host: "127.0.0.1", port: proxy.port, settings: settings)
             try await client.createQueue("q")
             proxy.flags.stalling = true
@@ -57,10 +57,10 @@ import TernWire
 
     @Test func longPoll_waitsItsWaitTimeBeyondTheRequestTimeout_withoutTimingOut() async throws {
         try await WireServerFixture.with { f in
-            let client = f.client { $0.requestTimeout = .milliseconds(300) }
+            let client = f.client { $0.requestTimeout = .seconds(1) }
             try await client.createQueue("q")
-            // The broker holds the receive for its 1 s wait time, longer than the request timeout.
-            #expect(try await client.receive(from: "q", waitTime: 1).isEmpty)
+            // The broker holds the receive for its 2 s wait time, longer than the request timeout.
+            #expect(try await client.receive(from: "q", waitTime: 2).isEmpty)
             #expect(try await client.describeQueue("q").counts.total == 0)
             await client.close()
         }

@@ -142,3 +142,41 @@ import TernWire
         }
     }
 }
+
+/// FIFO queues over the binary protocol: group ids, deduplication ids and the queue's FIFO
+/// attributes travel as over HTTP.
+@Suite struct WireFifoTests {
+    @Test func fifoQueue_keepsGroupOrder_andDeduplicates_overTheSocket() async throws {
+        try await WireServerFixture.with { f in
+            let client = f.client()
+            var patch = QueueAttributes.Patch()
+            patch.fifo = true
+            patch.contentBasedDeduplication = true
+            patch.overflow = .dropOldest
+            patch.maxMessages = .some(100)
+            let (_, info) = try await client.createQueue("orders.fifo", patch: patch)
+            #expect(info.attributes.fifo && info.attributes.contentBasedDeduplication)
+            #expect(info.attributes.overflow == .dropOldest)
+            let first = try await client.send([
+                OutgoingMessage(body: Array("a1".utf8), groupID: "a"), OutgoingMessage(body: Array("b1".utf8), groupID: "b"),
+                OutgoingMessage(body: Array("a2".utf8), groupID: "a"),
+            ], to: "orders.fifo")
+            // The same body in the same group within 5 minutes is a duplicate (content-based).
+            let again = try await client.send([OutgoingMessage(body: Array("a1".utf8), groupID: "a")], to: "orders.fifo")
+            #expect(again.map(\.id) == [first[0].id])
+            #expect(try await client.describeQueue("orders.fifo").counts.ready == 3)
+            // a2 waits while a1 is in flight; b1 flows.
+            let first1 = try await client.receive(from: "orders.fifo", maxMessages: 1)
+            #expect(first1.map { String(decoding: $0.body, as: UTF8.self) } == ["a1"])
+            let next = try await client.receive(from: "orders.fifo", maxMessages: 10)
+            #expect(next.map { String(decoding: $0.body, as: UTF8.self) } == ["b1"])
+            do {
+                _ = try await client.send([OutgoingMessage(body: Array("x".utf8))], to: "orders.fifo")
+                Issue.record("a FIFO send without a group id was accepted")
+            } catch let error as TernError {
+                #expect(error.code == .invalidParameter || error.code == .invalidMessage, "\(error)")
+            }
+            await client.close()
+        }
+    }
+}

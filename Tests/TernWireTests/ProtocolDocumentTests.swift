@@ -19,10 +19,10 @@ import TernWire
             (.apiVersions(clientName: "tern-client/0.1"),
              "00 00 00 19 00 00 00 00 00 00 00 01 00 0f 74 65 72 6e 2d 63 6c 69 65 6e 74 2f 30 2e 31"),
             (.createQueue(name: "jobs", patch: patch),
-             "00 00 00 1b 00 01 00 00 00 00 00 01 00 04 6a 6f 62 73 01 00 00 00 3c 00 00 00 00 00 00 00 00"),
+             "00 00 00 1d 00 01 00 00 00 00 00 01 00 04 6a 6f 62 73 01 00 00 00 3c 00 00 00 00 00 00 00 00 00 00"),
             (.describeQueue(name: "jobs"), "00 00 00 0e 00 02 00 00 00 00 00 01 00 04 6a 6f 62 73"),
             (.send(queue: "jobs", producer: nil, messages: [OutgoingMessage(body: Array("hi".utf8))]),
-             "00 00 00 1b 00 06 00 00 00 00 00 01 00 04 6a 6f 62 73 00 00 00 00 01 00 00 00 02 68 69 00 00"),
+             "00 00 00 1d 00 06 00 00 00 00 00 01 00 04 6a 6f 62 73 00 00 00 00 01 00 00 00 02 68 69 00 00 00 00"),
             (.receive(queue: "jobs", maxMessages: 10, visibilityTimeout: 30, waitTime: 20, autoAcknowledge: false),
              "00 00 00 17 00 07 00 00 00 00 00 01 00 04 6a 6f 62 73 00 0a 01 00 00 00 1e 14 00"),
             (.acknowledge(queue: "jobs", receiptHandles: ["aa", "bb"]),
@@ -37,8 +37,8 @@ import TernWire
                                                 sends: [.init(queue: "out", messages: [OutgoingMessage(body: Array("X".utf8))])],
                                                 acknowledgements: [.init(queue: "in", receiptHandle: "aa")])),
              """
-             00 00 00 40 00 16 00 00 00 00 00 01 00 00 00 00 00 00 00 07 00 00 00 03 00 00 00 00 00 00 00 0c
-             00 00 00 01 00 03 6f 75 74 00 00 00 01 00 00 00 01 58 00 00 00 00 00 01 00 02 69 6e 00 02 61 61 00 00 00 00
+             00 00 00 42 00 16 00 00 00 00 00 01 00 00 00 00 00 00 00 07 00 00 00 03 00 00 00 00 00 00 00 0c
+             00 00 00 01 00 03 6f 75 74 00 00 00 01 00 00 00 01 58 00 00 00 00 00 00 00 01 00 02 69 6e 00 02 61 61 00 00 00 00
              """),
         ]
         for (request, dump) in cases {

@@ -9,6 +9,8 @@ enum WireSamples {
         attributes.maxReceiveCount = 5
         attributes.deadLetterQueue = try! QueueName("jobs-dlq")
         attributes.maxBytes = 1 << 30
+        attributes.contentBasedDeduplication = true
+        attributes.overflow = .dropOldest
         var counts = QueueCounts()
         counts.ready = 3
         counts.inFlight = 2
@@ -36,6 +38,13 @@ enum WireSamples {
             .apiVersions(clientName: "tern-client/0.1"),
             .createQueue(name: "jobs", patch: patch),
             .createQueue(name: "plain", patch: .init()),
+            .createQueue(name: "orders.fifo", patch: {
+                var fifo = QueueAttributes.Patch()
+                fifo.fifo = true
+                fifo.contentBasedDeduplication = true
+                fifo.overflow = .dropOldest
+                return fifo
+            }()),
             .describeQueue(name: "jobs"),
             .listQueues,
             .deleteQueue(name: "jobs"),
@@ -45,6 +54,8 @@ enum WireSamples {
                                                             OutgoingMessage(body: Array("b".utf8), priority: 9, delay: 30)]),
             .send(queue: "jobs", producer: WireProducerStamp(producerID: 7, epoch: 2, firstSequence: 100),
                   messages: [OutgoingMessage(body: [0, 1, 2, 255])]),
+            .send(queue: "orders.fifo", producer: nil, messages: [OutgoingMessage(body: Array("o".utf8), groupID: "customer-7", deduplicationID: "order-1"),
+                                                                   OutgoingMessage(body: Array("p".utf8), groupID: "customer-8")]),
             .receive(queue: "jobs", maxMessages: 10, visibilityTimeout: 30, waitTime: 20, autoAcknowledge: false),
             .receive(queue: "jobs", maxMessages: 1, visibilityTimeout: nil, waitTime: 0, autoAcknowledge: true),
             .acknowledge(queue: "jobs", receiptHandles: ["aa", "bb"]),
