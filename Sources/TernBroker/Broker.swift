@@ -149,7 +149,7 @@ public final class Broker: Sendable {
     ///   `InvalidParameter` (priority, delay), `QueueFull`, `StorageFull`.
     public func send(_ name: QueueName, _ messages: [OutgoingMessage]) async throws(TernError) -> [SentMessage] {
         let now = clock.now
-        var generator = SystemRandomNumberGenerator()
+        var generator = BatchRandom()
         let prepared = messages.map { QueueStore.PreparedMessage(id: MessageID.generate(at: now, using: &generator), message: $0) }
         let store = self.store
         let (queue, sent) = try await perform(grows: true) { txn in
@@ -186,7 +186,7 @@ public final class Broker: Sendable {
         while true {
             let seen = signals.version(of: queue)
             let now = clock.now
-            var generator = SystemRandomNumberGenerator()
+            var generator = BatchRandom()
             let nonces = (0..<(autoAcknowledge ? 0 : maxMessages)).map { _ in ReceiptNonce.random(using: &generator) }
                 + (autoAcknowledge ? Array(repeating: ReceiptNonce.none, count: maxMessages) : [])
             let messages = try await performCounting { txn in
@@ -219,6 +219,45 @@ public final class Broker: Sendable {
             return try stored.map { try MessageHeader(decoding: $0).sentAt }
         }
         if let sentAt { observers.emit(.acknowledged(queue: name, secondsInQueue: max(0, sentAt.seconds(until: now)))) }
+    }
+
+    /// Acknowledges a batch of deliveries of `name` in one write transaction, each handle
+    /// independently (a malformed or stale one fails in its slot, the others apply; a handle
+    /// named twice is stale the second time).
+    /// - Returns: one entry per handle, in order: nil when deleted, else the error
+    ///   (`InvalidReceiptHandle`, `ReceiptHandleStale`).
+    /// - Throws: ``TernError`` `QueueNotFound`, `InvalidParameter` (more than 1,000 handles),
+    ///   or a storage failure (nothing applied).
+    public func acknowledge(_ name: QueueName, receiptHandles: [String]) async throws(TernError) -> [TernError?] {
+        guard receiptHandles.count <= Self.batchSizeRange.upperBound else {
+            throw TernError(.invalidParameter, "at most \(Self.batchSizeRange.upperBound) receipt handles per request")
+        }
+        var results = [TernError?](repeating: nil, count: receiptHandles.count)
+        var parsed = [(index: Int, handle: ReceiptHandle)]()
+        for (index, text) in receiptHandles.enumerated() {
+            do throws(TernError) {
+                parsed.append((index, try ReceiptHandle(parsing: text)))
+            } catch {
+                results[index] = error
+            }
+        }
+        let store = self.store
+        guard !parsed.isEmpty else {
+            _ = try reading { txn in try store.record(named: name, in: txn) }   // QueueNotFound wins
+            return results
+        }
+        let now = clock.now
+        let handles = parsed.map(\.handle)
+        let outcomes = try await perform { txn in try store.acknowledge(name, handles: handles, in: txn) }
+        var events = [BrokerEvent]()
+        for (slot, outcome) in zip(parsed, outcomes) {
+            switch outcome {
+            case .success(let sentAt): events.append(.acknowledged(queue: name, secondsInQueue: max(0, sentAt.seconds(until: now))))
+            case .failure(let error): results[slot.index] = error
+            }
+        }
+        observers.emit(events)
+        return results
     }
 
     /// Sets the visibility deadline of the delivery `receiptHandle` to now + `timeout` seconds

@@ -395,6 +395,27 @@ public struct QueueStore: Sendable {
         try put(record, in: txn)
     }
 
+    /// Deletes the messages delivered with `handles`, in order, each independently: a stale
+    /// handle is reported in its slot and the others still apply (a handle named twice is
+    /// stale the second time). The queue record is written once.
+    /// - Returns: per handle, the message's send time when it was deleted, or the error.
+    /// - Throws: ``ErrorCode/queueNotFound``; storage errors (nothing is then applied).
+    public func acknowledge(_ name: QueueName, handles: [ReceiptHandle], in txn: WriteTransaction) throws -> [Result<Timestamp, TernError>] {
+        var record = try record(named: name, in: txn)
+        var results = [Result<Timestamp, TernError>]()
+        results.reserveCapacity(handles.count)
+        for handle in handles {
+            guard let header = try current(record, handle: handle, in: txn) else {
+                results.append(.failure(Self.staleHandle))
+                continue
+            }
+            try removeMessage(sequence: handle.sequence, header: header, from: &record, in: txn)
+            results.append(.success(header.sentAt))
+        }
+        try put(record, in: txn)
+        return results
+    }
+
     /// Makes the message delivered with `handle` visible again `timeout` seconds after `now`
     /// (0 = at once). A release at 0 counts as the end of a delivery: a message that has used up
     /// `max_receive_count` moves to the dead-letter queue.
@@ -444,14 +465,20 @@ public struct QueueStore: Sendable {
 
     private func current(_ name: QueueName, handle: ReceiptHandle, in txn: Transaction) throws -> (QueueRecord, MessageHeader) {
         let record = try record(named: name, in: txn)
-        let stale = TernError(.receiptHandleStale, "the receipt handle is no longer valid: the message was received again, acknowledged, purged or moved")
-        guard handle.queue == record.id,
-            let stored = try txn.get(messages, QueueSchema.messageKey(queue: record.id, sequence: handle.sequence))
-        else { throw stale }
-        let header = try MessageHeader(decoding: stored)
-        guard header.nonce == handle.nonce else { throw stale }
+        guard let header = try current(record, handle: handle, in: txn) else { throw Self.staleHandle }
         return (record, header)
     }
+
+    /// The header of the message `handle` was issued for, nil when the handle is stale.
+    private func current(_ record: QueueRecord, handle: ReceiptHandle, in txn: Transaction) throws -> MessageHeader? {
+        guard handle.queue == record.id,
+            let stored = try txn.get(messages, QueueSchema.messageKey(queue: record.id, sequence: handle.sequence))
+        else { return nil }
+        let header = try MessageHeader(decoding: stored)
+        return header.nonce == handle.nonce ? header : nil
+    }
+
+    static let staleHandle = TernError(.receiptHandleStale, "the receipt handle is no longer valid: the message was received again, acknowledged, purged or moved")
 
     // MARK: Due work
 

@@ -48,19 +48,27 @@ public struct ReceiptHandle: Hashable, Sendable, CustomStringConvertible {
         guard nonce != .none else { throw TernError(.invalidReceiptHandle, "receipt handle has an empty nonce") }
     }
 
+    /// 58 lowercase hex digits: version (2), queue (8), sequence (16), nonce (32).
     public var description: String {
-        var text = Self.hex(UInt64(Self.version), digits: 2)
-        text += Self.hex(UInt64(queue), digits: 8)
-        text += Self.hex(sequence, digits: 16)
-        text += Self.hex(nonce.high, digits: 16)
-        text += Self.hex(nonce.low, digits: 16)
-        return text
+        // Written digit by digit into one buffer: this runs once per delivered message.
+        String(unsafeUninitializedCapacity: 58) { buffer in
+            var index = 0
+            func put(_ value: UInt64, digits: Int) {
+                for shift in stride(from: (digits - 1) * 4, through: 0, by: -4) {
+                    buffer[index] = Self.hexDigits[Int((value >> UInt64(shift)) & 0xF)]
+                    index += 1
+                }
+            }
+            put(UInt64(Self.version), digits: 2)
+            put(UInt64(queue), digits: 8)
+            put(sequence, digits: 16)
+            put(nonce.high, digits: 16)
+            put(nonce.low, digits: 16)
+            return index
+        }
     }
 
-    private static func hex(_ value: UInt64, digits: Int) -> String {
-        let text = String(value, radix: 16)
-        return String(repeating: "0", count: digits - text.count) + text
-    }
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     private static func nibble(_ c: UInt8) -> UInt8? {
         switch c {

@@ -60,39 +60,8 @@ public struct WireRequestHandler: Sendable {
                 waitTime: Int(waitTime), autoAcknowledge: autoAcknowledge)
             return .received(messages)
         case .acknowledge(let queue, let handles):
-            let name = try QueueName(queue)
-            guard handles.count <= Broker.batchSizeRange.upperBound else {
-                throw TernError(.invalidParameter, "at most \(Broker.batchSizeRange.upperBound) receipt handles per request")
-            }
-            let broker = self.broker
-            // Distinct handles are acknowledged concurrently (they share group commits); a handle
-            // named again in the request answers as a second acknowledgement in order would:
-            // stale after a success, the same error after a failure.
-            var firstIndex = [String: Int]()
-            for (index, handle) in handles.enumerated() where firstIndex[handle] == nil { firstIndex[handle] = index }
-            var results = await withTaskGroup(of: (Int, TernError?).self) { group in
-                for (index, handle) in handles.enumerated() where firstIndex[handle] == index {
-                    group.addTask {
-                        do {
-                            try await broker.acknowledge(name, receiptHandle: handle)
-                            return (index, nil)
-                        } catch let error as TernError {
-                            return (index, error)
-                        } catch {
-                            return (index, TernError(.internalError, "\(error)"))
-                        }
-                    }
-                }
-                var results = [TernError?](repeating: nil, count: handles.count)
-                for await (index, error) in group { results[index] = error }
-                return results
-            }
-            for (index, handle) in handles.enumerated() {
-                guard let first = firstIndex[handle], first != index else { continue }
-                results[index] = results[first]
-                    ?? TernError(.receiptHandleStale, "the message was already acknowledged earlier in this request")
-            }
-            return .acknowledged(results)
+            // One write transaction for the whole batch; each handle answers independently.
+            return .acknowledged(try await broker.acknowledge(try QueueName(queue), receiptHandles: handles))
         case .changeVisibility(let queue, let handle, let timeout):
             try await broker.changeVisibility(try QueueName(queue), receiptHandle: handle, timeout: Int(timeout))
             return .done
