@@ -83,11 +83,75 @@ extension Broker {
     ///   `ProducerFenced`, `OutOfOrderSequence` (a gap or a sequence older than the remembered
     ///   batches).
     public func produce(_ name: QueueName, _ messages: [TopicMessage], producer stamp: ProducerStamp?) async throws(TernError) -> (offsets: [TopicOffset], duplicate: Bool) {
+        let store = topicStore
+        let record = try reading { txn in try store.record(named: name, in: txn) }
+        let routing = try route(messages, to: record)
+        let now = clock.now
+        let producers = producerStore
+        let stampValues = stamp.map { ($0.producer.producerID, $0.producer.epoch, $0.firstSequence) }
+        let result = try await perform(grows: true) { txn in
+            guard let stampValues else {
+                return (bases: try routing.append(sticky: routing.sticky, store: store, at: now, in: txn), sticky: routing.sticky, duplicate: false)
+            }
+            let outcome = try producers.produce(topic: record.id, topicName: name, stamp: stampValues, count: messages.count,
+                                                stickyPartition: routing.sticky, at: now, in: txn) {
+                try routing.append(sticky: routing.sticky, store: store, at: now, in: txn)
+            }
+            return (bases: outcome.bases, sticky: outcome.stickyPartition, duplicate: outcome.duplicate)
+        }
+        if !result.duplicate { producedEvents(routing, sticky: result.sticky, bases: result.bases) }
+        return (routing.offsets(sticky: result.sticky, bases: result.bases), result.duplicate)
+    }
+
+    /// Where each message of a produce request goes (see ``produce(_:_:)``), decided before the
+    /// write so that the writer thread only appends.
+    struct ProduceRouting: Sendable {
+        var topic: QueueName
+        var topicID: UInt32
+        var messages: [TopicMessage]
+        /// The partition of each message, in request order.
+        var targets: [Int]
+        /// The partition keyless messages go to, nil when there are none.
+        var sticky: Int?
+
+        /// The partition of each message when keyless ones went to `sticky` (a retried request
+        /// is answered with the partition its original used).
+        func partitions(sticky original: Int?) -> [Int] {
+            zip(messages, targets).map { message, target in
+                message.partition == nil && message.key == nil ? (original ?? target) : target
+            }
+        }
+
+        /// Appends one batch per partition.
+        /// - Returns: the base offset each partition's batch got.
+        func append(sticky: Int?, store: TopicStore, at now: Timestamp, in txn: WriteTransaction) throws -> [Int: UInt64] {
+            var groups = [Int: [(key: [UInt8]?, value: [UInt8])]]()
+            for (message, partition) in zip(messages, partitions(sticky: sticky)) {
+                groups[partition, default: []].append((message.key, message.value))
+            }
+            var bases = [Int: UInt64]()
+            for (partition, entries) in groups.sorted(by: { $0.key < $1.key }) {
+                bases[partition] = try store.append(topic: topicID, partition: partition, messages: entries, at: now, in: txn)
+            }
+            return bases
+        }
+
+        /// Each message's partition and offset, in request order.
+        func offsets(sticky: Int?, bases: [Int: UInt64]) -> [TopicOffset] {
+            var next = bases
+            return partitions(sticky: sticky).map { partition in
+                defer { next[partition, default: 0] += 1 }
+                return TopicOffset(partition: partition, offset: next[partition, default: 0])
+            }
+        }
+    }
+
+    /// Validates `messages` for `record` and decides their partitions.
+    /// - Throws: ``TernError``: `InvalidParameter` (count, partition), `MessageTooLarge`.
+    func route(_ messages: [TopicMessage], to record: TopicRecord) throws(TernError) -> ProduceRouting {
         guard Self.produceBatchRange.contains(messages.count) else {
             throw TernError(.invalidParameter, "messages must hold 1–\(Self.produceBatchRange.upperBound) messages")
         }
-        let store = topicStore
-        let record = try reading { txn in try store.record(named: name, in: txn) }
         let partitionCount = record.attributes.partitions
         var sticky: Int?
         var targets = [Int]()
@@ -105,56 +169,26 @@ extension Broker {
             } else if let key = message.key {
                 targets.append(TopicPartitioner.partition(forKey: key, partitions: partitionCount))
             } else {
-                if sticky == nil { sticky = topicState.nextStickyPartition(topic: record.id, partitions: partitionCount) }
-                targets.append(sticky!)
+                let chosen = sticky ?? topicState.nextStickyPartition(topic: record.id, partitions: partitionCount)
+                sticky = chosen
+                targets.append(chosen)
             }
         }
-        let now = clock.now
-        let topic = record.id
-        let producers = producerStore
-        let stampValues = stamp.map { ($0.producer.producerID, $0.producer.epoch, $0.firstSequence) }
-        let keylessTargets = targets
-        let chosenSticky = sticky
-        let result = try await perform(grows: true) { txn in
-            // A duplicate routes its keyless messages to the partition the original used.
-            func batches(sticky original: Int?) -> [(Int, [(key: [UInt8]?, value: [UInt8])])] {
-                var groups = [Int: [(key: [UInt8]?, value: [UInt8])]]()
-                for (message, target) in zip(messages, keylessTargets) {
-                    let partition = message.partition == nil && message.key == nil ? (original ?? target) : target
-                    groups[partition, default: []].append((message.key, message.value))
-                }
-                return groups.sorted { $0.key < $1.key }
-            }
-            func append() throws -> [Int: UInt64] {
-                var bases = [Int: UInt64]()
-                for (partition, entries) in batches(sticky: chosenSticky) {
-                    bases[partition] = try store.append(topic: topic, partition: partition, messages: entries, at: now, in: txn)
-                }
-                return bases
-            }
-            guard let stampValues else { return (bases: try append(), sticky: chosenSticky, duplicate: false) }
-            let outcome = try producers.produce(topic: topic, topicName: name, stamp: stampValues, count: messages.count,
-                                                stickyPartition: chosenSticky, at: now, in: txn, append: append)
-            return (bases: outcome.bases, sticky: outcome.stickyPartition, duplicate: outcome.duplicate)
+        return ProduceRouting(topic: record.name, topicID: record.id, messages: messages, targets: targets, sticky: sticky)
+    }
+
+    /// Wakes fetchers of the partitions written and reports the produce to observers.
+    func producedEvents(_ routing: ProduceRouting, sticky: Int?, bases: [Int: UInt64]) {
+        signals.signal(bases.keys.sorted().map { TopicSchema.partitionSignal(topic: routing.topicID, partition: $0) }
+            + [TopicSchema.topicSignal(topic: routing.topicID)])
+        var counts = [Int: (count: Int, bytes: Int)]()
+        for (message, partition) in zip(routing.messages, routing.partitions(sticky: sticky)) {
+            counts[partition, default: (0, 0)].count += 1
+            counts[partition, default: (0, 0)].bytes += message.value.count + (message.key?.count ?? 0)
         }
-        let routed = zip(messages, targets).map { message, target in
-            message.partition == nil && message.key == nil ? (result.sticky ?? target) : target
-        }
-        if !result.duplicate {
-            signals.signal(result.bases.keys.sorted().map { TopicSchema.partitionSignal(topic: topic, partition: $0) } + [TopicSchema.topicSignal(topic: topic)])
-            var counts = [Int: (count: Int, bytes: Int)]()
-            for (message, partition) in zip(messages, routed) {
-                counts[partition, default: (0, 0)].count += 1
-                counts[partition, default: (0, 0)].bytes += message.value.count + (message.key?.count ?? 0)
-            }
-            observers.emit(counts.sorted { $0.key < $1.key }.map { .produced(topic: name, partition: $0.key, count: $0.value.count, bytes: $0.value.bytes) })
-        }
-        var next = result.bases
-        let offsets = routed.map { partition in
-            defer { next[partition, default: 0] += 1 }
-            return TopicOffset(partition: partition, offset: next[partition, default: 0])
-        }
-        return (offsets, result.duplicate)
+        observers.emit(counts.sorted { $0.key < $1.key }.map {
+            .produced(topic: routing.topic, partition: $0.key, count: $0.value.count, bytes: $0.value.bytes)
+        })
     }
 
     /// Reads up to `max` messages of one partition from `offset` on, waiting up to `waitTime`

@@ -109,7 +109,9 @@ public struct ProducerBatch: Sendable, Hashable {
 ///
 /// Payload inside the ``RecordCodec`` envelope (big-endian): epoch u32, last activity ms u64,
 /// transaction sequence u64, transactional id (u32 length + UTF-8, empty = none), count u32 and
-/// the ``ProducerBatch``es of the last committed transaction.
+/// the ``ProducerBatch``es of the last committed transaction; then, when the transaction
+/// produced to topics, count u32 and its ``TopicProducerBatch``es (absent in records written
+/// before topics joined transactions: read as none).
 public struct ProducerRecord: Sendable, Hashable {
     public var epoch: UInt32
     public var lastActivity: Timestamp
@@ -117,6 +119,8 @@ public struct ProducerRecord: Sendable, Hashable {
     public var transactionSequence: UInt64
     public var transactionalID: String?
     public var lastTransaction: [ProducerBatch]
+    /// The topic produces of the last committed transaction, in order (first sequence unused).
+    public var lastTopicTransaction: [TopicProducerBatch]
 
     public init(epoch: UInt32, lastActivity: Timestamp, transactionalID: String?) {
         self.epoch = epoch
@@ -124,6 +128,7 @@ public struct ProducerRecord: Sendable, Hashable {
         self.transactionSequence = 0
         self.transactionalID = transactionalID
         self.lastTransaction = []
+        self.lastTopicTransaction = []
     }
 
     public func encoded() -> [UInt8] {
@@ -134,12 +139,17 @@ public struct ProducerRecord: Sendable, Hashable {
         writer.writeLengthPrefixed(Array((transactionalID ?? "").utf8))
         writer.write(UInt32(lastTransaction.count))
         for batch in lastTransaction { batch.write(to: &writer) }
+        if !lastTopicTransaction.isEmpty {
+            writer.write(UInt32(lastTopicTransaction.count))
+            for batch in lastTopicTransaction { batch.write(to: &writer) }
+        }
         return RecordCodec.encode(writer.bytes, compression: .never)
     }
 
     /// - Throws: ``StorageError/Code/corruptRecord`` when the record fails its checks.
     public init(decoding record: [UInt8]) throws(StorageError) {
         var reader = BigEndianReader(try RecordCodec.decode(record))
+        lastTopicTransaction = []
         epoch = try reader.readUInt32()
         lastActivity = Timestamp(milliseconds: try reader.readUInt64())
         transactionSequence = try reader.readUInt64()
@@ -148,6 +158,11 @@ public struct ProducerRecord: Sendable, Hashable {
         let count = try reader.readUInt32()
         lastTransaction = []
         for _ in 0..<count { lastTransaction.append(try ProducerBatch(reading: &reader)) }
+        if reader.remaining > 0 {
+            let topicCount = try reader.readUInt32()
+            guard Int(topicCount) <= reader.remaining / 24 else { throw StorageError(.corruptRecord, "producer record announces \(topicCount) topic batches") }
+            for _ in 0..<topicCount { lastTopicTransaction.append(try TopicProducerBatch(reading: &reader)) }
+        }
         guard reader.remaining == 0 else { throw StorageError(.corruptRecord, "producer record has trailing bytes") }
     }
 }

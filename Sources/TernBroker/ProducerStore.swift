@@ -184,13 +184,16 @@ public struct ProducerStore: Sendable {
     /// Retrying the last committed `transactionSequence` is answered with the original result
     /// and applies nothing; any other sequence than the last or the next is `InvalidTransaction`;
     /// nil means the next one.
-    /// - Returns: one array of sent messages per send, and whether this was a duplicate commit.
+    /// - Parameter produce: appends the transaction's topic produces (after the sends) and
+    ///   describes each; not called for a duplicate, which is answered with the remembered ones.
+    /// - Returns: one array of sent messages per send, the topic produces, and whether this
+    ///   was a duplicate commit.
     /// - Throws: ``ErrorCode/unknownProducer``, ``ErrorCode/producerFenced``,
-    ///   ``ErrorCode/invalidTransaction``, and what acknowledging and sending throw
+    ///   ``ErrorCode/invalidTransaction``, and what acknowledging, sending and `produce` throw
     ///   (`QueueNotFound`, `ReceiptHandleStale`, `MessageTooLarge`, …).
     public func commit(producerID: UInt64, epoch: UInt32, transactionSequence requested: UInt64?, sends: [TransactionSend],
-                       acknowledgements: [(QueueName, ReceiptHandle)], at now: Timestamp,
-                       in txn: WriteTransaction) throws -> (sent: [[SentMessage]], duplicate: Bool) {
+                       acknowledgements: [(QueueName, ReceiptHandle)], at now: Timestamp, in txn: WriteTransaction,
+                       produce: () throws -> [TopicProducerBatch] = { [] }) throws -> (sent: [[SentMessage]], produced: [TopicProducerBatch], duplicate: Bool) {
         var producer = try current(producerID, epoch: epoch, in: txn)
         let transactionSequence = requested ?? producer.transactionSequence + 1
         if transactionSequence == producer.transactionSequence && transactionSequence > 0 {
@@ -199,7 +202,7 @@ public struct ProducerStore: Sendable {
                 let delays = index < sends.count ? sends[index].messages.map { $0.message.delay ?? 0 } : []
                 results.append(batch.results(delays: delays))
             }
-            return (results, true)
+            return (results, producer.lastTopicTransaction, true)
         }
         guard transactionSequence == producer.transactionSequence + 1 else {
             throw TernError(.invalidTransaction, "producer \(producerID): expected transaction sequence \(producer.transactionSequence + 1), got \(transactionSequence)")
@@ -216,11 +219,13 @@ public struct ProducerStore: Sendable {
             batches.append(ProducerBatch(queue: queueID, firstSequence: 0, count: UInt32(sent.count),
                                          firstQueueSequence: sent.first?.sequence ?? 0, sentAt: now, idSeed: send.idSeed))
         }
+        let produced = try produce()
         producer.transactionSequence = transactionSequence
         producer.lastTransaction = batches
+        producer.lastTopicTransaction = produced
         producer.lastActivity = now
         try txn.put(producers, ProducerSchema.producerKey(producerID), producer.encoded())
-        return (results, false)
+        return (results, produced, false)
     }
 
     // MARK: Expiry

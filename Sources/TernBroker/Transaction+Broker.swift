@@ -1,8 +1,8 @@
 public import TernCore
 import TernStorage
 
-/// What one transaction does: acknowledgements of queue deliveries, sends, and consumer-group
-/// offset commits, applied all together or not at all.
+/// What one transaction does: acknowledgements of queue deliveries, sends to queues, produces
+/// to topics, and consumer-group offset commits, applied all together or not at all.
 ///
 /// ```swift
 /// let producer = try await broker.initProducer(transactionalID: "uppercase-1")
@@ -26,6 +26,16 @@ public struct ProducerTransaction: Sendable, Hashable {
         public var messages: [OutgoingMessage]
         public init(queue: QueueName, messages: [OutgoingMessage]) {
             self.queue = queue
+            self.messages = messages
+        }
+    }
+
+    /// Records appended to a topic, routed as ``Broker/produce(_:_:)`` routes them.
+    public struct TopicSend: Sendable, Hashable {
+        public var topic: QueueName
+        public var messages: [TopicMessage]
+        public init(topic: QueueName, messages: [TopicMessage]) {
+            self.topic = topic
             self.messages = messages
         }
     }
@@ -60,6 +70,8 @@ public struct ProducerTransaction: Sendable, Hashable {
     public var sequence: UInt64?
     public var acknowledgements: [Acknowledgement] = []
     public var sends: [Send] = []
+    /// Topic produces, applied after the queue sends.
+    public var topicSends: [TopicSend] = []
     public var offsets: [OffsetCommit] = []
 
     public init(producer: ProducerIdentity, sequence: UInt64?) {
@@ -75,6 +87,10 @@ public struct ProducerTransaction: Sendable, Hashable {
         sends.append(Send(queue: queue, messages: messages))
     }
 
+    public mutating func produce(_ topic: QueueName, _ messages: [TopicMessage]) {
+        topicSends.append(TopicSend(topic: topic, messages: messages))
+    }
+
     public mutating func commitOffset(_ commit: OffsetCommit) {
         offsets.append(commit)
     }
@@ -87,14 +103,19 @@ public struct ProducerTransaction: Sendable, Hashable {
 public struct TransactionResult: Sendable, Hashable {
     /// One array per ``ProducerTransaction/sends`` entry, in order.
     public var sent: [[SentMessage]]
+    /// One array per ``ProducerTransaction/topicSends`` entry, in order: each record's
+    /// partition and offset.
+    public var produced: [[TopicOffset]]
     /// Whether the transaction had already been committed (a retry): nothing was applied again.
     public var duplicate: Bool
 }
 
 extension Broker {
-    /// Applies `transaction` in one LMDB write transaction: every acknowledgement, every send,
-    /// every offset commit and the producer's transaction sequence, or — when any of them
-    /// fails — none of them. Consumers never see a message of a transaction that did not commit.
+    /// Applies `transaction` in one LMDB write transaction: every acknowledgement, every queue
+    /// send, every topic produce, every offset commit and the producer's transaction sequence,
+    /// or — when any of them fails — none of them. Consumers never see a message or record of a
+    /// transaction that did not commit; a retried commit is answered with the original ids and
+    /// offsets.
     /// - Throws: ``TernError``: `UnknownProducer`, `ProducerFenced`, `InvalidTransaction`,
     ///   `InvalidReceiptHandle`, `ReceiptHandleStale`, `QueueNotFound`, `MessageTooLarge`,
     ///   `InvalidMessage`, `InvalidParameter`, `QueueFull`, `StorageFull`; for offset commits
@@ -104,7 +125,7 @@ extension Broker {
     ///   without a generation.
     public func commit(_ transaction: ProducerTransaction) async throws(TernError) -> TransactionResult {
         let operations = transaction.acknowledgements.count + transaction.offsets.count
-            + transaction.sends.reduce(0) { $0 + $1.messages.count }
+            + transaction.sends.reduce(0) { $0 + $1.messages.count } + transaction.topicSends.reduce(0) { $0 + $1.messages.count }
         guard operations <= ProducerTransaction.maxOperations else {
             throw TernError(.invalidParameter, "a transaction may carry at most \(ProducerTransaction.maxOperations) messages, acknowledgements and offsets, got \(operations)")
         }
@@ -116,6 +137,12 @@ extension Broker {
             acknowledgements.append((ack.queue, try ReceiptHandle(parsing: ack.receiptHandle)))
         }
         let offsetCommits = try GroupOffsetCommit.grouping(transaction.offsets)
+        let topicRecords = topicStore
+        var routings = [ProduceRouting]()
+        for send in transaction.topicSends {
+            let record = try reading { txn in try topicRecords.record(named: send.topic, in: txn) }
+            routings.append(try route(send.messages, to: record))
+        }
         let now = clock.now
         var generator = SystemRandomNumberGenerator()
         let sends = transaction.sends.map { send in
@@ -131,14 +158,20 @@ extension Broker {
         let acks = acknowledgements
         let topics = topicStore
         let groups = topicState
-        let (result, queueIDs, sentAts) = try await perform(grows: !sends.isEmpty) { txn in
+        let chosenRoutings = routings
+        let (result, queueIDs, sentAts) = try await perform(grows: !sends.isEmpty || !chosenRoutings.isEmpty) { txn in
             // When each acknowledged message was sent, for the time-in-queue histogram.
             let sentAts = try acks.map { _, handle in
                 try txn.get(store.queues.messages, QueueSchema.messageKey(queue: handle.queue, sequence: handle.sequence))
                     .map { try MessageHeader(decoding: $0).sentAt }
             }
             let result = try store.commit(producerID: producer.producerID, epoch: producer.epoch, transactionSequence: sequence,
-                                          sends: sends, acknowledgements: acks, at: now, in: txn)
+                                          sends: sends, acknowledgements: acks, at: now, in: txn) {
+                try chosenRoutings.map { routing in
+                    TopicProducerBatch(firstSequence: 0, count: UInt32(routing.messages.count), stickyPartition: routing.sticky,
+                                       bases: try routing.append(sticky: routing.sticky, store: topics, at: now, in: txn))
+                }
+            }
             if !result.duplicate {
                 for commit in offsetCommits { try commit.apply(at: now, topics: topics, groups: groups, in: txn) }
             }
@@ -153,8 +186,14 @@ extension Broker {
                 observers.emit(.acknowledged(queue: ack.queue, secondsInQueue: Swift.max(0, sentAt?.seconds(until: now) ?? 0)))
             }
             signals.signal(queueIDs)
+            for (routing, batch) in zip(routings, result.produced) {
+                producedEvents(routing, sticky: batch.stickyPartition, bases: batch.bases)
+            }
         }
-        return TransactionResult(sent: result.sent, duplicate: result.duplicate)
+        let produced = zip(routings, result.produced).map { routing, batch in
+            routing.offsets(sticky: batch.stickyPartition, bases: batch.bases)
+        }
+        return TransactionResult(sent: result.sent, produced: produced, duplicate: result.duplicate)
     }
 }
 

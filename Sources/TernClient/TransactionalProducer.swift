@@ -1,5 +1,5 @@
 public import TernCore
-import TernWire
+public import TernWire
 
 /// Exactly-once consume-transform-produce: acknowledgements of received messages, sends and
 /// offset commits staged in a transaction and applied by the broker in one LMDB transaction.
@@ -29,6 +29,10 @@ public actor TransactionalProducer {
     private var transactionSequence: UInt64 = 0
     private var open = false
     private var staged = WireTransaction(producerID: 0, epoch: 0, transactionSequence: 0)
+    /// The partition and offset of every record the last committed transaction produced, one
+    /// array per ``produce(_:key:partition:to:)`` call in staging order (consecutive produces to
+    /// one topic merged into one array).
+    public private(set) var lastProduced: [[WireTopicOffset]] = []
     /// Messages acknowledged through ``acknowledge(_:)-(QueueMessage)`` in the open transaction.
     private var acknowledgedMessages: [QueueMessage] = []
     /// How often a commit is retried after a lost connection. Default 100.
@@ -84,6 +88,19 @@ public actor TransactionalProducer {
         }
     }
 
+    /// Stages a record for `topic`: with `partition` there, with a `key` to Kafka's murmur2
+    /// partition for the key, otherwise to the broker's sticky partition for this transaction.
+    /// Readers of the topic see it only once the transaction commits.
+    public func produce(_ value: [UInt8], key: [UInt8]? = nil, partition: Int? = nil, to topic: String) {
+        precondition(open, "produce outside a transaction: call begin() first")
+        let record = WireTopicMessage(key: key, value: value, partition: partition)
+        if let last = staged.produces.indices.last, staged.produces[last].topic == topic {
+            staged.produces[last].messages.append(record)
+        } else {
+            staged.produces.append(.init(topic: topic, messages: [record]))
+        }
+    }
+
     /// Stages the acknowledgement of a delivery (`receiptHandle` of a message received from `queue`).
     public func acknowledge(_ receiptHandle: String, on queue: String) {
         precondition(open, "acknowledge outside a transaction: call begin() first")
@@ -124,10 +141,11 @@ public actor TransactionalProducer {
         var attempt = 0
         while true {
             do throws(TernError) {
-                guard case .committed(let sent, _) = try await client.call(.commitTransaction(transaction)) else {
+                guard case .committed(let sent, let produced, _) = try await client.call(.commitTransaction(transaction)) else {
                     throw client.unexpected()
                 }
                 transactionSequence = transaction.transactionSequence
+                lastProduced = produced
                 for message in acknowledgedMessages { message.stopAutoExtension() }
                 return sent
             } catch where error.code == .unavailable && attempt < maxRetries {

@@ -46,14 +46,36 @@ struct TransactionBody: Decodable {
         var message: String
         var priority: Int?
         var delay: Int?
+        var groupID: String?
+        var deduplicationID: String?
 
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: AnyKey.self)
-            try container.rejectUnknownKeys(allowed: ["queue", "message", "priority", "delay"], code: .invalidParameter)
+            try container.rejectUnknownKeys(allowed: ["queue", "message", "priority", "delay", "group_id", "deduplication_id"],
+                                            code: .invalidParameter)
             queue = try container.decode(String.self, forKey: AnyKey(stringValue: "queue"))
             message = try container.decode(String.self, forKey: AnyKey(stringValue: "message"))
             priority = try container.decodeIfPresent(Int.self, forKey: AnyKey(stringValue: "priority"))
             delay = try container.decodeIfPresent(Int.self, forKey: AnyKey(stringValue: "delay"))
+            groupID = try container.decodeIfPresent(String.self, forKey: AnyKey(stringValue: "group_id"))
+            deduplicationID = try container.decodeIfPresent(String.self, forKey: AnyKey(stringValue: "deduplication_id"))
+        }
+    }
+
+    /// `{"topic", "value", "key"?, "partition"?}`: a record produced to a topic.
+    struct Record: Decodable {
+        var topic: String
+        var value: String
+        var key: String?
+        var partition: Int?
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: AnyKey.self)
+            try container.rejectUnknownKeys(allowed: ["topic", "value", "key", "partition"], code: .invalidParameter)
+            topic = try container.decode(String.self, forKey: AnyKey(stringValue: "topic"))
+            value = try container.decode(String.self, forKey: AnyKey(stringValue: "value"))
+            key = try container.decodeIfPresent(String.self, forKey: AnyKey(stringValue: "key"))
+            partition = try container.decodeIfPresent(Int.self, forKey: AnyKey(stringValue: "partition"))
         }
     }
 
@@ -84,11 +106,12 @@ struct TransactionBody: Decodable {
     var sequence: UInt64?
     var acks: [Ack]
     var messages: [Message]
+    var records: [Record]
     var offsets: [Offset]
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: AnyKey.self)
-        try container.rejectUnknownKeys(allowed: ["producer_id", "epoch", "sequence", "acks", "messages", "offsets"], code: .invalidParameter)
+        try container.rejectUnknownKeys(allowed: ["producer_id", "epoch", "sequence", "acks", "messages", "records", "offsets"], code: .invalidParameter)
         func key(_ name: String) -> AnyKey { AnyKey(stringValue: name) }
         do {
             producerID = try container.decode(UInt64.self, forKey: key("producer_id"))
@@ -96,6 +119,7 @@ struct TransactionBody: Decodable {
             sequence = try container.decodeIfPresent(UInt64.self, forKey: key("sequence"))
             acks = try container.decodeIfPresent([Ack].self, forKey: key("acks")) ?? []
             messages = try container.decodeIfPresent([Message].self, forKey: key("messages")) ?? []
+            records = try container.decodeIfPresent([Record].self, forKey: key("records")) ?? []
             offsets = try container.decodeIfPresent([Offset].self, forKey: key("offsets")) ?? []
         } catch let error as DecodingError {
             throw TernError(.invalidParameter, "bad transaction body: \(Self.describe(error))")
@@ -132,7 +156,13 @@ struct TransactionDescription: Encodable {
         var id: String
         var sequence: UInt64
     }
+    struct Produced: Encodable {
+        var topic: String
+        var partition: Int
+        var offset: UInt64
+    }
     var messages: [Sent]
+    var records: [Produced]
     var duplicate: Bool
 }
 
@@ -156,7 +186,8 @@ extension Handlers {
                 throw TernError(.invalidParameter, "priority must be 0–9")
             }
             if let delay = message.delay, delay < 0 { throw TernError(.invalidParameter, "delay must be at least 0 seconds") }
-            let outgoing = OutgoingMessage(body: Array(message.message.utf8), priority: UInt8(message.priority ?? 0), delay: message.delay)
+            let outgoing = OutgoingMessage(body: Array(message.message.utf8), priority: UInt8(message.priority ?? 0), delay: message.delay,
+                                           groupID: message.groupID, deduplicationID: message.deduplicationID)
             let name = try QueueName(message.queue)
             if let last = transaction.sends.indices.last, transaction.sends[last].queue == name {
                 transaction.sends[last].messages.append(outgoing)
@@ -164,6 +195,15 @@ extension Handlers {
                 transaction.send(name, [outgoing])
             }
             order.append(message.queue)
+        }
+        for record in parsed.records {
+            let name = try QueueName(record.topic)
+            let message = TopicMessage(key: record.key.map { Array($0.utf8) }, value: Array(record.value.utf8), partition: record.partition)
+            if let last = transaction.topicSends.indices.last, transaction.topicSends[last].topic == name {
+                transaction.topicSends[last].messages.append(message)
+            } else {
+                transaction.produce(name, [message])
+            }
         }
         transaction.offsets = parsed.offsets.map {
             ProducerTransaction.OffsetCommit(topic: $0.topic, group: $0.group, partition: $0.partition, offset: $0.offset,
@@ -173,6 +213,9 @@ extension Handlers {
         let flat = zip(transaction.sends, result.sent).flatMap { send, sent in
             sent.map { TransactionDescription.Sent(queue: send.queue.rawValue, id: $0.id.description, sequence: $0.sequence) }
         }
-        return try json(.ok, TransactionDescription(messages: flat, duplicate: result.duplicate))
+        let records = zip(transaction.topicSends, result.produced).flatMap { send, offsets in
+            offsets.map { TransactionDescription.Produced(topic: send.topic.rawValue, partition: $0.partition, offset: $0.offset) }
+        }
+        return try json(.ok, TransactionDescription(messages: flat, records: records, duplicate: result.duplicate))
     }
 }

@@ -34,6 +34,7 @@ enum WireAuthorization {
                 + transaction.sends.map { .produce($0.queue) }
                 + transaction.acknowledgements.map { .consume($0.queue) }
                 + transaction.offsets.map { .consume($0.topic) }
+                + transaction.produces.map { .produce($0.topic) }
         }
     }
 }

@@ -84,8 +84,12 @@ public struct WireRequestHandler: Sendable {
                 ProducerTransaction.OffsetCommit(topic: $0.topic, group: $0.group, partition: $0.partition, offset: $0.offset,
                                                  memberID: $0.member?.id, generation: $0.member?.generation)
             }
+            for produce in wire.produces {
+                transaction.produce(try QueueName(produce.topic), produce.messages.map { TopicMessage(key: $0.key, value: $0.value, partition: $0.partition) })
+            }
             let result = try await broker.commit(transaction)
-            return .committed(result.sent, duplicate: result.duplicate)
+            return .committed(result.sent, produced: result.produced.map { $0.map { WireTopicOffset(partition: $0.partition, offset: $0.offset) } },
+                              duplicate: result.duplicate)
         case .createTopic, .describeTopic, .listTopics, .deleteTopic, .produce, .fetch, .joinGroup, .heartbeat, .leaveGroup,
              .groupConsume, .commitOffsets, .resetOffsets, .describeGroup:
             return try await performTopic(request)

@@ -163,6 +163,12 @@ public enum WireRequest: Sendable, Hashable {
                     buffer.writeInteger(member.generation)
                 }
             }
+            buffer.writeInteger(UInt32(transaction.produces.count))
+            for produce in transaction.produces {
+                buffer.writeWireString(produce.topic)
+                buffer.writeInteger(UInt32(produce.messages.count))
+                for message in produce.messages { buffer.writeTopicMessage(message) }
+            }
         case .createTopic(let name, let patch):
             buffer.writeWireString(name)
             buffer.writeTopicPatch(patch)
@@ -298,6 +304,15 @@ public enum WireRequest: Sendable, Hashable {
                     (id: try r.readString("member id"), generation: try r.read(UInt32.self, "generation"))
                 }
                 transaction.offsets.append(.init(topic: topic, group: group, partition: partition, offset: offset, member: member))
+            }
+            let produceCount = try r.readCount("produce count", minimumElementBytes: 6)
+            for _ in 0..<produceCount {
+                let topic = try r.readString("topic")
+                let count = try r.readCount("record count", minimumElementBytes: 6)
+                var messages = [WireTopicMessage]()
+                messages.reserveCapacity(count)
+                for _ in 0..<count { messages.append(try r.readTopicMessage()) }
+                transaction.produces.append(.init(topic: topic, messages: messages))
             }
             self = .commitTransaction(transaction)
         case .createTopic:

@@ -22,7 +22,7 @@ public enum WireResponse: Sendable, Equatable {
     case producer(producerID: UInt64, epoch: UInt32)
     /// CommitTransaction: the sends' results in request order; `duplicate` when this transaction
     /// had already been committed.
-    case committed([[SentMessage]], duplicate: Bool)
+    case committed([[SentMessage]], produced: [[WireTopicOffset]] = [], duplicate: Bool)
     /// CreateTopic and DescribeTopic (`created` is false for describe).
     case topic(created: Bool, WireTopicInfo)
     case topics([WireTopicInfo])
@@ -91,12 +91,20 @@ public enum WireResponse: Sendable, Equatable {
         case .producer(let producerID, let epoch):
             buffer.writeInteger(producerID)
             buffer.writeInteger(epoch)
-        case .committed(let sends, let duplicate):
+        case .committed(let sends, let produced, let duplicate):
             buffer.writeWireBool(duplicate)
             buffer.writeInteger(UInt32(sends.count))
             for sent in sends {
                 buffer.writeInteger(UInt32(sent.count))
                 for message in sent { buffer.writeSent(message) }
+            }
+            buffer.writeInteger(UInt32(produced.count))
+            for offsets in produced {
+                buffer.writeInteger(UInt32(offsets.count))
+                for offset in offsets {
+                    buffer.writePartitionNumber(offset.partition)
+                    buffer.writeInteger(offset.offset)
+                }
             }
         case .topic(let created, let info):
             buffer.writeWireBool(created)
@@ -207,7 +215,17 @@ public enum WireResponse: Sendable, Equatable {
                 for _ in 0..<inner { sent.append(try r.readSent()) }
                 sends.append(sent)
             }
-            self = .committed(sends, duplicate: duplicate)
+            let produceCount = try r.readCount("produce count", minimumElementBytes: 4)
+            var produced = [[WireTopicOffset]]()
+            for _ in 0..<produceCount {
+                let inner = try r.readCount("offset count", minimumElementBytes: 12)
+                var offsets = [WireTopicOffset]()
+                for _ in 0..<inner {
+                    offsets.append(WireTopicOffset(partition: try r.readPartitionNumber(), offset: try r.read(UInt64.self, "offset")))
+                }
+                produced.append(offsets)
+            }
+            self = .committed(sends, produced: produced, duplicate: duplicate)
         case .createTopic, .describeTopic:
             self = .topic(created: try r.readBool("created"), try r.readTopicInfo())
         case .listTopics:

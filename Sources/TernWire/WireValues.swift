@@ -28,6 +28,16 @@ public struct WireTransaction: Sendable, Hashable {
         }
     }
 
+    /// Records for one topic, routed by the broker as `Produce` routes them.
+    public struct TopicProduce: Sendable, Hashable {
+        public var topic: String
+        public var messages: [WireTopicMessage]
+        public init(topic: String, messages: [WireTopicMessage]) {
+            self.topic = topic
+            self.messages = messages
+        }
+    }
+
     /// A delivery to acknowledge.
     public struct Acknowledgement: Sendable, Hashable {
         public var queue: String
@@ -72,15 +82,18 @@ public struct WireTransaction: Sendable, Hashable {
     public var sends: [Send]
     public var acknowledgements: [Acknowledgement]
     public var offsets: [OffsetCommit]
+    /// Topic produces, applied after the queue sends.
+    public var produces: [TopicProduce]
 
     public init(producerID: UInt64, epoch: UInt32, transactionSequence: UInt64, sends: [Send] = [],
-                acknowledgements: [Acknowledgement] = [], offsets: [OffsetCommit] = []) {
+                acknowledgements: [Acknowledgement] = [], offsets: [OffsetCommit] = [], produces: [TopicProduce] = []) {
         self.producerID = producerID
         self.epoch = epoch
         self.transactionSequence = transactionSequence
         self.sends = sends
         self.acknowledgements = acknowledgements
         self.offsets = offsets
+        self.produces = produces
     }
 }
 

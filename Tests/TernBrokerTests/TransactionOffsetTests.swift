@@ -128,4 +128,45 @@ import TernTestKit
         #expect(try p.committed() == nil)
         #expect(try p.f.counts("out").total == 0)
     }
+
+    /// Kafka's consume-transform-produce between topics: the output records and the input
+    /// offsets commit together; a retry is answered with the original offsets.
+    @Test func topicToTopic_recordsAndOffsetsCommitTogether_andARetryAnswersTheSameOffsets() async throws {
+        let p = try await Pipeline()
+        _ = try await p.f.createTopic("out", partitions: 4)
+        var transaction = try p.transaction()
+        transaction.sends = []
+        transaction.produce(try QueueName("out"), p.consumed.map {
+            TopicMessage(key: Array("k\($0.offset)".utf8), value: Array($0.text.uppercased().utf8))
+        } + [TopicMessage(value: Array("summary".utf8))])
+        let first = try await p.f.broker.commit(transaction)
+        #expect(first.produced.count == 1)
+        #expect(first.produced[0].count == 5)
+        #expect(try p.committed() == 4)
+        let stored = try p.f.partitions("out").reduce(0) { $0 + $1.highWatermark }
+        #expect(stored == 5)
+        for (offset, message) in zip(first.produced[0], p.consumed) {
+            let fetched = try await p.f.fetch("out", partition: offset.partition, offset: offset.offset, max: 1)
+            #expect(fetched.messages.first?.text == message.text.uppercased())
+        }
+        let retry = try await p.f.broker.commit(transaction)
+        #expect(retry.duplicate)
+        #expect(retry.produced == first.produced)
+        #expect(try p.f.partitions("out").reduce(0) { $0 + $1.highWatermark } == 5, "stored once")
+    }
+
+    @Test func topicProduce_inAFailedTransaction_isNeverVisible() async throws {
+        let p = try await Pipeline()
+        _ = try await p.f.createTopic("out")
+        var transaction = try p.transaction(offset: 99)   // beyond the high watermark: the commit fails
+        transaction.produce(try QueueName("out"), [TopicMessage(value: Array("x".utf8))])
+        do {
+            _ = try await p.f.broker.commit(transaction)
+            Issue.record("committed")
+        } catch {
+            #expect(error.code == .invalidParameter)
+        }
+        #expect(try p.f.partitions("out")[0].highWatermark == 0)
+        #expect(try p.f.counts("out").total == 0, "the queue send of the transaction is not stored either")
+    }
 }

@@ -143,6 +143,34 @@ import TernWire
         }
     }
 
+    @Test func transactionalProducer_producesToATopic_visibleOnlyOnCommit() async throws {
+        try await WireServerFixture.with { f in
+            let client = f.client()
+            try await client.createQueue("in")
+            _ = try await client.createTopic("upper", patch: WireTopicPatch(partitions: 2))
+            _ = try await client.send([OutgoingMessage(body: Array("a".utf8)), OutgoingMessage(body: Array("b".utf8))], to: "in")
+            let producer = TransactionalProducer(client: client, transactionalID: "to-topic")
+            try await producer.begin()
+            for message in try await client.receive(from: "in", maxMessages: 2) {
+                await producer.produce(Array(String(decoding: message.body, as: UTF8.self).uppercased().utf8), key: message.body, to: "upper")
+                await producer.acknowledge(message.receiptHandle, on: "in")
+            }
+            #expect(try await client.describeTopic("upper").partitions.reduce(0) { $0 + $1.highWatermark } == 0, "nothing before the commit")
+            _ = try await producer.commit()
+            let produced = await producer.lastProduced
+            #expect(produced.count == 1)
+            #expect(produced.first?.count == 2)
+            var values = [String]()
+            for offset in produced.first ?? [] {
+                let page = try await client.fetch(topic: "upper", partition: offset.partition, offset: offset.offset, max: 1)
+                values += page.messages.map { String(decoding: $0.value, as: UTF8.self) }
+            }
+            #expect(values == ["A", "B"])
+            #expect(try await client.describeQueue("in").counts.total == 0)
+            await client.close()
+        }
+    }
+
     @Test func secondProducerWithTheSameID_fencesTheFirst() async throws {
         try await WireServerFixture.with { f in
             let client = f.client()

@@ -107,4 +107,34 @@ import Testing
             #expect(after.committed == nil)
         }
     }
+
+    @Test func records_areProducedToTopics_withTheOffsetsInTheAnswer() async throws {
+        let f = try await ServerFixture()
+        try await f.run { api in
+            let s = try await setUp(api)
+            _ = try await api.json(.put, "/topics/upper", "{\"partitions\": 2}", expect: 201)
+            let body = """
+                {"producer_id": \(s.producerID), "epoch": \(s.epoch), "sequence": 1,
+                 "acks": [{"queue": "in", "receipt_handle": "\(s.handles[0])"}],
+                 "records": [{"topic": "upper", "value": "X", "partition": 1}, {"topic": "upper", "value": "Y", "key": "k"}],
+                 "offsets": [{"topic": "t", "group": "g", "partition": 0, "offset": 1, "member_id": "\(s.member)", "generation": \(s.generation)}]}
+                """
+            let committed = try await api.json(.post, "/transactions", body, expect: 200)
+            let records = try #require(committed["records"] as? [[String: Any]])
+            #expect(records.count == 2)
+            #expect(records.first?["partition"] as? Int == 1)
+            #expect(records.first?["offset"] as? Int == 0)
+            let page = try await api.json(.get, "/topics/upper/partitions/1/messages?offset=0", expect: 200)
+            #expect((page["messages"] as? [[String: Any]])?.first?["value"] as? String == "X")
+            let after = try await state(api)
+            #expect(after.inFlight == 1)
+            #expect(after.committed == 1)
+            // An unknown field in a record changes nothing.
+            expectError(try await api.request(.post, "/transactions", """
+                {"producer_id": \(s.producerID), "epoch": \(s.epoch), "records": [{"topic": "upper", "value": "Z", "colour": "red"}]}
+                """), .invalidParameter)
+            let described = try await api.json(.get, "/topics/upper", expect: 200)
+            #expect(described["messages"] as? Int == 2)
+        }
+    }
 }

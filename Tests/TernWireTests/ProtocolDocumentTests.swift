@@ -37,8 +37,9 @@ import TernWire
                                                 sends: [.init(queue: "out", messages: [OutgoingMessage(body: Array("X".utf8))])],
                                                 acknowledgements: [.init(queue: "in", receiptHandle: "aa")])),
              """
-             00 00 00 42 00 16 00 00 00 00 00 01 00 00 00 00 00 00 00 07 00 00 00 03 00 00 00 00 00 00 00 0c
+             00 00 00 46 00 16 00 00 00 00 00 01 00 00 00 00 00 00 00 07 00 00 00 03 00 00 00 00 00 00 00 0c
              00 00 00 01 00 03 6f 75 74 00 00 00 01 00 00 00 01 58 00 00 00 00 00 00 00 01 00 02 69 6e 00 02 61 61 00 00 00 00
+             00 00 00 00
              """),
         ]
         for (request, dump) in cases {

@@ -70,7 +70,9 @@ enum WireSamples {
                 sends: [.init(queue: "out", messages: [OutgoingMessage(body: Array("X".utf8))])],
                 acknowledgements: [.init(queue: "in", receiptHandle: "aa")],
                 offsets: [.init(topic: "events", group: "billing", partition: 3, offset: 99),
-                          .init(topic: "events", group: "audit", partition: 0, offset: 7, member: (id: "m-1", generation: 4))])),
+                          .init(topic: "events", group: "audit", partition: 0, offset: 7, member: (id: "m-1", generation: 4))],
+                produces: [.init(topic: "upper", messages: [WireTopicMessage(key: Array("k".utf8), value: Array("V".utf8)),
+                                                            WireTopicMessage(value: [], partition: 2)])])),
         ] + topicRequests
     }()
 
@@ -160,6 +162,7 @@ enum WireSamples {
         (.initProducer, .producer(producerID: 1, epoch: 0)),
         (.beginTransaction, .done),
         (.commitTransaction, .committed([[sent], []], duplicate: false)),
+        (.commitTransaction, .committed([], produced: [[WireTopicOffset(partition: 1, offset: 9), WireTopicOffset(partition: 2, offset: 0)]], duplicate: true)),
         (.abortTransaction, .done),
         (.send, .error(TernError(.outOfOrderSequence, "expected 5, got 7"))),
     ] + topicResponses
