@@ -240,12 +240,7 @@ extension Broker {
     }
 
     /// Where ``resetGroupOffsets(_:group:to:)`` moves a group.
-    public enum OffsetReset: Sendable, Hashable {
-        case earliest
-        case latest
-        /// The first offset produced at or after the time.
-        case timestamp(Timestamp)
-    }
+    public typealias OffsetReset = TernCore.OffsetReset
 
     /// Adds a member to `group`; the group rebalances.
     /// - Parameter sessionTimeout: seconds without a heartbeat after which the member is removed (1–300).

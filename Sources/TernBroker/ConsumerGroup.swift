@@ -27,13 +27,7 @@ public enum ConsumerGroup {
     }
 
     /// What a member learns from a join, heartbeat or consume.
-    public struct Assignment: Sendable, Hashable {
-        public var generation: UInt32
-        public var partitions: [Int]
-        /// Whether the assignment changed since the member last heard (it should commit what
-        /// it processed and continue with the new partitions).
-        public var rebalance: Bool
-    }
+    public typealias Assignment = GroupAssignment
 
     /// What the shell must do after an event.
     public enum Directive: Sendable, Hashable {

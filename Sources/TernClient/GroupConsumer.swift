@@ -56,13 +56,13 @@ public actor GroupConsumer {
     /// Per partition, the offset last committed by this consumer.
     private var committed: [Int: UInt64] = [:]
     /// Messages fetched and not yet handed out.
-    private var buffer: [WireFetchedMessage] = []
+    private var buffer: [FetchedMessage] = []
     private var heartbeats: Task<Void, Never>?
     private var rejoining = false
     private var closed = false
 
     init(client: TernClient, topic: String, group: String, sessionTimeout: Int, batchSize: Int, waitTime: Int,
-         onRebalance: RebalanceHandler?, memberID: String, assignment: WireAssignment) {
+         onRebalance: RebalanceHandler?, memberID: String, assignment: GroupAssignment) {
         self.client = client
         self.topic = topic
         self.group = group
@@ -105,13 +105,13 @@ public actor GroupConsumer {
     /// - Returns: the messages, empty when none arrived in time or the consumer is closed.
     /// - Throws: ``TernError``: `Unavailable`, `TopicNotFound`; `MemberNotFound` is handled by
     ///   joining again (the call then returns no messages).
-    public func poll(max: Int? = nil) async throws(TernError) -> [WireFetchedMessage] {
+    public func poll(max: Int? = nil) async throws(TernError) -> [FetchedMessage] {
         if buffer.isEmpty, !closed { try await fill() }
         return take(Swift.max(1, max ?? batchSize))
     }
 
     /// The next message, nil once closed or cancelled.
-    func next() async throws(TernError) -> WireFetchedMessage? {
+    func next() async throws(TernError) -> FetchedMessage? {
         while buffer.isEmpty {
             if closed || Task.isCancelled { return nil }
             try await fill()
@@ -120,14 +120,14 @@ public actor GroupConsumer {
     }
 
     /// ``next()`` as a result (typed throws in the iterator crash this compiler).
-    func nextResult() async -> Result<WireFetchedMessage?, TernError> {
+    func nextResult() async -> Result<FetchedMessage?, TernError> {
         do { return .success(try await next()) } catch { return .failure(error) }
     }
 
     /// Fetches one batch into the buffer.
     private func fill() async throws(TernError) {
         let member = memberID
-        let batch: (messages: [WireFetchedMessage], assignment: WireAssignment)
+        let batch: (messages: [FetchedMessage], assignment: GroupAssignment)
         do {
             batch = try await client.consume(topic: topic, group: group, memberID: member, max: batchSize, wait: waitTime)
         } catch {
@@ -143,7 +143,7 @@ public actor GroupConsumer {
     }
 
     /// Hands out up to `count` buffered messages and records their positions.
-    private func take(_ count: Int) -> [WireFetchedMessage] {
+    private func take(_ count: Int) -> [FetchedMessage] {
         let taken = Array(buffer.prefix(count))
         buffer.removeFirst(taken.count)
         for message in taken { positions[message.partition] = Swift.max(positions[message.partition] ?? 0, message.offset + 1) }
@@ -228,7 +228,7 @@ public actor GroupConsumer {
     }
 
     /// Takes over `assignment` when it is newer than what this consumer knows, and reports a change.
-    private func apply(_ assignment: WireAssignment) async {
+    private func apply(_ assignment: GroupAssignment) async {
         guard assignment.generation >= generation else { return }
         generation = assignment.generation
         let before = Set(partitions)
@@ -253,7 +253,7 @@ public actor GroupConsumer {
         guard member == memberID, !closed, !rejoining else { return }
         rejoining = true
         defer { rejoining = false }
-        let joined: (memberID: String, assignment: WireAssignment)
+        let joined: (memberID: String, assignment: GroupAssignment)
         do {
             joined = try await client.joinGroup(topic: topic, group: group, sessionTimeout: sessionTimeout)
         } catch {
@@ -277,7 +277,7 @@ public actor GroupConsumer {
 
     /// The messages of a ``GroupConsumer``; see ``GroupConsumer/messages``.
     public struct Messages: AsyncSequence, Sendable {
-        public typealias Element = WireFetchedMessage
+        public typealias Element = FetchedMessage
         let consumer: GroupConsumer
 
         public func makeAsyncIterator() -> Iterator { Iterator(consumer: consumer) }
@@ -290,7 +290,7 @@ public actor GroupConsumer {
             /// - Returns: nil once the consumer is closed or the task is cancelled.
             /// - Throws: ``TernError`` from the broker other than `Unavailable` (which is retried
             ///   with the client's backoff).
-            public mutating func next() async throws -> WireFetchedMessage? {
+            public mutating func next() async throws -> FetchedMessage? {
                 while true {
                     switch await consumer.nextResult() {
                     case .success(let message):

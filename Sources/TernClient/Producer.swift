@@ -42,7 +42,7 @@ public actor Producer {
 
     private enum Item {
         case message(OutgoingMessage)
-        case record(WireTopicMessage)
+        case record(TopicMessage)
 
         var bytes: Int {
             switch self {
@@ -54,7 +54,7 @@ public actor Producer {
 
     private enum Stored {
         case sent(SentMessage)
-        case produced(WireTopicOffset)
+        case produced(TopicOffset)
     }
 
     private struct Pending {
@@ -98,8 +98,8 @@ public actor Producer {
     /// - Throws: ``TernError``: the broker's error for the batch (`TopicNotFound`,
     ///   `MessageTooLarge` for key + value above 1 MiB, … — every record of the batch fails),
     ///   or `Unavailable` after ``Settings/maxRetries`` lost connections.
-    public func produce(_ value: [UInt8], key: [UInt8]? = nil, partition: Int? = nil, to topic: String) async throws -> WireTopicOffset {
-        guard case .produced(let offset) = try await enqueue(.record(WireTopicMessage(key: key, value: value, partition: partition)), to: .topic(topic)) else {
+    public func produce(_ value: [UInt8], key: [UInt8]? = nil, partition: Int? = nil, to topic: String) async throws -> TopicOffset {
+        guard case .produced(let offset) = try await enqueue(.record(TopicMessage(key: key, value: value, partition: partition)), to: .topic(topic)) else {
             throw TernError(.internalError, "a topic produce was answered with a queue message")
         }
         return offset

@@ -4,7 +4,7 @@ public import TernWire
 /// Topics and consumer groups over the binary protocol (API keys 30–42).
 ///
 /// ```swift
-/// try await client.createTopic("logs", patch: WireTopicPatch(partitions: 4))
+/// try await client.createTopic("logs", patch: TopicAttributes.Patch(partitions: 4))
 /// let stored = try await client.produce(Array("GET /".utf8), to: "logs", key: Array("host-1".utf8))
 /// let page = try await client.fetch(topic: "logs", partition: stored.partition, offset: stored.offset, max: 10)
 /// ```
@@ -21,20 +21,20 @@ extension TernClient {
     /// - Throws: ``TernError``: `InvalidName`, `InvalidAttribute` (a value out of range),
     ///   `Conflict` (a different partition count for an existing topic).
     @discardableResult
-    public func createTopic(_ name: String, patch: WireTopicPatch = .init()) async throws(TernError) -> (created: Bool, topic: WireTopicInfo) {
+    public func createTopic(_ name: String, patch: TopicAttributes.Patch = .init()) async throws(TernError) -> (created: Bool, topic: TopicInfo) {
         guard case .topic(let created, let info) = try await call(.createTopic(name: name, patch: patch)) else { throw unexpected() }
         return (created, info)
     }
 
     /// One topic with, per partition, its log start, high watermark and stored bytes.
     /// - Throws: ``TernError`` `TopicNotFound`, `InvalidName`.
-    public func describeTopic(_ name: String) async throws(TernError) -> WireTopicInfo {
+    public func describeTopic(_ name: String) async throws(TernError) -> TopicInfo {
         guard case .topic(_, let info) = try await call(.describeTopic(name: name)) else { throw unexpected() }
         return info
     }
 
     /// Every topic, in name order.
-    public func listTopics() async throws(TernError) -> [WireTopicInfo] {
+    public func listTopics() async throws(TernError) -> [TopicInfo] {
         guard case .topics(let infos) = try await call(.listTopics) else { throw unexpected() }
         return infos
     }
@@ -62,8 +62,8 @@ extension TernClient {
     ///   `MessageTooLarge`, `StorageFull`. Not idempotent: after `Unavailable` the message may
     ///   or may not have been stored.
     @discardableResult
-    public func produce(_ value: [UInt8], to topic: String, key: [UInt8]? = nil, partition: Int? = nil) async throws(TernError) -> WireTopicOffset {
-        let offsets = try await produce([WireTopicMessage(key: key, value: value, partition: partition)], to: topic)
+    public func produce(_ value: [UInt8], to topic: String, key: [UInt8]? = nil, partition: Int? = nil) async throws(TernError) -> TopicOffset {
+        let offsets = try await produce([TopicMessage(key: key, value: value, partition: partition)], to: topic)
         guard let first = offsets.first else { throw unexpected() }
         return first
     }
@@ -72,7 +72,7 @@ extension TernClient {
     /// - Returns: the partition and offset of each message, in order.
     /// - Throws: as ``produce(_:to:key:partition:)``; `InvalidParameter` for an empty or too large batch.
     @discardableResult
-    public func produce(_ messages: [WireTopicMessage], to topic: String) async throws(TernError) -> [WireTopicOffset] {
+    public func produce(_ messages: [TopicMessage], to topic: String) async throws(TernError) -> [TopicOffset] {
         guard case .produced(let offsets, _) = try await call(.produce(topic: topic, producer: nil, messages: messages)) else { throw unexpected() }
         return offsets
     }
@@ -91,7 +91,7 @@ extension TernClient {
     /// - Returns: the messages (empty when none arrived in time), the high watermark and the log start.
     /// - Throws: ``TernError``: `TopicNotFound`, `InvalidParameter` (partition, max, wait),
     ///   `OffsetOutOfRange` (below the log start or above the high watermark).
-    public func fetch(topic: String, partition: Int, offset: UInt64? = nil, max: Int = 100, wait: Int = 0) async throws(TernError) -> WireFetchResult {
+    public func fetch(topic: String, partition: Int, offset: UInt64? = nil, max: Int = 100, wait: Int = 0) async throws(TernError) -> FetchResult {
         let request = WireRequest.fetch(topic: topic, partition: try narrow(partition, "partition"), offset: offset,
                                         maxMessages: try narrow(max, "max"), waitTime: try narrow(wait, "wait"))
         guard case .fetched(let result) = try await call(request) else { throw unexpected() }
@@ -104,7 +104,7 @@ extension TernClient {
     /// - Parameter sessionTimeout: seconds (1–300) without a heartbeat after which the member is removed.
     /// - Returns: the member id (for every later call) and its assignment.
     /// - Throws: ``TernError``: `TopicNotFound`, `InvalidName`, `InvalidParameter`.
-    public func joinGroup(topic: String, group: String, sessionTimeout: Int = 10) async throws(TernError) -> (memberID: String, assignment: WireAssignment) {
+    public func joinGroup(topic: String, group: String, sessionTimeout: Int = 10) async throws(TernError) -> (memberID: String, assignment: GroupAssignment) {
         let request = WireRequest.joinGroup(topic: topic, group: group, sessionTimeout: try narrow(sessionTimeout, "sessionTimeout"))
         guard case .joined(let memberID, let assignment) = try await call(request) else { throw unexpected() }
         return (memberID, assignment)
@@ -112,7 +112,7 @@ extension TernClient {
 
     /// Keeps `memberID` in the group and returns its current assignment.
     /// - Throws: ``TernError``: `TopicNotFound`, `MemberNotFound` (it left or missed its session timeout: join again).
-    public func heartbeat(topic: String, group: String, memberID: String) async throws(TernError) -> WireAssignment {
+    public func heartbeat(topic: String, group: String, memberID: String) async throws(TernError) -> GroupAssignment {
         guard case .assignment(let assignment) = try await call(.heartbeat(topic: topic, group: group, memberID: memberID)) else {
             throw unexpected()
         }
@@ -129,7 +129,7 @@ extension TernClient {
     /// group is, waiting up to `wait` seconds (0–20) for the first. Counts as a heartbeat.
     /// - Returns: the messages and the assignment they were read under.
     /// - Throws: ``TernError``: `TopicNotFound`, `MemberNotFound`, `InvalidParameter`.
-    public func consume(topic: String, group: String, memberID: String, max: Int = 100, wait: Int = 0) async throws(TernError) -> (messages: [WireFetchedMessage], assignment: WireAssignment) {
+    public func consume(topic: String, group: String, memberID: String, max: Int = 100, wait: Int = 0) async throws(TernError) -> (messages: [FetchedMessage], assignment: GroupAssignment) {
         let request = WireRequest.groupConsume(topic: topic, group: group, memberID: memberID, maxMessages: try narrow(max, "max"),
                                                waitTime: try narrow(wait, "wait"))
         guard case .consumed(let messages, let assignment) = try await call(request) else { throw unexpected() }
@@ -147,7 +147,7 @@ extension TernClient {
 
     /// Moves every partition's committed offset of `group` to `target`.
     /// - Throws: ``TernError``: `TopicNotFound`; `Conflict` while the group has members.
-    public func resetOffsets(topic: String, group: String, to target: WireOffsetReset) async throws(TernError) {
+    public func resetOffsets(topic: String, group: String, to target: OffsetReset) async throws(TernError) {
         _ = try await call(.resetOffsets(topic: topic, group: group, to: target))
     }
 

@@ -32,7 +32,7 @@ public actor TransactionalProducer {
     /// The partition and offset of every record the last committed transaction produced, one
     /// array per ``produce(_:key:partition:to:)`` call in staging order (consecutive produces to
     /// one topic merged into one array).
-    public private(set) var lastProduced: [[WireTopicOffset]] = []
+    public private(set) var lastProduced: [[TopicOffset]] = []
     /// Messages acknowledged through ``acknowledge(_:)-(QueueMessage)`` in the open transaction.
     private var acknowledgedMessages: [QueueMessage] = []
     /// How often a commit is retried after a lost connection. Default 100.
@@ -93,7 +93,7 @@ public actor TransactionalProducer {
     /// Readers of the topic see it only once the transaction commits.
     public func produce(_ value: [UInt8], key: [UInt8]? = nil, partition: Int? = nil, to topic: String) {
         precondition(open, "produce outside a transaction: call begin() first")
-        let record = WireTopicMessage(key: key, value: value, partition: partition)
+        let record = TopicMessage(key: key, value: value, partition: partition)
         if let last = staged.produces.indices.last, staged.produces[last].topic == topic {
             staged.produces[last].messages.append(record)
         } else {

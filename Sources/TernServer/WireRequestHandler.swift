@@ -85,11 +85,10 @@ public struct WireRequestHandler: Sendable {
                                                  memberID: $0.member?.id, generation: $0.member?.generation)
             }
             for produce in wire.produces {
-                transaction.produce(try QueueName(produce.topic), produce.messages.map { TopicMessage(key: $0.key, value: $0.value, partition: $0.partition) })
+                transaction.produce(try QueueName(produce.topic), produce.messages)
             }
             let result = try await broker.commit(transaction)
-            return .committed(result.sent, produced: result.produced.map { $0.map { WireTopicOffset(partition: $0.partition, offset: $0.offset) } },
-                              duplicate: result.duplicate)
+            return .committed(result.sent, produced: result.produced, duplicate: result.duplicate)
         case .createTopic, .describeTopic, .listTopics, .deleteTopic, .produce, .fetch, .joinGroup, .heartbeat, .leaveGroup,
              .groupConsume, .commitOffsets, .resetOffsets, .describeGroup:
             return try await performTopic(request)
@@ -101,22 +100,21 @@ public struct WireRequestHandler: Sendable {
     func performTopic(_ request: WireRequest) async throws(TernError) -> WireResponse {
         switch request {
         case .createTopic(let name, let patch):
-            let brokerPatch = TopicAttributes.Patch(partitions: patch.partitions, retention: patch.retention, maxBytes: patch.maxBytes)
-            let (created, info) = try await broker.createOrUpdateTopic(try QueueName(name), patch: brokerPatch)
-            return .topic(created: created, Self.wire(info))
+            let (created, info) = try await broker.createOrUpdateTopic(try QueueName(name), patch: patch)
+            return .topic(created: created, info)
         case .describeTopic(let name):
-            return .topic(created: false, Self.wire(try broker.describeTopic(try QueueName(name))))
+            return .topic(created: false, try broker.describeTopic(try QueueName(name)))
         case .listTopics:
-            return .topics(try broker.listTopics().map(Self.wire))
+            return .topics(try broker.listTopics())
         case .deleteTopic(let name):
             try await broker.deleteTopic(try QueueName(name))
             return .done
         case .produce(let topic, let stamp, let messages):
             let name = try QueueName(topic)
             let result = try await broker.produce(
-                name, messages.map { TopicMessage(key: $0.key, value: $0.value, partition: $0.partition) },
+                name, messages,
                 producer: stamp.map { ProducerStamp(producer: ProducerIdentity(producerID: $0.producerID, epoch: $0.epoch), firstSequence: $0.firstSequence) })
-            return .produced(result.offsets.map { WireTopicOffset(partition: $0.partition, offset: $0.offset) }, duplicate: result.duplicate)
+            return .produced(result.offsets, duplicate: result.duplicate)
         case .fetch(let topic, let partition, let offset, let maxMessages, let waitTime):
             let name = try QueueName(topic)
             let start: UInt64
@@ -127,13 +125,13 @@ public struct WireRequestHandler: Sendable {
                 start = Int(partition) < partitions.count ? partitions[Int(partition)].logStart : 0
             }
             let result = try await broker.fetch(name, partition: Int(partition), offset: start, max: Int(maxMessages), waitTime: Int(waitTime))
-            return .fetched(WireFetchResult(messages: result.messages.map(Self.wire), highWatermark: result.highWatermark, logStart: result.logStart))
+            return .fetched(result)
         case .joinGroup(let topic, let group, let sessionTimeout):
             let (memberID, assignment) = try await broker.joinGroup(try QueueName(topic), group: try Self.groupName(group),
                                                                     sessionTimeout: Int(sessionTimeout))
-            return .joined(memberID: memberID, Self.wire(assignment))
+            return .joined(memberID: memberID, assignment)
         case .heartbeat(let topic, let group, let memberID):
-            return .assignment(Self.wire(try broker.heartbeat(try QueueName(topic), group: try Self.groupName(group), memberID: memberID)))
+            return .assignment(try broker.heartbeat(try QueueName(topic), group: try Self.groupName(group), memberID: memberID))
         case .leaveGroup(let topic, let group, let memberID):
             try broker.leaveGroup(try QueueName(topic), group: try Self.groupName(group), memberID: memberID)
             return .done
@@ -141,7 +139,7 @@ public struct WireRequestHandler: Sendable {
             guard !memberID.isEmpty else { throw TernError(.invalidParameter, "member_id is required (join the group first)") }
             let batch = try await broker.consume(try QueueName(topic), group: try Self.groupName(group), memberID: memberID,
                                                  max: Int(maxMessages), waitTime: Int(waitTime))
-            return .consumed(batch.messages.map(Self.wire), Self.wire(batch.assignment))
+            return .consumed(batch.messages, batch.assignment)
         case .commitOffsets(let topic, let group, let memberID, let generation, let offsets):
             let (name, groupName) = (try QueueName(topic), try Self.groupName(group))
             guard !offsets.isEmpty else { throw TernError(.invalidParameter, "offsets must name at least one partition") }
@@ -156,12 +154,7 @@ public struct WireRequestHandler: Sendable {
             try await broker.commitOffsets(name, group: groupName, memberID: memberID, generation: generation, offsets: offsets)
             return .done
         case .resetOffsets(let topic, let group, let target):
-            let reset: Broker.OffsetReset = switch target {
-            case .earliest: .earliest
-            case .latest: .latest
-            case .timestamp(let time): .timestamp(time)
-            }
-            try await broker.resetGroupOffsets(try QueueName(topic), group: try Self.groupName(group), to: reset)
+            try await broker.resetGroupOffsets(try QueueName(topic), group: try Self.groupName(group), to: target)
             return .done
         case .describeGroup(let topic, let group):
             return .group(Self.wire(try broker.describeGroup(try QueueName(topic), group: try Self.groupName(group))))
@@ -173,24 +166,6 @@ public struct WireRequestHandler: Sendable {
     /// A group name, validated as HTTP does (`InvalidName`, "group name: …").
     static func groupName(_ raw: String) throws(TernError) -> QueueName {
         do { return try QueueName(raw) } catch { throw TernError(.invalidName, "group name: \(error.message)") }
-    }
-
-    static func wire(_ info: TopicInfo) -> WireTopicInfo {
-        WireTopicInfo(name: info.name.rawValue, retention: info.attributes.retention, maxBytes: info.attributes.maxBytes,
-                      createdAt: info.createdAt,
-                      partitions: info.partitions.map {
-                          WirePartitionInfo(partition: $0.partition, logStart: $0.logStart, highWatermark: $0.highWatermark,
-                                            bytes: $0.bytes, batches: $0.batches)
-                      })
-    }
-
-    static func wire(_ message: FetchedMessage) -> WireFetchedMessage {
-        WireFetchedMessage(partition: message.partition, offset: message.offset, key: message.key, value: message.value,
-                           timestamp: message.timestamp)
-    }
-
-    static func wire(_ assignment: ConsumerGroup.Assignment) -> WireAssignment {
-        WireAssignment(generation: assignment.generation, partitions: assignment.partitions, rebalance: assignment.rebalance)
     }
 
     static func wire(_ info: Broker.GroupInfo) -> WireGroupInfo {

@@ -34,13 +34,13 @@ public enum WireRequest: Sendable, Hashable {
     // broker: `InvalidName`), so an authorization layer can read them without the broker.
 
     /// Creates `name` (attributes from `patch` over the defaults) or updates its retention and max bytes.
-    case createTopic(name: String, patch: WireTopicPatch)
+    case createTopic(name: String, patch: TopicAttributes.Patch)
     case describeTopic(name: String)
     case listTopics
     case deleteTopic(name: String)
     /// Appends `messages` (1–1,000) to `topic`, all or nothing; with a `producer` stamp the
     /// produce is idempotent (sequences count messages per producer and topic).
-    case produce(topic: String, producer: WireProducerStamp?, messages: [WireTopicMessage])
+    case produce(topic: String, producer: WireProducerStamp?, messages: [TopicMessage])
     /// Reads up to `maxMessages` (1–1,000) of one partition from `offset` (nil = the log start),
     /// waiting up to `waitTime` seconds (0–20) for the first.
     case fetch(topic: String, partition: UInt32, offset: UInt64?, maxMessages: UInt16, waitTime: UInt8)
@@ -54,7 +54,7 @@ public enum WireRequest: Sendable, Hashable {
     /// Commits `offsets` (partition → next offset to consume) in `generation`.
     case commitOffsets(topic: String, group: String, memberID: String, generation: UInt32, offsets: [Int: UInt64])
     /// Moves every committed offset of a group without members.
-    case resetOffsets(topic: String, group: String, to: WireOffsetReset)
+    case resetOffsets(topic: String, group: String, to: OffsetReset)
     case describeGroup(topic: String, group: String)
 
     /// The API this request belongs to.
@@ -309,7 +309,7 @@ public enum WireRequest: Sendable, Hashable {
             for _ in 0..<produceCount {
                 let topic = try r.readString("topic")
                 let count = try r.readCount("record count", minimumElementBytes: 6)
-                var messages = [WireTopicMessage]()
+                var messages = [TopicMessage]()
                 messages.reserveCapacity(count)
                 for _ in 0..<count { messages.append(try r.readTopicMessage()) }
                 transaction.produces.append(.init(topic: topic, messages: messages))
@@ -325,7 +325,7 @@ public enum WireRequest: Sendable, Hashable {
             let topic = try r.readString("topic name")
             let producer = try r.readProducerStamp()
             let count = try r.readCount("message count", minimumElementBytes: 6)
-            var messages = [WireTopicMessage]()
+            var messages = [TopicMessage]()
             messages.reserveCapacity(count)
             for _ in 0..<count { messages.append(try r.readTopicMessage()) }
             self = .produce(topic: topic, producer: producer, messages: messages)

@@ -22,20 +22,20 @@ public enum WireResponse: Sendable, Equatable {
     case producer(producerID: UInt64, epoch: UInt32)
     /// CommitTransaction: the sends' results in request order; `duplicate` when this transaction
     /// had already been committed.
-    case committed([[SentMessage]], produced: [[WireTopicOffset]] = [], duplicate: Bool)
+    case committed([[SentMessage]], produced: [[TopicOffset]] = [], duplicate: Bool)
     /// CreateTopic and DescribeTopic (`created` is false for describe).
-    case topic(created: Bool, WireTopicInfo)
-    case topics([WireTopicInfo])
+    case topic(created: Bool, TopicInfo)
+    case topics([TopicInfo])
     /// Produce: where each message was stored, in request order; `duplicate` when an
     /// idempotent produce had already been applied (nothing stored again).
-    case produced([WireTopicOffset], duplicate: Bool)
-    case fetched(WireFetchResult)
+    case produced([TopicOffset], duplicate: Bool)
+    case fetched(FetchResult)
     /// JoinGroup: the new member's id and assignment.
-    case joined(memberID: String, WireAssignment)
+    case joined(memberID: String, GroupAssignment)
     /// Heartbeat.
-    case assignment(WireAssignment)
+    case assignment(GroupAssignment)
     /// GroupConsume: the messages and the assignment they were read under.
-    case consumed([WireFetchedMessage], WireAssignment)
+    case consumed([FetchedMessage], GroupAssignment)
     case group(WireGroupInfo)
     /// Any API: the request failed and changed nothing.
     case error(TernError)
@@ -216,12 +216,12 @@ public enum WireResponse: Sendable, Equatable {
                 sends.append(sent)
             }
             let produceCount = try r.readCount("produce count", minimumElementBytes: 4)
-            var produced = [[WireTopicOffset]]()
+            var produced = [[TopicOffset]]()
             for _ in 0..<produceCount {
                 let inner = try r.readCount("offset count", minimumElementBytes: 12)
-                var offsets = [WireTopicOffset]()
+                var offsets = [TopicOffset]()
                 for _ in 0..<inner {
-                    offsets.append(WireTopicOffset(partition: try r.readPartitionNumber(), offset: try r.read(UInt64.self, "offset")))
+                    offsets.append(TopicOffset(partition: try r.readPartitionNumber(), offset: try r.read(UInt64.self, "offset")))
                 }
                 produced.append(offsets)
             }
@@ -230,22 +230,22 @@ public enum WireResponse: Sendable, Equatable {
             self = .topic(created: try r.readBool("created"), try r.readTopicInfo())
         case .listTopics:
             let count = try r.readCount("topic count", minimumElementBytes: 19)
-            var infos = [WireTopicInfo]()
+            var infos = [TopicInfo]()
             for _ in 0..<count { infos.append(try r.readTopicInfo()) }
             self = .topics(infos)
         case .produce:
             let duplicate = try r.readBool("duplicate")
             let count = try r.readCount("offset count", minimumElementBytes: 12)
-            var offsets = [WireTopicOffset]()
+            var offsets = [TopicOffset]()
             offsets.reserveCapacity(count)
             for _ in 0..<count {
-                offsets.append(WireTopicOffset(partition: try r.readPartitionNumber(), offset: try r.read(UInt64.self, "offset")))
+                offsets.append(TopicOffset(partition: try r.readPartitionNumber(), offset: try r.read(UInt64.self, "offset")))
             }
             self = .produced(offsets, duplicate: duplicate)
         case .fetch:
             let highWatermark: UInt64 = try r.read(UInt64.self, "high watermark")
             let logStart: UInt64 = try r.read(UInt64.self, "log start")
-            self = .fetched(WireFetchResult(messages: try r.readFetched(), highWatermark: highWatermark, logStart: logStart))
+            self = .fetched(FetchResult(messages: try r.readFetched(), highWatermark: highWatermark, logStart: logStart))
         case .joinGroup:
             self = .joined(memberID: try r.readString("member id"), try r.readAssignment())
         case .heartbeat:

@@ -1,165 +1,9 @@
 import NIOCore
 public import TernCore
 
-// The value types of the topic and consumer-group APIs (keys 30–42). They mirror the broker's
-// topic types (which live in `TernBroker`, out of this module's reach) with the field names of
-// the HTTP API; partitions are `Int` here and `u32` on the wire.
-
-/// A partial change of a topic's attributes (`CreateTopic`): nil leaves a value as it is (or
-/// takes the default when the topic is created), the same patch semantics as
-/// `PUT /topics/{name}`.
-///
-/// Wire: `optional<u32>` partitions, `optional<u32>` retention, `patch<u64>` max bytes.
-public struct WireTopicPatch: Sendable, Hashable {
-    /// Partitions, 1–1,024; fixed at creation (a different count for an existing topic is `Conflict`).
-    public var partitions: Int?
-    /// How long a batch is kept after it was produced, in seconds (60–31,536,000; default 7 days).
-    public var retention: Int?
-    /// The most stored bytes per partition: `.some(nil)` turns the limit off; nil leaves it.
-    public var maxBytes: Int??
-
-    public init(partitions: Int? = nil, retention: Int? = nil, maxBytes: Int?? = nil) {
-        self.partitions = partitions
-        self.retention = retention
-        self.maxBytes = maxBytes
-    }
-}
-
-/// The offsets and size of one partition.
-///
-/// Wire: u32 partition, u64 log start, u64 high watermark, u64 bytes, u64 batches (36 bytes).
-public struct WirePartitionInfo: Sendable, Hashable {
-    public var partition: Int
-    /// The first offset still stored (everything below was dropped by retention).
-    public var logStart: UInt64
-    /// The offset the next produced message will get.
-    public var highWatermark: UInt64
-    /// Stored bytes (compressed batch records).
-    public var bytes: UInt64
-    /// Stored batches (one per produce request and partition).
-    public var batches: UInt64
-
-    public init(partition: Int, logStart: UInt64 = 0, highWatermark: UInt64 = 0, bytes: UInt64 = 0, batches: UInt64 = 0) {
-        self.partition = partition
-        self.logStart = logStart
-        self.highWatermark = highWatermark
-        self.bytes = bytes
-        self.batches = batches
-    }
-}
-
-/// A topic as described by `CreateTopic`, `DescribeTopic` and `ListTopics`.
-///
-/// Wire: `string` name, u32 retention (s), `optional<u64>` max bytes, u64 created at (ms),
-/// `array<partition info>` (its count is the partition count).
-public struct WireTopicInfo: Sendable, Hashable {
-    public var name: String
-    /// Seconds a batch is kept after it was produced.
-    public var retention: Int
-    /// The most stored bytes per partition; nil = unlimited.
-    public var maxBytes: Int?
-    public var createdAt: Timestamp
-    /// One entry per partition, by partition number; `partitions.count` is the partition count.
-    public var partitions: [WirePartitionInfo]
-
-    public init(name: String, retention: Int, maxBytes: Int?, createdAt: Timestamp, partitions: [WirePartitionInfo]) {
-        self.name = name
-        self.retention = retention
-        self.maxBytes = maxBytes
-        self.createdAt = createdAt
-        self.partitions = partitions
-    }
-}
-
-/// One message to produce.
-///
-/// Wire: `optional<bytes>` key, `optional<u32>` partition, `bytes` value.
-public struct WireTopicMessage: Sendable, Hashable {
-    /// The key; messages with equal keys go to the same partition (Kafka's murmur2 partitioner).
-    /// nil = no key: the message goes to the request's sticky partition.
-    public var key: [UInt8]?
-    /// The value, exactly as it will be fetched (may be empty). Key plus value ≤ 1 MiB.
-    public var value: [UInt8]
-    /// An explicit partition (overrides the key's); nil = chosen by the partitioner.
-    public var partition: Int?
-
-    public init(key: [UInt8]? = nil, value: [UInt8], partition: Int? = nil) {
-        self.key = key
-        self.value = value
-        self.partition = partition
-    }
-}
-
-/// Where a produced message was stored. Wire: u32 partition, u64 offset.
-public struct WireTopicOffset: Sendable, Hashable {
-    public var partition: Int
-    public var offset: UInt64
-
-    public init(partition: Int, offset: UInt64) {
-        self.partition = partition
-        self.offset = offset
-    }
-}
-
-/// A message read from a partition (`Fetch`, `GroupConsume`).
-///
-/// Wire: u32 partition, u64 offset, `optional<bytes>` key, `bytes` value, u64 timestamp (ms).
-public struct WireFetchedMessage: Sendable, Hashable {
-    public var partition: Int
-    public var offset: UInt64
-    public var key: [UInt8]?
-    public var value: [UInt8]
-    /// When the message was produced.
-    public var timestamp: Timestamp
-
-    public init(partition: Int, offset: UInt64, key: [UInt8]?, value: [UInt8], timestamp: Timestamp) {
-        self.partition = partition
-        self.offset = offset
-        self.key = key
-        self.value = value
-        self.timestamp = timestamp
-    }
-}
-
-/// The answer of `Fetch`. Wire: u64 high watermark, u64 log start, `array<fetched>`.
-public struct WireFetchResult: Sendable, Hashable {
-    /// In offset order; empty when nothing arrived within the wait time.
-    public var messages: [WireFetchedMessage]
-    public var highWatermark: UInt64
-    public var logStart: UInt64
-
-    public init(messages: [WireFetchedMessage], highWatermark: UInt64, logStart: UInt64) {
-        self.messages = messages
-        self.highWatermark = highWatermark
-        self.logStart = logStart
-    }
-}
-
-/// What a group member learns from `JoinGroup`, `Heartbeat` and `GroupConsume`.
-///
-/// Wire: u32 generation, `array<u32>` partitions, `bool` rebalance.
-public struct WireAssignment: Sendable, Hashable {
-    /// The group's generation; a commit must carry it.
-    public var generation: UInt32
-    /// The member's partitions in this generation, ascending.
-    public var partitions: [Int]
-    /// Whether the assignment changed since the member last heard.
-    public var rebalance: Bool
-
-    public init(generation: UInt32, partitions: [Int], rebalance: Bool = false) {
-        self.generation = generation
-        self.partitions = partitions
-        self.rebalance = rebalance
-    }
-}
-
-/// Where `ResetOffsets` moves a group. Wire: u8 0 = earliest, 1 = latest, 2 = timestamp + u64 ms.
-public enum WireOffsetReset: Sendable, Hashable {
-    case earliest
-    case latest
-    /// The first offset produced at or after the time.
-    case timestamp(Timestamp)
-}
+// The topic and consumer-group APIs (keys 30–42) carry TernCore's topic values (`TopicInfo`,
+// `TopicMessage`, `FetchResult`, …) and the group values below; partitions are `Int` in Swift
+// and `u32` on the wire.
 
 /// A consumer group as described by `DescribeGroup`.
 ///
@@ -228,7 +72,7 @@ extension ByteBuffer {
         writeInteger(UInt32(clamping: partition))
     }
 
-    mutating func writeTopicPatch(_ patch: WireTopicPatch) {
+    mutating func writeTopicPatch(_ patch: TopicAttributes.Patch) {
         writeWireOptional(patch.partitions) { $0.writeInteger(UInt32(clamping: $1)) }
         writeWireOptional(patch.retention) { $0.writeInteger(UInt32(clamping: $1)) }
         switch patch.maxBytes {
@@ -240,10 +84,12 @@ extension ByteBuffer {
         }
     }
 
-    mutating func writeTopicInfo(_ info: WireTopicInfo) {
-        writeWireString(info.name)
-        writeInteger(UInt32(clamping: info.retention))
-        writeWireOptional(info.maxBytes) { $0.writeInteger(UInt64(clamping: $1)) }
+    /// `string` name, u32 retention (s), `optional<u64>` max bytes, u64 created at (ms),
+    /// `array<partition info>` (its count is the partition count).
+    mutating func writeTopicInfo(_ info: TopicInfo) {
+        writeWireString(info.name.rawValue)
+        writeInteger(UInt32(clamping: info.attributes.retention))
+        writeWireOptional(info.attributes.maxBytes) { $0.writeInteger(UInt64(clamping: $1)) }
         writeInteger(info.createdAt.milliseconds)
         writeInteger(UInt32(info.partitions.count))
         for partition in info.partitions {
@@ -255,13 +101,13 @@ extension ByteBuffer {
         }
     }
 
-    mutating func writeTopicMessage(_ message: WireTopicMessage) {
+    mutating func writeTopicMessage(_ message: TopicMessage) {
         writeWireOptional(message.key) { $0.writeWireBytes($1) }
         writeWireOptional(message.partition) { $0.writePartitionNumber($1) }
         writeWireBytes(message.value)
     }
 
-    mutating func writeFetched(_ messages: [WireFetchedMessage]) {
+    mutating func writeFetched(_ messages: [FetchedMessage]) {
         writeInteger(UInt32(messages.count))
         for message in messages {
             writePartitionNumber(message.partition)
@@ -277,7 +123,7 @@ extension ByteBuffer {
         for partition in partitions { writePartitionNumber(partition) }
     }
 
-    mutating func writeAssignment(_ assignment: WireAssignment) {
+    mutating func writeAssignment(_ assignment: GroupAssignment) {
         writeInteger(assignment.generation)
         writePartitionList(assignment.partitions)
         writeWireBool(assignment.rebalance)
@@ -303,7 +149,7 @@ extension ByteBuffer {
         }
     }
 
-    mutating func writeOffsetReset(_ target: WireOffsetReset) {
+    mutating func writeOffsetReset(_ target: OffsetReset) {
         switch target {
         case .earliest: writeInteger(UInt8(0))
         case .latest: writeInteger(UInt8(1))
@@ -319,8 +165,8 @@ extension WireReader {
         Int(try read(UInt32.self, field))
     }
 
-    mutating func readTopicPatch() throws(TernError) -> WireTopicPatch {
-        var patch = WireTopicPatch()
+    mutating func readTopicPatch() throws(TernError) -> TopicAttributes.Patch {
+        var patch = TopicAttributes.Patch()
         patch.partitions = try readOptional("partitions") { (r: inout WireReader) throws(TernError) in Int(try r.read(UInt32.self, "partitions")) }
         patch.retention = try readOptional("retention") { (r: inout WireReader) throws(TernError) in Int(try r.read(UInt32.self, "retention")) }
         let marker: UInt8 = try read(UInt8.self, "max_bytes")
@@ -333,32 +179,36 @@ extension WireReader {
         return patch
     }
 
-    mutating func readTopicInfo() throws(TernError) -> WireTopicInfo {
-        let name = try readString("topic name")
+    mutating func readTopicInfo() throws(TernError) -> TopicInfo {
+        let name = try readQueueName("topic name")
         let retention = Int(try read(UInt32.self, "retention"))
         let maxBytes = try readOptional("max_bytes") { (r: inout WireReader) throws(TernError) in Int(clamping: try r.read(UInt64.self, "max_bytes")) }
         let createdAt = Timestamp(milliseconds: try read(UInt64.self, "created at"))
         let count = try readCount("partition count", minimumElementBytes: 36)
-        var partitions = [WirePartitionInfo]()
+        var partitions = [PartitionInfo]()
         partitions.reserveCapacity(count)
         for _ in 0..<count {
-            partitions.append(WirePartitionInfo(
+            partitions.append(PartitionInfo(
                 partition: try readPartitionNumber(), logStart: try read(UInt64.self, "log start"),
                 highWatermark: try read(UInt64.self, "high watermark"), bytes: try read(UInt64.self, "bytes"),
                 batches: try read(UInt64.self, "batches")))
         }
-        return WireTopicInfo(name: name, retention: retention, maxBytes: maxBytes, createdAt: createdAt, partitions: partitions)
+        var attributes = TopicAttributes()
+        attributes.partitions = partitions.count
+        attributes.retention = retention
+        attributes.maxBytes = maxBytes
+        return TopicInfo(name: name, attributes: attributes, createdAt: createdAt, partitions: partitions)
     }
 
-    mutating func readTopicMessage() throws(TernError) -> WireTopicMessage {
+    mutating func readTopicMessage() throws(TernError) -> TopicMessage {
         let key = try readOptional("key") { (r: inout WireReader) throws(TernError) in try r.readBytes("key") }
         let partition = try readOptional("partition") { (r: inout WireReader) throws(TernError) in try r.readPartitionNumber() }
-        return WireTopicMessage(key: key, value: try readBytes("value"), partition: partition)
+        return TopicMessage(key: key, value: try readBytes("value"), partition: partition)
     }
 
-    mutating func readFetched() throws(TernError) -> [WireFetchedMessage] {
+    mutating func readFetched() throws(TernError) -> [FetchedMessage] {
         let count = try readCount("message count", minimumElementBytes: 25)
-        var messages = [WireFetchedMessage]()
+        var messages = [FetchedMessage]()
         messages.reserveCapacity(count)
         for _ in 0..<count {
             let partition = try readPartitionNumber()
@@ -366,7 +216,7 @@ extension WireReader {
             let key = try readOptional("key") { (r: inout WireReader) throws(TernError) in try r.readBytes("key") }
             let value = try readBytes("value")
             let timestamp = Timestamp(milliseconds: try read(UInt64.self, "timestamp"))
-            messages.append(WireFetchedMessage(partition: partition, offset: offset, key: key, value: value, timestamp: timestamp))
+            messages.append(FetchedMessage(partition: partition, offset: offset, key: key, value: value, timestamp: timestamp))
         }
         return messages
     }
@@ -379,8 +229,8 @@ extension WireReader {
         return partitions
     }
 
-    mutating func readAssignment() throws(TernError) -> WireAssignment {
-        WireAssignment(generation: try read(UInt32.self, "generation"), partitions: try readPartitionList(),
+    mutating func readAssignment() throws(TernError) -> GroupAssignment {
+        GroupAssignment(generation: try read(UInt32.self, "generation"), partitions: try readPartitionList(),
                        rebalance: try readBool("rebalance"))
     }
 
@@ -408,7 +258,7 @@ extension WireReader {
         return WireGroupInfo(generation: generation, members: members, partitions: partitions)
     }
 
-    mutating func readOffsetReset() throws(TernError) -> WireOffsetReset {
+    mutating func readOffsetReset() throws(TernError) -> OffsetReset {
         let kind: UInt8 = try read(UInt8.self, "reset target")
         switch kind {
         case 0: return .earliest

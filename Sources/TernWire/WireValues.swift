@@ -31,8 +31,8 @@ public struct WireTransaction: Sendable, Hashable {
     /// Records for one topic, routed by the broker as `Produce` routes them.
     public struct TopicProduce: Sendable, Hashable {
         public var topic: String
-        public var messages: [WireTopicMessage]
-        public init(topic: String, messages: [WireTopicMessage]) {
+        public var messages: [TopicMessage]
+        public init(topic: String, messages: [TopicMessage]) {
             self.topic = topic
             self.messages = messages
         }

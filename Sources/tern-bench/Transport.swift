@@ -50,11 +50,11 @@ struct BinaryTransport: BenchTransport {
     }
 
     func createTopic(_ name: String, partitions: Int) async throws {
-        _ = try await client.createTopic(name, patch: WireTopicPatch(partitions: partitions))
+        _ = try await client.createTopic(name, patch: TopicAttributes.Patch(partitions: partitions))
     }
 
     func produce(_ values: [[UInt8]], to topic: String) async throws {
-        _ = try await client.produce(values.map { WireTopicMessage(value: $0) }, to: topic)
+        _ = try await client.produce(values.map { TopicMessage(value: $0) }, to: topic)
     }
 
     func fetch(_ topic: String, partition: Int, offset: UInt64, max: Int, waitTime: Int) async throws -> (values: [[UInt8]], next: UInt64) {

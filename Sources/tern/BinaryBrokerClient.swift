@@ -146,7 +146,7 @@ struct BinaryBrokerClient: BrokerTransport {
     // MARK: Topics
 
     func createTopic(_ name: String, attributes: TopicAPI.Attributes) async throws -> Bool {
-        var patch = WireTopicPatch(partitions: attributes.partitions, retention: attributes.retention)
+        var patch = TopicAttributes.Patch(partitions: attributes.partitions, retention: attributes.retention)
         if let value = attributes.maxBytes { patch.maxBytes = .some(value) }
         let client = self.client
         return try await perform { () async throws(TernError) in try await client.createTopic(name, patch: patch).created }
@@ -158,8 +158,9 @@ struct BinaryBrokerClient: BrokerTransport {
         return infos.map { info in
             let json = TopicDescriptionJSON(info)
             return TopicAPI.Description(
-                name: info.name,
-                attributes: TopicAPI.Attributes(partitions: info.partitions.count, retention: info.retention, maxBytes: info.maxBytes),
+                name: info.name.rawValue,
+                attributes: TopicAPI.Attributes(partitions: info.partitions.count, retention: info.attributes.retention,
+                                                maxBytes: info.attributes.maxBytes),
                 messages: json.messages, bytes: json.bytes,
                 partitions: info.partitions.map {
                     TopicAPI.Partition(partition: $0.partition, logStart: $0.logStart, highWatermark: $0.highWatermark, bytes: $0.bytes)
@@ -174,7 +175,7 @@ struct BinaryBrokerClient: BrokerTransport {
     }
 
     func produce(_ messages: [TopicAPI.Message], to topic: String) async throws -> Int {
-        let outgoing = messages.map { WireTopicMessage(key: $0.key.map { Array($0.utf8) }, value: Array($0.value.utf8)) }
+        let outgoing = messages.map { TopicMessage(key: $0.key.map { Array($0.utf8) }, value: Array($0.value.utf8)) }
         let client = self.client
         return try await perform { () async throws(TernError) in try await client.produce(outgoing, to: topic) }.count
     }
@@ -355,20 +356,20 @@ private struct QueueDescriptionJSON: Encodable {
 /// The JSON of `GET /topics/{name}`, field for field as ternd's HTTP API writes it
 /// (`TopicDescription` in `TernServer/TopicsResponseBodies.swift`).
 private struct TopicDescriptionJSON: Encodable {
-    let info: WireTopicInfo
+    let info: TopicInfo
     /// Messages stored: high watermark − log start, summed over the partitions.
     let messages: UInt64
     /// Stored bytes of all partitions.
     let bytes: UInt64
 
-    init(_ info: WireTopicInfo) {
+    init(_ info: TopicInfo) {
         self.info = info
         messages = info.partitions.reduce(0) { $0 + ($1.highWatermark - $1.logStart) }
         bytes = info.partitions.reduce(0) { $0 + $1.bytes }
     }
 
     private struct Partition: Encodable {
-        let partition: WirePartitionInfo
+        let partition: PartitionInfo
 
         func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: JSONKey.self)
@@ -382,11 +383,11 @@ private struct TopicDescriptionJSON: Encodable {
 
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: JSONKey.self)
-        try c.encode(info.name, forKey: "name")
+        try c.encode(info.name.rawValue, forKey: "name")
         var attributes = c.nestedContainer(keyedBy: JSONKey.self, forKey: "attributes")
         try attributes.encode(info.partitions.count, forKey: "partitions")
-        try attributes.encode(info.retention, forKey: "retention")
-        try attributes.encode(info.maxBytes, forKey: "max_bytes")
+        try attributes.encode(info.attributes.retention, forKey: "retention")
+        try attributes.encode(info.attributes.maxBytes, forKey: "max_bytes")
         try c.encode(info.createdAt.milliseconds, forKey: "created_at")
         try c.encode(messages, forKey: "messages")
         try c.encode(bytes, forKey: "bytes")

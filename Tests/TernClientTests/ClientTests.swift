@@ -48,12 +48,12 @@ import TernWire
     @Test func resentStampedProduce_afterALostResponse_isStoredOnce_withTheOriginalOffsets() async throws {
         try await WireServerFixture.with { f in
             let client = f.client()
-            _ = try await client.createTopic("t", patch: WireTopicPatch(partitions: 4))
+            _ = try await client.createTopic("t", patch: TopicAttributes.Patch(partitions: 4))
             guard case .producer(let id, let epoch) = try await client.call(.initProducer(transactionalID: nil)) else {
                 Issue.record("no producer"); return
             }
             let request = WireRequest.produce(topic: "t", producer: WireProducerStamp(producerID: id, epoch: epoch, firstSequence: 0),
-                                              messages: [WireTopicMessage(value: Array("a".utf8)), WireTopicMessage(key: Array("k".utf8), value: Array("b".utf8))])
+                                              messages: [TopicMessage(value: Array("a".utf8)), TopicMessage(key: Array("k".utf8), value: Array("b".utf8))])
             let first = try await client.call(request)
             await client.close()
             let second = try await client.call(request)
@@ -70,20 +70,20 @@ import TernWire
     @Test func producer_batchesTopicRecords_withDenseOffsetsPerPartition_inSendOrderPerKey() async throws {
         try await WireServerFixture.with { f in
             let client = f.client()
-            _ = try await client.createTopic("logs", patch: WireTopicPatch(partitions: 3))
+            _ = try await client.createTopic("logs", patch: TopicAttributes.Patch(partitions: 3))
             let producer = Producer(client: client)
             // One task per key, each sending in order; keys interleave across batches.
-            let results = try await withThrowingTaskGroup(of: (String, [WireTopicOffset]).self) { group in
+            let results = try await withThrowingTaskGroup(of: (String, [TopicOffset]).self) { group in
                 for key in ["a", "b", "c", "d"] {
                     group.addTask {
-                        var offsets = [WireTopicOffset]()
+                        var offsets = [TopicOffset]()
                         for index in 0..<50 {
                             offsets.append(try await producer.produce(Array("\(key)\(index)".utf8), key: Array(key.utf8), to: "logs"))
                         }
                         return (key, offsets)
                     }
                 }
-                return try await group.reduce(into: [String: [WireTopicOffset]]()) { $0[$1.0] = $1.1 }
+                return try await group.reduce(into: [String: [TopicOffset]]()) { $0[$1.0] = $1.1 }
             }
             var all = [Int: [UInt64]]()
             for (key, offsets) in results {
@@ -147,7 +147,7 @@ import TernWire
         try await WireServerFixture.with { f in
             let client = f.client()
             try await client.createQueue("in")
-            _ = try await client.createTopic("upper", patch: WireTopicPatch(partitions: 2))
+            _ = try await client.createTopic("upper", patch: TopicAttributes.Patch(partitions: 2))
             _ = try await client.send([OutgoingMessage(body: Array("a".utf8)), OutgoingMessage(body: Array("b".utf8))], to: "in")
             let producer = TransactionalProducer(client: client, transactionalID: "to-topic")
             try await producer.begin()

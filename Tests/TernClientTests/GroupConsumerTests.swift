@@ -40,12 +40,12 @@ actor Tally {
 @Suite struct GroupConsumerTests {
     /// Iterates every consumer's `messages` in its own task, committing after each message,
     /// until `count` messages arrived in total (or 30 s passed); then cancels the iterations.
-    static func consumeConcurrently(_ consumers: [GroupConsumer], count: Int) async throws -> [[WireFetchedMessage]] {
+    static func consumeConcurrently(_ consumers: [GroupConsumer], count: Int) async throws -> [[FetchedMessage]] {
         let tally = Tally()
-        return try await withThrowingTaskGroup(of: (Int, [WireFetchedMessage]).self) { group in
+        return try await withThrowingTaskGroup(of: (Int, [FetchedMessage]).self) { group in
             for (index, consumer) in consumers.enumerated() {
                 group.addTask {
-                    var received = [WireFetchedMessage]()
+                    var received = [FetchedMessage]()
                     for try await message in consumer.messages {
                         received.append(message)
                         try await consumer.commit()
@@ -58,7 +58,7 @@ actor Tally {
                 try? await Task.sleep(for: .seconds(30))
                 return (-1, [])
             }
-            var results = [[WireFetchedMessage]](repeating: [], count: consumers.count)
+            var results = [[FetchedMessage]](repeating: [], count: consumers.count)
             var finished = 0
             for try await (index, received) in group {
                 if index >= 0 {
@@ -76,13 +76,13 @@ actor Tally {
     @Test func twoConsumers_iteratingConcurrently_withBackgroundHeartbeats_consumeEverythingExactlyOnce() async throws {
         try await WireServerFixture.with { f in
             let admin = f.client()
-            try await admin.createTopic("events", patch: WireTopicPatch(partitions: 4))
+            try await admin.createTopic("events", patch: TopicAttributes.Patch(partitions: 4))
             let a = try await f.client().groupConsumer(topic: "events", group: "g", sessionTimeout: 3, batchSize: 10, waitTime: 1)
             let b = try await f.client().groupConsumer(topic: "events", group: "g", sessionTimeout: 3, batchSize: 10, waitTime: 1)
             async let received = Self.consumeConcurrently([a, b], count: 400)
             // Produced while both consume, in small batches by key.
             for batch in 0..<20 {
-                try await admin.produce((0..<20).map { WireTopicMessage(key: Array("k\($0)".utf8), value: Array("\(batch)-\($0)".utf8)) },
+                try await admin.produce((0..<20).map { TopicMessage(key: Array("k\($0)".utf8), value: Array("\(batch)-\($0)".utf8)) },
                                        to: "events")
             }
             let results = try await received
@@ -101,8 +101,8 @@ actor Tally {
 
     /// Polls `consumers` in turn, committing after each poll, until `count` messages arrived
     /// or 30 s passed.
-    static func drain(_ consumers: [GroupConsumer], count: Int) async throws -> [[WireFetchedMessage]] {
-        var received = [[WireFetchedMessage]](repeating: [], count: consumers.count)
+    static func drain(_ consumers: [GroupConsumer], count: Int) async throws -> [[FetchedMessage]] {
+        var received = [[FetchedMessage]](repeating: [], count: consumers.count)
         let deadline = ContinuousClock.now.advanced(by: .seconds(30))
         while received.reduce(0, { $0 + $1.count }) < count, ContinuousClock.now < deadline {
             for (index, consumer) in consumers.enumerated() {
@@ -116,7 +116,7 @@ actor Tally {
     @Test func twoConsumers_shareFourPartitions_consumeEverythingOnce_andTheSurvivorResumesAtTheCommittedOffsets() async throws {
         try await WireServerFixture.with { f in
             let admin = f.client()
-            try await admin.createTopic("events", patch: WireTopicPatch(partitions: 4))
+            try await admin.createTopic("events", patch: TopicAttributes.Patch(partitions: 4))
             let log = RebalanceLog()
             let clientA = f.client(), clientB = f.client()
             let a = try await clientA.groupConsumer(topic: "events", group: "billing", batchSize: 7, waitTime: 1, onRebalance: log.handler("a"))
@@ -124,7 +124,7 @@ actor Tally {
             let b = try await clientB.groupConsumer(topic: "events", group: "billing", batchSize: 7, waitTime: 1, onRebalance: log.handler("b"))
 
             // Phase 1: both members consume and commit everything produced, exactly once between them.
-            let produced = try await admin.produce((0..<200).map { WireTopicMessage(value: Array("m\($0)".utf8), partition: $0 % 4) }, to: "events")
+            let produced = try await admin.produce((0..<200).map { TopicMessage(value: Array("m\($0)".utf8), partition: $0 % 4) }, to: "events")
             let phase1 = try await Self.drain([a, b], count: 200)
             let seenA = phase1[0].map { Position(partition: $0.partition, offset: $0.offset) }
             let seenB = phase1[1].map { Position(partition: $0.partition, offset: $0.offset) }
@@ -146,7 +146,7 @@ actor Tally {
             #expect(entries.contains(.init(consumer: "a", revoked: partitionsB, assigned: [])))
 
             // Phase 2: b handles 5 messages, commits and leaves; a gets the rest from b's committed offsets.
-            try await admin.produce((0..<100).map { WireTopicMessage(value: Array("n\($0)".utf8), partition: $0 % 4) }, to: "events")
+            try await admin.produce((0..<100).map { TopicMessage(value: Array("n\($0)".utf8), partition: $0 % 4) }, to: "events")
             let handledByB = try await b.poll(max: 5)
             #expect(handledByB.count == 5)
             let committedByB = try await b.commit()
@@ -156,7 +156,7 @@ actor Tally {
             let committed = try await admin.describeGroup(topic: "events", group: "billing").partitions
             for (partition, offset) in committedByB { #expect(committed[partition].committed == offset) }
 
-            var rest = [WireFetchedMessage]()
+            var rest = [FetchedMessage]()
             let deadline = ContinuousClock.now.advanced(by: .seconds(30))
             for try await message in a.messages {
                 rest.append(message)
@@ -185,8 +185,8 @@ actor Tally {
     @Test func commit_afterAnUnnoticedRebalance_relearnsTheAssignment_andCommitsOnlyOwnedPartitions() async throws {
         try await WireServerFixture.with { f in
             let client = f.client()
-            try await client.createTopic("events", patch: WireTopicPatch(partitions: 4))
-            try await client.produce((0..<8).map { WireTopicMessage(value: [UInt8($0)], partition: $0 % 4) }, to: "events")
+            try await client.createTopic("events", patch: TopicAttributes.Patch(partitions: 4))
+            try await client.produce((0..<8).map { TopicMessage(value: [UInt8($0)], partition: $0 % 4) }, to: "events")
             let log = RebalanceLog()
             let a = try await client.groupConsumer(topic: "events", group: "g", sessionTimeout: 60, waitTime: 0, onRebalance: log.handler("a"))
             #expect(try await a.poll().count == 8)
@@ -215,7 +215,7 @@ actor Tally {
     @Test func heartbeats_keepTheMemberBeyondItsSessionTimeout() async throws {
         try await WireServerFixture.with { f in
             let client = f.client()
-            try await client.createTopic("events", patch: WireTopicPatch(partitions: 2))
+            try await client.createTopic("events", patch: TopicAttributes.Patch(partitions: 2))
             let consumer = try await client.groupConsumer(topic: "events", group: "g", sessionTimeout: 1, waitTime: 0)
             let member = await consumer.memberID
             try await Task.sleep(for: .milliseconds(2500))
@@ -230,7 +230,7 @@ actor Tally {
     @Test func aMemberThatExpired_joinsAgain_onItsNextPoll() async throws {
         try await WireServerFixture.with { f in
             let client = f.client()
-            try await client.createTopic("events", patch: WireTopicPatch(partitions: 2))
+            try await client.createTopic("events", patch: TopicAttributes.Patch(partitions: 2))
             let log = RebalanceLog()
             let consumer = try await client.groupConsumer(topic: "events", group: "g", sessionTimeout: 5, waitTime: 0, onRebalance: log.handler("c"))
             let first = await consumer.memberID

@@ -10,26 +10,26 @@ import TernWire
     @Test func topicAdmin_roundTripsOverTheSocket() async throws {
         try await WireServerFixture.with { f in
             let client = f.client()
-            let (created, info) = try await client.createTopic("logs", patch: WireTopicPatch(partitions: 4, retention: 3600))
+            let (created, info) = try await client.createTopic("logs", patch: TopicAttributes.Patch(partitions: 4, retention: 3600))
             #expect(created)
-            #expect(info.name == "logs")
+            #expect(info.name.rawValue == "logs")
             #expect(info.partitions.count == 4)
-            #expect(info.retention == 3600)
-            #expect(info.maxBytes == nil)
+            #expect(info.attributes.retention == 3600)
+            #expect(info.attributes.maxBytes == nil)
             // Same patch semantics as PUT: an update of retention and max bytes, partitions fixed.
-            let (again, updated) = try await client.createTopic("logs", patch: WireTopicPatch(maxBytes: .some(1 << 20)))
+            let (again, updated) = try await client.createTopic("logs", patch: TopicAttributes.Patch(maxBytes: .some(1 << 20)))
             #expect(!again)
-            #expect(updated.retention == 3600)
-            #expect(updated.maxBytes == 1 << 20)
-            do { _ = try await client.createTopic("logs", patch: WireTopicPatch(partitions: 8)); Issue.record("no error") } catch let error as TernError {
+            #expect(updated.attributes.retention == 3600)
+            #expect(updated.attributes.maxBytes == 1 << 20)
+            do { _ = try await client.createTopic("logs", patch: TopicAttributes.Patch(partitions: 8)); Issue.record("no error") } catch let error as TernError {
                 #expect(error.code == .conflict)
             }
-            do { _ = try await client.createTopic("bad", patch: WireTopicPatch(retention: 5)); Issue.record("no error") } catch let error as TernError {
+            do { _ = try await client.createTopic("bad", patch: TopicAttributes.Patch(retention: 5)); Issue.record("no error") } catch let error as TernError {
                 #expect(error.code == .invalidAttribute)
             }
             try await client.createTopic("audit")
-            #expect(try await client.listTopics().map(\.name) == ["audit", "logs"])
-            #expect(try await client.describeTopic("logs").maxBytes == 1 << 20)
+            #expect(try await client.listTopics().map(\.name.rawValue) == ["audit", "logs"])
+            #expect(try await client.describeTopic("logs").attributes.maxBytes == 1 << 20)
             try await client.deleteTopic("audit")
             do { _ = try await client.describeTopic("audit"); Issue.record("no error") } catch let error as TernError { #expect(error.code == .topicNotFound) }
             do { _ = try await client.describeTopic("bad name!"); Issue.record("no error") } catch let error as TernError { #expect(error.code == .invalidName) }
@@ -40,17 +40,17 @@ import TernWire
     @Test func produce_thenFetch_returnsTheMessagesWithOffsetsKeysAndWatermarks() async throws {
         try await WireServerFixture.with { f in
             let client = f.client()
-            try await client.createTopic("logs", patch: WireTopicPatch(partitions: 4))
+            try await client.createTopic("logs", patch: TopicAttributes.Patch(partitions: 4))
             let before: UInt64 = 1_700_000_000_000 // ms: produced after 2023
             let offsets = try await client.produce([
-                WireTopicMessage(key: Array("a".utf8), value: Array("one".utf8), partition: 2),
-                WireTopicMessage(value: Array("two".utf8), partition: 2),
-                WireTopicMessage(key: Array("c".utf8), value: [0, 255], partition: 1),
+                TopicMessage(key: Array("a".utf8), value: Array("one".utf8), partition: 2),
+                TopicMessage(value: Array("two".utf8), partition: 2),
+                TopicMessage(key: Array("c".utf8), value: [0, 255], partition: 1),
             ], to: "logs")
-            #expect(offsets == [WireTopicOffset(partition: 2, offset: 0), WireTopicOffset(partition: 2, offset: 1),
-                                WireTopicOffset(partition: 1, offset: 0)])
+            #expect(offsets == [TopicOffset(partition: 2, offset: 0), TopicOffset(partition: 2, offset: 1),
+                                TopicOffset(partition: 1, offset: 0)])
             let third = try await client.produce(Array("three".utf8), to: "logs", partition: 2)
-            #expect(third == WireTopicOffset(partition: 2, offset: 2))
+            #expect(third == TopicOffset(partition: 2, offset: 2))
 
             let page = try await client.fetch(topic: "logs", partition: 2, offset: 1, max: 10)
             #expect(page.highWatermark == 3)
@@ -87,14 +87,14 @@ import TernWire
     @Test func group_joinConsumeCommit_thenDescribeShowsTheLag() async throws {
         try await WireServerFixture.with { f in
             let client = f.client()
-            try await client.createTopic("logs", patch: WireTopicPatch(partitions: 2))
+            try await client.createTopic("logs", patch: TopicAttributes.Patch(partitions: 2))
             for index in 0..<6 { try await client.produce(Array("m\(index)".utf8), to: "logs", partition: index % 2) }
 
             let (member, assignment) = try await client.joinGroup(topic: "logs", group: "indexer", sessionTimeout: 30)
             #expect(assignment.partitions == [0, 1])
             #expect(assignment.generation == 1)
             let heartbeat = try await client.heartbeat(topic: "logs", group: "indexer", memberID: member)
-            #expect(heartbeat == WireAssignment(generation: 1, partitions: [0, 1], rebalance: false))
+            #expect(heartbeat == GroupAssignment(generation: 1, partitions: [0, 1], rebalance: false))
 
             let batch = try await client.consume(topic: "logs", group: "indexer", memberID: member, max: 4)
             #expect(batch.messages.count == 4)

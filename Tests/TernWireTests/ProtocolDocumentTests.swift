@@ -69,13 +69,13 @@ import TernWire
     /// The dumps of the "Topics and consumer groups (keys 30–42)" section.
     @Test func documentedTopicRequestDumps_matchTheEncoder() {
         let cases: [(WireRequest, String)] = [
-            (.createTopic(name: "logs", patch: WireTopicPatch(partitions: 4)),
+            (.createTopic(name: "logs", patch: TopicAttributes.Patch(partitions: 4)),
              "00 00 00 15 00 1e 00 00 00 00 00 01 00 04 6c 6f 67 73 01 00 00 00 04 00 00"),
             (.describeTopic(name: "logs"), "00 00 00 0e 00 1f 00 00 00 00 00 01 00 04 6c 6f 67 73"),
             (.deleteTopic(name: "logs"), "00 00 00 0e 00 21 00 00 00 00 00 01 00 04 6c 6f 67 73"),
             (.listTopics, "00 00 00 08 00 20 00 00 00 00 00 01"),
-            (.produce(topic: "logs", producer: nil, messages: [WireTopicMessage(key: Array("k".utf8), value: Array("v".utf8)),
-                                                WireTopicMessage(value: Array("w".utf8), partition: 3)]),
+            (.produce(topic: "logs", producer: nil, messages: [TopicMessage(key: Array("k".utf8), value: Array("v".utf8)),
+                                                TopicMessage(value: Array("w".utf8), partition: 3)]),
              "00 00 00 2a 00 22 00 00 00 00 00 01 00 04 6c 6f 67 73 00 00 00 00 02 01 00 00 00 01 6b 00 00 00 00 01 76 00 01 00 00 00 03 00 00 00 01 77"),
             (.fetch(topic: "logs", partition: 2, offset: 40, maxMessages: 100, waitTime: 5),
              "00 00 00 1e 00 23 00 00 00 00 00 01 00 04 6c 6f 67 73 00 00 00 02 01 00 00 00 00 00 00 00 28 00 64 05"),
@@ -102,23 +102,23 @@ import TernWire
 
     @Test func documentedTopicResponseDumps_matchTheEncoder() {
         let created = Timestamp(milliseconds: 1_735_689_600_000)
-        let message = WireFetchedMessage(partition: 2, offset: 40, key: Array("k".utf8), value: Array("v".utf8), timestamp: created)
+        let message = FetchedMessage(partition: 2, offset: 40, key: Array("k".utf8), value: Array("v".utf8), timestamp: created)
         let cases: [(WireAPI, WireResponse, String)] = [
-            (.describeTopic, .topic(created: false, WireTopicInfo(
+            (.describeTopic, .topic(created: false, WireSamples.topic(
                 name: "logs", retention: 604_800, maxBytes: nil, createdAt: created,
-                partitions: [WirePartitionInfo(partition: 0, logStart: 0, highWatermark: 3, bytes: 120, batches: 1)])),
+                partitions: [PartitionInfo(partition: 0, logStart: 0, highWatermark: 3, bytes: 120, batches: 1)])),
              "00 00 00 46 00 1f 00 00 00 00 00 01 00 00 00 00 04 6c 6f 67 73 00 09 3a 80 00 00 00 01 94 1f 29 7c 00 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 03 00 00 00 00 00 00 00 78 00 00 00 00 00 00 00 01"),
-            (.produce, .produced([WireTopicOffset(partition: 1, offset: 7), WireTopicOffset(partition: 3, offset: 0)], duplicate: false),
+            (.produce, .produced([TopicOffset(partition: 1, offset: 7), TopicOffset(partition: 3, offset: 0)], duplicate: false),
              "00 00 00 27 00 22 00 00 00 00 00 01 00 00 00 00 00 00 02 00 00 00 01 00 00 00 00 00 00 00 07 00 00 00 03 00 00 00 00 00 00 00 00"),
-            (.fetch, .fetched(WireFetchResult(messages: [message], highWatermark: 41, logStart: 0)),
+            (.fetch, .fetched(FetchResult(messages: [message], highWatermark: 41, logStart: 0)),
              "00 00 00 3d 00 23 00 00 00 00 00 01 00 00 00 00 00 00 00 00 00 29 00 00 00 00 00 00 00 00 00 00 00 01 00 00 00 02 00 00 00 00 00 00 00 28 01 00 00 00 01 6b 00 00 00 01 76 00 00 01 94 1f 29 7c 00"),
             (.fetch, .error(TernError(.offsetOutOfRange, "offset 99")),
              "00 00 00 15 00 23 00 00 00 00 00 01 00 7a 00 09 6f 66 66 73 65 74 20 39 39"),
-            (.joinGroup, .joined(memberID: "m-1", WireAssignment(generation: 1, partitions: [0, 1])),
+            (.joinGroup, .joined(memberID: "m-1", GroupAssignment(generation: 1, partitions: [0, 1])),
              "00 00 00 20 00 24 00 00 00 00 00 01 00 00 00 03 6d 2d 31 00 00 00 01 00 00 00 02 00 00 00 00 00 00 00 01 00"),
-            (.heartbeat, .assignment(WireAssignment(generation: 2, partitions: [1], rebalance: true)),
+            (.heartbeat, .assignment(GroupAssignment(generation: 2, partitions: [1], rebalance: true)),
              "00 00 00 17 00 25 00 00 00 00 00 01 00 00 00 00 00 02 00 00 00 01 00 00 00 01 01"),
-            (.groupConsume, .consumed([message], WireAssignment(generation: 2, partitions: [2])),
+            (.groupConsume, .consumed([message], GroupAssignment(generation: 2, partitions: [2])),
              "00 00 00 3a 00 27 00 00 00 00 00 01 00 00 00 00 00 02 00 00 00 01 00 00 00 02 00 00 00 00 01 00 00 00 02 00 00 00 00 00 00 00 28 01 00 00 00 01 6b 00 00 00 01 76 00 00 01 94 1f 29 7c 00"),
             (.commitOffsets, .error(TernError(.staleGeneration, "stale")),
              "00 00 00 11 00 28 00 00 00 00 00 01 00 7b 00 05 73 74 61 6c 65"),

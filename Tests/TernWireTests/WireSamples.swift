@@ -71,24 +71,24 @@ enum WireSamples {
                 acknowledgements: [.init(queue: "in", receiptHandle: "aa")],
                 offsets: [.init(topic: "events", group: "billing", partition: 3, offset: 99),
                           .init(topic: "events", group: "audit", partition: 0, offset: 7, member: (id: "m-1", generation: 4))],
-                produces: [.init(topic: "upper", messages: [WireTopicMessage(key: Array("k".utf8), value: Array("V".utf8)),
-                                                            WireTopicMessage(value: [], partition: 2)])])),
+                produces: [.init(topic: "upper", messages: [TopicMessage(key: Array("k".utf8), value: Array("V".utf8)),
+                                                            TopicMessage(value: [], partition: 2)])])),
         ] + topicRequests
     }()
 
     /// One or more samples of every topic and consumer-group request (keys 30–42).
     static let topicRequests: [WireRequest] = [
-        .createTopic(name: "logs", patch: WireTopicPatch(partitions: 4, retention: 3600, maxBytes: .some(1 << 20))),
-        .createTopic(name: "logs", patch: WireTopicPatch(maxBytes: .some(nil))),
-        .createTopic(name: "plain", patch: WireTopicPatch()),
+        .createTopic(name: "logs", patch: TopicAttributes.Patch(partitions: 4, retention: 3600, maxBytes: .some(1 << 20))),
+        .createTopic(name: "logs", patch: TopicAttributes.Patch(maxBytes: .some(nil))),
+        .createTopic(name: "plain", patch: TopicAttributes.Patch()),
         .describeTopic(name: "logs"),
         .listTopics,
         .deleteTopic(name: "logs"),
-        .produce(topic: "logs", producer: WireProducerStamp(producerID: 9, epoch: 1, firstSequence: 40), messages: [WireTopicMessage(value: [7])]),
+        .produce(topic: "logs", producer: WireProducerStamp(producerID: 9, epoch: 1, firstSequence: 40), messages: [TopicMessage(value: [7])]),
         .produce(topic: "logs", producer: nil, messages: [
-            WireTopicMessage(key: Array("k".utf8), value: Array("v".utf8)),
-            WireTopicMessage(value: [], partition: 3),
-            WireTopicMessage(key: [], value: [0, 255], partition: 0),
+            TopicMessage(key: Array("k".utf8), value: Array("v".utf8)),
+            TopicMessage(value: [], partition: 3),
+            TopicMessage(key: [], value: [0, 255], partition: 0),
         ]),
         .fetch(topic: "logs", partition: 2, offset: 40, maxMessages: 100, waitTime: 5),
         .fetch(topic: "logs", partition: 0, offset: nil, maxMessages: 1, waitTime: 0),
@@ -103,14 +103,23 @@ enum WireSamples {
         .describeGroup(topic: "logs", group: "indexer"),
     ]
 
-    static let topicInfo = WireTopicInfo(
+    /// A topic description as the wire carries it (the partition count is the partitions' count).
+    static func topic(name: String, retention: Int, maxBytes: Int?, createdAt: Timestamp, partitions: [PartitionInfo]) -> TopicInfo {
+        var attributes = TopicAttributes()
+        attributes.partitions = partitions.count
+        attributes.retention = retention
+        attributes.maxBytes = maxBytes
+        return TopicInfo(name: try! QueueName(name), attributes: attributes, createdAt: createdAt, partitions: partitions)
+    }
+
+    static let topicInfo = topic(
         name: "logs", retention: 604_800, maxBytes: 1 << 20, createdAt: Timestamp(milliseconds: 1_735_689_600_000),
-        partitions: [WirePartitionInfo(partition: 0, logStart: 2, highWatermark: 10, bytes: 512, batches: 3),
-                     WirePartitionInfo(partition: 1)])
+        partitions: [PartitionInfo(partition: 0, logStart: 2, highWatermark: 10, bytes: 512, batches: 3),
+                     PartitionInfo(partition: 1)])
 
     static let fetched = [
-        WireFetchedMessage(partition: 1, offset: 7, key: Array("k".utf8), value: Array("v".utf8), timestamp: Timestamp(milliseconds: 1_735_689_600_000)),
-        WireFetchedMessage(partition: 3, offset: 0, key: nil, value: [], timestamp: Timestamp(milliseconds: 1)),
+        FetchedMessage(partition: 1, offset: 7, key: Array("k".utf8), value: Array("v".utf8), timestamp: Timestamp(milliseconds: 1_735_689_600_000)),
+        FetchedMessage(partition: 3, offset: 0, key: nil, value: [], timestamp: Timestamp(milliseconds: 1)),
     ]
 
     static let groupInfo = WireGroupInfo(
@@ -124,19 +133,19 @@ enum WireSamples {
     static let topicResponses: [(WireAPI, WireResponse)] = [
         (.createTopic, .topic(created: true, topicInfo)),
         (.describeTopic, .topic(created: false, topicInfo)),
-        (.listTopics, .topics([topicInfo, WireTopicInfo(name: "empty", retention: 60, maxBytes: nil, createdAt: Timestamp(milliseconds: 0), partitions: [])])),
+        (.listTopics, .topics([topicInfo, topic(name: "empty", retention: 60, maxBytes: nil, createdAt: Timestamp(milliseconds: 0), partitions: [])])),
         (.listTopics, .topics([])),
         (.deleteTopic, .done),
-        (.produce, .produced([WireTopicOffset(partition: 0, offset: 41), WireTopicOffset(partition: 3, offset: 0)], duplicate: false)),
-        (.produce, .produced([WireTopicOffset(partition: 2, offset: 5)], duplicate: true)),
-        (.fetch, .fetched(WireFetchResult(messages: fetched, highWatermark: 8, logStart: 0))),
-        (.fetch, .fetched(WireFetchResult(messages: [], highWatermark: 0, logStart: 0))),
+        (.produce, .produced([TopicOffset(partition: 0, offset: 41), TopicOffset(partition: 3, offset: 0)], duplicate: false)),
+        (.produce, .produced([TopicOffset(partition: 2, offset: 5)], duplicate: true)),
+        (.fetch, .fetched(FetchResult(messages: fetched, highWatermark: 8, logStart: 0))),
+        (.fetch, .fetched(FetchResult(messages: [], highWatermark: 0, logStart: 0))),
         (.fetch, .error(TernError(.offsetOutOfRange, "offset 99 is above the high watermark 8"))),
-        (.joinGroup, .joined(memberID: "m-1", WireAssignment(generation: 1, partitions: [0, 1, 2, 3]))),
-        (.heartbeat, .assignment(WireAssignment(generation: 2, partitions: [0, 1], rebalance: true))),
+        (.joinGroup, .joined(memberID: "m-1", GroupAssignment(generation: 1, partitions: [0, 1, 2, 3]))),
+        (.heartbeat, .assignment(GroupAssignment(generation: 2, partitions: [0, 1], rebalance: true))),
         (.leaveGroup, .done),
-        (.groupConsume, .consumed(fetched, WireAssignment(generation: 2, partitions: [1, 3]))),
-        (.groupConsume, .consumed([], WireAssignment(generation: 2, partitions: []))),
+        (.groupConsume, .consumed(fetched, GroupAssignment(generation: 2, partitions: [1, 3]))),
+        (.groupConsume, .consumed([], GroupAssignment(generation: 2, partitions: []))),
         (.commitOffsets, .done),
         (.commitOffsets, .error(TernError(.staleGeneration, "generation 1 is stale"))),
         (.resetOffsets, .done),
@@ -162,7 +171,7 @@ enum WireSamples {
         (.initProducer, .producer(producerID: 1, epoch: 0)),
         (.beginTransaction, .done),
         (.commitTransaction, .committed([[sent], []], duplicate: false)),
-        (.commitTransaction, .committed([], produced: [[WireTopicOffset(partition: 1, offset: 9), WireTopicOffset(partition: 2, offset: 0)]], duplicate: true)),
+        (.commitTransaction, .committed([], produced: [[TopicOffset(partition: 1, offset: 9), TopicOffset(partition: 2, offset: 0)]], duplicate: true)),
         (.abortTransaction, .done),
         (.send, .error(TernError(.outOfOrderSequence, "expected 5, got 7"))),
     ] + topicResponses

@@ -1,4 +1,3 @@
-public import TernCore
 
 /// The settings of one topic. Durations in whole seconds, sizes in bytes.
 public struct TopicAttributes: Hashable, Sendable {
@@ -120,12 +119,52 @@ public struct TopicInfo: Sendable, Hashable {
     public var name: QueueName
     public var attributes: TopicAttributes
     public var createdAt: Timestamp
+    /// One entry per partition, by partition number.
     public var partitions: [PartitionInfo]
+
+    public init(name: QueueName, attributes: TopicAttributes, createdAt: Timestamp, partitions: [PartitionInfo]) {
+        self.name = name
+        self.attributes = attributes
+        self.createdAt = createdAt
+        self.partitions = partitions
+    }
 }
 
 /// The answer of a partition fetch.
 public struct FetchResult: Sendable, Hashable {
+    /// In offset order; empty when nothing arrived within the wait time.
     public var messages: [FetchedMessage]
     public var highWatermark: UInt64
     public var logStart: UInt64
+
+    public init(messages: [FetchedMessage], highWatermark: UInt64, logStart: UInt64) {
+        self.messages = messages
+        self.highWatermark = highWatermark
+        self.logStart = logStart
+    }
+}
+
+/// What a consumer-group member learns from a join, heartbeat or consume.
+public struct GroupAssignment: Sendable, Hashable {
+    /// The group's generation; a commit must carry it.
+    public var generation: UInt32
+    /// The member's partitions in this generation, ascending.
+    public var partitions: [Int]
+    /// Whether the assignment changed since the member last heard (it should commit what it
+    /// processed and continue with the new partitions).
+    public var rebalance: Bool
+
+    public init(generation: UInt32, partitions: [Int], rebalance: Bool = false) {
+        self.generation = generation
+        self.partitions = partitions
+        self.rebalance = rebalance
+    }
+}
+
+/// Where a reset moves a consumer group's committed offsets.
+public enum OffsetReset: Sendable, Hashable {
+    case earliest
+    case latest
+    /// The first offset produced at or after the time.
+    case timestamp(Timestamp)
 }
