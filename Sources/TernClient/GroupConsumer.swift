@@ -152,6 +152,20 @@ public actor GroupConsumer {
 
     // MARK: Committing
 
+    /// The positions a transaction should commit for this consumer: every partition it owns
+    /// with messages handed out since its last commit, with its member id and generation (see
+    /// ``TransactionalProducer/commitOffsets(of:)``). They count as committed here once
+    /// ``markCommitted(_:)`` is called after the transaction commits.
+    public func uncommittedOffsets() -> (memberID: String, generation: UInt32, offsets: [Int: UInt64]) {
+        let owned = Set(partitions)
+        return (memberID, generation, positions.filter { owned.contains($0.key) && committed[$0.key] != $0.value })
+    }
+
+    /// Records that `offsets` were committed elsewhere (by a transaction).
+    public func markCommitted(_ offsets: [Int: UInt64]) {
+        for (partition, offset) in offsets { committed[partition] = offset }
+    }
+
     /// Commits the position of every message handed out (by ``messages`` or ``poll(max:)``) in
     /// the partitions this consumer owns, with the current generation.
     ///

@@ -33,6 +33,8 @@ public actor TransactionalProducer {
     /// array per ``produce(_:key:partition:to:)`` call in staging order (consecutive produces to
     /// one topic merged into one array).
     public private(set) var lastProduced: [[TopicOffset]] = []
+    /// Group consumers whose offsets the open transaction commits (``commitOffsets(of:)``).
+    private var consumersToMark: [(GroupConsumer, [Int: UInt64])] = []
     /// Messages acknowledged through ``acknowledge(_:)-(QueueMessage)`` in the open transaction.
     private var acknowledgedMessages: [QueueMessage] = []
     /// How often a commit is retried after a lost connection. Default 100.
@@ -125,6 +127,30 @@ public actor TransactionalProducer {
         staged.offsets.append(.init(topic: topic, group: group, partition: partition, offset: offset, member: member))
     }
 
+    /// Stages the positions `consumer` handed out since its last commit, with its member id and
+    /// generation (Kafka's `sendOffsetsToTransaction(offsets, groupMetadata)`): if the group
+    /// rebalanced before the commit, the whole transaction fails with `StaleGeneration` or
+    /// `Conflict` and nothing of it is applied. Once the transaction commits, the consumer
+    /// counts them as committed.
+    ///
+    /// ```swift
+    /// for try await record in consumer.messages {
+    ///     try await producer.begin()
+    ///     await producer.produce(transform(record.value), to: "out")
+    ///     await producer.commitOffsets(of: consumer)
+    ///     try await producer.commit()
+    /// }
+    /// ```
+    public func commitOffsets(of consumer: GroupConsumer) async {
+        precondition(open, "commitOffsets outside a transaction: call begin() first")
+        let (memberID, generation, offsets) = await consumer.uncommittedOffsets()
+        for (partition, offset) in offsets.sorted(by: { $0.key < $1.key }) {
+            staged.offsets.append(.init(topic: consumer.topic, group: consumer.group, partition: UInt32(partition), offset: offset,
+                                        member: (id: memberID, generation: generation)))
+        }
+        consumersToMark.append((consumer, offsets))
+    }
+
     /// Applies everything staged, atomically.
     /// - Returns: per send (in staging order, consecutive sends to one queue merged), the messages stored.
     /// - Throws: ``TernError``. After `ProducerFenced` this producer is finished. After any other
@@ -136,6 +162,7 @@ public actor TransactionalProducer {
             open = false
             staged = WireTransaction(producerID: 0, epoch: 0, transactionSequence: 0)
             acknowledgedMessages = []
+            consumersToMark = []
         }
         let transaction = staged
         var attempt = 0
@@ -147,6 +174,7 @@ public actor TransactionalProducer {
                 transactionSequence = transaction.transactionSequence
                 lastProduced = produced
                 for message in acknowledgedMessages { message.stopAutoExtension() }
+                for (consumer, offsets) in consumersToMark { await consumer.markCommitted(offsets) }
                 return sent
             } catch where error.code == .unavailable && attempt < maxRetries {
                 try? await client.backoff(attempt: attempt)
@@ -164,6 +192,7 @@ public actor TransactionalProducer {
         open = false
         staged = WireTransaction(producerID: 0, epoch: 0, transactionSequence: 0)
         acknowledgedMessages = []
+        consumersToMark = []
         if let identity {
             _ = try? await client.call(.abortTransaction(producerID: identity.producerID, epoch: identity.epoch))
         }

@@ -257,3 +257,63 @@ actor Tally {
         }
     }
 }
+
+/// Kafka's exactly-once loop over topics: records consumed by a group member, transformed,
+/// produced and the member's offsets committed in one transaction.
+@Suite struct GroupConsumerTransactionTests {
+    @Test func consumedOffsets_andProducedRecords_commitTogether() async throws {
+        try await WireServerFixture.with { f in
+            let client = f.client()
+            _ = try await client.createTopic("in", patch: TopicAttributes.Patch(partitions: 2))
+            _ = try await client.createTopic("out", patch: TopicAttributes.Patch(partitions: 2))
+            _ = try await client.produce((0..<10).map { TopicMessage(value: Array("m\($0)".utf8), partition: $0 % 2) }, to: "in")
+            let consumer = try await client.groupConsumer(topic: "in", group: "upper", waitTime: 1)
+            let producer = TransactionalProducer(client: client, transactionalID: "in-to-out")
+            var consumed = 0
+            while consumed < 10 {
+                let records = try await consumer.poll()
+                guard !records.isEmpty else { continue }
+                try await producer.begin()
+                for record in records {
+                    await producer.produce(Array(String(decoding: record.value, as: UTF8.self).uppercased().utf8), to: "out")
+                }
+                await producer.commitOffsets(of: consumer)
+                _ = try await producer.commit()
+                consumed += records.count
+            }
+            let group = try await client.describeGroup(topic: "in", group: "upper")
+            #expect(group.lag == 0, "every consumed offset was committed by the transactions")
+            #expect(try await client.describeTopic("out").partitions.reduce(0) { $0 + $1.highWatermark } == 10)
+            #expect(await consumer.uncommittedOffsets().offsets.isEmpty, "the consumer counts them as committed")
+            try await consumer.close()
+            await client.close()
+        }
+    }
+
+    @Test func afterARebalance_theTransactionFails_andNothingOfItIsVisible() async throws {
+        try await WireServerFixture.with { f in
+            let client = f.client()
+            _ = try await client.createTopic("in", patch: TopicAttributes.Patch(partitions: 2))
+            _ = try await client.createTopic("out")
+            _ = try await client.produce((0..<4).map { TopicMessage(value: [UInt8($0)], partition: $0 % 2) }, to: "in")
+            let consumer = try await client.groupConsumer(topic: "in", group: "g", waitTime: 1)
+            var records = [FetchedMessage]()
+            while records.isEmpty { records = try await consumer.poll() }
+            let producer = TransactionalProducer(client: client, transactionalID: "zombie")
+            try await producer.begin()
+            await producer.produce([1], to: "out")
+            await producer.commitOffsets(of: consumer)
+            // Another member joins: the group rebalances before the commit.
+            _ = try await client.joinGroup(topic: "in", group: "g", sessionTimeout: 30)
+            do {
+                _ = try await producer.commit()
+                Issue.record("a transaction of an ended generation committed")
+            } catch let error as TernError {
+                #expect(error.code == .staleGeneration || error.code == .conflict, "\(error)")
+            }
+            #expect(try await client.describeTopic("out").partitions[0].highWatermark == 0)
+            #expect(try await client.describeGroup(topic: "in", group: "g").partitions.allSatisfy { $0.committed == nil })
+            await client.close()
+        }
+    }
+}
