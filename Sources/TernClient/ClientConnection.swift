@@ -153,8 +153,9 @@ final class ClientConnection: Sendable {
         }
         let timer: Scheduled<Void>? = timeout.map { timeout in
             let limit: Duration = timeout + request.longPollWait
-            let error = TernError(.unavailable, "the request to \(address) timed out after \(limit.secondsDescription) s; it may or may not have been applied")
             return channel.eventLoop.scheduleTask(in: TimeAmount(limit)) { [self] in
+                // Built only when the timer fires: every request schedules one.
+                let error = TernError(.unavailable, "the request to \(address) timed out after \(limit.secondsDescription) s; it may or may not have been applied")
                 self.timeOut(correlationID, error)
             }
         }
