@@ -2,6 +2,7 @@ public import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Synchronization
 public import ServiceLifecycle
 public import TernBroker
 import TernCore
@@ -93,25 +94,43 @@ public struct WireServer: Service {
         let authenticator = Authenticator(settings: settings.auth)
         let maxConcurrent = settings.maxConcurrentRequestsPerConnection
         let producerSettings = settings.producers
-        // Graceful shutdown cancels the accept loop: a clean stop, not a failure (a thrown
-        // CancellationError would make the ServiceGroup fail and ternd exit with status 1).
-        do {
-            try await cancelWhenGracefulShutdown {
-                try await withThrowingDiscardingTaskGroup { group in
-                    group.addTask { await broker.runProducerExpiry(settings: producerSettings) }
+        // Graceful shutdown closes the listening socket (the accept loop ends) and drains every
+        // connection: requests already read are answered (a long poll within its wait time),
+        // later ones get `Unavailable`, then the connection closes.
+        let listener = server.channel
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                do {
+                    try await cancelWhenGracefulShutdown { await broker.runProducerExpiry(settings: producerSettings) }
+                } catch {
+                    // CancellationError at shutdown: expected.
+                }
+            }
+            await withGracefulShutdownHandler {
+                do {
                     try await server.executeThenClose { connections in
                         for try await connection in connections {
+                            let channel = connection.channel
+                            let drain = ConnectionDrain()
                             group.addTask {
-                                await WireConnection(handler: handler, authenticator: authenticator, maxConcurrent: maxConcurrent, logger: logger)
-                                    .serve(connection)
+                                await withGracefulShutdownHandler {
+                                    await WireConnection(handler: handler, authenticator: authenticator, maxConcurrent: maxConcurrent,
+                                                         drain: drain, logger: logger).serve(connection)
+                                } onGracefulShutdown: {
+                                    drain.begin(closing: channel)
+                                }
                             }
                         }
                     }
+                } catch {
+                    logger.debug("binary protocol accept loop ended", metadata: ["tern.error": "\(error)"])
                 }
+                logger.info("binary protocol stopped accepting; answering the requests in flight")
+            } onGracefulShutdown: {
+                listener.close(promise: nil)
             }
-        } catch is CancellationError {
-            logger.info("binary protocol stopped")
         }
+        logger.info("binary protocol stopped")
     }
 }
 
@@ -138,6 +157,7 @@ struct WireConnection: Sendable {
     let handler: WireRequestHandler
     let authenticator: Authenticator
     let maxConcurrent: Int
+    var drain = ConnectionDrain()
     let logger: Logger
 
     func serve(_ connection: NIOAsyncChannel<WireFrame, WireFrame>) async {
@@ -156,7 +176,7 @@ struct WireConnection: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await (frame, request) in ordered {
-                    await Self.answer(frame, request, handler: handler, outbound: outbound)
+                    await self.answer(frame, request, outbound: outbound)
                 }
             }
             var negotiated = false
@@ -164,6 +184,11 @@ struct WireConnection: Sendable {
             var running = 0
             do {
                 for try await frame in inbound {
+                    if drain.isDraining {
+                        try? await outbound.write(WireResponse.error(TernError(.unavailable, "the broker is shutting down")).frame(
+                            apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
+                        continue
+                    }
                     let request: WireRequest
                     do throws(TernError) {
                         request = try WireRequest(decoding: frame)
@@ -204,6 +229,7 @@ struct WireConnection: Sendable {
                             apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
                         continue
                     }
+                    drain.started()
                     if Self.isOrdered(request) {
                         orderedContinuation.yield((frame, request))
                         continue
@@ -213,7 +239,7 @@ struct WireConnection: Sendable {
                         running -= 1
                     }
                     running += 1
-                    group.addTask { await Self.answer(frame, request, handler: handler, outbound: outbound) }
+                    group.addTask { await self.answer(frame, request, outbound: outbound) }
                 }
             } catch let error as TernError {
                 try? await outbound.write(WireResponse.error(error).frame(apiKey: WireFrame.unknownAPIKey, correlationID: 0))
@@ -250,10 +276,31 @@ struct WireConnection: Sendable {
         }
     }
 
-    static func answer(_ frame: WireFrame, _ request: WireRequest, handler: WireRequestHandler,
-                       outbound: NIOAsyncChannelOutboundWriter<WireFrame>) async {
+    func answer(_ frame: WireFrame, _ request: WireRequest, outbound: NIOAsyncChannelOutboundWriter<WireFrame>) async {
         let response = await handler.respond(to: request)
         try? await outbound.write(response.frame(apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
+        drain.finished()
+    }
+}
+
+/// The requests of one connection in flight, and whether it is draining for a graceful
+/// shutdown (new requests are refused; once the last one is answered the connection closes).
+final class ConnectionDrain: Sendable {
+    private let inFlight = Atomic<Int>(0)
+    private let draining = Atomic<Bool>(false)
+
+    var isDraining: Bool { draining.load(ordering: .acquiring) }
+    func started() { inFlight.add(1, ordering: .acquiringAndReleasing) }
+    func finished() { inFlight.subtract(1, ordering: .acquiringAndReleasing) }
+
+    /// Refuses new requests, waits for those in flight to be answered, then closes `channel`.
+    func begin(closing channel: any Channel) {
+        draining.store(true, ordering: .releasing)
+        // The graceful-shutdown handler cannot wait; this short-lived task ends with the close.
+        Task {
+            while inFlight.load(ordering: .acquiring) > 0 { try? await Task.sleep(for: .milliseconds(5)) }
+            try? await channel.close()
+        }
     }
 }
 

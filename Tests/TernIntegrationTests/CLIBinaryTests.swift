@@ -31,6 +31,22 @@ extension IntegrationTests {
             return (result.status, String(decoding: result.standardOutput, as: UTF8.self), result.errorText)
         }
 
+        /// SIGTERM while a binary long poll waits: the broker answers it (empty) before it stops,
+        /// as it does over HTTP, instead of cutting the connection.
+        @Test(.timeLimit(.minutes(2)))
+        func sigterm_duringABinaryLongPoll_answersIt_andExitsCleanly() async throws {
+            try await withBinaryServer { server, binary, root in
+                #expect(try await tern(["queue", "create", "--server", binary, "idle"], root: root).status == 0)
+                async let polled = tern(["receive", "--server", binary, "idle", "--wait", "5"], root: root)
+                try await Task.sleep(for: .seconds(1))   // the receive is waiting in the broker
+                let status = await server.terminate(gracePeriod: .seconds(30))
+                #expect(status == 0, "graceful exit status; log: \(server.logTail())")
+                let result = try await polled
+                #expect(result.status == 0, "the long poll was answered, not cut off: \(result.error)")
+                #expect(result.output.isEmpty)
+            }
+        }
+
         @Test(.timeLimit(.minutes(2)))
         func queueCreateListDescribe_overBinary_printTheQueue() async throws {
             try await withBinaryServer { _, binary, root in
