@@ -67,8 +67,11 @@ public final class Broker: Sendable {
     public func createOrUpdateQueue(_ name: QueueName, patch: QueueAttributes.Patch) async throws(TernError) -> (created: Bool, queue: QueueInfo) {
         let now = clock.now
         let store = self.store
-        let (created, record) = try await perform { txn in try store.createOrUpdate(name, patch: patch, at: now, in: txn) }
-        return (created, info(record, oldestSentAt: nil))
+        let (created, record, oldest) = try await perform { txn in
+            let (created, record) = try store.createOrUpdate(name, patch: patch, at: now, in: txn)
+            return (created, record, created ? nil : try store.oldestSentAt(queue: record.id, in: txn))
+        }
+        return (created, info(record, oldestSentAt: oldest))
     }
 
     /// All live queues in name order, with their counts.

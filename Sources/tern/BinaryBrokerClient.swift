@@ -244,6 +244,11 @@ struct BinaryBrokerClient: BrokerTransport {
                 return .transport(server: server, cause: shortCause(error.message))
             }
         }
+        if error.code == .frameTooLarge && error.message.contains("frame of 1213486160 bytes") {
+            // The first four bytes of the answer were "HTTP": an HTTP server, not the binary protocol.
+            return .server(status: error.code.httpStatus, code: error.code.name,
+                           message: "the server answered in HTTP; this looks like ternd's HTTP port: use http://host:port (the binary protocol listens on 7081 by default)")
+        }
         if (error.code == .frameTooLarge || error.code == .invalidFrame) && !server.hasPrefix("tern+tls://") {
             // What a plain connection makes of a TLS listener's answer.
             return .server(status: error.code.httpStatus, code: error.code.name,

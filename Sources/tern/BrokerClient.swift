@@ -214,6 +214,11 @@ struct BrokerClient: Sendable {
         {
             return .unreachable(server: server, cause: Self.shortCause(text))
         }
+        if lowered.contains("invalid constant string") || lowered.contains("invalid http") || lowered.contains("http parser") {
+            // A server that does not speak HTTP: most likely ternd's binary-protocol port.
+            return .transport(server: server, cause: Self.shortCause(text)
+                + " — the server did not answer in HTTP; for ternd's binary protocol (port 7081 by default) use tern://host:port")
+        }
         return .transport(server: server, cause: Self.shortCause(text))
     }
 

@@ -9,7 +9,7 @@ struct Send: AsyncParsableCommand {
             Without TEXT, standard input is read as raw bytes and split on \\n: each line becomes one \
             message, byte for byte (a \\r before the \\n is kept); empty lines are skipped. Lines go out \
             in batches of up to 500 messages and about 1 MiB of JSON, several batches at a time, so \
-            with --concurrency above 1 the queue may hold them in a slightly different order.
+            with --concurrency above 1 (the default is 4) whole batches of 500 may arrive out of order; --concurrency 1 keeps line order.
             """
     )
 
@@ -112,7 +112,13 @@ struct Send: AsyncParsableCommand {
                 batchBytes = 0
             }
 
-            while firstError == nil, let line = try await lines.next() {
+            while firstError == nil {
+                // Input paused with a partial batch (`tail -F … | tern send`): send it now.
+                if !batch.isEmpty, !lines.hasBufferedLine,
+                   await !StandardInputLines.readable(within: StandardInputLines.lingerMilliseconds) {
+                    await submit()
+                }
+                guard let line = try await lines.next() else { break }
                 if line.bytes.isEmpty {
                     outcome.skipped += 1
                     continue

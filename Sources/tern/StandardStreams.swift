@@ -142,6 +142,27 @@ struct StandardInputLines {
         }
     }
 
+    /// Whether a complete line is already buffered (``next()`` then returns without reading).
+    var hasBufferedLine: Bool {
+        atEnd || Self.firstNewline(in: pending, from: start) != nil
+    }
+
+    /// Whether standard input has data (or its end) to read within `milliseconds`, from
+    /// `poll(2)` on the reading queue. The senders use it to send a partial batch when the
+    /// input pauses (`tail -F … | tern send`), as Kafka producers send after `linger.ms`.
+    static func readable(within milliseconds: Int32) async -> Bool {
+        await withCheckedContinuation { continuation in
+            queue.async {
+                var descriptor = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
+                let ready = poll(&descriptor, 1, milliseconds)
+                continuation.resume(returning: ready != 0)
+            }
+        }
+    }
+
+    /// How long the senders let a partial batch wait for more input, in milliseconds.
+    static let lingerMilliseconds: Int32 = 100
+
     /// Whether standard input is a terminal (then a hint on how to end input is useful).
     static var isTerminal: Bool { isatty(0) == 1 }
 }

@@ -222,7 +222,13 @@ extension TopicCommand {
                     batch.removeAll(keepingCapacity: true)
                     bytes = 0
                 }
-                while let line = try await lines.next() {
+                while true {
+                    // Input paused with a partial batch (`tail -F … | tern topic produce`): send it now.
+                    if !batch.isEmpty, !lines.hasBufferedLine,
+                       await !StandardInputLines.readable(within: StandardInputLines.lingerMilliseconds) {
+                        try await flush()
+                    }
+                    guard let line = try await lines.next() else { break }
                     if line.bytes.isEmpty { continue }
                     guard let value = String(validating: line.bytes, as: UTF8.self) else {
                         try await flush()

@@ -41,7 +41,7 @@ struct Ternd: AsyncParsableCommand {
     @Option(name: .long, help: "The largest the data file may grow, in bytes (LMDB map size). Default 64 GiB.")
     var maxMapBytes: Int?
 
-    @Option(name: .long, help: "The largest accepted HTTP request body, in bytes. Default 64 MiB.")
+    @Option(name: .long, help: "The largest accepted HTTP request body and binary-protocol frame, in bytes. Default 64 MiB.")
     var maxRequestBytes: Int?
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical. Default info.")
