@@ -1,6 +1,6 @@
 import Synchronization
 public import TernCore
-public import TernStorage
+import TernStorage
 
 /// What the broker did, reported after each operation commits, for metrics and logs.
 ///

@@ -1,4 +1,4 @@
-public import TernCore
+import TernCore
 import TernStorage
 
 /// Retention beyond the queues' own (``QueueStore/expireRetention(at:limit:in:)``): topic

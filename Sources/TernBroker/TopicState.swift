@@ -1,5 +1,5 @@
 import Synchronization
-public import TernCore
+import TernCore
 
 /// The in-memory state of topics that a ``Broker`` keeps beside LMDB: the sticky partition of
 /// keyless produces and the consumer groups' membership (committed offsets are in LMDB).

@@ -1,5 +1,5 @@
 public import TernCore
-public import TernWire
+import TernWire
 
 /// A member of a topic consumer group: heartbeats in the background, hands out the messages of
 /// its partitions, reports rebalances, and commits what it handed out.

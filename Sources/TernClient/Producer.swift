@@ -1,5 +1,5 @@
 public import TernCore
-public import TernWire
+import TernWire
 
 /// Sends messages to queues and topics in batches, with retries that never store a message twice.
 ///

@@ -1,5 +1,5 @@
 public import TernCore
-public import TernWire
+import TernWire
 
 /// Exactly-once consume-transform-produce: acknowledgements of received messages, sends and
 /// offset commits staged in a transaction and applied by the broker in one LMDB transaction.

@@ -1,5 +1,5 @@
 import Foundation
-public import Hummingbird
+import Hummingbird
 public import TernCore
 
 /// Bearer-token authentication and name-pattern permissions, for the HTTP API (as middleware)

@@ -1,6 +1,6 @@
-public import Hummingbird
+import Hummingbird
 public import HummingbirdCore
-public import HummingbirdTLS
+import HummingbirdTLS
 import NIOCore
 public import NIOSSL
 

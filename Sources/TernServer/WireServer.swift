@@ -100,11 +100,8 @@ public struct WireServer: Service {
         let listener = server.channel
         await withDiscardingTaskGroup { group in
             group.addTask {
-                do {
-                    try await cancelWhenGracefulShutdown { await broker.runProducerExpiry(settings: producerSettings) }
-                } catch {
-                    // CancellationError at shutdown: expected.
-                }
+                // Ends at graceful shutdown (cancelled), without an error.
+                await cancelWhenGracefulShutdown { await broker.runProducerExpiry(settings: producerSettings) }
             }
             await withGracefulShutdownHandler {
                 do {
@@ -172,7 +169,6 @@ struct WireConnection: Sendable {
 
     func serve(inbound: NIOAsyncChannelInboundStream<WireFrame>, outbound: NIOAsyncChannelOutboundWriter<WireFrame>) async throws {
         let (ordered, orderedContinuation) = AsyncStream.makeStream(of: (WireFrame, WireRequest).self)
-        let handler = self.handler
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await (frame, request) in ordered {

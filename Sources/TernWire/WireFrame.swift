@@ -1,5 +1,5 @@
 public import NIOCore
-public import TernCore
+import TernCore
 
 /// One frame of Tern's binary protocol: a request or a response, before its payload is decoded.
 ///

@@ -1,5 +1,5 @@
 public import NIOCore
-public import TernCore
+import TernCore
 
 /// Splits a byte stream into ``WireFrame``s, one per call (NIO's single-step decoder).
 ///

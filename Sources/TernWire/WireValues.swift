@@ -1,4 +1,4 @@
-public import NIOCore
+import NIOCore
 public import TernCore
 
 /// The identity of an idempotent send: the producer, its epoch, and the sequence number of the

@@ -28,7 +28,7 @@ struct Pipeline: AsyncParsableCommand {
             do {
                 messages = try await client.receive(from: input, maxMessages: batch, visibilityTimeout: visibilityTimeout, waitTime: 1)
             } catch {
-                guard (error as? TernError)?.code == .unavailable else { throw error }
+                guard error.code == .unavailable else { throw error }
                 try await Task.sleep(for: .milliseconds(100))
                 continue
             }
