@@ -85,7 +85,7 @@ public struct ProducerBatch: Sendable, Hashable {
         }
     }
 
-    func write(to writer: inout BigEndianWriter) {
+    public func write(to writer: inout BigEndianWriter) {
         writer.write(queue)
         writer.write(firstSequence)
         writer.write(count)
@@ -94,7 +94,7 @@ public struct ProducerBatch: Sendable, Hashable {
         writer.write(idSeed)
     }
 
-    init(reading reader: inout BigEndianReader) throws(StorageError) {
+    public init(reading reader: inout BigEndianReader) throws(StorageError) {
         queue = try reader.readUInt32()
         firstSequence = try reader.readUInt64()
         count = try reader.readUInt32()
@@ -167,14 +167,24 @@ public struct ProducerRecord: Sendable, Hashable {
     }
 }
 
-/// The sequence state of one producer on one queue: the epoch it belongs to, the next expected
-/// sequence, and the last ``ProducerSchema/rememberedBatches`` batches.
+/// A remembered batch of a producer's sequence state, with its record layout.
+public protocol SequencedBatch: Sendable, Hashable {
+    func write(to writer: inout BigEndianWriter)
+    init(reading reader: inout BigEndianReader) throws(StorageError)
+}
+
+extension ProducerBatch: SequencedBatch {}
+extension TopicProducerBatch: SequencedBatch {}
+
+/// The sequence state of one producer on one queue (``ProducerSequences``) or one topic
+/// (``TopicProducerSequences``): the epoch it belongs to, the next expected sequence, and the
+/// last ``ProducerSchema/rememberedBatches`` batches.
 ///
 /// Payload: epoch u32, next sequence u64, count u32, batches.
-public struct ProducerSequences: Sendable, Hashable {
+public struct SequenceState<Batch: SequencedBatch>: Sendable, Hashable {
     public var epoch: UInt32
     public var nextSequence: UInt64
-    public var recent: [ProducerBatch]
+    public var recent: [Batch]
 
     public init(epoch: UInt32) {
         self.epoch = epoch
@@ -197,11 +207,19 @@ public struct ProducerSequences: Sendable, Hashable {
         epoch = try reader.readUInt32()
         nextSequence = try reader.readUInt64()
         let count = try reader.readUInt32()
+        guard Int(count) <= ProducerSchema.rememberedBatches else { throw StorageError(.corruptRecord, "producer sequences hold \(count) batches") }
         recent = []
-        for _ in 0..<count { recent.append(try ProducerBatch(reading: &reader)) }
+        for _ in 0..<count { recent.append(try Batch(reading: &reader)) }
         guard reader.remaining == 0 else { throw StorageError(.corruptRecord, "producer sequences have trailing bytes") }
     }
 }
+
+/// A producer's sequence state on one queue.
+public typealias ProducerSequences = SequenceState<ProducerBatch>
+
+/// A producer's sequence state on one topic (the topic is the unit: a produce request is applied
+/// to all its partitions in one transaction).
+public typealias TopicProducerSequences = SequenceState<TopicProducerBatch>
 
 extension ProducerSchema {
     /// The key of a producer's sequence state on a topic: producer id u64, the byte `T`, topic
@@ -234,7 +252,7 @@ public struct TopicProducerBatch: Sendable, Hashable {
         self.bases = bases
     }
 
-    func write(to writer: inout BigEndianWriter) {
+    public func write(to writer: inout BigEndianWriter) {
         writer.write(firstSequence)
         writer.write(count)
         writer.write(UInt32(bitPattern: Int32(stickyPartition ?? -1)))
@@ -245,7 +263,7 @@ public struct TopicProducerBatch: Sendable, Hashable {
         }
     }
 
-    init(reading reader: inout BigEndianReader) throws(StorageError) {
+    public init(reading reader: inout BigEndianReader) throws(StorageError) {
         firstSequence = try reader.readUInt64()
         count = try reader.readUInt32()
         let sticky = Int32(bitPattern: try reader.readUInt32())
@@ -254,41 +272,5 @@ public struct TopicProducerBatch: Sendable, Hashable {
         guard Int(partitions) <= reader.remaining / 12 else { throw StorageError(.corruptRecord, "topic producer batch announces \(partitions) partitions") }
         bases = [:]
         for _ in 0..<partitions { bases[Int(try reader.readUInt32())] = try reader.readUInt64() }
-    }
-}
-
-/// The sequence state of one producer on one topic (the topic is the unit: a produce request
-/// is applied to all its partitions in one transaction). Payload: epoch u32, next sequence
-/// u64, count u32, ``TopicProducerBatch``es.
-public struct TopicProducerSequences: Sendable, Hashable {
-    public var epoch: UInt32
-    public var nextSequence: UInt64
-    public var recent: [TopicProducerBatch]
-
-    public init(epoch: UInt32) {
-        self.epoch = epoch
-        self.nextSequence = 0
-        self.recent = []
-    }
-
-    public func encoded() -> [UInt8] {
-        var writer = BigEndianWriter(capacity: 16 + recent.count * 32)
-        writer.write(epoch)
-        writer.write(nextSequence)
-        writer.write(UInt32(recent.count))
-        for batch in recent { batch.write(to: &writer) }
-        return RecordCodec.encode(writer.bytes, compression: .never)
-    }
-
-    /// - Throws: ``StorageError/Code/corruptRecord`` when the record fails its checks.
-    public init(decoding record: [UInt8]) throws(StorageError) {
-        var reader = BigEndianReader(try RecordCodec.decode(record))
-        epoch = try reader.readUInt32()
-        nextSequence = try reader.readUInt64()
-        let count = try reader.readUInt32()
-        guard Int(count) <= ProducerSchema.rememberedBatches else { throw StorageError(.corruptRecord, "topic producer sequences hold \(count) batches") }
-        recent = []
-        for _ in 0..<count { recent.append(try TopicProducerBatch(reading: &reader)) }
-        guard reader.remaining == 0 else { throw StorageError(.corruptRecord, "topic producer sequences have trailing bytes") }
     }
 }
