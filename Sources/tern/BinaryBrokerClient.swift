@@ -14,6 +14,8 @@ struct BinaryBrokerClient: BrokerTransport {
     /// `tern://host:port` or `tern+tls://host:port`.
     let server: String
     private let client: TernClient
+    /// Stamps `tern topic produce` batches so that a retried batch is stored once.
+    private let sequencer = TopicSequencer()
 
     /// - Parameters:
     ///   - token: presented with `Authenticate` on the connection; nil without authentication.
@@ -174,10 +176,34 @@ struct BinaryBrokerClient: BrokerTransport {
         return try Self.json(TopicDescriptionJSON(info))
     }
 
+    /// Idempotent over the binary protocol: a batch sent again after an error that left its
+    /// fate unknown (the same messages, as the produce command retries them) carries the same
+    /// sequence numbers, and the broker stores it once.
     func produce(_ messages: [TopicAPI.Message], to topic: String) async throws -> Int {
         let outgoing = messages.map { TopicMessage(key: $0.key.map { Array($0.utf8) }, value: Array($0.value.utf8)) }
         let client = self.client
-        return try await perform { () async throws(TernError) in try await client.produce(outgoing, to: topic) }.count
+        let sequencer = self.sequencer
+        return try await perform { () async throws(TernError) in
+            var attempt = 0
+            while true {
+                let stamp = try await sequencer.stamp(outgoing, topic: topic, client: client)
+                do throws(TernError) {
+                    guard case .produced(let offsets, _) = try await client.call(.produce(topic: topic, producer: stamp, messages: outgoing)) else {
+                        throw TernError(.internalError, "unexpected answer to Produce")
+                    }
+                    await sequencer.succeeded()
+                    return offsets
+                } catch {
+                    // An expired producer: start again with a new one (its sequences begin at 0).
+                    guard error.code == .unknownProducer, attempt == 0 else {
+                        await sequencer.failed(definitely: error.code != .unavailable)
+                        throw error
+                    }
+                    await sequencer.reset()
+                    attempt += 1
+                }
+            }
+        }.count
     }
 
     func joinGroup(topic: String, group: String, sessionTimeout: Int) async throws -> TopicAPI.Join {
@@ -407,4 +433,50 @@ private struct JSONKey: CodingKey, ExpressibleByStringLiteral {
     init(stringValue: String) { self.stringValue = stringValue }
     init?(intValue: Int) { nil }
     init(stringLiteral value: String) { stringValue = value }
+}
+
+/// The producer id and sequence numbers of `tern topic produce` over the binary protocol
+/// (Kafka's idempotent producer, decision 30): one producer per command, sequences counted per
+/// topic, and the batch whose answer was lost sent again with the same numbers.
+actor TopicSequencer {
+    private var identity: (producerID: UInt64, epoch: UInt32)?
+    private var next: [String: UInt64] = [:]
+    /// The batch in flight or whose fate is unknown: its messages, topic and first sequence.
+    private var pending: (messages: [TopicMessage], topic: String, first: UInt64)?
+
+    func stamp(_ messages: [TopicMessage], topic: String, client: TernClient) async throws(TernError) -> WireProducerStamp {
+        let identity: (producerID: UInt64, epoch: UInt32)
+        if let known = self.identity {
+            identity = known
+        } else {
+            guard case .producer(let id, let epoch) = try await client.call(.initProducer(transactionalID: nil)) else {
+                throw TernError(.internalError, "unexpected answer to InitProducer")
+            }
+            identity = (id, epoch)
+            self.identity = identity
+        }
+        if let pending, pending.topic == topic, pending.messages == messages {
+            return WireProducerStamp(producerID: identity.producerID, epoch: identity.epoch, firstSequence: pending.first)
+        }
+        let first = next[topic, default: 0]
+        next[topic] = first + UInt64(messages.count)
+        pending = (messages, topic, first)
+        return WireProducerStamp(producerID: identity.producerID, epoch: identity.epoch, firstSequence: first)
+    }
+
+    func succeeded() { pending = nil }
+
+    /// A failure that stored nothing (`definitely`) gives the numbers back; an unknown outcome
+    /// keeps them for the retry.
+    func failed(definitely: Bool) {
+        guard definitely, let pending else { return }
+        if next[pending.topic] == pending.first + UInt64(pending.messages.count) { next[pending.topic] = pending.first }
+        self.pending = nil
+    }
+
+    func reset() {
+        identity = nil
+        next = [:]
+        pending = nil
+    }
 }
