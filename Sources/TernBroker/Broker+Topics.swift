@@ -317,16 +317,26 @@ extension Broker {
                 let groupName = group.rawValue
                 committed = try await perform { txn in try store.committedOffsets(topic: record.id, group: groupName, in: txn) }
             }
-            let messages: [FetchedMessage] = try reading { txn in
+            let (messages, resumed): ([FetchedMessage], [Int: UInt64]) = try reading { txn in
                 var result = [FetchedMessage]()
-                for partition in owned where result.count < max {
+                var resumed = [Int: UInt64]()
+                for partition in owned where result.count < max || positions[partition] == nil {
                     let state = try store.partitionState(topic: record.id, partition: partition, in: txn)
                     let position = Swift.min(Swift.max(positions[partition] ?? committed[partition] ?? state.logStart, state.logStart),
                                              state.highWatermark)
-                    guard position < state.highWatermark else { continue }
+                    if positions[partition] == nil { resumed[partition] = position }
+                    guard position < state.highWatermark, result.count < max else { continue }
                     result += try store.read(topic: record.id, partition: partition, from: position, max: max - result.count, in: txn)
                 }
-                return result
+                return (result, resumed)
+            }
+            if !resumed.isEmpty {
+                // Remembered, so that the next fetch does not read the committed offsets on the writer again.
+                try topicState.withGroup(key, partitions: partitionCount) { instance in
+                    for (partition, offset) in resumed {
+                        instance.onResumed(memberID: memberID, generation: assignment.generation, partition: partition, at: offset)
+                    }
+                }
             }
             if !messages.isEmpty {
                 var next = [Int: UInt64]()

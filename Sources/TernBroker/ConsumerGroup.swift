@@ -120,6 +120,16 @@ public enum ConsumerGroup {
             positions[partition] = Swift.max(positions[partition] ?? 0, nextOffset)
         }
 
+        /// The member read where `partition` resumes (its committed offset, or the log start)
+        /// under its assignment of `generation`; later fetches continue from there without
+        /// reading the committed offset again. Ignored when the partition already has a
+        /// position or moved since.
+        public mutating func onResumed(memberID: String, generation: UInt32, partition: Int, at offset: UInt64) {
+            guard positions[partition] == nil, members[memberID]?.partitions.contains(partition) == true,
+                  let since = ownedSince[partition], since <= generation else { return }
+            positions[partition] = offset
+        }
+
         /// The group's committed offsets were reset: every partition resumes from them.
         public mutating func onOffsetsReset() {
             positions = [:]

@@ -103,6 +103,23 @@ import TernTestKit
         #expect(group.positions[kept[0]] == 99)
     }
 
+    /// Where a newly assigned partition resumes is remembered once read, never over a position
+    /// the member already has, and not for a partition that moved since.
+    @Test func resumedPosition_isKeptOnce_andNotForAPartitionThatMoved() {
+        var group = ConsumerGroup.Instance(partitionCount: 2)
+        _ = group.onJoin(memberID: "a", sessionTimeout: 10, at: t0)
+        let generation = group.generation
+        group.onResumed(memberID: "a", generation: generation, partition: 0, at: 5)
+        #expect(group.positions[0] == 5)
+        group.onDelivered(memberID: "a", generation: generation, partition: 0, nextOffset: 9)
+        group.onResumed(memberID: "a", generation: generation, partition: 0, at: 5)
+        #expect(group.positions[0] == 9, "a resume does not move an existing position back")
+        _ = group.onJoin(memberID: "b", sessionTimeout: 10, at: t0)
+        let moved = group.members["b"]!.partitions[0]
+        group.onResumed(memberID: "a", generation: generation, partition: moved, at: 3)
+        #expect(group.positions[moved] == nil)
+    }
+
     /// A partition that moved away and came back: a fetch from before it left does not count.
     @Test func deliveryFromBeforeAPartitionLeftAndReturned_isIgnored() {
         var group = ConsumerGroup.Instance(partitionCount: 2)
