@@ -224,7 +224,7 @@ public actor TernProcess {
     }
 }
 
-/// Runs the `tern` command-line client.
+/// Runs the `tern` command-line client (or another of the built executables) to completion.
 public enum TernCLI {
     /// The outcome of one run.
     public struct Result: Sendable {
@@ -235,16 +235,21 @@ public enum TernCLI {
         public var errorText: String { String(decoding: standardError, as: UTF8.self) }
     }
 
-    /// Runs `tern arguments…` with standard input read from `inputFile` (nil: empty input) and
-    /// waits for it to exit. Output goes through files in `scratch`, so large outputs cannot
-    /// block the child.
+    /// Runs `executable arguments…` (default `tern`) with standard input read from `inputFile`
+    /// (nil: empty input) and waits for it to exit. Output goes through files in `scratch`, so
+    /// large outputs cannot block the child.
+    /// - Parameter environment: when given, the child's whole environment (`PATH` is added).
     /// - Throws: ``TernProcess/Failure`` when the binary is missing or cannot be launched.
-    public static func run(_ arguments: [String], inputFile: String? = nil, scratch: TemporaryDirectory) async throws -> Result {
+    public static func run(_ arguments: [String], executable: String = "tern", inputFile: String? = nil,
+                           environment: [String: String]? = nil, scratch: TemporaryDirectory) async throws -> Result {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try TernBinaries.path(of: "tern"))
+        process.executableURL = URL(fileURLWithPath: try TernBinaries.path(of: executable))
         process.arguments = arguments
+        if let environment {
+            process.environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin"].merging(environment) { $1 }
+        }
         let token = UUID().uuidString
-        let outPath = scratch.appending("tern-\(token).out"), errPath = scratch.appending("tern-\(token).err")
+        let outPath = scratch.appending("\(executable)-\(token).out"), errPath = scratch.appending("\(executable)-\(token).err")
         let out = try TernProcess.appendingHandle(outPath), err = try TernProcess.appendingHandle(errPath)
         process.standardOutput = out
         process.standardError = err

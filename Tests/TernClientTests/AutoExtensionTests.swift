@@ -14,6 +14,26 @@ import TernWire
         func record(_ message: QueueMessage, _ error: TernError) { errors.withLock { $0.append(error) } }
     }
 
+    /// Sends one message `body` to `queue` (created here) and receives it with a consumer of
+    /// 2 s visibility timeout (or `visibilityTimeout`) whose automatic extension reports into
+    /// the returned `Failures`; runs `body` while the consumer's iterator is alive (releasing
+    /// it ends the extension).
+    static func withOneExtendedMessage(
+        _ client: TernClient, queue: String = "q", body text: String = "slow", visibilityTimeout: Int = 2,
+        interval: Duration? = nil, maximum: Duration = .seconds(43_200),
+        _ body: (QueueMessage, Failures) async throws -> Void
+    ) async throws {
+        try await client.createQueue(queue)
+        _ = try await client.send([OutgoingMessage(body: Array(text.utf8))], to: queue)
+        let failures = Failures()
+        let consumer = QueueConsumer(client: client, queue: queue, batchSize: 1, visibilityTimeout: visibilityTimeout, waitTime: 1,
+                                     autoExtend: .init(interval: interval, maximum: maximum, onFailure: { failures.record($0, $1) }))
+        var iterator = consumer.makeAsyncIterator()
+        let message = try #require(try await iterator.next())
+        try await body(message, failures)
+        withExtendedLifetime(iterator) {}
+    }
+
     /// Polls `queue` from another client with 1 s long polls until it receives something or
     /// `seconds` have passed.
     static func pollAsAnotherConsumer(_ f: WireServerFixture, queue: String, seconds: Int64) async throws -> [ReceivedMessage] {
@@ -38,23 +58,18 @@ import TernWire
     @Test func withAutoExtension_aMessageProcessedLongerThanItsVisibilityTimeout_staysInvisible_andTheAckSucceeds() async throws {
         try await WireServerFixture.with { f in
             let client = f.client()
-            try await client.createQueue("q")
-            _ = try await client.send([OutgoingMessage(body: Array("slow".utf8))], to: "q")
-            let failures = Failures()
-            let consumer = QueueConsumer(client: client, queue: "q", batchSize: 1, visibilityTimeout: 2, waitTime: 1,
-                                         autoExtend: .init(onFailure: { failures.record($0, $1) }))
-            var iterator = consumer.makeAsyncIterator()
-            let message = try #require(try await iterator.next())
-            #expect(message.isAutoExtended)
+            try await Self.withOneExtendedMessage(client) { message, failures in
+                #expect(message.isAutoExtended)
 
-            // "Processing" for three visibility timeouts while another consumer polls the queue.
-            let stolen = try await Self.pollAsAnotherConsumer(f, queue: "q", seconds: 6)
-            #expect(stolen.isEmpty, "another consumer received the message being processed")
+                // "Processing" for three visibility timeouts while another consumer polls the queue.
+                let stolen = try await Self.pollAsAnotherConsumer(f, queue: "q", seconds: 6)
+                #expect(stolen.isEmpty, "another consumer received the message being processed")
 
-            try await message.ack()
-            #expect(!message.isAutoExtended)
-            #expect(try await client.describeQueue("q").counts.total == 0)
-            #expect(failures.all.isEmpty)
+                try await message.ack()
+                #expect(!message.isAutoExtended)
+                #expect(try await client.describeQueue("q").counts.total == 0)
+                #expect(failures.all.isEmpty)
+            }
             await client.close()
         }
     }
@@ -62,23 +77,18 @@ import TernWire
     @Test func messageAcknowledgedInACommittedTransaction_isNoLongerExtended() async throws {
         try await WireServerFixture.with { f in
             let client = f.client()
-            try await client.createQueue("in")
             try await client.createQueue("out")
-            _ = try await client.send([OutgoingMessage(body: Array("x".utf8))], to: "in")
-            let failures = Failures()
-            let consumer = QueueConsumer(client: client, queue: "in", batchSize: 1, visibilityTimeout: 2, waitTime: 1,
-                                         autoExtend: .init(onFailure: { failures.record($0, $1) }))
-            var iterator = consumer.makeAsyncIterator()
-            let message = try #require(try await iterator.next())
-            let producer = TransactionalProducer(client: client, transactionalID: "t")
-            try await producer.begin()
-            await producer.acknowledge(message)
-            await producer.send(OutgoingMessage(body: Array("X".utf8)), to: "out")
-            #expect(message.isAutoExtended, "still extended while the transaction is open")
-            _ = try await producer.commit()
-            #expect(!message.isAutoExtended)
-            #expect(try await client.describeQueue("in").counts.total == 0)
-            #expect(failures.all.isEmpty, "no extension of the deleted message was attempted")
+            try await Self.withOneExtendedMessage(client, queue: "in", body: "x") { message, failures in
+                let producer = TransactionalProducer(client: client, transactionalID: "t")
+                try await producer.begin()
+                await producer.acknowledge(message)
+                await producer.send(OutgoingMessage(body: Array("X".utf8)), to: "out")
+                #expect(message.isAutoExtended, "still extended while the transaction is open")
+                _ = try await producer.commit()
+                #expect(!message.isAutoExtended)
+                #expect(try await client.describeQueue("in").counts.total == 0)
+                #expect(failures.all.isEmpty, "no extension of the deleted message was attempted")
+            }
             await client.close()
         }
     }
@@ -107,17 +117,12 @@ import TernWire
     @Test func autoExtension_endsAtItsMaximum_andTheMessageReturnsToTheQueue() async throws {
         try await WireServerFixture.with { f in
             let client = f.client()
-            try await client.createQueue("q")
-            _ = try await client.send([OutgoingMessage(body: Array("slow".utf8))], to: "q")
-            let failures = Failures()
-            let consumer = QueueConsumer(client: client, queue: "q", batchSize: 1, visibilityTimeout: 2, waitTime: 1,
-                                         autoExtend: .init(maximum: .seconds(3), onFailure: { failures.record($0, $1) }))
-            var iterator = consumer.makeAsyncIterator()
-            let message = try #require(try await iterator.next())
-            let stolen = try await Self.pollAsAnotherConsumer(f, queue: "q", seconds: 15)
-            #expect(stolen.map(\.id) == [message.id])
-            #expect(!message.isAutoExtended)
-            #expect(failures.all.isEmpty)
+            try await Self.withOneExtendedMessage(client, maximum: .seconds(3)) { message, failures in
+                let stolen = try await Self.pollAsAnotherConsumer(f, queue: "q", seconds: 15)
+                #expect(stolen.map(\.id) == [message.id])
+                #expect(!message.isAutoExtended)
+                #expect(failures.all.isEmpty)
+            }
             await client.close()
         }
     }
@@ -125,18 +130,13 @@ import TernWire
     @Test func failedExtension_isReported_andEndsTheExtensionOfThatMessage() async throws {
         try await WireServerFixture.with { f in
             let client = f.client()
-            try await client.createQueue("q")
-            _ = try await client.send([OutgoingMessage(body: Array("gone".utf8))], to: "q")
-            let failures = Failures()
-            let consumer = QueueConsumer(client: client, queue: "q", batchSize: 1, visibilityTimeout: 2, waitTime: 1,
-                                         autoExtend: .init(onFailure: { failures.record($0, $1) }))
-            var iterator = consumer.makeAsyncIterator()
-            let message = try #require(try await iterator.next())
-            // Deleted behind the consumer's back: the next extension finds a stale handle.
-            try await client.acknowledge(message.receiptHandle, on: "q")
-            try await Self.waitUntilNotExtended(message, seconds: 10)
-            #expect(!message.isAutoExtended)
-            #expect(failures.all.map(\.code) == [.receiptHandleStale])
+            try await Self.withOneExtendedMessage(client, body: "gone") { message, failures in
+                // Deleted behind the consumer's back: the next extension finds a stale handle.
+                try await client.acknowledge(message.receiptHandle, on: "q")
+                try await Self.waitUntilNotExtended(message, seconds: 10)
+                #expect(!message.isAutoExtended)
+                #expect(failures.all.map(\.code) == [.receiptHandleStale])
+            }
             await client.close()
         }
     }
@@ -192,28 +192,22 @@ import TernWire
             // later over a new connection, lands well before the 8 s visibility timeout.
             settings.requestTimeout = .milliseconds(1500)
             let client = TernClient(host: "127.0.0.1", port: proxy.port, settings: settings)
-            try await client.createQueue("q")
-            _ = try await client.send([OutgoingMessage(body: Array("slow".utf8))], to: "q")
-            let failures = Failures()
-            let consumer = QueueConsumer(client: client, queue: "q", batchSize: 1, visibilityTimeout: 8, waitTime: 1,
-                                         autoExtend: .init(interval: .seconds(2), onFailure: { failures.record($0, $1) }))
-            var iterator = consumer.makeAsyncIterator()
-            let message = try #require(try await iterator.next())
+            try await Self.withOneExtendedMessage(client, visibilityTimeout: 8, interval: .seconds(2)) { message, failures in
+                // The broker stops answering until the first extension has been swallowed (and so
+                // timed out with Unavailable); the retry goes over a new connection.
+                proxy.flags.stalling = true
+                let deadline: ContinuousClock.Instant = ContinuousClock.now.advanced(by: Duration.seconds(10))
+                while proxy.flags.swallowed == 0, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                proxy.flags.stalling = false
+                #expect(proxy.flags.swallowed >= 1)
 
-            // The broker stops answering until the first extension has been swallowed (and so
-            // timed out with Unavailable); the retry goes over a new connection.
-            proxy.flags.stalling = true
-            let deadline: ContinuousClock.Instant = ContinuousClock.now.advanced(by: Duration.seconds(10))
-            while proxy.flags.swallowed == 0, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(20))
+                let stolen = try await Self.pollAsAnotherConsumer(f, queue: "q", seconds: 12)
+                #expect(stolen.isEmpty, "another consumer received the message being processed")
+                #expect(failures.all.isEmpty)
+                try await message.ack()
             }
-            proxy.flags.stalling = false
-            #expect(proxy.flags.swallowed >= 1)
-
-            let stolen = try await Self.pollAsAnotherConsumer(f, queue: "q", seconds: 12)
-            #expect(stolen.isEmpty, "another consumer received the message being processed")
-            #expect(failures.all.isEmpty)
-            try await message.ack()
             await client.close()
             await proxy.shutdown()
         }

@@ -8,28 +8,8 @@ import Testing
 func runTernd(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String, error: String) {
     let scratch = try TemporaryDirectory(prefix: "ternd-run")
     defer { scratch.remove() }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: try TernBinaries.path(of: "ternd"))
-    process.arguments = arguments
-    process.environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin"].merging(environment) { $1 }
-    FileManager.default.createFile(atPath: scratch.appending("out"), contents: nil)
-    FileManager.default.createFile(atPath: scratch.appending("err"), contents: nil)
-    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch.appending("out")))
-    let err = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch.appending("err")))
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-        do { try process.run() } catch {
-            process.terminationHandler = nil
-            continuation.resume(throwing: error)
-        }
-    }
-    try? out.close()
-    try? err.close()
-    return (status, String(decoding: FileManager.default.contents(atPath: scratch.appending("out")) ?? Data(), as: UTF8.self),
-            String(decoding: FileManager.default.contents(atPath: scratch.appending("err")) ?? Data(), as: UTF8.self))
+    let result = try await TernCLI.run(arguments, executable: "ternd", environment: environment, scratch: scratch)
+    return (result.status, String(decoding: result.standardOutput, as: UTF8.self), result.errorText)
 }
 
 extension IntegrationTests {

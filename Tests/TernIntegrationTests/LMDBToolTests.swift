@@ -8,27 +8,8 @@ import Testing
 func runTernLMDB(_ arguments: [String]) async throws -> (status: Int32, output: String, error: String) {
     let scratch = try TemporaryDirectory(prefix: "tern-lmdb-run")
     defer { scratch.remove() }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: try TernBinaries.path(of: "tern-lmdb"))
-    process.arguments = arguments
-    FileManager.default.createFile(atPath: scratch.appending("out"), contents: nil)
-    FileManager.default.createFile(atPath: scratch.appending("err"), contents: nil)
-    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch.appending("out")))
-    let err = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch.appending("err")))
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-        do { try process.run() } catch {
-            process.terminationHandler = nil
-            continuation.resume(throwing: error)
-        }
-    }
-    try? out.close()
-    try? err.close()
-    return (status, String(decoding: FileManager.default.contents(atPath: scratch.appending("out")) ?? Data(), as: UTF8.self),
-            String(decoding: FileManager.default.contents(atPath: scratch.appending("err")) ?? Data(), as: UTF8.self))
+    let result = try await TernCLI.run(arguments, executable: "tern-lmdb", scratch: scratch)
+    return (result.status, String(decoding: result.standardOutput, as: UTF8.self), result.errorText)
 }
 
 /// JSON lines of a `tern-lmdb` output.
