@@ -148,16 +148,32 @@ struct Topics: ParsableCommand {
 
 struct Dump: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Decoded records of a queue or topic as JSON lines (headers, attributes, decompressed body).")
+        abstract: "Decoded records of a queue or topic as JSON lines (headers, attributes, decompressed body); with --state, the canonical dump of the whole broker state.",
+        discussion: """
+            `dump DIR NAME` prints a queue's messages or a topic partition's records. `dump --state DIR` prints \
+            every queue, message, index entry, FIFO, topic, group-offset and producer record as canonical JSON lines \
+            in a fixed order (docs/storage.md, "Canonical state dump"), without the command log or anything \
+            node-local: two directories with the same state print the same bytes.
+            """)
     @OptionGroup var options: DirectoryOptions
-    @Argument(help: "A queue or topic name.") var name: String
+    @Argument(help: "A queue or topic name (not with --state).") var name: String?
+    @Flag(help: "Print the canonical state dump of the whole directory instead of one queue or topic.") var state = false
     @Option(help: "First sequence (queues) or offset (topics).") var from: UInt64 = 0
     @Option(help: "The most records printed.") var limit: Int = 1000
     @Option(help: "Topic partition.") var partition: Int = 0
 
+    func validate() throws {
+        if state && name != nil { throw ValidationError("--state dumps the whole directory: give no queue or topic name") }
+        if !state && name == nil { throw ValidationError("give a queue or topic name, or --state") }
+    }
+
     func run() throws {
         let storage = try options.open()
         defer { storage.close() }
+        guard let name else {
+            try printStateDump(storage)
+            return
+        }
         let queueName = try QueueName(name)
         let queues = QueueStore(storage: storage)
         let messages = storage.database("messages"), bodies = storage.database("bodies")
@@ -210,6 +226,21 @@ struct Dump: ParsableCommand {
         guard let topicLines else { throw ValidationError("no queue or topic named \(name)") }
         for line in topicLines { printJSON(line) }
     }
+}
+
+/// Writes ``StateDump`` to standard output, buffered (a dump has a line per message).
+func printStateDump(_ storage: Storage) throws {
+    var buffer = [UInt8]()
+    buffer.reserveCapacity(1 << 20)
+    try StateDump.write(storage: storage) { line in
+        buffer.append(contentsOf: line.utf8)
+        buffer.append(UInt8(ascii: "\n"))
+        if buffer.count >= 1 << 20 {
+            FileHandle.standardOutput.write(Data(buffer))
+            buffer.removeAll(keepingCapacity: true)
+        }
+    }
+    FileHandle.standardOutput.write(Data(buffer))
 }
 
 struct Backup: ParsableCommand {
