@@ -14,6 +14,11 @@ struct BatchRandom: RandomNumberGenerator {
         state = system.next()
     }
 
+    /// A generator whose values are determined by `seed` (for values derived inside a command).
+    init(seed: UInt64) {
+        state = seed
+    }
+
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state

@@ -47,28 +47,6 @@ final class BrokerObservers: Sendable {
     }
 }
 
-/// Per-queue tallies of what ``QueueStore`` did inside one command that the command's result
-/// does not say (dead-letter moves and retention expiries, which happen as side effects of
-/// receives, visibility changes and due work).
-///
-/// Only the writer thread touches it: ``Broker`` resets it at the start of each write closure
-/// and takes it at the end, so a closure that the group-commit writer re-runs after a retry
-/// reports each of its effects once.
-final class QueueTally: @unchecked Sendable {
-    var deadLettered: [UInt32: Int] = [:]
-    var expired: [UInt32: Int] = [:]
-
-    func reset() {
-        deadLettered.removeAll(keepingCapacity: true)
-        expired.removeAll(keepingCapacity: true)
-    }
-
-    func take() -> (deadLettered: [UInt32: Int], expired: [UInt32: Int]) {
-        defer { reset() }
-        return (deadLettered, expired)
-    }
-}
-
 extension Broker {
     /// Registers `observer` for every later ``BrokerEvent``. Observers cannot be removed; add
     /// them once, at start-up.
@@ -102,8 +80,8 @@ extension Broker {
         }
     }
 
-    /// Events for what ``QueueTally`` recorded, with queue ids resolved to names.
-    func tallyEvents(_ tally: (deadLettered: [UInt32: Int], expired: [UInt32: Int])) -> [BrokerEvent] {
+    /// Events for the dead-letter moves and expiries a command caused, with queue ids resolved to names.
+    func tallyEvents(_ tally: CommandEffects) -> [BrokerEvent] {
         guard !tally.deadLettered.isEmpty || !tally.expired.isEmpty else { return [] }
         let store = self.store
         let names: [UInt32: QueueName] = (try? reading { txn in
@@ -121,29 +99,6 @@ extension Broker {
             if let name = names[id] { events.append(.expired(queue: name, count: count)) }
         }
         return events
-    }
-
-    /// Like ``perform(grows:_:)``, and reports the dead-letter moves and expiries the command
-    /// caused as events.
-    func performCounting<T: Sendable>(grows: Bool = false, _ body: @escaping @Sendable (WriteTransaction) throws -> T) async throws(TernError) -> T {
-        let tally = store.tally
-        let (result, counted) = try await perform(grows: grows) { txn in
-            tally.reset()
-            let result = try body(txn)
-            return (result, Counted(tally.take()))
-        }
-        observers.emit(tallyEvents((counted.deadLettered, counted.expired)))
-        return result
-    }
-}
-
-/// A tally's result, moved out of the writer thread.
-struct Counted: Sendable {
-    var deadLettered: [UInt32: Int]
-    var expired: [UInt32: Int]
-    init(_ tally: (deadLettered: [UInt32: Int], expired: [UInt32: Int])) {
-        deadLettered = tally.deadLettered
-        expired = tally.expired
     }
 }
 

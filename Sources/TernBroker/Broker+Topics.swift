@@ -27,9 +27,9 @@ extension Broker {
     ///   (a different partition count for an existing topic).
     public func createOrUpdateTopic(_ name: QueueName, patch: TopicAttributes.Patch) async throws(TernError) -> (created: Bool, topic: TopicInfo) {
         guard !name.isFIFO else { throw TernError(.invalidName, "topic names may not end in .fifo") }
-        let now = clock.now
+        let outcome = try await execute(.createOrUpdateTopic(name, patch))
+        guard case .topic(let created, let record) = outcome.result else { Self.unexpected(outcome.result) }
         let store = topicStore
-        let (created, record) = try await perform { txn in try store.createOrUpdate(name, patch: patch, at: now, in: txn) }
         return (created, try reading { txn in try store.info(record, in: txn) })
     }
 
@@ -51,8 +51,8 @@ extension Broker {
     /// Deletes `name` durably at once; its batches and group offsets are removed in the background.
     /// - Throws: ``TernError`` `TopicNotFound`.
     public func deleteTopic(_ name: QueueName) async throws(TernError) {
-        let store = topicStore
-        let id = try await perform { txn in try store.delete(name, in: txn) }
+        let outcome = try await execute(.deleteTopic(name))
+        guard case .topicDeleted(let id) = outcome.result else { Self.unexpected(outcome.result) }
         topicState.forget(topic: id)
         signals.signal([Self.maintenanceKey])
     }
@@ -83,72 +83,18 @@ extension Broker {
     ///   `ProducerFenced`, `OutOfOrderSequence` (a gap or a sequence older than the remembered
     ///   batches).
     public func produce(_ name: QueueName, _ messages: [TopicMessage], producer stamp: ProducerStamp?) async throws(TernError) -> (offsets: [TopicOffset], duplicate: Bool) {
-        let store = topicStore
-        let record = try reading { txn in try store.record(named: name, in: txn) }
-        let routing = try route(messages, to: record)
-        let now = clock.now
-        let producers = producerStore
-        let stampValues = stamp.map { ($0.producer.producerID, $0.producer.epoch, $0.firstSequence) }
-        let result = try await perform(grows: true) { txn in
-            guard let stampValues else {
-                return (bases: try routing.append(sticky: routing.sticky, store: store, at: now, in: txn), sticky: routing.sticky, duplicate: false)
-            }
-            let outcome = try producers.produce(topic: record.id, topicName: name, stamp: stampValues, count: messages.count,
-                                                stickyPartition: routing.sticky, at: now, in: txn) {
-                try routing.append(sticky: routing.sticky, store: store, at: now, in: txn)
-            }
-            return (bases: outcome.bases, sticky: outcome.stickyPartition, duplicate: outcome.duplicate)
-        }
-        if !result.duplicate { producedEvents(routing, sticky: result.sticky, bases: result.bases) }
-        return (routing.offsets(sticky: result.sticky, bases: result.bases), result.duplicate)
-    }
-
-    /// Where each message of a produce request goes (see ``produce(_:_:)``), decided before the
-    /// write so that the writer thread only appends.
-    struct ProduceRouting: Sendable {
-        var topic: QueueName
-        var topicID: UInt32
-        var messages: [TopicMessage]
-        /// The partition of each message, in request order.
-        var targets: [Int]
-        /// The partition keyless messages go to, nil when there are none.
-        var sticky: Int?
-
-        /// The partition of each message when keyless ones went to `sticky` (a retried request
-        /// is answered with the partition its original used).
-        func partitions(sticky original: Int?) -> [Int] {
-            zip(messages, targets).map { message, target in
-                message.partition == nil && message.key == nil ? (original ?? target) : target
-            }
-        }
-
-        /// Appends one batch per partition.
-        /// - Returns: the base offset each partition's batch got.
-        func append(sticky: Int?, store: TopicStore, at now: Timestamp, in txn: WriteTransaction) throws -> [Int: UInt64] {
-            var groups = [Int: [(key: [UInt8]?, value: [UInt8])]]()
-            for (message, partition) in zip(messages, partitions(sticky: sticky)) {
-                groups[partition, default: []].append((message.key, message.value))
-            }
-            var bases = [Int: UInt64]()
-            for (partition, entries) in groups.sorted(by: { $0.key < $1.key }) {
-                bases[partition] = try store.append(topic: topicID, partition: partition, messages: entries, at: now, in: txn)
-            }
-            return bases
-        }
-
-        /// Each message's partition and offset, in request order.
-        func offsets(sticky: Int?, bases: [Int: UInt64]) -> [TopicOffset] {
-            var next = bases
-            return partitions(sticky: sticky).map { partition in
-                defer { next[partition, default: 0] += 1 }
-                return TopicOffset(partition: partition, offset: next[partition, default: 0])
-            }
-        }
+        var routing = try route(messages, to: try topicRecord(name))
+        routing.stamp = stamp
+        let outcome = try await execute(.produce(routing))
+        guard case .produced(let bases, let sticky, let duplicate) = outcome.result else { Self.unexpected(outcome.result) }
+        let offsets = routing.offsets(sticky: sticky, bases: bases)
+        if !duplicate { producedEvents(routing, offsets: offsets) }
+        return (offsets, duplicate)
     }
 
     /// Validates `messages` for `record` and decides their partitions.
     /// - Throws: ``TernError``: `InvalidParameter` (count, partition), `MessageTooLarge`.
-    func route(_ messages: [TopicMessage], to record: TopicRecord) throws(TernError) -> ProduceRouting {
+    func route(_ messages: [TopicMessage], to record: TopicRecord) throws(TernError) -> TopicProduce {
         guard Self.produceBatchRange.contains(messages.count) else {
             throw TernError(.invalidParameter, "messages must hold 1–\(Self.produceBatchRange.upperBound) messages")
         }
@@ -174,15 +120,15 @@ extension Broker {
                 targets.append(chosen)
             }
         }
-        return ProduceRouting(topic: record.name, topicID: record.id, messages: messages, targets: targets, sticky: sticky)
+        return TopicProduce(topic: record.name, topicID: record.id, messages: messages, targets: targets, sticky: sticky)
     }
 
     /// Wakes fetchers of the partitions written and reports the produce to observers.
-    func producedEvents(_ routing: ProduceRouting, sticky: Int?, bases: [Int: UInt64]) {
-        signals.signal(bases.keys.sorted().map { TopicSchema.partitionSignal(topic: routing.topicID, partition: $0) }
+    func producedEvents(_ routing: TopicProduce, offsets: [TopicOffset]) {
+        signals.signal(Set(offsets.map(\.partition)).sorted().map { TopicSchema.partitionSignal(topic: routing.topicID, partition: $0) }
             + [TopicSchema.topicSignal(topic: routing.topicID)])
         var counts = [Int: (count: Int, bytes: Int)]()
-        for (message, partition) in zip(routing.messages, routing.partitions(sticky: sticky)) {
+        for (message, partition) in zip(routing.messages, offsets.map(\.partition)) {
             counts[partition, default: (0, 0)].count += 1
             counts[partition, default: (0, 0)].bytes += message.value.count + (message.key?.count ?? 0)
         }
@@ -251,37 +197,69 @@ extension Broker {
             throw TernError(.invalidParameter, "session_timeout must be 1–300 seconds")
         }
         let record = try topicRecord(topic)
+        try await expireMembers(record, group)
         var generator = SystemRandomNumberGenerator()
         let memberID = "m-" + MessageID.generate(at: clock.now, using: &generator).description
-        let now = clock.now
-        let assignment = try topicState.withGroup(.init(topic: record.id, group: group.rawValue), partitions: record.attributes.partitions) { instance in
-            _ = instance.onJoin(memberID: memberID, sessionTimeout: sessionTimeout, at: now)
-            return instance.onHeartbeat(memberID: memberID, at: now).assignment!
-        }
+        let time = try await applyMembership(.joinGroup(topic: topic, group: group, memberID: memberID, sessionTimeout: sessionTimeout),
+                                             record, group)
+        let assignment = try withGroup(record, group) { instance in instance.seen(memberID: memberID, at: time) }
         signals.signal([TopicSchema.topicSignal(topic: record.id)])
+        guard let assignment else { throw Self.unknownMember(memberID) }
         return (memberID, assignment)
     }
 
-    /// Keeps `memberID` in the group and tells it its current assignment.
+    /// Keeps `memberID` in the group (a heartbeat refreshes its session timer on this node and
+    /// writes nothing) and tells it its current assignment.
     /// - Throws: ``TernError``: `TopicNotFound`, `MemberNotFound` (it left or missed its session timeout: join again).
-    public func heartbeat(_ topic: QueueName, group: QueueName, memberID: String) throws(TernError) -> ConsumerGroup.Assignment {
+    public func heartbeat(_ topic: QueueName, group: QueueName, memberID: String) async throws(TernError) -> ConsumerGroup.Assignment {
         let record = try topicRecord(topic)
+        try await expireMembers(record, group)
         let now = clock.now
-        return try topicState.withGroup(.init(topic: record.id, group: group.rawValue), partitions: record.attributes.partitions) { instance throws(TernError) in
-            guard let assignment = instance.onHeartbeat(memberID: memberID, at: now).assignment else { throw Self.unknownMember(memberID) }
+        return try withGroup(record, group) { instance throws(TernError) in
+            guard let assignment = instance.seen(memberID: memberID, at: now) else { throw Self.unknownMember(memberID) }
             return assignment
         }
     }
 
     /// Removes `memberID` from the group; the group rebalances.
     /// - Throws: ``TernError``: `TopicNotFound`, `MemberNotFound`.
-    public func leaveGroup(_ topic: QueueName, group: QueueName, memberID: String) throws(TernError) {
+    public func leaveGroup(_ topic: QueueName, group: QueueName, memberID: String) async throws(TernError) {
         let record = try topicRecord(topic)
-        let now = clock.now
-        try topicState.withGroup(.init(topic: record.id, group: group.rawValue), partitions: record.attributes.partitions) { instance throws(TernError) in
-            guard instance.members[memberID] != nil else { throw Self.unknownMember(memberID) }
-            _ = instance.onLeave(memberID: memberID, at: now)
+        try await expireMembers(record, group)
+        try await applyMembership(.leaveGroup(topic: topic, group: group, memberID: memberID), record, group)
+        signals.signal([TopicSchema.topicSignal(topic: record.id)])
+    }
+
+    /// Runs `body` on this node's instance of the group, loading the group's stored state the
+    /// first time (every member's session timer then starts now).
+    func withGroup<T>(_ record: TopicRecord, _ group: QueueName, _ body: (inout ConsumerGroup.Instance) throws(TernError) -> T) throws(TernError) -> T {
+        let key = TopicState.GroupKey(topic: record.id, group: group.rawValue)
+        if !topicState.hasGroup(key) {
+            let store = topicStore
+            let stored = try reading { txn in try store.groupState(topic: record.id, group: group.rawValue, in: txn) }
+            topicState.insert(key, ConsumerGroup.Instance(state: stored ?? ConsumerGroup.State(partitionCount: record.attributes.partitions),
+                                                          at: clock.now))
         }
+        return try topicState.withGroup(key, partitions: record.attributes.partitions, body)
+    }
+
+    /// Applies a join, leave or expiry and hands the stored state to this node's instance.
+    /// - Returns: the time the command was applied at.
+    @discardableResult
+    func applyMembership(_ command: Command, _ record: TopicRecord, _ group: QueueName) async throws(TernError) -> Timestamp {
+        let outcome = try await execute(command)
+        guard case .group(let state, _) = outcome.result else { Self.unexpected(outcome.result) }
+        try withGroup(record, group) { instance in _ = instance.adopt(state, at: outcome.time) }
+        return outcome.time
+    }
+
+    /// Removes the members whose session timeout passed on this node's timers, by a command
+    /// (as Kafka's group coordinator turns a missed session into a rebalance).
+    func expireMembers(_ record: TopicRecord, _ group: QueueName) async throws(TernError) {
+        let now = clock.now
+        let expired = try withGroup(record, group) { instance in instance.expiredMembers(at: now) }
+        guard !expired.isEmpty else { return }
+        try await applyMembership(.expireMembers(topic: record.name, group: group, memberIDs: expired), record, group)
         signals.signal([TopicSchema.topicSignal(topic: record.id)])
     }
 
@@ -294,15 +272,15 @@ extension Broker {
         guard Self.waitTimeRange.contains(waitTime) else { throw TernError(.invalidParameter, "wait_time must be 0–20 seconds") }
         let record = try topicRecord(topic)
         let key = TopicState.GroupKey(topic: record.id, group: group.rawValue)
-        let partitionCount = record.attributes.partitions
         let store = topicStore
         let signal = TopicSchema.topicSignal(topic: record.id)
         let deadline = clock.now.adding(seconds: waitTime)
         while true {
             let seen = signals.version(of: signal)
+            try await expireMembers(record, group)
             let now = clock.now
-            let (assignment, positions) = try topicState.withGroup(key, partitions: partitionCount) { instance throws(TernError) in
-                guard let assignment = instance.onHeartbeat(memberID: memberID, at: now).assignment else { throw Self.unknownMember(memberID) }
+            let (assignment, positions) = try withGroup(record, group) { instance throws(TernError) in
+                guard let assignment = instance.seen(memberID: memberID, at: now) else { throw Self.unknownMember(memberID) }
                 return (assignment, instance.positions)
             }
             let start = topicState.nextRotation()
@@ -332,7 +310,7 @@ extension Broker {
             }
             if !resumed.isEmpty {
                 // Remembered, so that the next fetch does not read the committed offsets on the writer again.
-                try topicState.withGroup(key, partitions: partitionCount) { instance in
+                try withGroup(record, group) { instance in
                     for (partition, offset) in resumed {
                         instance.onResumed(memberID: memberID, generation: assignment.generation, partition: partition, at: offset)
                     }
@@ -341,7 +319,7 @@ extension Broker {
             if !messages.isEmpty {
                 var next = [Int: UInt64]()
                 for message in messages { next[message.partition] = message.offset + 1 }
-                try topicState.withGroup(key, partitions: partitionCount) { instance in
+                try withGroup(record, group) { instance in
                     for (partition, offset) in next {
                         instance.onDelivered(memberID: memberID, generation: assignment.generation, partition: partition, nextOffset: offset)
                     }
@@ -362,65 +340,29 @@ extension Broker {
     public func commitOffsets(_ topic: QueueName, group: QueueName, memberID: String, generation: UInt32,
                               offsets: [Int: UInt64]) async throws(TernError) {
         let record = try topicRecord(topic)
-        let now = clock.now
-        try topicState.withGroup(.init(topic: record.id, group: group.rawValue), partitions: record.attributes.partitions) { instance throws(TernError) in
-            _ = instance.onTick(at: now)
-            try instance.validateCommit(memberID: memberID, generation: generation, partitions: offsets.keys)
-        }
-        // Checked again on the writer thread, in the transaction that writes the offsets, so
-        // that no commit of an ended generation lands after the new owner read its position.
-        let store = topicStore
-        let topicID = record.id
-        let groupName = group.rawValue
-        let state = topicState
-        let partitions = record.attributes.partitions
-        try await perform { txn in
-            try state.withGroup(.init(topic: topicID, group: groupName), partitions: partitions) { instance throws(TernError) in
-                try instance.validateCommit(memberID: memberID, generation: generation, partitions: offsets.keys)
-            }
-            try store.commit(topic: topicID, group: groupName, offsets: offsets, at: now, in: txn)
-        }
+        try await expireMembers(record, group)
+        // Checked on the writer thread against the stored group, in the transaction that writes
+        // the offsets, so that no commit of an ended generation lands after the new owner read
+        // its position (decision 24).
+        try await execute(.commitOffsets(OffsetCommitCommand(topic: topic, group: group, memberID: memberID, generation: generation,
+                                                             offsets: offsets)))
     }
 
     /// Moves every partition's committed offset of `group` to `target`. Only for a group without members.
     /// - Throws: ``TernError``: `TopicNotFound`; `Conflict` while the group has members.
     public func resetGroupOffsets(_ topic: QueueName, group: QueueName, to target: OffsetReset) async throws(TernError) {
         let record = try topicRecord(topic)
-        let key = TopicState.GroupKey(topic: record.id, group: group.rawValue)
-        let now = clock.now
-        let empty = try topicState.withGroup(key, partitions: record.attributes.partitions) { instance in
-            _ = instance.onTick(at: now)
-            return instance.isEmpty
-        }
-        guard empty else { throw TernError(.conflict, "offsets can only be reset while the group has no members") }
-        let store = topicStore
-        let offsets: [Int: UInt64] = try reading { txn in
-            var offsets = [Int: UInt64]()
-            for partition in 0..<record.attributes.partitions {
-                let state = try store.partitionState(topic: record.id, partition: partition, in: txn)
-                switch target {
-                case .earliest: offsets[partition] = state.logStart
-                case .latest: offsets[partition] = state.highWatermark
-                case .timestamp(let time):
-                    offsets[partition] = try store.offset(forTime: time, topic: record.id, partition: partition, in: txn)
-                }
-            }
-            return offsets
-        }
-        let topicID = record.id
-        try await perform { txn in try store.commit(topic: topicID, group: group.rawValue, offsets: offsets, at: now, in: txn) }
-        try topicState.withGroup(key, partitions: record.attributes.partitions) { instance in instance.onOffsetsReset() }
+        try await expireMembers(record, group)
+        try await execute(.resetOffsets(topic: topic, group: group, to: target))
+        try withGroup(record, group) { instance in instance.onOffsetsReset() }
     }
 
     /// The group's generation, members and, per partition, committed offset and lag.
     /// - Throws: ``TernError`` `TopicNotFound`.
-    public func describeGroup(_ topic: QueueName, group: QueueName) throws(TernError) -> GroupInfo {
+    public func describeGroup(_ topic: QueueName, group: QueueName) async throws(TernError) -> GroupInfo {
         let record = try topicRecord(topic)
-        let now = clock.now
-        let instance = try topicState.withGroup(.init(topic: record.id, group: group.rawValue), partitions: record.attributes.partitions) { instance in
-            _ = instance.onTick(at: now)
-            return instance
-        }
+        try await expireMembers(record, group)
+        let instance = try withGroup(record, group) { instance in instance }
         var owners = [Int: String]()
         for member in instance.members.values { for p in member.partitions { owners[p] = member.id } }
         let store = topicStore

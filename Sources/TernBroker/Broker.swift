@@ -19,7 +19,8 @@ public import TernStorage
 /// Every public method reports failures as ``TernError`` with a stable ``ErrorCode``.
 public final class Broker: Sendable {
     /// The named databases the broker needs; pass them to ``Storage/init(directory:databases:settings:logger:)``.
-    public static let databaseNames = QueueSchema.databaseNames + TopicSchema.databaseNames
+    public static let databaseNames = QueueSchema.databaseNames + TopicSchema.databaseNames + GroupSchema.databaseNames
+        + CommandLog.databaseNames
 
     /// Limits of the request parameters (SQS's).
     public static let batchSizeRange = 1...1000
@@ -27,6 +28,8 @@ public final class Broker: Sendable {
 
     public let storage: Storage
     public let clock: any TernClock
+    /// Applies every state change (``Command``) on the writer thread.
+    public let machine: StateMachine
     let store: QueueStore
     let logger: Logger
     let signals = Signals()
@@ -43,20 +46,41 @@ public final class Broker: Sendable {
     static let maintenanceIntervalMilliseconds: Int64 = 1000
     static let chunkSize = 5000
 
-    private init(storage: Storage, clock: any TernClock, logger: Logger) {
+    private init(storage: Storage, clock: any TernClock, commandLogBytes: Int, logger: Logger) {
         self.storage = storage
         self.clock = clock
         self.logger = logger
-        self.store = QueueStore(storage: storage)
+        self.machine = StateMachine(storage: storage, logLimitBytes: commandLogBytes)
+        self.store = machine.queues
     }
 
     /// Opens the broker on `storage` and applies, before returning, every visibility deadline
     /// and delay that passed while the broker was down (exactly as if it had been running).
+    /// - Parameter commandLogBytes: bytes of applied commands kept in the command log
+    ///   (``CommandLog``); 0 (the default) = no log.
     /// - Throws: ``TernError`` (`InternalError`) when the stored data cannot be read.
-    public static func open(storage: Storage, clock: any TernClock, logger: Logger) async throws -> Broker {
-        let broker = Broker(storage: storage, clock: clock, logger: logger)
+    public static func open(storage: Storage, clock: any TernClock, commandLogBytes: Int = 0, logger: Logger) async throws -> Broker {
+        let broker = Broker(storage: storage, clock: clock, commandLogBytes: commandLogBytes, logger: logger)
         while try await broker.runDueWork().more {}
         return broker
+    }
+
+    /// Applies `command`, decided now, on the writer thread; reports its side effects
+    /// (metrics) and wakes the long polls of queues that gained ready messages.
+    /// - Throws: ``TernError``: what the command fails with, `StorageFull`, `Unavailable`.
+    @discardableResult
+    func execute(_ command: Command) async throws(TernError) -> CommandOutcome {
+        let envelope = CommandEnvelope(time: clock.now, command: command)
+        let machine = self.machine
+        let outcome = try await perform(grows: command.grows) { txn in try machine.apply(envelope, in: txn) }
+        observers.emit(tallyEvents(outcome.effects))
+        if !outcome.effects.queuesWithNewMessages.isEmpty { signals.signal(outcome.effects.queuesWithNewMessages) }
+        return outcome
+    }
+
+    /// A command's result of the kind its command promised (anything else is a bug).
+    static func unexpected(_ result: CommandResult) -> Never {
+        preconditionFailure("unexpected command result \(result)")
     }
 
     // MARK: Queues
@@ -65,11 +89,8 @@ public final class Broker: Sendable {
     /// - Returns: whether the queue was created, and its description.
     /// - Throws: ``TernError``: `InvalidAttribute`, `Conflict` (fifo changes).
     public func createOrUpdateQueue(_ name: QueueName, patch: QueueAttributes.Patch) async throws(TernError) -> (created: Bool, queue: QueueInfo) {
-        let now = clock.now
-        let store = self.store
-        let (created, record, oldest) = try await perform { txn in
-            let (created, record) = try store.createOrUpdate(name, patch: patch, at: now, in: txn)
-            return (created, record, created ? nil : try store.oldestSentAt(queue: record.id, in: txn))
+        guard case .queue(let created, let record, let oldest) = try await execute(.createOrUpdateQueue(name, patch)).result else {
+            Self.unexpected(.queueDeleted(id: 0))
         }
         return (created, info(record, oldestSentAt: oldest))
     }
@@ -98,8 +119,7 @@ public final class Broker: Sendable {
     /// transactions (a queue re-created under the name starts empty).
     /// - Throws: ``TernError`` `QueueNotFound`.
     public func deleteQueue(_ name: QueueName) async throws(TernError) {
-        let store = self.store
-        _ = try await perform { txn in try store.delete(name, in: txn) }
+        try await execute(.deleteQueue(name))
         signals.signal([Self.maintenanceKey])
     }
 
@@ -112,9 +132,8 @@ public final class Broker: Sendable {
         let record = try reading { txn in try store.record(named: name, in: txn) }
         var total = 0
         while true {
-            let (removed, finished) = try await perform { txn in
-                try store.sweep(queue: record.id, below: record.nextSequence, limit: Self.chunkSize, in: txn)
-            }
+            let outcome = try await execute(.purge(queueID: record.id, below: record.nextSequence, limit: Self.chunkSize))
+            guard case .purged(let removed, let finished) = outcome.result else { Self.unexpected(outcome.result) }
             total += removed
             if finished {
                 observers.emit(.purged(queue: name, count: total))
@@ -127,19 +146,15 @@ public final class Broker: Sendable {
     /// - Returns: the number of messages moved.
     /// - Throws: ``TernError`` `QueueNotFound`.
     public func redrive(_ name: QueueName) async throws(TernError) -> Int {
-        let store = self.store
         var moved = 0
         var resume: UInt64 = 0
         while true {
-            let start = resume
-            let (count, next) = try await perform { txn in
-                try store.redrive(name, after: start, limit: Self.chunkSize, in: txn)
-            }
+            let outcome = try await execute(.redrive(name, after: resume, limit: Self.chunkSize))
+            guard case .redriven(let count, let next) = outcome.result else { Self.unexpected(outcome.result) }
             moved += count
             guard let next else { break }
             resume = next
         }
-        if moved > 0 { signals.signal(try reading { txn in try store.allRecords(in: txn).map(\.id) }) }
         observers.emit(.redriven(queue: name, count: moved))
         return moved
     }
@@ -151,16 +166,11 @@ public final class Broker: Sendable {
     /// - Throws: ``TernError``: `QueueNotFound`, `MessageTooLarge`, `InvalidMessage`,
     ///   `InvalidParameter` (priority, delay), `QueueFull`, `StorageFull`.
     public func send(_ name: QueueName, _ messages: [OutgoingMessage]) async throws(TernError) -> [SentMessage] {
-        let now = clock.now
         var generator = BatchRandom()
-        let prepared = messages.map { QueueStore.PreparedMessage(id: MessageID.generate(at: now, using: &generator), message: $0) }
-        let store = self.store
-        let (queue, sent) = try await perform(grows: true) { txn in
-            (try store.record(named: name, in: txn).id, try store.send(name, prepared, at: now, in: txn))
-        }
+        let outcome = try await execute(.send(name, messages, idSeed: generator.next()))
+        guard case .sent(let sent, _, _) = outcome.result else { Self.unexpected(outcome.result) }
         observers.emit(.sent(queue: name, count: sent.count, bytes: messages.reduce(0) { $0 + $1.body.count }))
-        if sent.contains(where: { $0.visibleAt <= now }) { signals.signal([queue]) }
-        if let due = sent.lazy.map(\.visibleAt).filter({ $0 > now }).min() { wakeMaintenance(ifEarlierThan: due) }
+        if let due = sent.lazy.map(\.visibleAt).filter({ $0 > outcome.time }).min() { wakeMaintenance(ifEarlierThan: due) }
         return sent
     }
 
@@ -188,14 +198,11 @@ public final class Broker: Sendable {
         let deadline = clock.now.adding(seconds: waitTime)
         while true {
             let seen = signals.version(of: queue)
-            let now = clock.now
             var generator = BatchRandom()
-            let nonces = (0..<(autoAcknowledge ? 0 : maxMessages)).map { _ in ReceiptNonce.random(using: &generator) }
-                + (autoAcknowledge ? Array(repeating: ReceiptNonce.none, count: maxMessages) : [])
-            let messages = try await performCounting { txn in
-                try store.receive(name, maxMessages: maxMessages, visibilityTimeout: visibilityTimeout, nonces: nonces,
-                                  autoAcknowledge: autoAcknowledge, at: now, in: txn)
-            }
+            let outcome = try await execute(.receive(name, maxMessages: maxMessages, visibilityTimeout: visibilityTimeout,
+                                                     autoAcknowledge: autoAcknowledge, nonceSeed: generator.next()))
+            guard case .received(let messages, _) = outcome.result else { Self.unexpected(outcome.result) }
+            let now = outcome.time
             if !messages.isEmpty {
                 observers.emit(.received(queue: name, count: messages.count, autoAcknowledged: autoAcknowledge))
                 if autoAcknowledge {
@@ -214,14 +221,14 @@ public final class Broker: Sendable {
     ///   `ReceiptHandleStale` (superseded by a later receive, or the message is gone).
     public func acknowledge(_ name: QueueName, receiptHandle: String) async throws(TernError) {
         let handle = try ReceiptHandle(parsing: receiptHandle)
-        let store = self.store
-        let now = clock.now
-        let sentAt = try await perform { txn -> Timestamp? in
-            let stored = try txn.get(store.messages, QueueSchema.messageKey(queue: handle.queue, sequence: handle.sequence))
-            try store.acknowledge(name, handle: handle, in: txn)
-            return try stored.map { try MessageHeader(decoding: $0).sentAt }
+        let outcome = try await execute(.acknowledge(name, [handle]))
+        guard case .acknowledged(let results) = outcome.result, let result = results.first else { Self.unexpected(outcome.result) }
+        switch result {
+        case .success(let sentAt):
+            observers.emit(.acknowledged(queue: name, secondsInQueue: max(0, sentAt.seconds(until: outcome.time))))
+        case .failure(let error):
+            throw error
         }
-        if let sentAt { observers.emit(.acknowledged(queue: name, secondsInQueue: max(0, sentAt.seconds(until: now)))) }
     }
 
     /// Acknowledges a batch of deliveries of `name` in one write transaction, each handle
@@ -249,9 +256,9 @@ public final class Broker: Sendable {
             _ = try reading { txn in try store.record(named: name, in: txn) }   // QueueNotFound wins
             return results
         }
-        let now = clock.now
-        let handles = parsed.map(\.handle)
-        let outcomes = try await perform { txn in try store.acknowledge(name, handles: handles, in: txn) }
+        let outcome = try await execute(.acknowledge(name, parsed.map(\.handle)))
+        guard case .acknowledged(let outcomes) = outcome.result else { Self.unexpected(outcome.result) }
+        let now = outcome.time
         var events = [BrokerEvent]()
         for (slot, outcome) in zip(parsed, outcomes) {
             switch outcome {
@@ -269,14 +276,8 @@ public final class Broker: Sendable {
     ///   `InvalidParameter` (timeout outside 0–43,200), `Conflict` (visibility already expired).
     public func changeVisibility(_ name: QueueName, receiptHandle: String, timeout: Int) async throws(TernError) {
         let handle = try ReceiptHandle(parsing: receiptHandle)
-        let now = clock.now
-        let store = self.store
-        try await performCounting { txn in try store.changeVisibility(name, handle: handle, timeout: timeout, at: now, in: txn) }
-        if timeout == 0 {
-            signals.signal([handle.queue])
-        } else {
-            wakeMaintenance(ifEarlierThan: now.adding(seconds: timeout))
-        }
+        let outcome = try await execute(.changeVisibility(name, handle, timeout: timeout))
+        if timeout > 0 { wakeMaintenance(ifEarlierThan: outcome.time.adding(seconds: timeout)) }
     }
 
     // MARK: Maintenance
@@ -299,24 +300,10 @@ public final class Broker: Sendable {
     /// visibility timeouts (back to ready, or to the dead-letter queue), passed delays,
     /// passed retention; and removes one chunk of a deleted queue's messages.
     public func runDueWork() async throws(TernError) -> DueWork {
-        let now = clock.now
-        let store = self.store
         let limit = Self.chunkSize
-        let (report, expired, swept, sweepMore) = try await performCounting { txn in
-            let report = try store.processDue(at: now, limit: limit, in: txn)
-            let expired = try store.expireRetention(at: now, limit: limit, in: txn)
-            var swept = 0
-            var sweepMore = false
-            if let deleted = try store.allRecords(in: txn).first(where: \.deleted) {
-                let result = try store.sweep(queue: deleted.id, below: nil, limit: limit, in: txn)
-                swept = result.removed
-                let anotherDeleted = try store.allRecords(in: txn).contains(where: \.deleted)
-                sweepMore = !result.finished || anotherDeleted
-            }
-            return (report, expired, swept, sweepMore)
-        }
-        if !report.queuesWithNewMessages.isEmpty { signals.signal(report.queuesWithNewMessages) }
-        let retention = try await runRetention(at: now)  // topics and FIFO dedup ids: Retention.swift
+        let outcome = try await execute(.tick(limit: limit))
+        guard case .tick(let report, let expired, let swept, let sweepMore) = outcome.result else { Self.unexpected(outcome.result) }
+        let retention = try await runRetention()  // topics and FIFO dedup ids: Retention.swift
         return DueWork(processed: report.processed, deadLettered: report.deadLettered, expired: expired, swept: swept,
                        more: report.more || expired == limit || sweepMore || retention.more)
     }

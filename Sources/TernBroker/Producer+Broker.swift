@@ -38,10 +38,9 @@ extension Broker {
     /// with a transactional id, the next epoch of that id's producer, which fences earlier holders.
     /// - Throws: ``TernError`` `InvalidParameter` for a bad transactional id.
     public func initProducer(transactionalID: String?) async throws(TernError) -> ProducerIdentity {
-        let now = clock.now
-        let store = producerStore
-        let (id, epoch) = try await perform { txn in try store.initProducer(transactionalID: transactionalID, at: now, in: txn) }
-        return ProducerIdentity(producerID: id, epoch: epoch)
+        let outcome = try await execute(.initProducer(transactionalID: transactionalID))
+        guard case .producer(let identity) = outcome.result else { Self.unexpected(outcome.result) }
+        return identity
     }
 
     /// Checks that `producer` may write: it exists and `epoch` is its current epoch.
@@ -57,33 +56,23 @@ extension Broker {
     ///   what ``send(_:_:)`` throws.
     public func send(_ name: QueueName, _ messages: [OutgoingMessage], producer stamp: ProducerStamp) async throws(TernError) -> (sent: [SentMessage], duplicate: Bool) {
         guard !messages.isEmpty else { throw TernError(.invalidParameter, "a send needs at least one message") }
-        let now = clock.now
-        var generator = SystemRandomNumberGenerator()
-        let seed = generator.next() as UInt64
-        let prepared = messages.enumerated().map { index, message in
-            QueueStore.PreparedMessage(id: ProducerBatch.messageID(seed: seed, index: index, at: now), message: message)
+        var generator = BatchRandom()
+        let outcome = try await execute(.sendIdempotent(name, messages, stamp: stamp, idSeed: generator.next()))
+        guard case .sent(let sent, let duplicate, _) = outcome.result else { Self.unexpected(outcome.result) }
+        if !duplicate {
+            observers.emit(.sent(queue: name, count: sent.count, bytes: messages.reduce(0) { $0 + $1.body.count }))
+            if let due = sent.lazy.map(\.visibleAt).filter({ $0 > outcome.time }).min() { wakeMaintenance(ifEarlierThan: due) }
         }
-        let store = producerStore
-        let stampValues = (stamp.producer.producerID, stamp.producer.epoch, stamp.firstSequence)
-        let (queue, result) = try await perform(grows: true) { txn in
-            let result = try store.send(name, prepared, stamp: stampValues, idSeed: seed, at: now, in: txn)
-            return (try store.queues.record(named: name, in: txn).id, result)
-        }
-        if !result.duplicate {
-            observers.emit(.sent(queue: name, count: result.sent.count, bytes: messages.reduce(0) { $0 + $1.body.count }))
-            if result.sent.contains(where: { $0.visibleAt <= now }) { signals.signal([queue]) }
-        }
-        return result
+        return (sent, duplicate)
     }
 
-    /// Deletes producers idle for longer than `idleSeconds` at the clock's time.
+    /// Deletes producers idle for longer than `idleSeconds` at the command time.
     /// - Returns: how many were deleted.
     public func expireProducers(idleSeconds: Int) async throws(TernError) -> Int {
-        let cutoff = clock.now.adding(seconds: -idleSeconds)
-        let store = producerStore
         var total = 0
         while true {
-            let removed = try await perform { txn in try store.expire(activeBefore: cutoff, limit: Self.chunkSize, in: txn) }
+            let outcome = try await execute(.expireProducers(idleSeconds: idleSeconds, limit: Self.chunkSize))
+            guard case .producersExpired(let removed) = outcome.result else { Self.unexpected(outcome.result) }
             total += removed
             if removed < Self.chunkSize { return total }
         }

@@ -267,6 +267,14 @@ public struct ReceiptNonce: Hashable, Sendable {
 
     public static let none = ReceiptNonce(high: 0, low: 0)
 
+    /// The nonce of the `index`-th message delivered by a receive whose seed is `seed`:
+    /// SplitMix64 (Steele, Lea & Flood 2014) over `seed`, two values per message, so that one
+    /// 64-bit seed in the receive command determines every handle it issues.
+    public static func derive(seed: UInt64, index: Int) -> ReceiptNonce {
+        var generator = BatchRandom(seed: seed &+ UInt64(truncatingIfNeeded: index) &* 0xD1B5_4A32_D192_ED03)
+        return random(using: &generator)
+    }
+
     public static func random(using generator: inout some RandomNumberGenerator) -> ReceiptNonce {
         var nonce = ReceiptNonce(high: generator.next(), low: generator.next())
         if nonce == .none { nonce.low = 1 }

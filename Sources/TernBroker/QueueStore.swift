@@ -12,8 +12,6 @@ public struct QueueStore: Sendable {
     let meta, names, queues, messages, bodies, ready, inflight, delayed: Database
     /// FIFO queues' groups, locks and deduplication ids (see `FifoQueues.swift`).
     let fifoMessages, fifoInflight, fifoDedup, fifoDedupExpiry: Database
-    /// Dead-letter moves and expiries of the running command, for metrics (writer thread only).
-    let tally = QueueTally()
 
     public init(storage: Storage) {
         meta = storage.database("meta")
@@ -275,20 +273,22 @@ public struct QueueStore: Sendable {
     /// Delivers up to `maxMessages` ready messages of `name`, highest priority first and in send
     /// order within a priority, making each invisible until `now + visibilityTimeout`.
     ///
-    /// Due work is applied first (see ``processDue(at:limit:in:)``), so a message whose
+    /// Due work is applied first (see ``processDue(at:limit:effects:in:)``), so a message whose
     /// visibility timeout or delay has passed is receivable even before the broker's timer ran.
     /// A message past its retention is deleted instead of delivered; one already delivered
     /// `max_receive_count` times moves to the dead-letter queue.
     /// - Parameters:
     ///   - visibilityTimeout: seconds; nil = the queue's attribute.
-    ///   - nonces: one random receipt nonce per message that may be delivered (at least
-    ///     `maxMessages`), decided by the caller; the i-th delivered message gets the i-th.
+    ///   - nonceSeed: decided by the caller; the i-th delivered message gets the receipt nonce
+    ///     ``ReceiptNonce/derive(seed:index:)`` gives for `i`.
     ///   - autoAcknowledge: delete on delivery (at-most-once).
+    ///   - effects: where dead-letter moves and retention expiries are counted.
     /// - Throws: ``ErrorCode/queueNotFound``.
-    public func receive(_ name: QueueName, maxMessages: Int, visibilityTimeout: Int?, nonces: [ReceiptNonce],
-                        autoAcknowledge: Bool, at now: Timestamp, in txn: WriteTransaction) throws -> [ReceivedMessage] {
-        precondition(nonces.count >= maxMessages, "one receipt nonce per message that may be delivered")
-        _ = try processDue(at: now, limit: 1000, in: txn)
+    public func receive(_ name: QueueName, maxMessages: Int, visibilityTimeout: Int?, nonceSeed: UInt64,
+                        autoAcknowledge: Bool, at now: Timestamp, effects: inout CommandEffects,
+                        in txn: WriteTransaction) throws -> [ReceivedMessage] {
+        let due = try processDue(at: now, limit: 1000, effects: &effects, in: txn)
+        effects.queuesWithNewMessages.formUnion(due.queuesWithNewMessages)
         let queueRecord = try record(named: name, in: txn)
         var cache = RecordCache(store: self, txn: txn)
         cache.insert(queueRecord)
@@ -335,12 +335,13 @@ public struct QueueStore: Sendable {
                 let attributes = record.attributes
                 if header.sentAt.adding(seconds: attributes.retention) <= now {
                     try removeMessage(sequence: sequence, header: header, from: &record, in: txn)
-                    tally.expired[id, default: 0] += 1
+                    effects.expired[id, default: 0] += 1
                     cache.update(record)
                     continue
                 }
                 if let maxReceiveCount = attributes.maxReceiveCount, header.receiveCount >= maxReceiveCount,
-                    try moveToDeadLetterQueue(sequence: sequence, header: header, from: &record, cache: &cache, in: txn)
+                    try moveToDeadLetterQueue(sequence: sequence, header: header, from: &record, cache: &cache,
+                                              effects: &effects, in: txn)
                 {
                     cache.update(record)
                     continue
@@ -361,7 +362,7 @@ public struct QueueStore: Sendable {
                 } else {
                     header.state = .inFlight
                     header.stateDeadline = deadline
-                    header.nonce = nonces[delivered.count]
+                    header.nonce = ReceiptNonce.derive(seed: nonceSeed, index: delivered.count)
                     handleNonce = header.nonce
                     try txn.put(messages, key, header.encoded())
                     try index(header, queue: id, sequence: sequence, in: txn)
@@ -424,7 +425,7 @@ public struct QueueStore: Sendable {
     ///   message's visibility timeout already expired; ``ErrorCode/invalidParameter`` for a
     ///   timeout outside 0–43,200.
     public func changeVisibility(_ name: QueueName, handle: ReceiptHandle, timeout: Int, at now: Timestamp,
-                                 in txn: WriteTransaction) throws {
+                                 effects: inout CommandEffects, in txn: WriteTransaction) throws {
         guard QueueAttributes.visibilityTimeoutRange.contains(timeout) else {
             throw TernError(.invalidParameter, "visibility_timeout must be 0–43200 seconds")
         }
@@ -442,7 +443,8 @@ public struct QueueStore: Sendable {
                 record.counts.remove(.inFlight, bytes: header.bodyBytes)
                 record.counts.add(.ready, bytes: header.bodyBytes)
                 header.state = .ready
-                if try moveToDeadLetterQueue(sequence: handle.sequence, header: header, from: &record, cache: &cache, in: txn) {
+                if try moveToDeadLetterQueue(sequence: handle.sequence, header: header, from: &record, cache: &cache,
+                                             effects: &effects, in: txn) {
                     cache.update(record)
                     try cache.flush(in: txn)
                     return
@@ -482,7 +484,7 @@ public struct QueueStore: Sendable {
 
     // MARK: Due work
 
-    /// What ``processDue(at:limit:in:)`` did.
+    /// What ``processDue(at:limit:effects:in:)`` did.
     public struct DueReport: Sendable {
         /// Queues that gained ready messages (long-polling receivers should be woken).
         public var queuesWithNewMessages: Set<UInt32> = []
@@ -497,7 +499,7 @@ public struct QueueStore: Sendable {
     /// Applies every visibility deadline and delay that is due at `now` (up to `limit` of
     /// each): expired in-flight messages return to ready, or move to the dead-letter queue when
     /// they have been delivered `max_receive_count` times; delayed messages become ready.
-    public func processDue(at now: Timestamp, limit: Int, in txn: WriteTransaction) throws -> DueReport {
+    public func processDue(at now: Timestamp, limit: Int, effects: inout CommandEffects, in txn: WriteTransaction) throws -> DueReport {
         var report = DueReport()
         var cache = RecordCache(store: self, txn: txn)
         for (database, state) in [(inflight, MessageState.inFlight), (delayed, MessageState.delayed)] {
@@ -533,7 +535,8 @@ public struct QueueStore: Sendable {
                 header.stateDeadline = Timestamp(milliseconds: 0)
                 if state == .inFlight, !record.deleted, let maxReceiveCount = record.attributes.maxReceiveCount,
                     header.receiveCount >= maxReceiveCount,
-                    try moveToDeadLetterQueue(sequence: sequence, header: header, from: &record, cache: &cache, in: txn)
+                    try moveToDeadLetterQueue(sequence: sequence, header: header, from: &record, cache: &cache,
+                                              effects: &effects, in: txn)
                 {
                     report.deadLettered += 1
                     cache.update(record)
@@ -563,7 +566,7 @@ public struct QueueStore: Sendable {
 
     /// Deletes up to `limit` messages whose retention passed at `now`, scanning each queue from
     /// its oldest message. - Returns: the number deleted.
-    public func expireRetention(at now: Timestamp, limit: Int, in txn: WriteTransaction) throws -> Int {
+    public func expireRetention(at now: Timestamp, limit: Int, effects: inout CommandEffects, in txn: WriteTransaction) throws -> Int {
         var removed = 0
         for var record in try allRecords(in: txn) where !record.deleted && removed < limit {
             let prefix = QueueSchema.queuePrefix(record.id)
@@ -583,7 +586,7 @@ public struct QueueStore: Sendable {
             for (sequence, header) in victims {
                 try removeMessage(sequence: sequence, header: header, from: &record, in: txn)
             }
-            tally.expired[record.id, default: 0] += victims.count
+            effects.expired[record.id, default: 0] += victims.count
             removed += victims.count
             try put(record, in: txn)
         }
@@ -629,14 +632,15 @@ public struct QueueStore: Sendable {
     /// Moves a ready-counted message to its queue's dead-letter queue when that queue exists.
     /// - Returns: false (nothing changed) when the dead-letter queue does not exist.
     private func moveToDeadLetterQueue(sequence: UInt64, header: MessageHeader, from record: inout QueueRecord,
-                                       cache: inout RecordCache, in txn: WriteTransaction) throws -> Bool {
+                                       cache: inout RecordCache, effects: inout CommandEffects,
+                                       in txn: WriteTransaction) throws -> Bool {
         guard let dlqName = record.attributes.deadLetterQueue,
             let dlqRecord = try? self.record(named: dlqName, in: txn), dlqRecord.id != record.id
         else { return false }
         var dlq = try cache.get(dlqRecord.id) ?? dlqRecord
         try transfer(sequence: sequence, header: header, from: &record, to: &dlq, deadLetterSource: record.id, in: txn)
         cache.update(dlq)
-        tally.deadLettered[record.id, default: 0] += 1
+        effects.deadLettered[record.id, default: 0] += 1
         return true
     }
 

@@ -7,18 +7,13 @@ import TernStorage
 /// ``Broker/chunkSize`` removals per round — so that it never stalls producers, and so that
 /// LMDB can reuse the freed pages once no reader holds them.
 extension Broker {
-    /// One round of retention at `now`. Called by ``runDueWork()`` (and so by the maintenance loop).
+    /// One round of retention (the ``Command/retention(limit:)`` command) at the clock's time.
+    /// Called by ``runDueWork()`` (and so by the maintenance loop).
     /// - Returns: entries removed and whether the limit stopped the round.
-    func runRetention(at now: Timestamp) async throws(TernError) -> (removed: Int, more: Bool) {
-        let topics = topicStore
-        let queues = store
-        let limit = Self.chunkSize
-        return try await perform { txn in
-            let expired = try topics.expireRetention(at: now, limit: limit, in: txn)
-            let swept = try topics.sweepDeleted(limit: limit, in: txn)
-            let forgotten = try queues.expireDeduplication(at: now, limit: limit, in: txn)
-            return (expired.dropped + swept.removed + forgotten, expired.more || swept.more || forgotten == limit)
-        }
+    func runRetention() async throws(TernError) -> (removed: Int, more: Bool) {
+        let outcome = try await execute(.retention(limit: Self.chunkSize))
+        guard case .retention(let removed, let more) = outcome.result else { Self.unexpected(outcome.result) }
+        return (removed, more)
     }
 }
 

@@ -16,7 +16,7 @@ public import TernStorage
 /// `topic_producer_sequences`, `transactional_id`s. Every line has a `type` member naming
 /// its kind; `docs/storage.md` ("Canonical state dump") lists the members.
 ///
-/// What is not: the command log (database `log`, and the `applied_index` and `log_*` keys of
+/// What is not: the command log (database `log`, and the `applied` and `log_*` keys of
 /// `meta`: how the state was reached, not the state) and everything node-local (page counts,
 /// file sizes, free pages, reader slots, transaction ids: none of it lives in a database).
 ///
@@ -34,7 +34,7 @@ public enum StateDump {
     public static let dumpedDatabases = [
         "meta", "queues", "queue_names", "messages", "bodies", "fifo_messages", "ready", "inflight", "delayed",
         "fifo_inflight", "fifo_dedup", "fifo_dedup_expiry",
-        "topics", "topic_names", "topic_partitions", "topic_batches", "group_offsets",
+        "topics", "topic_names", "topic_partitions", "topic_batches", "group_offsets", "groups",
         "producers", "producer_sequences", "transactional_ids",
     ]
 
@@ -48,10 +48,10 @@ public enum StateDump {
         "next_queue_id": 4, "next_topic_id": 4, "next_producer_id": 8,
     ]
 
-    /// Whether `key` of `meta` belongs to the command log (`applied_index`, `log_*`) and is
+    /// Whether `key` of `meta` belongs to the command log (`applied`, `log_*`) and is
     /// left out of the dump.
     public static func isExcludedMetaKey(_ key: [UInt8]) -> Bool {
-        key == Array("applied_index".utf8) || key.starts(with: Array("log_".utf8))
+        key == CommandLog.appliedKey || key.starts(with: Array("log_".utf8))
     }
 
     /// Writes the dump, one line (without its newline) per call of `emit`, from one read
@@ -172,6 +172,7 @@ private struct Dumper {
         try partitions()
         try batches()
         try groupOffsets()
+        try groupStates()
         try producers()
         try producerSequences()
         try transactionalIDs()
@@ -614,6 +615,32 @@ private struct Dumper {
                                            "offset": .unsigned(offset), "committed_at": .unsigned(committedAt)]
             JSON.bytesMember("group", Array(key[4..<(key.count - 5)]), into: &members)
             try line("group_offset", members)
+        }
+    }
+
+    /// The durable consumer-group states (database `groups`): generation, members with their
+    /// session timeouts and partitions, and since when each partition has its owner.
+    func groupStates() throws {
+        try forEach("groups") { entry in
+            let key = entry.key
+            guard key.count >= 6, key[key.count - 1] == 0 else { throw unknownKey("groups", key) }
+            var reader = BigEndianReader(key)
+            let topic = try reader.readUInt32()
+            let state = try decoding("groups", key) { try GroupSchema.decode(entry.value) }
+            let members: [JSON] = state.members.values.sorted { $0.id < $1.id }.map { member in
+                var fields: [String: JSON] = ["session_timeout_ms": .unsigned(UInt64(member.sessionTimeoutMilliseconds)),
+                                              "partitions": .array(member.partitions.map { .unsigned(UInt64($0)) })]
+                JSON.bytesMember("id", Array(member.id.utf8), into: &fields)
+                return .object(fields)
+            }
+            let owned: [JSON] = state.ownedSince.sorted { $0.key < $1.key }.map {
+                .array([.unsigned(UInt64($0.key)), .unsigned(UInt64($0.value))])
+            }
+            var fields: [String: JSON] = ["topic": .unsigned(UInt64(topic)), "partitions": .unsigned(UInt64(state.partitionCount)),
+                                          "generation": .unsigned(UInt64(state.generation)), "members": .array(members),
+                                          "owned_since": .array(owned)]
+            JSON.bytesMember("group", Array(key[4..<(key.count - 1)]), into: &fields)
+            try line("group_state", fields)
         }
     }
 

@@ -2,7 +2,8 @@ import Synchronization
 import TernCore
 
 /// The in-memory state of topics that a ``Broker`` keeps beside LMDB: the sticky partition of
-/// keyless produces and the consumer groups' membership (committed offsets are in LMDB).
+/// keyless produces and the coordinator's instances of consumer groups (session timers and
+/// fetch positions; membership and committed offsets are in LMDB).
 final class TopicState: Sendable {
     struct GroupKey: Hashable, Sendable {
         var topic: UInt32
@@ -34,6 +35,14 @@ final class TopicState: Sendable {
             defer { groups[key] = instance }
             return try body(&instance)
         }
+    }
+
+    /// Whether this node holds an instance of the group.
+    func hasGroup(_ key: GroupKey) -> Bool { groups.withLock { $0[key] != nil } }
+
+    /// Holds `instance` for the group unless one is held already.
+    func insert(_ key: GroupKey, _ instance: ConsumerGroup.Instance) {
+        groups.withLock { groups in if groups[key] == nil { groups[key] = instance } }
     }
 
     /// Forgets the groups and sticky partition of a deleted topic.

@@ -6,6 +6,8 @@ public import TernStorage
 /// clock nor a random source; a method that throws does so before writing.
 public struct TopicStore: Sendable {
     let meta, names, topics, partitions, batches, groupOffsets: Database
+    /// nil only in a read-only environment written before groups were durable.
+    let groups: Database?
 
     public init(storage: Storage) {
         meta = storage.database("meta")
@@ -14,6 +16,7 @@ public struct TopicStore: Sendable {
         partitions = storage.database("topic_partitions")
         batches = storage.database("topic_batches")
         groupOffsets = storage.database("group_offsets")
+        groups = storage.hasDatabase("groups") ? storage.database("groups") : nil
     }
 
     /// The most bytes one fetch returns (at least one message is always returned).
@@ -119,14 +122,14 @@ public struct TopicStore: Sendable {
     }
 
     /// Removes up to `limit` entries of one deleted topic (batches first, then partition
-    /// states and group offsets, then the record).
+    /// states, group offsets and group states, then the record).
     /// - Returns: entries removed and whether a deleted topic remains to be swept.
     public func sweepDeleted(limit: Int, in txn: WriteTransaction) throws -> (removed: Int, more: Bool) {
         let deleted = try allRecords(in: txn).filter(\.deleted)
         guard let topic = deleted.first else { return (0, false) }
         let prefix = TopicSchema.topicKey(topic.id)
         var removed = 0
-        for database in [batches, partitions, groupOffsets] where removed < limit {
+        for database in [batches, partitions, groupOffsets, groups].compactMap({ $0 }) where removed < limit {
             let keys: [[UInt8]] = try txn.withCursor(database) { cursor in
                 var keys = [[UInt8]]()
                 var entry = try cursor.seek(atOrAfter: prefix)

@@ -132,87 +132,47 @@ extension Broker {
         for send in transaction.sends where send.messages.isEmpty {
             throw TernError(.invalidParameter, "a send to \(send.queue) in a transaction needs at least one message")
         }
-        var acknowledgements = [(QueueName, ReceiptHandle)]()
+        var acknowledgements = [TransactionCommand.Acknowledgement]()
         for ack in transaction.acknowledgements {
-            acknowledgements.append((ack.queue, try ReceiptHandle(parsing: ack.receiptHandle)))
+            acknowledgements.append(.init(queue: ack.queue, handle: try ReceiptHandle(parsing: ack.receiptHandle)))
         }
         let offsetCommits = try GroupOffsetCommit.grouping(transaction.offsets)
-        let topicRecords = topicStore
-        var routings = [ProduceRouting]()
+        var produces = [TopicProduce]()
         for send in transaction.topicSends {
-            let record = try reading { txn in try topicRecords.record(named: send.topic, in: txn) }
-            routings.append(try route(send.messages, to: record))
+            produces.append(try route(send.messages, to: try topicRecord(send.topic)))
         }
-        let now = clock.now
-        var generator = SystemRandomNumberGenerator()
-        let sends = transaction.sends.map { send in
-            let seed = generator.next() as UInt64
-            let prepared = send.messages.enumerated().map { index, message in
-                QueueStore.PreparedMessage(id: ProducerBatch.messageID(seed: seed, index: index, at: now), message: message)
-            }
-            return ProducerStore.TransactionSend(queue: send.queue, messages: prepared, idSeed: seed)
-        }
-        let store = producerStore
-        let producer = transaction.producer
-        let sequence = transaction.sequence
-        let acks = acknowledgements
-        let topics = topicStore
-        let groups = topicState
-        let chosenRoutings = routings
-        let (result, queueIDs, sentAts) = try await perform(grows: !sends.isEmpty || !chosenRoutings.isEmpty) { txn in
-            // When each acknowledged message was sent, for the time-in-queue histogram.
-            let sentAts = try acks.map { _, handle in
-                try txn.get(store.queues.messages, QueueSchema.messageKey(queue: handle.queue, sequence: handle.sequence))
-                    .map { try MessageHeader(decoding: $0).sentAt }
-            }
-            let result = try store.commit(producerID: producer.producerID, epoch: producer.epoch, transactionSequence: sequence,
-                                          sends: sends, acknowledgements: acks, at: now, in: txn) {
-                try chosenRoutings.map { routing in
-                    TopicProducerBatch(firstSequence: 0, count: UInt32(routing.messages.count), stickyPartition: routing.sticky,
-                                       bases: try routing.append(sticky: routing.sticky, store: topics, at: now, in: txn))
-                }
-            }
-            if !result.duplicate {
-                for commit in offsetCommits { try commit.apply(at: now, topics: topics, groups: groups, in: txn) }
-            }
-            let ids = try sends.map { try store.queues.record(named: $0.queue, in: txn).id }
-            return (result, ids, sentAts)
-        }
+        var generator = BatchRandom()
+        let sends = transaction.sends.map { TransactionCommand.Send(queue: $0.queue, messages: $0.messages, idSeed: generator.next()) }
+        let command = TransactionCommand(producer: transaction.producer, sequence: transaction.sequence, acknowledgements: acknowledgements,
+                                         sends: sends, produces: produces, offsets: offsetCommits)
+        let outcome = try await execute(.commitTransaction(command))
+        guard case .transaction(let result, _, let sentAts) = outcome.result else { Self.unexpected(outcome.result) }
         if !result.duplicate {
             for send in transaction.sends {
                 observers.emit(.sent(queue: send.queue, count: send.messages.count, bytes: send.messages.reduce(0) { $0 + $1.body.count }))
             }
             for (ack, sentAt) in zip(transaction.acknowledgements, sentAts) {
-                observers.emit(.acknowledged(queue: ack.queue, secondsInQueue: Swift.max(0, sentAt?.seconds(until: now) ?? 0)))
+                observers.emit(.acknowledged(queue: ack.queue, secondsInQueue: Swift.max(0, sentAt?.seconds(until: outcome.time) ?? 0)))
             }
-            signals.signal(queueIDs)
-            for (routing, batch) in zip(routings, result.produced) {
-                producedEvents(routing, sticky: batch.stickyPartition, bases: batch.bases)
+            for (produce, offsets) in zip(produces, result.produced) {
+                producedEvents(produce, offsets: offsets)
             }
         }
-        let produced = zip(routings, result.produced).map { routing, batch in
-            routing.offsets(sticky: batch.stickyPartition, bases: batch.bases)
-        }
-        return TransactionResult(sent: result.sent, produced: produced, duplicate: result.duplicate)
+        return result
     }
 }
 
-/// The offset commits of one transaction for one (topic, group), checked and written on the
-/// writer thread inside the transaction (so that, as for ``Broker/commitOffsets(_:group:memberID:generation:offsets:)``,
-/// no commit of an ended generation lands; decision 24).
-struct GroupOffsetCommit: Sendable {
-    var topic: QueueName
-    var group: QueueName
-    var memberID: String?
-    var generation: UInt32?
-    var offsets: [Int: UInt64]
-
+/// Groups a transaction's offset commits by (topic, group): each becomes one
+/// ``OffsetCommitCommand``, checked and written on the writer thread inside the transaction
+/// (so that, as for ``Broker/commitOffsets(_:group:memberID:generation:offsets:)``, no commit of
+/// an ended generation lands; decision 24).
+enum GroupOffsetCommit {
     /// Groups `commits` by topic and group.
     /// - Throws: ``TernError``: `InvalidName` for a bad topic or group name; `InvalidParameter`
     ///   for a partition named twice for one group, a member id without a generation (or the
     ///   reverse), or different members for one group.
-    static func grouping(_ commits: [ProducerTransaction.OffsetCommit]) throws(TernError) -> [GroupOffsetCommit] {
-        var result = [GroupOffsetCommit]()
+    static func grouping(_ commits: [ProducerTransaction.OffsetCommit]) throws(TernError) -> [OffsetCommitCommand] {
+        var result = [OffsetCommitCommand]()
         var index = [String: Int]()
         for commit in commits {
             guard (commit.memberID == nil) == (commit.generation == nil) else {
@@ -230,26 +190,10 @@ struct GroupOffsetCommit: Sendable {
                 }
             } else {
                 index[key] = result.count
-                result.append(GroupOffsetCommit(topic: topic, group: group, memberID: commit.memberID, generation: commit.generation,
-                                                offsets: [Int(commit.partition): commit.offset]))
+                result.append(OffsetCommitCommand(topic: topic, group: group, memberID: commit.memberID, generation: commit.generation,
+                                                  offsets: [Int(commit.partition): commit.offset]))
             }
         }
         return result
-    }
-
-    /// Checks the member's generation and ownership (or that the group has no members) and
-    /// writes the offsets.
-    func apply(at now: Timestamp, topics: TopicStore, groups: TopicState, in txn: WriteTransaction) throws {
-        let record = try topics.record(named: topic, in: txn)
-        let key = TopicState.GroupKey(topic: record.id, group: group.rawValue)
-        try groups.withGroup(key, partitions: record.attributes.partitions) { instance throws(TernError) in
-            _ = instance.onTick(at: now)
-            if let memberID, let generation {
-                try instance.validateCommit(memberID: memberID, generation: generation, partitions: offsets.keys)
-            } else if !instance.isEmpty {
-                throw TernError(.conflict, "group \(group) of topic \(topic) has members: a transactional offset commit must carry the committing member's member_id and generation")
-            }
-        }
-        try topics.commit(topic: record.id, group: group.rawValue, offsets: offsets, at: now, in: txn)
     }
 }

@@ -24,10 +24,10 @@ extension HTTPAPI {
         router.delete("/topics/:name") { _, context in try await api.deleteTopic(context) }
         router.post("/topics/:name/messages") { request, context in try await api.produce(request, context) }
         router.get("/topics/:name/partitions/:partition/messages") { request, context in try await api.fetch(request, context) }
-        router.get("/topics/:name/groups/:group") { _, context in try api.describeGroup(context) }
+        router.get("/topics/:name/groups/:group") { _, context in try await api.describeGroup(context) }
         router.post("/topics/:name/groups/:group/members") { request, context in try await api.join(request, context) }
-        router.post("/topics/:name/groups/:group/members/:member/heartbeat") { _, context in try api.heartbeat(context) }
-        router.delete("/topics/:name/groups/:group/members/:member") { _, context in try api.leave(context) }
+        router.post("/topics/:name/groups/:group/members/:member/heartbeat") { _, context in try await api.heartbeat(context) }
+        router.delete("/topics/:name/groups/:group/members/:member") { _, context in try await api.leave(context) }
         router.get("/topics/:name/groups/:group/messages") { request, context in try await api.consume(request, context) }
         router.post("/topics/:name/groups/:group/offsets") { request, context in try await api.commit(request, context) }
         router.post("/topics/:name/groups/:group/offsets/reset") { request, context in try await api.reset(request, context) }
@@ -131,15 +131,15 @@ extension Handlers {
         return try json(.ok, AssignmentAnswer(member_id: member, generation: assignment.generation, partitions: assignment.partitions))
     }
 
-    func heartbeat(_ context: BasicRequestContext) throws -> Response {
+    func heartbeat(_ context: BasicRequestContext) async throws -> Response {
         let (topic, group) = (try topicName(context), try groupName(context))
-        let assignment = try broker.heartbeat(topic, group: group, memberID: context.parameters.get("member") ?? "")
+        let assignment = try await broker.heartbeat(topic, group: group, memberID: context.parameters.get("member") ?? "")
         return try json(.ok, AssignmentAnswer(generation: assignment.generation, partitions: assignment.partitions, rebalance: assignment.rebalance))
     }
 
-    func leave(_ context: BasicRequestContext) throws -> Response {
+    func leave(_ context: BasicRequestContext) async throws -> Response {
         let (topic, group) = (try topicName(context), try groupName(context))
-        try broker.leaveGroup(topic, group: group, memberID: context.parameters.get("member") ?? "")
+        try await broker.leaveGroup(topic, group: group, memberID: context.parameters.get("member") ?? "")
         return Response(status: .noContent)
     }
 
@@ -170,8 +170,8 @@ extension Handlers {
         return Response(status: .noContent)
     }
 
-    func describeGroup(_ context: BasicRequestContext) throws -> Response {
+    func describeGroup(_ context: BasicRequestContext) async throws -> Response {
         let (topic, group) = (try topicName(context), try groupName(context))
-        return try json(.ok, GroupDescription(topic: topic.rawValue, group: group.rawValue, try broker.describeGroup(topic, group: group)))
+        return try json(.ok, GroupDescription(topic: topic.rawValue, group: group.rawValue, try await broker.describeGroup(topic, group: group)))
     }
 }

@@ -131,9 +131,9 @@ public struct WireRequestHandler: Sendable {
                                                                     sessionTimeout: Int(sessionTimeout))
             return .joined(memberID: memberID, assignment)
         case .heartbeat(let topic, let group, let memberID):
-            return .assignment(try broker.heartbeat(try QueueName(topic), group: try Self.groupName(group), memberID: memberID))
+            return .assignment(try await broker.heartbeat(try QueueName(topic), group: try Self.groupName(group), memberID: memberID))
         case .leaveGroup(let topic, let group, let memberID):
-            try broker.leaveGroup(try QueueName(topic), group: try Self.groupName(group), memberID: memberID)
+            try await broker.leaveGroup(try QueueName(topic), group: try Self.groupName(group), memberID: memberID)
             return .done
         case .groupConsume(let topic, let group, let memberID, let maxMessages, let waitTime):
             guard !memberID.isEmpty else { throw TernError(.invalidParameter, "member_id is required (join the group first)") }
@@ -157,7 +157,7 @@ public struct WireRequestHandler: Sendable {
             try await broker.resetGroupOffsets(try QueueName(topic), group: try Self.groupName(group), to: target)
             return .done
         case .describeGroup(let topic, let group):
-            return .group(Self.wire(try broker.describeGroup(try QueueName(topic), group: try Self.groupName(group))))
+            return .group(Self.wire(try await broker.describeGroup(try QueueName(topic), group: try Self.groupName(group))))
         default:
             preconditionFailure("\(request.api) is served by perform(_:)")
         }

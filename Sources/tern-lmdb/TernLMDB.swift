@@ -9,12 +9,12 @@ import TernStorage
 /// subcommand says otherwise, and safe to run against the data directory of a running broker:
 /// every figure comes from one LMDB read snapshot.
 @main
-struct TernLMDB: ParsableCommand {
+struct TernLMDB: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tern-lmdb",
         abstract: "Inspect, verify and back up a Tern data directory (LMDB).",
         discussion: "Opens the environment read-only; safe beside a running ternd. Exit status 1 when verify finds a problem or a command fails.",
-        subcommands: [Stat.self, Queues.self, Topics.self, Dump.self, Verify.self, Backup.self, Readers.self])
+        subcommands: [Stat.self, Queues.self, Topics.self, Dump.self, Log.self, Replay.self, Verify.self, Backup.self, Readers.self])
 }
 
 /// Options every subcommand shares.
@@ -23,7 +23,9 @@ struct DirectoryOptions: ParsableArguments {
     var directory: String
 
     /// Opens the environment read-only with every database Tern knows (missing ones skipped).
-    func open() throws -> Storage {
+    func open() throws -> Storage { try Self.open(directory: directory) }
+
+    static func open(directory: String) throws -> Storage {
         guard FileManager.default.fileExists(atPath: directory + "/data.mdb") else {
             throw ValidationError("\(directory) holds no data.mdb: not a Tern data directory")
         }

@@ -33,6 +33,8 @@ struct Configuration: Equatable {
     var binary = "127.0.0.1:7081"
     var maxMapBytes = Storage.Settings().maxMapBytes
     var maxRequestBytes = HTTPAPI.Settings().maxRequestBytes
+    /// Bytes of applied commands the command log keeps (0 = off; decision 36).
+    var commandLogBytes = 0
     var sync = true
     var logLevel = "info"
     var logFormat = "text"
@@ -49,13 +51,14 @@ struct Configuration: Equatable {
     static let environmentVariables: [(String, String)] = [
         ("TERN_DATA_DIR", "data_dir"), ("TERN_HTTP", "http"), ("TERN_BINARY", "binary"),
         ("TERN_MAX_MAP_BYTES", "max_map_bytes"), ("TERN_MAX_REQUEST_BYTES", "max_request_bytes"), ("TERN_SYNC", "sync"),
+        ("TERN_COMMAND_LOG_BYTES", "command_log_bytes"),
         ("TERN_LOG_LEVEL", "log_level"), ("TERN_LOG_FORMAT", "log_format"), ("TERN_METRICS", "metrics"),
         ("TERN_CONSOLE", "console"), ("TERN_TLS_CERTIFICATE", "tls.certificate"), ("TERN_TLS_KEY", "tls.key"),
         ("TERN_AUTH_ENABLED", "auth.enabled"), ("TERN_ALERTS_INTERVAL", "alerts.interval"),
     ]
 
     static let topLevelKeys: Set<String> = [
-        "data_dir", "http", "binary", "max_map_bytes", "max_request_bytes", "sync", "log_level", "log_format", "metrics",
+        "data_dir", "http", "binary", "max_map_bytes", "max_request_bytes", "command_log_bytes", "sync", "log_level", "log_format", "metrics",
         "console", "tls", "auth", "alerts",
     ]
 
@@ -132,6 +135,7 @@ struct Configuration: Equatable {
         case "binary": binary = try Self.string(value, name)
         case "max_map_bytes": maxMapBytes = try Self.int(value, name)
         case "max_request_bytes": maxRequestBytes = try Self.int(value, name)
+        case "command_log_bytes": commandLogBytes = try Self.int(value, name)
         case "sync": sync = try Self.bool(value, name)
         case "log_level": logLevel = try Self.string(value, name)
         case "log_format": logFormat = try Self.string(value, name)
@@ -149,6 +153,7 @@ struct Configuration: Equatable {
         guard ["text", "json"].contains(logFormat) else { throw ConfigurationError("log_format must be text or json, got \(logFormat)") }
         guard maxMapBytes >= 1 << 20 else { throw ConfigurationError("max_map_bytes must be at least 1 MiB") }
         guard maxRequestBytes >= 1024 else { throw ConfigurationError("max_request_bytes must be at least 1 KiB") }
+        guard commandLogBytes >= 0 else { throw ConfigurationError("command_log_bytes must be 0 (off) or more") }
         guard (tlsCertificate == nil) == (tlsKey == nil) else {
             throw ConfigurationError("tls needs both certificate and key")
         }
@@ -166,7 +171,8 @@ struct Configuration: Equatable {
         func quoted(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
         var lines = [
             "data_dir: \(quoted(dataDir))", "http: \(quoted(http))", "binary: \(quoted(binary))",
-            "max_map_bytes: \(maxMapBytes)", "max_request_bytes: \(maxRequestBytes)", "sync: \(sync)",
+            "max_map_bytes: \(maxMapBytes)", "max_request_bytes: \(maxRequestBytes)", "command_log_bytes: \(commandLogBytes)",
+            "sync: \(sync)",
             "log_level: \(logLevel)", "log_format: \(logFormat)", "metrics: \(metrics)", "console: \(console)",
         ]
         if let tlsCertificate, let tlsKey {

@@ -44,6 +44,9 @@ struct Ternd: AsyncParsableCommand {
     @Option(name: .long, help: "The largest accepted HTTP request body and binary-protocol frame, in bytes. Default 64 MiB.")
     var maxRequestBytes: Int?
 
+    @Option(name: .long, help: "Bytes of applied commands kept in the command log (the log database; the oldest are trimmed beyond it). 0 = off (the default).")
+    var commandLogBytes: Int?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical. Default info.")
     var logLevel: String?
 
@@ -75,6 +78,7 @@ struct Ternd: AsyncParsableCommand {
         if let binary { configuration.binary = binary }
         if let maxMapBytes { configuration.maxMapBytes = maxMapBytes }
         if let maxRequestBytes { configuration.maxRequestBytes = maxRequestBytes }
+        if let commandLogBytes { configuration.commandLogBytes = commandLogBytes }
         if let logLevel { configuration.logLevel = logLevel }
         if let logFormat { configuration.logFormat = logFormat }
         if let tlsCertificate { configuration.tlsCertificate = tlsCertificate }
@@ -122,7 +126,7 @@ struct Ternd: AsyncParsableCommand {
         storageSettings.durable = configuration.sync
         let storage = try Storage(directory: configuration.dataDir, databases: Broker.databaseNames, settings: storageSettings, logger: logger)
         let clock = SystemClock()
-        let broker = try await Broker.open(storage: storage, clock: clock, logger: logger)
+        let broker = try await Broker.open(storage: storage, clock: clock, commandLogBytes: configuration.commandLogBytes, logger: logger)
         metrics?.attach(broker: broker)
         metrics?.attach(storage: storage)
         let alerts = AlertMonitor(rules: configuration.alertRules, broker: broker, storage: storage, metrics: metrics, clock: clock,

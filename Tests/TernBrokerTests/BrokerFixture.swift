@@ -12,11 +12,14 @@ final class BrokerFixture: @unchecked Sendable {
     private(set) var storage: Storage
     private(set) var broker: Broker
 
-    init(settings: Storage.Settings = BrokerFixture.fastSettings) async throws {
+    let commandLogBytes: Int
+
+    init(settings: Storage.Settings = BrokerFixture.fastSettings, commandLogBytes: Int = 0) async throws {
         directory = try TemporaryDirectory(prefix: "tern-broker")
         self.settings = settings
+        self.commandLogBytes = commandLogBytes
         storage = try Storage(directory: directory.path, databases: Broker.databaseNames, settings: settings, logger: Self.logger)
-        broker = try await Broker.open(storage: storage, clock: clock, logger: Self.logger)
+        broker = try await Broker.open(storage: storage, clock: clock, commandLogBytes: commandLogBytes, logger: Self.logger)
     }
 
     static let logger = Logger(label: "test")
@@ -32,7 +35,7 @@ final class BrokerFixture: @unchecked Sendable {
     func reopen() async throws {
         storage.close()
         storage = try Storage(directory: directory.path, databases: Broker.databaseNames, settings: settings, logger: Self.logger)
-        broker = try await Broker.open(storage: storage, clock: clock, logger: Self.logger)
+        broker = try await Broker.open(storage: storage, clock: clock, commandLogBytes: commandLogBytes, logger: Self.logger)
     }
 
     deinit {

@@ -158,8 +158,8 @@ extension BrokerFixture {
         try await broker.commitOffsets(try QueueName(topic), group: try QueueName(group), memberID: member, generation: generation, offsets: offsets)
     }
 
-    func group(_ topic: String, _ group: String) throws -> Broker.GroupInfo {
-        try broker.describeGroup(try QueueName(topic), group: try QueueName(group))
+    func group(_ topic: String, _ group: String) async throws -> Broker.GroupInfo {
+        try await broker.describeGroup(try QueueName(topic), group: try QueueName(group))
     }
 }
 
@@ -169,15 +169,15 @@ extension BrokerFixture {
         try await f.createTopic("t", partitions: 16)
         let (a, _) = try await f.join("t", "g")
         let (b, bAssignment) = try await f.join("t", "g")
-        var info = try f.group("t", "g")
+        var info = try await f.group("t", "g")
         #expect(info.members.map(\.partitions.count) == [8, 8])
         #expect(bAssignment.partitions.count == 8)
         let (c, _) = try await f.join("t", "g")
-        info = try f.group("t", "g")
+        info = try await f.group("t", "g")
         #expect(info.generation == 3)
         #expect(info.members.map(\.partitions.count).sorted() == [5, 5, 6])
         #expect(Set(info.members.flatMap(\.partitions)) == Set(0..<16))
-        let heartbeat = try f.broker.heartbeat(try QueueName("t"), group: try QueueName("g"), memberID: a)
+        let heartbeat = try await f.broker.heartbeat(try QueueName("t"), group: try QueueName("g"), memberID: a)
         #expect(heartbeat.rebalance, "a learns of the rebalance")
         #expect(Set([a, b, c]) == Set(info.members.map(\.id)))
     }
@@ -188,14 +188,14 @@ extension BrokerFixture {
         let (a, _) = try await f.join("t", "g", sessionTimeout: 10)
         let (b, _) = try await f.join("t", "g", sessionTimeout: 10)
         f.clock.advance(bySeconds: 6)
-        _ = try f.broker.heartbeat(try QueueName("t"), group: try QueueName("g"), memberID: a)
+        _ = try await f.broker.heartbeat(try QueueName("t"), group: try QueueName("g"), memberID: a)
         f.clock.advance(bySeconds: 3)
-        #expect(try f.group("t", "g").members.count == 2, "9 s: b is still within its timeout")
+        #expect(try await f.group("t", "g").members.count == 2, "9 s: b is still within its timeout")
         f.clock.advance(bySeconds: 1)
-        let info = try f.group("t", "g")
+        let info = try await f.group("t", "g")
         #expect(info.members.map(\.id) == [a])
         #expect(info.members[0].partitions == Array(0..<16))
-        #expect(throws: TernError.self) { try f.broker.heartbeat(try QueueName("t"), group: try QueueName("g"), memberID: b) }
+        await #expect(throws: TernError.self) { try await f.broker.heartbeat(try QueueName("t"), group: try QueueName("g"), memberID: b) }
     }
 
     @Test func commitFromTheOldGeneration_is409_andDoesNotMoveTheOffset() async throws {
@@ -212,7 +212,7 @@ extension BrokerFixture {
             #expect(error.code == .staleGeneration)
             #expect(error.code.httpStatus == 409)
         }
-        #expect(try f.group("t", "g").partitions[0].committed == 4)
+        #expect(try await f.group("t", "g").partitions[0].committed == 4)
     }
 
     @Test func commitBeyondTheHighWatermark_isInvalidParameter() async throws {
@@ -222,8 +222,8 @@ extension BrokerFixture {
         let (a, assignment) = try await f.join("t", "g")
         await #expect(throws: TernError.self) { try await f.commit("t", "g", a, generation: assignment.generation, [0: 3]) }
         try await f.commit("t", "g", a, generation: assignment.generation, [0: 2])
-        #expect(try f.group("t", "g").partitions[0].committed == 2)
-        #expect(try f.group("t", "g").partitions[0].lag == 0)
+        #expect(try await f.group("t", "g").partitions[0].committed == 2)
+        #expect(try await f.group("t", "g").partitions[0].lag == 0)
     }
 
     @Test func afterARebalance_theNewOwnerStartsExactlyAtTheLastCommittedOffset() async throws {
@@ -237,9 +237,9 @@ extension BrokerFixture {
         let (b, _) = try await f.join("t", "g", sessionTimeout: 5)
         // a goes silent; after its timeout b owns partition 0.
         f.clock.advance(bySeconds: 3)
-        _ = try f.broker.heartbeat(try QueueName("t"), group: try QueueName("g"), memberID: b)
+        _ = try await f.broker.heartbeat(try QueueName("t"), group: try QueueName("g"), memberID: b)
         f.clock.advance(bySeconds: 2)
-        #expect(try f.group("t", "g").members.map(\.id) == [b])
+        #expect(try await f.group("t", "g").members.map(\.id) == [b])
         let batch = try await f.consume("t", "g", b, max: 100)
         #expect(batch.assignment.partitions == [0])
         #expect(batch.messages.first?.offset == 4, "starts at the committed offset")
@@ -254,7 +254,7 @@ extension BrokerFixture {
         #expect(try await f.consume("t", "g", a, max: 3).messages.map(\.offset) == [0, 1, 2])
         #expect(try await f.consume("t", "g", a, max: 3).messages.map(\.offset) == [3, 4])
         #expect(try await f.consume("t", "g", a, max: 3).messages.isEmpty)
-        #expect(try f.group("t", "g").partitions[0].lag == 5, "nothing committed yet")
+        #expect(try await f.group("t", "g").partitions[0].lag == 5, "nothing committed yet")
     }
 
     @Test func reset_isOnlyAllowedWithoutMembers_andMovesEveryPartition() async throws {
@@ -267,23 +267,28 @@ extension BrokerFixture {
         try await f.produce("t", ["d"], partition: 1)
         let (a, _) = try await f.join("t", "g")
         await #expect(throws: TernError.self) { try await f.broker.resetGroupOffsets(try QueueName("t"), group: try QueueName("g"), to: .latest) }
-        try f.broker.leaveGroup(try QueueName("t"), group: try QueueName("g"), memberID: a)
+        try await f.broker.leaveGroup(try QueueName("t"), group: try QueueName("g"), memberID: a)
         try await f.broker.resetGroupOffsets(try QueueName("t"), group: try QueueName("g"), to: .latest)
-        #expect(try f.group("t", "g").partitions.map(\.committed) == [3, 1])
+        #expect(try await f.group("t", "g").partitions.map(\.committed) == [3, 1])
         try await f.broker.resetGroupOffsets(try QueueName("t"), group: try QueueName("g"), to: .timestamp(mark))
-        #expect(try f.group("t", "g").partitions.map(\.committed) == [2, 0])
+        #expect(try await f.group("t", "g").partitions.map(\.committed) == [2, 0])
         try await f.broker.resetGroupOffsets(try QueueName("t"), group: try QueueName("g"), to: .earliest)
-        #expect(try f.group("t", "g").partitions.map(\.committed) == [0, 0])
+        #expect(try await f.group("t", "g").partitions.map(\.committed) == [0, 0])
     }
 
-    @Test func committedOffsets_surviveARestart() async throws {
+    @Test func committedOffsetsAndMembers_surviveARestart() async throws {
         let f = try await BrokerFixture()
         try await f.createTopic("t")
         try await f.produce("t", ["a", "b", "c"])
         let (a, assignment) = try await f.join("t", "g")
         try await f.commit("t", "g", a, generation: assignment.generation, [0: 2])
         try await f.reopen()
-        let (b, _) = try await f.join("t", "g")
+        // The member survives the restart (its session timer restarts) and resumes at the committed offset.
+        #expect(try await f.consume("t", "g", a).messages.map(\.text) == ["c"])
+        // Once its session lapses, a new member takes the partition from the committed offset.
+        f.clock.advance(bySeconds: 11)
+        let (b, assignmentB) = try await f.join("t", "g")
+        #expect(assignmentB.partitions == [0])
         #expect(try await f.consume("t", "g", b).messages.map(\.text) == ["c"])
     }
 

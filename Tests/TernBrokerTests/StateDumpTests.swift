@@ -189,7 +189,7 @@ import TernTestKit
         for line in lines { #expect(!line.contains("\n") && line.contains(#""type":""#), "\(line)") }
         let types = objects.map { $0["type"] as? String ?? "?" }
         let sectionOrder = ["meta", "queue", "queue_name", "message", "ready", "in_flight", "delayed", "fifo_lock", "fifo_dedup",
-                            "fifo_dedup_expiry", "topic", "topic_name", "topic_partition", "topic_batch", "group_offset",
+                            "fifo_dedup_expiry", "topic", "topic_name", "topic_partition", "topic_batch", "group_offset", "group_state",
                             "producer", "producer_sequences", "transactional_id"]
         // Sections appear in the fixed order (records follow their batch; sequences of queues and topics interleave by key).
         let rank: (String) -> Int = { type in
@@ -365,7 +365,7 @@ import TernTestKit
         let log = storage.database("log"), meta = storage.database("meta")
         try await storage.write { txn in
             try txn.put(log, [0, 0, 0, 0, 0, 0, 0, 1], Array("a command".utf8))
-            try txn.put(meta, Array("applied_index".utf8), [0, 0, 0, 0, 0, 0, 0, 1])
+            try txn.put(meta, Array("applied".utf8), [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2])
             try txn.put(meta, Array("log_first_index".utf8), [0, 0, 0, 0, 0, 0, 0, 1])
         }
         #expect(try StateDump.lines(storage: storage) == before)

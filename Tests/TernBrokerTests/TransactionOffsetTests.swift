@@ -36,15 +36,15 @@ import TernTestKit
             return transaction
         }
 
-        func committed() throws -> UInt64? { try f.group("in", "g").partitions[0].committed }
+        func committed() async throws -> UInt64? { try await f.group("in", "g").partitions[0].committed }
     }
 
     @Test func commit_writesTheOffsetWithTheSends() async throws {
         let p = try await Pipeline()
         #expect(p.consumed.map(\.offset) == [0, 1, 2, 3])
         _ = try await p.f.broker.commit(try p.transaction())
-        #expect(try p.committed() == 4)
-        #expect(try p.f.group("in", "g").partitions[0].lag == 2)
+        #expect(try await p.committed() == 4)
+        #expect(try await p.f.group("in", "g").partitions[0].lag == 2)
         #expect(try await p.f.receive("out", max: 10).map(\.text) == ["LINE 0", "LINE 1", "LINE 2", "LINE 3"])
     }
 
@@ -58,7 +58,7 @@ import TernTestKit
         } catch {
             #expect(error.code == .staleGeneration)
         }
-        #expect(try p.committed() == nil, "the offset did not move")
+        #expect(try await p.committed() == nil, "the offset did not move")
         #expect(try p.f.counts("out").total == 0, "the sends of the failed transaction are not stored")
         // The failed commit did not use up the producer's transaction sequence.
         var retry = try p.transaction(generation: p.generation + 1, offset: 4)
@@ -76,7 +76,7 @@ import TernTestKit
         } catch {
             #expect(error.code == .memberNotFound)
         }
-        #expect(try p.committed() == nil)
+        #expect(try await p.committed() == nil)
         #expect(try p.f.counts("out").total == 0)
     }
 
@@ -90,10 +90,10 @@ import TernTestKit
         } catch {
             #expect(error.code == .conflict)
         }
-        #expect(try p.committed() == nil)
-        try p.f.broker.leaveGroup(try QueueName("in"), group: try QueueName("g"), memberID: p.member)
+        #expect(try await p.committed() == nil)
+        try await p.f.broker.leaveGroup(try QueueName("in"), group: try QueueName("g"), memberID: p.member)
         _ = try await p.f.broker.commit(transaction)
-        #expect(try p.committed() == 4)
+        #expect(try await p.committed() == 4)
     }
 
     @Test func offsetBeyondTheHighWatermark_isInvalid_andAppliesNothing() async throws {
@@ -105,7 +105,7 @@ import TernTestKit
         } catch {
             #expect(error.code == .invalidParameter)
         }
-        #expect(try p.committed() == nil)
+        #expect(try await p.committed() == nil)
         #expect(try p.f.counts("out").total == 0)
     }
 
@@ -125,7 +125,7 @@ import TernTestKit
                 #expect(error.code == code)
             }
         }
-        #expect(try p.committed() == nil)
+        #expect(try await p.committed() == nil)
         #expect(try p.f.counts("out").total == 0)
     }
 
@@ -142,7 +142,7 @@ import TernTestKit
         let first = try await p.f.broker.commit(transaction)
         #expect(first.produced.count == 1)
         #expect(first.produced[0].count == 5)
-        #expect(try p.committed() == 4)
+        #expect(try await p.committed() == 4)
         let stored = try p.f.partitions("out").reduce(0) { $0 + $1.highWatermark }
         #expect(stored == 5)
         for (offset, message) in zip(first.produced[0], p.consumed) {
