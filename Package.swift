@@ -50,6 +50,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "TernReplication",
+            dependencies: ["TernCore"],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "TernWire",
             dependencies: ["TernCore", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSettings
@@ -146,6 +151,7 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .testTarget(name: "TernReplicationTests", dependencies: ["TernReplication", "TernTestKit"], swiftSettings: strictSettings),
         .testTarget(name: "TernWireTests", dependencies: ["TernWire", "TernCore", "TernTestKit"], swiftSettings: strictSettings),
         .testTarget(
             name: "TernClientTests",
