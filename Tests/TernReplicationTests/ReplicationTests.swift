@@ -47,6 +47,20 @@ import TernReplication
         #expect(ready.committedEntries.map(\.index) == [2])
     }
 
+    @Test func withThePlantedBug_theLeaderCommitsBeforeItsOwnSync() throws {
+        let c = try TestCluster([1, 2, 3])
+        c.campaign(1)
+        c.tickAll(3)
+        c.isolate(3)
+        c.nodes[1]!.plantedBugs.countUnpersistedEntries = true
+        c.holdPersistence.insert(1)
+        try c.nodes[1]!.propose([.text("a")])
+        let ready = c.nodes[1]!.ready()!
+        c.network.append(contentsOf: ready.messages)
+        c.deliver()
+        #expect(c[1].commitIndex == 2, "the bug this rule prevents: one durable copy of three counted as a majority")
+    }
+
     @Test func follower_acknowledgesAnAppend_inTheSameReadyThatPersistsIt() throws {
         let c = try TestCluster([1, 2, 3])
         c.campaign(1)
