@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "tern", targets: ["tern"]),
         .executable(name: "tern-bench", targets: ["tern-bench"]),
         .executable(name: "tern-lmdb", targets: ["tern-lmdb"]),
+        .executable(name: "tern-sim", targets: ["tern-sim"]),
         .library(name: "TernClient", targets: ["TernClient"]),
     ],
     dependencies: [
@@ -46,6 +47,24 @@ let package = Package(
             dependencies: [
                 "TernCore", "TernStorage",
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "TernReplication",
+            dependencies: ["TernCore"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "TernSimulation",
+            dependencies: ["TernReplication"],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "tern-sim",
+            dependencies: [
+                "TernReplication", "TernSimulation",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
         ),
@@ -146,6 +165,8 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .testTarget(name: "TernReplicationTests", dependencies: ["TernReplication", "TernTestKit"], swiftSettings: strictSettings),
+        .testTarget(name: "TernSimulationTests", dependencies: ["TernSimulation", "TernReplication"], swiftSettings: strictSettings),
         .testTarget(name: "TernWireTests", dependencies: ["TernWire", "TernCore", "TernTestKit"], swiftSettings: strictSettings),
         .testTarget(
             name: "TernClientTests",
