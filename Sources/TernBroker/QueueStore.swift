@@ -465,6 +465,29 @@ public struct QueueStore: Sendable {
         try put(record, in: txn)
     }
 
+    /// Applies ``changeVisibility(_:handle:timeout:at:effects:in:)`` to each entry, in order,
+    /// each independently: an entry that is refused (`ReceiptHandleStale`, `Conflict`,
+    /// `InvalidParameter`) is reported in its slot and changes nothing; the others apply.
+    /// - Returns: per entry, nil when changed, else the error.
+    /// - Throws: ``ErrorCode/queueNotFound``; storage errors (the caller's transaction is then
+    ///   rolled back, nothing applied).
+    public func changeVisibility(_ name: QueueName, changes: [VisibilityChange], at now: Timestamp,
+                                 effects: inout CommandEffects, in txn: WriteTransaction) throws -> [TernError?] {
+        _ = try record(named: name, in: txn)
+        var results = [TernError?]()
+        results.reserveCapacity(changes.count)
+        for change in changes {
+            do {
+                // Every TernError of the single change is thrown before it writes anything.
+                try changeVisibility(name, handle: change.handle, timeout: change.timeout, at: now, effects: &effects, in: txn)
+                results.append(nil)
+            } catch let error as TernError {
+                results.append(error)
+            }
+        }
+        return results
+    }
+
     private func current(_ name: QueueName, handle: ReceiptHandle, in txn: Transaction) throws -> (QueueRecord, MessageHeader) {
         let record = try record(named: name, in: txn)
         guard let header = try current(record, handle: handle, in: txn) else { throw Self.staleHandle }

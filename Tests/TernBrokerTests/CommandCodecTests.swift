@@ -6,7 +6,7 @@ import TernStorage
 import TernTestKit
 
 @Suite struct CommandCodecTests {
-    static let kinds = 22
+    static let kinds = 23
 
     @Test func everyKind_roundTrips_overManySeeds() throws {
         for seed in UInt64(1)...200 {
@@ -87,7 +87,8 @@ import TernTestKit
 
     /// Records written by format version 1 (committed in `Fixtures/commands-v1.hex`) decode to
     /// the commands they were made from, whatever version this build writes.
-    /// `TERN_WRITE_FIXTURES=1` rewrites the file (only when adding a version).
+    /// `TERN_WRITE_FIXTURES=1` rewrites the file (only when adding a version or a kind: the
+    /// earlier lines must come out unchanged, the diff only appends).
     @Test func version1Fixtures_stillDecode() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/commands-v1.hex")
         var random = SeededGenerator(seed: 1)

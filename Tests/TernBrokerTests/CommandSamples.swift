@@ -65,7 +65,9 @@ enum CommandSamples {
         return patch
     }
 
-    /// One command of every kind (22), in ``Command`` case order.
+    /// One command of every kind (23): the first 22 in ``Command`` case order, kinds added later
+    /// appended at the end, so the seeded values of the earlier ones (and the records of
+    /// `Fixtures/commands-v1.hex` made from them) stay the same.
     static func everyKind(_ random: inout SeededGenerator) -> [Command] {
         let messages = (0..<(random.next() % 4 + 1)).map { _ in message(&random) }
         return [
@@ -101,6 +103,9 @@ enum CommandSamples {
                 produces: (0..<(random.next() % 2)).map { _ in produce(&random, stamped: false) },
                 offsets: (0..<(random.next() % 2)).map { _ in offsetCommit(&random) })),
             .expireProducers(idleSeconds: 604_800, limit: 5000),
+            .changeVisibilityBatch(name(&random), (0..<(random.next() % 3 + 1)).map { _ in
+                VisibilityChange(handle: handle(&random), timeout: Int(random.next() % 43_201))
+            }),
         ]
     }
 }
