@@ -127,7 +127,16 @@ public struct MessageHeader: Sendable, Hashable {
 
     /// - Throws: ``StorageError/Code/corruptRecord`` when the record fails its checks.
     public init(decoding record: [UInt8]) throws(StorageError) {
-        var reader = BigEndianReader(try RecordCodec.decode(record))
+        try self.init(payload: try RecordCodec.decode(record))
+    }
+
+    /// Decodes a header in place (``Transaction/withValue(_:_:_:)``), without copying the record first.
+    public init(decoding record: UnsafeRawBufferPointer) throws(StorageError) {
+        try self.init(payload: try RecordCodec.decode(record))
+    }
+
+    private init(payload: [UInt8]) throws(StorageError) {
+        var reader = BigEndianReader(payload)
         id = MessageID(high: try reader.readUInt64(), low: try reader.readUInt64())
         let rawState = try reader.readUInt8()
         guard let state = MessageState(rawValue: rawState) else {

@@ -327,10 +327,9 @@ public struct QueueStore: Sendable {
                         continue
                     }
                 }
-                guard let stored = try txn.get(messages, key) else {
+                guard var header = try txn.withValue(messages, key, { (stored) throws(StorageError) in try MessageHeader(decoding: stored) }) else {
                     throw StorageError(.corruptRecord, "ready index entry for missing message \(id)/\(sequence)")
                 }
-                var header = try MessageHeader(decoding: stored)
                 var record = try cache.get(id)!
                 let attributes = record.attributes
                 if header.sentAt.adding(seconds: attributes.retention) <= now {
@@ -346,7 +345,8 @@ public struct QueueStore: Sendable {
                     cache.update(record)
                     continue
                 }
-                guard let body = try txn.get(bodies, key) else {
+                // The body straight from the map page: checked and copied (or decompressed) once.
+                guard let body = try txn.withValue(bodies, key, { (stored) throws(StorageError) in try RecordCodec.decode(stored) }) else {
                     throw StorageError(.corruptRecord, "message \(id)/\(sequence) has no body")
                 }
                 header.receiveCount += 1
@@ -371,7 +371,7 @@ public struct QueueStore: Sendable {
                 }
                 cache.update(record)
                 delivered.append(ReceivedMessage(
-                    id: header.id, body: try RecordCodec.decode(body),
+                    id: header.id, body: body,
                     receiptHandle: autoAcknowledge ? "" : ReceiptHandle(queue: id, sequence: sequence, nonce: handleNonce).description,
                     receiveCount: header.receiveCount, priority: header.priority, sentAt: header.sentAt))
             }
@@ -497,9 +497,10 @@ public struct QueueStore: Sendable {
     /// The header of the message `handle` was issued for, nil when the handle is stale.
     private func current(_ record: QueueRecord, handle: ReceiptHandle, in txn: Transaction) throws -> MessageHeader? {
         guard handle.queue == record.id,
-            let stored = try txn.get(messages, QueueSchema.messageKey(queue: record.id, sequence: handle.sequence))
+            let header = try txn.withValue(messages, QueueSchema.messageKey(queue: record.id, sequence: handle.sequence), {
+                (stored) throws(StorageError) in try MessageHeader(decoding: stored)
+            })
         else { return nil }
-        let header = try MessageHeader(decoding: stored)
         return header.nonce == handle.nonce ? header : nil
     }
 
