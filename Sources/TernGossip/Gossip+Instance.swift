@@ -41,7 +41,7 @@ extension Gossip {
         public var probesFailed = 0
         /// Members this node began to suspect.
         public var suspicionsRaised = 0
-        /// Suspected members seen alive again with a higher incarnation.
+        /// Suspected (or dead) members seen alive again with a higher incarnation.
         public var suspicionsRefuted = 0
         /// Times this node refuted a suspicion (or death) of itself.
         public var selfRefutations = 0
@@ -451,7 +451,7 @@ extension Gossip {
                 }
                 guard incarnation > entry.member.incarnation else { return [] }
                 let previous = entry.member.state
-                if previous == .suspect { statistics.suspicionsRefuted += 1 }
+                if previous == .suspect || previous == .dead { statistics.suspicionsRefuted += 1 }
                 if previous == .dead || previous == .left { liveOthers += 1 }
                 entry.member.node = node
                 entry.member.incarnation = incarnation

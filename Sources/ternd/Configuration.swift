@@ -44,6 +44,8 @@ struct Configuration: Equatable {
     /// Seconds between alert evaluations.
     var alertInterval = 10
     var alertRules: [Alerts.Rule] = []
+    /// Gossip membership (`cluster:`); off unless a gossip address is set.
+    var cluster = ClusterConfiguration()
 
     /// The environment variables read, with the setting each sets.
     static let environmentVariables: [(String, String)] = [
@@ -57,6 +59,7 @@ struct Configuration: Equatable {
     static let topLevelKeys: Set<String> = [
         "data_dir", "http", "binary", "max_map_bytes", "max_request_bytes", "sync", "log_level", "log_format", "metrics",
         "console", "tls", "auth", "alerts",
+        "cluster",
     ]
 
     // MARK: Layers
@@ -103,6 +106,8 @@ struct Configuration: Equatable {
                     guard let list = v as? [Any] else { throw ConfigurationError("alerts.rules must be a list") }
                     alertRules = try list.enumerated().map { try Self.rule($1, index: $0) }
                 }
+            case "cluster":
+                try cluster.apply(yaml: value)
             default:
                 try set(key, value, source: source)
             }
@@ -121,6 +126,7 @@ struct Configuration: Equatable {
             default: try set(key, value, source: variable)
             }
         }
+        try cluster.apply(environment: environment)
     }
 
     /// Sets one scalar setting from a YAML value or an environment string.
@@ -157,6 +163,7 @@ struct Configuration: Equatable {
         guard Set(auth.tokens.map(\.secret)).count == auth.tokens.count else { throw ConfigurationError("auth.tokens must differ") }
         guard alertInterval >= 1 else { throw ConfigurationError("alerts.interval must be at least 1 second") }
         guard Set(alertRules.map(\.name)).count == alertRules.count else { throw ConfigurationError("alerts.rules names must be unique") }
+        try cluster.validate()
     }
 
     // MARK: Printing
@@ -204,6 +211,7 @@ struct Configuration: Equatable {
                 if seconds > 0 { lines.append("      for: \(seconds)") }
             }
         }
+        lines += cluster.yaml(quoted: quoted)
         return lines.joined(separator: "\n") + "\n"
     }
 
