@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
@@ -74,6 +75,14 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "TernGossip",
+            dependencies: [
+                "TernCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "TernClient",
             dependencies: [
                 "TernCore", "TernWire",
@@ -87,7 +96,8 @@ let package = Package(
         .target(
             name: "TernServer",
             dependencies: [
-                "TernCore", "TernStorage", "TernBroker", "TernWire",
+                "TernCore", "TernStorage", "TernBroker", "TernWire", "TernGossip",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -103,7 +113,7 @@ let package = Package(
         .executableTarget(
             name: "ternd",
             dependencies: [
-                "TernCore", "TernStorage", "TernBroker", "TernServer",
+                "TernCore", "TernStorage", "TernBroker", "TernServer", "TernGossip",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -167,6 +177,7 @@ let package = Package(
         ),
         .testTarget(name: "TernReplicationTests", dependencies: ["TernReplication", "TernTestKit"], swiftSettings: strictSettings),
         .testTarget(name: "TernSimulationTests", dependencies: ["TernSimulation", "TernReplication"], swiftSettings: strictSettings),
+        .testTarget(name: "TernGossipTests", dependencies: ["TernGossip", "TernCore", "TernTestKit"], swiftSettings: strictSettings),
         .testTarget(name: "TernWireTests", dependencies: ["TernWire", "TernCore", "TernTestKit"], swiftSettings: strictSettings),
         .testTarget(
             name: "TernClientTests",

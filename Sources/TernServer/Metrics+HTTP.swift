@@ -18,6 +18,8 @@ extension HTTPAPI {
         public var auth = Auth.Settings()
         /// Whether `/console` is served. Default true.
         public var console = true
+        /// The gossip membership shown at `GET /cluster/members`; nil: the node runs alone.
+        public var cluster: GossipService?
 
         public init(metrics: TernMetrics? = nil, alerts: AlertMonitor? = nil, auth: Auth.Settings = Auth.Settings()) {
             self.metrics = metrics
@@ -59,6 +61,7 @@ extension HTTPAPI {
                 let messages = try broker.peek(name, maxMessages: max)
                 return try json(.ok, PeekedBatch(messages: messages.map(PeekedDescription.init)))
             }
+            installClusterRoutes(on: router)
             if console {
                 router.get("/console") { _, _ -> Response in
                     Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
@@ -68,7 +71,7 @@ extension HTTPAPI {
         }
 
         /// The routes of ``installRoutes(on:broker:)``, as `METHOD /path`.
-        static let routes = ["GET /metrics", "GET /alerts", "GET /queues/{name}/peek", "GET /console"]
+        static let routes = ["GET /metrics", "GET /alerts", "GET /queues/{name}/peek", "GET /console"] + clusterRoutes
     }
 }
 

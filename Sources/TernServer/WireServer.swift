@@ -44,6 +44,8 @@ public struct WireServer: Service {
         public var tls: TLSSettings?
         /// Where open connections are counted (`tern_binary_open_connections`); nil = nowhere.
         public var metrics: TernMetrics?
+        /// The gossip membership `DescribeCluster` answers with; nil: the node runs alone.
+        public var cluster: GossipService?
         public init() {}
     }
 
@@ -90,7 +92,11 @@ public struct WireServer: Service {
         logger.info("binary protocol listening", metadata: [
             "tern.binary": "\(settings.host):\(port)", "tern.tls": "\(sslContext != nil)", "tern.auth": "\(settings.auth.enabled)",
         ])
-        let handler = WireRequestHandler(broker: broker, logger: logger)
+        let handler = { () -> WireRequestHandler in
+            var handler = WireRequestHandler(broker: broker, logger: logger)
+            handler.cluster = settings.cluster
+            return handler
+        }()
         let authenticator = Authenticator(settings: settings.auth)
         let maxConcurrent = settings.maxConcurrentRequestsPerConnection
         let producerSettings = settings.producers

@@ -46,6 +46,8 @@ struct Configuration: Equatable {
     /// Seconds between alert evaluations.
     var alertInterval = 10
     var alertRules: [Alerts.Rule] = []
+    /// Gossip membership (`cluster:`); off unless a gossip address is set.
+    var cluster = ClusterConfiguration()
 
     /// The environment variables read, with the setting each sets.
     static let environmentVariables: [(String, String)] = [
@@ -60,6 +62,7 @@ struct Configuration: Equatable {
     static let topLevelKeys: Set<String> = [
         "data_dir", "http", "binary", "max_map_bytes", "max_request_bytes", "command_log_bytes", "sync", "log_level", "log_format", "metrics",
         "console", "tls", "auth", "alerts",
+        "cluster",
     ]
 
     // MARK: Layers
@@ -106,6 +109,8 @@ struct Configuration: Equatable {
                     guard let list = v as? [Any] else { throw ConfigurationError("alerts.rules must be a list") }
                     alertRules = try list.enumerated().map { try Self.rule($1, index: $0) }
                 }
+            case "cluster":
+                try cluster.apply(yaml: value)
             default:
                 try set(key, value, source: source)
             }
@@ -124,6 +129,7 @@ struct Configuration: Equatable {
             default: try set(key, value, source: variable)
             }
         }
+        try cluster.apply(environment: environment)
     }
 
     /// Sets one scalar setting from a YAML value or an environment string.
@@ -162,6 +168,7 @@ struct Configuration: Equatable {
         guard Set(auth.tokens.map(\.secret)).count == auth.tokens.count else { throw ConfigurationError("auth.tokens must differ") }
         guard alertInterval >= 1 else { throw ConfigurationError("alerts.interval must be at least 1 second") }
         guard Set(alertRules.map(\.name)).count == alertRules.count else { throw ConfigurationError("alerts.rules names must be unique") }
+        try cluster.validate()
     }
 
     // MARK: Printing
@@ -210,6 +217,7 @@ struct Configuration: Equatable {
                 if seconds > 0 { lines.append("      for: \(seconds)") }
             }
         }
+        lines += cluster.yaml(quoted: quoted)
         return lines.joined(separator: "\n") + "\n"
     }
 

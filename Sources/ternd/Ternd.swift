@@ -65,6 +65,9 @@ struct Ternd: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the effective configuration as YAML (secrets redacted) and exit.")
     var printConfig = false
 
+    @OptionGroup(title: "Cluster (gossip membership; see docs/gossip.md)")
+    var cluster: ClusterOptions
+
     /// The effective configuration: defaults, then the file, then the environment, then flags.
     func effectiveConfiguration(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
         var configuration = Configuration()
@@ -84,6 +87,7 @@ struct Ternd: AsyncParsableCommand {
         if let tlsCertificate { configuration.tlsCertificate = tlsCertificate }
         if let tlsKey { configuration.tlsKey = tlsKey }
         if noSync { configuration.sync = false }
+        cluster.apply(to: &configuration.cluster)
         try configuration.validate()
         return configuration
     }
@@ -137,6 +141,8 @@ struct Ternd: AsyncParsableCommand {
         var operations = HTTPAPI.Operations(metrics: metrics, alerts: alerts, auth: configuration.auth)
         operations.console = configuration.console
         let tls = configuration.tlsCertificate.map { TLSSettings(certificatePath: $0, keyPath: configuration.tlsKey!) }
+        let gossip = try makeGossipService(configuration, metrics: metrics, logger: logger)
+        operations.cluster = gossip
         let (host, port) = parseAddress(configuration.http)!
         let app = Application(
             router: HTTPAPI.router(broker: broker, settings: apiSettings, operations: operations),
@@ -150,10 +156,13 @@ struct Ternd: AsyncParsableCommand {
         wireSettings.auth = configuration.auth
         wireSettings.tls = tls
         wireSettings.metrics = metrics
+        wireSettings.cluster = gossip
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: MaintenanceService(broker: broker)), .init(service: alerts), .init(service: app),
-                           .init(service: WireServer(broker: broker, settings: wireSettings, logger: logger))],
+                           .init(service: WireServer(broker: broker, settings: wireSettings, logger: logger))]
+                    // Gossip stops first: the node leaves (members see "left") while it still serves.
+                    + (gossip.map { [.init(service: $0)] } ?? []),
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         logger.info("ternd starting", metadata: [

@@ -67,6 +67,9 @@ extension IntegrationTests {
             ("log_format: xml\n", "log_format must be text or json"),
             ("tls:\n  certificate: /a.pem\n", "tls needs both certificate and key"),
             ("http: nowhere\n", "http must be HOST:PORT"),
+            ("cluster:\n  gossip: 0.0.0.0:7946\n", "gossip must name an address the other nodes can reach"),
+            ("cluster:\n  seeds: [127.0.0.1:7946]\n", "seeds need a gossip address"),
+            ("cluster:\n  gossip: 127.0.0.1:7946\n  node_id: \"a b\"\n", "node_id must be"),
         ])
         func invalidConfiguration_exitsWithAMessageNamingTheSetting(text: String, message: String) async throws {
             let root = try TemporaryDirectory(prefix: "tern-config")
