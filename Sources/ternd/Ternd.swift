@@ -129,7 +129,11 @@ struct Ternd: AsyncParsableCommand {
         storageSettings.maxMapBytes = configuration.maxMapBytes
         storageSettings.durable = configuration.sync
         let storage = try Storage(directory: configuration.dataDir, databases: Broker.databaseNames, settings: storageSettings, logger: logger)
-        let clock = SystemClock()
+        // Steady while running: wall-clock jumps move no deadline (decision 40); reported once each.
+        let clock = SteadyClock(onJump: { offset in
+            logger.warning("the wall clock jumped; broker time keeps advancing steadily until the next restart",
+                           metadata: ["tern.clock_offset_ms": "\(offset)"])
+        })
         let broker = try await Broker.open(storage: storage, clock: clock, commandLogBytes: configuration.commandLogBytes, logger: logger)
         metrics?.attach(broker: broker)
         metrics?.attach(storage: storage)
