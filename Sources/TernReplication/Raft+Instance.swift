@@ -41,7 +41,7 @@ extension Raft {
         public let id: NodeID
         public let settings: Settings
         /// Rules broken on purpose by checker tests.
-        public var plantedBugs = PlantedBugs.none
+        @_spi(Testing) public var plantedBugs = PlantedBugs.none
 
         public private(set) var role: Role = .follower
         public private(set) var term: Term

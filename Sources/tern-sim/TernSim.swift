@@ -28,6 +28,11 @@ struct TernSim: ParsableCommand {
     @Option(help: "Plant a bug to see a checker catch it: unpersisted-commit, vote-twice, previous-term-commit.")
     var plantBug: String?
     @Flag(help: "Skip the codec round trip of every message (faster).") var noCodec = false
+    @Flag(help: "No operator actions (leadership transfers, membership changes).") var noOperations = false
+    @Flag(help: "Turn pre-vote off.") var noPreVote = false
+    @Flag(help: "Turn check-quorum (and the leader lease) off.") var noCheckQuorum = false
+    @Option(help: "Raft.Settings.maxInflightAppends.") var maxInflight: Int = 64
+    @Option(help: "Raft.Settings.maxBytesPerAppend.") var maxAppendBytes: Int = 1 << 20
     @Flag(help: "Print a summary of passing runs too.") var verbose = false
     @Flag(help: "Measure instead: entries committed per second through a 3-node group (CPU only, no simulated disk or network).")
     var benchmark = false
@@ -58,6 +63,13 @@ struct TernSim: ParsableCommand {
             options.clients = clients
             options.compactEvery = compactEvery
             options.codecRoundTrip = !noCodec
+            options.operations = !noOperations
+            options.settings = options.settings.with { [noPreVote, noCheckQuorum, maxInflight, maxAppendBytes] in
+                $0.preVote = !noPreVote
+                $0.checkQuorum = !noCheckQuorum
+                $0.maxInflightAppends = maxInflight
+                $0.maxBytesPerAppend = maxAppendBytes
+            }
             switch plantBug {
             case "unpersisted-commit"?: options.plantedBugs.countUnpersistedEntries = true
             case "vote-twice"?: options.plantedBugs.voteTwiceInOneTerm = true
@@ -70,7 +82,9 @@ struct TernSim: ParsableCommand {
                 failed += 1
                 print(report.rendered())
                 print("replay: tern-sim --seed \(s) --nodes \(nodes) --events \(events) --faults \(faults) --clients \(clients) --compact-every \(compactEvery)"
-                      + (plantBug.map { " --plant-bug \($0)" } ?? "") + (noCodec ? " --no-codec" : ""))
+                      + (plantBug.map { " --plant-bug \($0)" } ?? "") + (noCodec ? " --no-codec" : "")
+                      + (noOperations ? " --no-operations" : "") + (noPreVote ? " --no-pre-vote" : "")
+                      + (noCheckQuorum ? " --no-check-quorum" : "") + " --max-inflight \(maxInflight) --max-append-bytes \(maxAppendBytes)")
             } else if verbose {
                 print(report.rendered())
             }

@@ -1,5 +1,5 @@
 import Testing
-import TernReplication
+@_spi(Testing) import TernReplication
 
 @Suite struct ReplicationTests {
     @Test func propose_onLeader_commitsOnAMajorityAndEveryoneAppliesInOrder() throws {
