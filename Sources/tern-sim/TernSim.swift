@@ -25,7 +25,7 @@ struct TernSim: ParsableCommand {
     @Option(help: "Fault profile: none, network, crashes, all.") var faults: String = "all"
     @Option(help: "Concurrent clients.") var clients: Int = 3
     @Option(help: "Compact a node's log once this many applied entries follow its snapshot.") var compactEvery: UInt64 = 64
-    @Option(help: "Plant a bug to see a checker catch it: unpersisted-commit, vote-twice, previous-term-commit.")
+    @Option(help: "Plant a bug to see a checker catch it: unpersisted-commit, vote-twice, previous-term-commit, send-before-sync (the shell sends before syncing; use with --faults crashes).")
     var plantBug: String?
     @Flag(help: "Skip the codec round trip of every message (faster).") var noCodec = false
     @Flag(help: "No operator actions (leadership transfers, membership changes).") var noOperations = false
@@ -44,7 +44,7 @@ struct TernSim: ParsableCommand {
         guard (1...9).contains(nodes) else { throw ValidationError("--nodes must be 1…9") }
         guard Simulation.Faults.named(faults) != nil else { throw ValidationError("--faults must be none, network, crashes or all") }
         guard seeds >= 1, events >= 1, clients >= 0 else { throw ValidationError("--seeds, --events must be ≥ 1, --clients ≥ 0") }
-        if let plantBug, !["unpersisted-commit", "vote-twice", "previous-term-commit"].contains(plantBug) {
+        if let plantBug, !["unpersisted-commit", "vote-twice", "previous-term-commit", "send-before-sync"].contains(plantBug) {
             throw ValidationError("unknown --plant-bug \(plantBug)")
         }
     }
@@ -74,6 +74,10 @@ struct TernSim: ParsableCommand {
             case "unpersisted-commit"?: options.plantedBugs.countUnpersistedEntries = true
             case "vote-twice"?: options.plantedBugs.voteTwiceInOneTerm = true
             case "previous-term-commit"?: options.plantedBugs.commitPreviousTermEntries = true
+            case "send-before-sync"?:
+                options.sendBeforeSync = true
+                options.faults.powerLossFraction = 0.5
+                options.faults.diskLatency = .milliseconds(5) ... .milliseconds(60)
             default: break
             }
             let report = Simulation.run(options)

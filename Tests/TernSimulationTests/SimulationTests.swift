@@ -4,7 +4,7 @@ import TernReplication
 import TernSimulation
 
 /// Simulator suites. Together they run more than 1,000,000 simulated events per CI run
-/// (30k×3 + 40k + 60k×8 + 60k×4 + 50k×3 + 50k×3 ≈ 1.15 million, plus the planted-bug runs;
+/// (20k×3 + 40k + 60k×8 + 60k×4 + 50k×3 + 50k×3 ≈ 1.12 million, plus the planted-bug runs;
 /// docs/replication.md gives the time); `TERN_SIM_SOAK=<seeds>` runs a longer soak.
 @Suite struct SimulationTests {
     static func options(seed: UInt64, nodes: Int = 3, events: Int, faults: Simulation.Faults = .all) -> Simulation.Options {
@@ -21,12 +21,12 @@ import TernSimulation
     }
 
     @Test func sameSeed_givesTheSameTrace() {
-        let a = Simulation.run(Self.options(seed: 1234, events: 30_000))
-        let b = Simulation.run(Self.options(seed: 1234, events: 30_000))
+        let a = Simulation.run(Self.options(seed: 1234, events: 20_000))
+        let b = Simulation.run(Self.options(seed: 1234, events: 20_000))
         #expect(a.traceHash == b.traceHash)
         #expect(a.trace == b.trace)
         #expect(a.events == b.events && a.committedEntries == b.committedEntries && a.messagesSent == b.messagesSent)
-        let c = Simulation.run(Self.options(seed: 1235, events: 30_000))
+        let c = Simulation.run(Self.options(seed: 1235, events: 20_000))
         #expect(c.traceHash != a.traceHash, "another seed is another run")
     }
 
@@ -126,7 +126,7 @@ import TernSimulation
     }
 
     @Test func withoutThePlantedBugs_theSameSettingsPass() {
-        for seed: UInt64 in 1..<4 {
+        for seed: UInt64 in 1..<3 {
             var options = Simulation.Options(seed: seed)
             options.events = 40_000
             options.faults = .crashes
