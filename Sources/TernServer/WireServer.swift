@@ -66,12 +66,17 @@ public struct WireServer: Service {
     let settings: Settings
     let logger: Logger
     let portBox = PortBox()
+    let inFlight = RequestCounter()
 
     public init(broker: Broker, settings: Settings = Settings(), logger: Logger) {
         self.broker = broker
         self.settings = settings
         self.logger = logger
     }
+
+    /// Binary requests read and not yet answered, over all connections (bounded per connection
+    /// by ``Settings/maxConcurrentRequestsPerConnection`` and ``Settings/maxInFlightBytesPerConnection``).
+    public var requestsInFlight: Int { inFlight.value }
 
     /// The port the server listens on, once ``run()`` has bound it.
     public var boundPort: Int? { get async { await portBox.value } }
@@ -87,6 +92,7 @@ public struct WireServer: Service {
         let idleTimeout = settings.idleTimeout
         let authEnabled = settings.auth.enabled
         let preAuthFrameBytes = settings.maxFrameBytesBeforeAuthentication
+        let requestCounter = inFlight
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -97,7 +103,7 @@ public struct WireServer: Service {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .bind(host: settings.host, port: settings.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let drain = ConnectionDrain()
+                    let drain = ConnectionDrain(counter: requestCounter)
                     let limit = WireFrameLimit(bytes: authEnabled ? min(preAuthFrameBytes, wireSettings.maxFrameBytes) : wireSettings.maxFrameBytes)
                     let sync = channel.pipeline.syncOperations
                     if let connections { try sync.addHandler(ConnectionLimitHandler(limiter: connections, logger: logger)) }
@@ -369,12 +375,22 @@ struct WireConnection: Sendable {
 final class ConnectionDrain: Sendable {
     private let inFlight = Atomic<Int>(0)
     private let draining = Atomic<Bool>(false)
+    /// The server-wide count, kept alongside; nil = none.
+    private let counter: RequestCounter?
+
+    init(counter: RequestCounter? = nil) { self.counter = counter }
 
     var isDraining: Bool { draining.load(ordering: .acquiring) }
     /// Whether any request of the connection is being answered.
     var isBusy: Bool { inFlight.load(ordering: .acquiring) > 0 }
-    func started() { inFlight.add(1, ordering: .acquiringAndReleasing) }
-    func finished() { inFlight.subtract(1, ordering: .acquiringAndReleasing) }
+    func started() {
+        inFlight.add(1, ordering: .acquiringAndReleasing)
+        counter?.add(1)
+    }
+    func finished() {
+        inFlight.subtract(1, ordering: .acquiringAndReleasing)
+        counter?.add(-1)
+    }
 
     /// Refuses new requests, waits for those in flight to be answered, then closes `channel`.
     func begin(closing channel: any Channel) {
@@ -411,4 +427,11 @@ final class IdleConnectionCloser: ChannelInboundHandler, RemovableChannelHandler
         }
         context.fireUserInboundEventTriggered(event)
     }
+}
+
+/// A count shared by tasks (the server's requests in flight).
+final class RequestCounter: Sendable {
+    private let count = Atomic<Int>(0)
+    var value: Int { count.load(ordering: .relaxed) }
+    func add(_ delta: Int) { count.add(delta, ordering: .relaxed) }
 }
