@@ -299,18 +299,21 @@ enum RawHTTP {
 
     @Test func slowHeader_isClosedAfterTheHeaderTimeout_idleKeepAliveAfterTheIdleTimeout() async throws {
         let f = try await ServerFixture()
+        // The header timeout alone (no idle timeout that would also close a silent connection).
         try await withGuardedServer(f, {
-            // Short, but long enough for a loaded machine to write a request after connecting.
             $0.headerReadTimeout = .seconds(1)
-            $0.idleTimeout = .seconds(2)
+            $0.idleTimeout = nil
         }) { port, _ in
-            let started = ContinuousClock.now
             let slow = try await RawHTTP.exchange(port: port, "GET /health HTTP/1.1\r\nHo")
             #expect(slow.closed && slow.response.isEmpty, "closed without an answer: \(slow.response)")
-            // Keep-alive: answered, then closed after the idle timeout (not at once, not never).
+        }
+        // Keep-alive: answered, then closed after the idle timeout (not at once, not never).
+        try await withGuardedServer(f, {
+            $0.headerReadTimeout = nil
+            $0.idleTimeout = .seconds(2)
+        }) { port, _ in
             let idle = try await RawHTTP.exchange(port: port, "GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
             #expect(idle.closed && RawHTTP.status(idle.response) == 200, "\(idle.response)")
-            #expect(ContinuousClock.now - started < .seconds(25))
         }
     }
 
@@ -325,7 +328,13 @@ enum RawHTTP {
             let other = try await RawHTTP.exchange(port: port, "GET /queues HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             #expect(RawHTTP.status(other.response) == 503 && other.response.contains("Overloaded"), "\(other.response)")
             #expect(other.response.lowercased().contains("retry-after: 1"))
-            // Hold the reserve slot with an idle connection: the next one is closed unanswered.
+            // Hold the reserve slot with an idle connection (once the two above are uncounted):
+            // the next one is closed unanswered.
+            var settled = limiter.openConnections
+            for _ in 0..<500 where settled > 1 {
+                try await Task.sleep(for: .milliseconds(10))
+                settled = limiter.openConnections
+            }
             let holder = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "localhost", port: port).get()
             var open = limiter.openConnections
             for _ in 0..<200 where open < 2 {
