@@ -11,7 +11,7 @@ import Testing
 /// Resource bounds of the binary protocol (issue 14): the in-flight bound per connection,
 /// the frame limit before authentication, idle timeouts, the connection cap, and the error
 /// frames promised by `docs/protocol.md`.
-@Suite struct WireHardeningTests {
+@Suite(.serialized) struct WireHardeningTests {
     /// A raw connection with small socket buffers, so that a client that does not read its
     /// answers blocks the server's writes after a few MiB.
     static func smallBufferConnection(port: Int) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {

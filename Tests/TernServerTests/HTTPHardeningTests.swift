@@ -47,7 +47,7 @@ enum RawHTTP {
     }
 }
 
-@Suite struct HTTPHardeningTests {
+@Suite(.serialized) struct HTTPHardeningTests {
     /// Runs `body` with a live server built by ``HTTPAPI/serverBuilder(settings:)`` (the one
     /// `ternd` uses), on a free port of localhost.
     func withGuardedServer(_ f: ServerFixture, api: HTTPAPI.Settings = .init(), _ configure: (inout HTTPAPI.ServerSettings) -> Void = { _ in },
