@@ -5,7 +5,11 @@
 /// watermarks, consumer-group lag) and the cluster's members (gossip view), refreshed every 2 s; `#/queue/NAME` with a live chart of
 /// depth and rates over the last 5 minutes, a peek at the next messages, and purge / redrive
 /// behind a confirmation; `#/group/TOPIC/GROUP` with lag per partition. With authentication
-/// on, the page asks for a bearer token (kept in `sessionStorage`); `?token=` also sets it.
+/// on, the page asks for a bearer token (kept in `sessionStorage`, typed into a form: never
+/// in the URL, where it would land in logs, history and `Referer`).
+///
+/// The script is served apart (`GET /console/console.js`) so that the page's
+/// ``contentSecurityPolicy`` can forbid inline script.
 /// Figures carry `data-*` attributes so that tests (and scripts) can read them from the DOM.
 enum Console {
     static let html = #"""
@@ -39,11 +43,15 @@ enum Console {
   <p>This broker requires a bearer token.</p>
   <input id="token" type="password" size="40" placeholder="token"> <button id="save-token">Use token</button>
 </div>
-<script>
+<script src="/console/console.js"></script>
+</body>
+</html>
+"""#
+
+    /// The console's script (`GET /console/console.js`).
+    static let script = #"""
 "use strict";
 const REFRESH_MS = 2000, HISTORY_MS = 5 * 60 * 1000;
-const params = new URLSearchParams(location.search);
-if (params.get("token")) sessionStorage.setItem("tern.token", params.get("token"));
 const history = {};          // queue name -> [{t, ready, in_flight, delayed, sent, acked}]
 let lastCounters = null, lastCountersAt = 0, rates = {};
 
@@ -218,8 +226,12 @@ let timer = null;
 function schedule() { clearTimeout(timer); timer = setTimeout(async () => { await render(); schedule(); }, REFRESH_MS); }
 window.addEventListener("hashchange", () => { render(); schedule(); });
 render().then(schedule);
-</script>
-</body>
-</html>
 """#
+
+    /// `Content-Security-Policy` of the console: only its own script, styles inline (the
+    /// charts use style attributes), requests to this origin only, no framing, no forms.
+    static let contentSecurityPolicy =
+        "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
+        + "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
 }

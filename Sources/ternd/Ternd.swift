@@ -59,6 +59,27 @@ struct Ternd: AsyncParsableCommand {
     @Option(name: .long, help: "PEM private key for TLS on the HTTP and binary listeners (with --tls-certificate).")
     var tlsKey: String?
 
+    @Option(name: .long, help: "Open client connections (HTTP and binary) served normally; 64 more serve only /health, metrics and admin. Default 10000.")
+    var maxConnections: Int?
+
+    @Option(name: .long, help: "Seconds from a request's first byte to the end of its HTTP header; 0 = no limit. Default 10.")
+    var headerReadTimeout: Double?
+
+    @Option(name: .long, help: "Seconds an idle HTTP keep-alive connection stays open; 0 = forever. Default 60.")
+    var httpIdleTimeout: Double?
+
+    @Option(name: .long, help: "Seconds an idle binary-protocol connection stays open; 0 = forever. Default 600.")
+    var binaryIdleTimeout: Double?
+
+    @Option(name: .long, help: "Bytes of request bodies and binary frames being received, all connections together; past it HTTP answers 503 and binary connections wait. Default 256 MiB.")
+    var maxInFlightRequestBytes: Int?
+
+    @Option(name: .long, help: "Comma-separated origins (scheme://host[:port]) allowed to call the HTTP API from a browser (CORS). Default none.")
+    var corsOrigins: String?
+
+    @Option(name: .long, help: "Comma-separated host names accepted in Host besides loopback (checked when --http is loopback or this is set).")
+    var allowedHosts: String?
+
     @Flag(name: .long, help: "Do not sync commits to disk (benchmarks and tests only: a crash of the OS may lose acknowledged writes).")
     var noSync = false
 
@@ -88,6 +109,13 @@ struct Ternd: AsyncParsableCommand {
         if let tlsKey { configuration.tlsKey = tlsKey }
         if noSync { configuration.sync = false }
         cluster.apply(to: &configuration.cluster)
+        if let maxConnections { configuration.maxConnections = maxConnections }
+        if let headerReadTimeout { configuration.headerReadTimeout = headerReadTimeout }
+        if let httpIdleTimeout { configuration.httpIdleTimeout = httpIdleTimeout }
+        if let binaryIdleTimeout { configuration.binaryIdleTimeout = binaryIdleTimeout }
+        if let maxInFlightRequestBytes { configuration.maxInFlightRequestBytes = maxInFlightRequestBytes }
+        if let corsOrigins { configuration.corsOrigins = try Configuration.list(corsOrigins, "--cors-origins") }
+        if let allowedHosts { configuration.allowedHosts = try Configuration.list(allowedHosts, "--allowed-hosts") }
         try configuration.validate()
         return configuration
     }
@@ -116,6 +144,18 @@ struct Ternd: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "ternd")
+        let descriptors = DescriptorLimit.raiseToHardLimit()
+        logger.info("open-file limit", metadata: [
+            "tern.nofile": "\(descriptors.soft)", "tern.nofile_before": "\(descriptors.before)", "tern.nofile_hard": "\(descriptors.hard)",
+        ])
+        let connectionReserve = ConnectionLimiter().reserve
+        if descriptors.soft < UInt64(configuration.maxConnections + connectionReserve + DescriptorLimit.headroom) {
+            logger.warning("the open-file limit is below max_connections + reserve + headroom: connections may fail with EMFILE", metadata: [
+                "tern.nofile": "\(descriptors.soft)", "tern.max_connections": "\(configuration.maxConnections)",
+            ])
+        }
+        let connections = ConnectionLimiter(maxConnections: configuration.maxConnections, reserve: connectionReserve)
+        let requestBytes = RequestBytesBudget(limit: configuration.maxInFlightRequestBytes)
 
         var metrics: TernMetrics?
         if configuration.metrics {
@@ -128,7 +168,14 @@ struct Ternd: AsyncParsableCommand {
         var storageSettings = Storage.Settings()
         storageSettings.maxMapBytes = configuration.maxMapBytes
         storageSettings.durable = configuration.sync
-        let storage = try Storage(directory: configuration.dataDir, databases: Broker.databaseNames, settings: storageSettings, logger: logger)
+        let storage: Storage
+        do {
+            storage = try Storage(directory: configuration.dataDir, databases: Broker.databaseNames, settings: storageSettings, logger: logger)
+        } catch let error as StorageError {
+            // One line naming the path and the reason, not a dump of the underlying error.
+            logger.critical("cannot open the data directory", metadata: ["tern.data_dir": "\(configuration.dataDir)", "tern.error": "\(error.message)"])
+            throw ExitMessage("ternd: cannot open the data directory \(configuration.dataDir): \(error.message)")
+        }
         // Steady while running: wall-clock jumps move no deadline (decision 40); reported once each.
         let clock = SteadyClock(onJump: { offset in
             logger.warning("the wall clock jumped; broker time keeps advancing steadily until the next restart",
@@ -142,15 +189,26 @@ struct Ternd: AsyncParsableCommand {
 
         var apiSettings = HTTPAPI.Settings()
         apiSettings.maxRequestBytes = configuration.maxRequestBytes
+        apiSettings.corsOrigins = configuration.corsOrigins
+        apiSettings.allowedHosts = configuration.allowedHosts
+        apiSettings.requestBytes = requestBytes
         var operations = HTTPAPI.Operations(metrics: metrics, alerts: alerts, auth: configuration.auth)
         operations.console = configuration.console
         let tls = configuration.tlsCertificate.map { TLSSettings(certificatePath: $0, keyPath: configuration.tlsKey!) }
         let gossip = try makeGossipService(configuration, metrics: metrics, logger: logger)
         operations.cluster = gossip
         let (host, port) = parseAddress(configuration.http)!
+        apiSettings.enforceAllowedHosts = HTTPAPI.isLoopbackAddress(host) || !configuration.allowedHosts.isEmpty
+        var serverSettings = HTTPAPI.ServerSettings()
+        serverSettings.tls = tls
+        serverSettings.metrics = metrics
+        serverSettings.maxRequestBytes = configuration.maxRequestBytes
+        serverSettings.headerReadTimeout = Configuration.duration(configuration.headerReadTimeout)
+        serverSettings.idleTimeout = Configuration.duration(configuration.httpIdleTimeout)
+        serverSettings.connections = connections
         let app = Application(
             router: HTTPAPI.router(broker: broker, settings: apiSettings, operations: operations),
-            server: try HTTPAPI.serverBuilder(tls: tls, metrics: metrics),
+            server: try HTTPAPI.serverBuilder(settings: serverSettings),
             configuration: .init(address: .hostname(host, port: port), serverName: "ternd"),
             logger: logger)
         // Services stop in reverse order: listeners first (stop accepting, finish in-flight
@@ -161,6 +219,9 @@ struct Ternd: AsyncParsableCommand {
         wireSettings.tls = tls
         wireSettings.metrics = metrics
         wireSettings.cluster = gossip
+        wireSettings.idleTimeout = Configuration.duration(configuration.binaryIdleTimeout)
+        wireSettings.connections = connections
+        wireSettings.requestBytes = requestBytes
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: MaintenanceService(broker: broker)), .init(service: alerts), .init(service: app),
@@ -178,5 +239,31 @@ struct Ternd: AsyncParsableCommand {
         try await group.run()
         storage.close()
         logger.info("ternd stopped")
+    }
+}
+
+/// A fatal start-up failure printed as one line (ArgumentParser prints the description).
+struct ExitMessage: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The process's open-file limit (`RLIMIT_NOFILE`): every connection holds a descriptor.
+enum DescriptorLimit {
+    /// Descriptors kept besides connections: LMDB's files, listeners, logs, the runtime.
+    static let headroom = 256
+
+    /// Raises the soft limit to the hard limit (as nginx's `worker_rlimit_nofile` and
+    /// systemd's `LimitNOFILE` advise), and returns the limits before and after.
+    static func raiseToHardLimit() -> (before: UInt64, soft: UInt64, hard: UInt64) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return (0, 0, 0) }
+        let before = UInt64(limit.rlim_cur)
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return (before, UInt64(limit.rlim_cur), UInt64(limit.rlim_max))
     }
 }
