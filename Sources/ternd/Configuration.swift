@@ -44,6 +44,8 @@ struct Configuration: Equatable {
     /// Seconds between alert evaluations.
     var alertInterval = 10
     var alertRules: [Alerts.Rule] = []
+    /// The SQS-compatible endpoint (`sqs:`; see `Configuration+SQS.swift`).
+    var sqs = SQSConfiguration()
 
     /// The environment variables read, with the setting each sets.
     static let environmentVariables: [(String, String)] = [
@@ -57,6 +59,7 @@ struct Configuration: Equatable {
     static let topLevelKeys: Set<String> = [
         "data_dir", "http", "binary", "max_map_bytes", "max_request_bytes", "sync", "log_level", "log_format", "metrics",
         "console", "tls", "auth", "alerts",
+        "sqs",
     ]
 
     // MARK: Layers
@@ -73,6 +76,8 @@ struct Configuration: Equatable {
         }
         for (key, value) in root {
             switch key {
+            case "sqs":
+                try sqs.apply(yaml: value)
             case "tls":
                 let tls = try Self.mapping(value, "tls", allowed: ["certificate", "key"])
                 if let v = tls["certificate"] { tlsCertificate = try Self.string(v, "tls.certificate") }
@@ -111,6 +116,7 @@ struct Configuration: Equatable {
 
     /// Applies `TERN_*` variables of `environment` over `self`.
     mutating func apply(environment: [String: String]) throws {
+        try sqs.apply(environment: environment)
         for (variable, key) in Self.environmentVariables {
             guard let value = environment[variable] else { continue }
             switch key {
@@ -155,6 +161,7 @@ struct Configuration: Equatable {
         if auth.enabled && auth.tokens.isEmpty { throw ConfigurationError("auth.enabled needs at least one token in auth.tokens") }
         guard Set(auth.tokens.map(\.name)).count == auth.tokens.count else { throw ConfigurationError("auth.tokens names must be unique") }
         guard Set(auth.tokens.map(\.secret)).count == auth.tokens.count else { throw ConfigurationError("auth.tokens must differ") }
+        try sqs.validate()
         guard alertInterval >= 1 else { throw ConfigurationError("alerts.interval must be at least 1 second") }
         guard Set(alertRules.map(\.name)).count == alertRules.count else { throw ConfigurationError("alerts.rules names must be unique") }
     }
@@ -204,6 +211,7 @@ struct Configuration: Equatable {
                 if seconds > 0 { lines.append("      for: \(seconds)") }
             }
         }
+        lines += sqs.yamlLines(quoted: quoted)
         return lines.joined(separator: "\n") + "\n"
     }
 
