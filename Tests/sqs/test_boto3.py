@@ -254,7 +254,7 @@ class MessageTests(unittest.TestCase):
         self.sqs.send_message(QueueUrl=self.url, MessageBody="wake up")
         thread.join(30)
         self.assertEqual([m["Body"] for m in result["response"]["Messages"]], ["wake up"])
-        self.assertLess(result["elapsed"], 15, "the long poll returned on the send, not at its 20 s limit")
+        self.assertLess(result["elapsed"], 18, "the long poll returned on the send, not at its 20 s limit")
 
     def test_delete_change_visibility_and_their_batches(self):
         self.sqs.send_message_batch(QueueUrl=self.url, Entries=[{"Id": str(i), "MessageBody": str(i)} for i in range(4)])
@@ -369,10 +369,13 @@ class DeadLetterTests(unittest.TestCase):
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3})})["QueueUrl"]
         for start in range(0, 30, 10):
             self.sqs.send_message_batch(QueueUrl=dlq, Entries=[{"Id": str(i), "MessageBody": str(i)} for i in range(start, start + 10)])
+        started = time.monotonic()
         handle = self.sqs.start_message_move_task(SourceArn=dlq_arn, MaxNumberOfMessagesPerSecond=1)["TaskHandle"]
         time.sleep(1.5)
         cancelled = self.sqs.cancel_message_move_task(TaskHandle=handle)
-        self.assertLessEqual(cancelled["ApproximateNumberOfMessagesMoved"], 3)
+        elapsed = time.monotonic() - started
+        # At most one message per started second (the bound holds however slow the machine is).
+        self.assertLessEqual(cancelled["ApproximateNumberOfMessagesMoved"], int(elapsed) + 1)
         task = wait_until(lambda: [t for t in self.sqs.list_message_move_tasks(SourceArn=dlq_arn)["Results"]
                                    if t["Status"] == "CANCELLED"])[0]
         self.assertLess(task["ApproximateNumberOfMessagesMoved"], 30)
