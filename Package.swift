@@ -116,10 +116,21 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "TernSQS",
+            dependencies: [
+                "TernCore", "TernStorage", "TernBroker", "TernServer",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "ternd",
             dependencies: [
-                "TernCore", "TernStorage", "TernBroker", "TernServer", "TernGossip",
+                "TernCore", "TernStorage", "TernBroker", "TernServer", "TernGossip", "TernSQS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -184,7 +195,7 @@ let package = Package(
         ),
         .testTarget(name: "TernReplicationTests", dependencies: ["TernReplication", "TernTestKit"], swiftSettings: strictSettings),
         .testTarget(name: "TernSimulationTests", dependencies: ["TernSimulation", "TernReplication"], swiftSettings: strictSettings),
-        .testTarget(name: "TernGossipTests", dependencies: ["TernGossip", "TernCore", "TernTestKit"], swiftSettings: strictSettings),
+        .testTarget(name: "TernGossipTests", dependencies: ["TernGossip", "TernSQS", "TernCore", "TernTestKit"], swiftSettings: strictSettings),
         .testTarget(name: "TernWireTests", dependencies: ["TernWire", "TernCore", "TernTestKit"], swiftSettings: strictSettings),
         .testTarget(
             name: "TernClientTests",

@@ -71,6 +71,8 @@ struct Configuration: Equatable {
     /// Host names accepted in `Host` besides loopback ones (the check is on when the HTTP
     /// listener is bound to loopback, or when this list is not empty).
     var allowedHosts: [String] = []
+    /// The SQS-compatible endpoint (`sqs:`; see `Configuration+SQS.swift`).
+    var sqs = SQSConfiguration()
 
     /// The environment variables read, with the setting each sets.
     static let environmentVariables: [(String, String)] = [
@@ -92,6 +94,7 @@ struct Configuration: Equatable {
         "cluster",
         "max_connections", "header_read_timeout", "http_idle_timeout", "binary_idle_timeout", "max_in_flight_request_bytes",
         "cors_origins", "allowed_hosts",
+        "sqs",
     ]
 
     // MARK: Layers
@@ -108,6 +111,8 @@ struct Configuration: Equatable {
         }
         for (key, value) in root {
             switch key {
+            case "sqs":
+                try sqs.apply(yaml: value)
             case "tls":
                 let tls = try Self.mapping(value, "tls", allowed: ["certificate", "key"])
                 if let v = tls["certificate"] { tlsCertificate = try Self.string(v, "tls.certificate") }
@@ -148,6 +153,7 @@ struct Configuration: Equatable {
 
     /// Applies `TERN_*` variables of `environment` over `self`.
     mutating func apply(environment: [String: String]) throws {
+        try sqs.apply(environment: environment)
         for (variable, key) in Self.environmentVariables {
             guard let value = environment[variable] else { continue }
             switch key {
@@ -202,6 +208,7 @@ struct Configuration: Equatable {
         if auth.enabled && auth.tokens.isEmpty { throw ConfigurationError("auth.enabled needs at least one token in auth.tokens") }
         guard Set(auth.tokens.map(\.name)).count == auth.tokens.count else { throw ConfigurationError("auth.tokens names must be unique") }
         guard Set(auth.tokens.map(\.secret)).count == auth.tokens.count else { throw ConfigurationError("auth.tokens must differ") }
+        try sqs.validate()
         guard alertInterval >= 1 else { throw ConfigurationError("alerts.interval must be at least 1 second") }
         guard maxConnections >= 1 else { throw ConfigurationError("max_connections must be at least 1") }
         for (name, value) in [("header_read_timeout", headerReadTimeout), ("http_idle_timeout", httpIdleTimeout),
@@ -273,6 +280,7 @@ struct Configuration: Equatable {
             }
         }
         lines += cluster.yaml(quoted: quoted)
+        lines += sqs.yamlLines(quoted: quoted)
         return lines.joined(separator: "\n") + "\n"
     }
 

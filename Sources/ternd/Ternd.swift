@@ -8,6 +8,7 @@ import ServiceLifecycle
 import TernBroker
 import TernCore
 import TernServer
+import TernSQS
 import TernStorage
 
 /// `ternd`: the Tern broker daemon.
@@ -79,6 +80,17 @@ struct Ternd: AsyncParsableCommand {
 
     @Option(name: .long, help: "Comma-separated host names accepted in Host besides loopback (checked when --http is loopback or this is set).")
     var allowedHosts: String?
+    @Option(name: .long, help: "Address of the SQS-compatible endpoint, HOST:PORT (off unless set; see docs/sqs.md).")
+    var sqs: String?
+
+    @Option(name: .long, help: "The account id in SQS queue URLs and ARNs (12 digits). Default 000000000000.")
+    var sqsAccountId: String?
+
+    @Option(name: .long, help: "The region in SQS ARNs. Default us-east-1.")
+    var sqsRegion: String?
+
+    @Option(name: .long, help: "The base of SQS queue URLs for clients behind a proxy (https://HOST[:PORT]). Default: from the Host header.")
+    var sqsAdvertisedUrl: String?
 
     @Flag(name: .long, help: "Do not sync commits to disk (benchmarks and tests only: a crash of the OS may lose acknowledged writes).")
     var noSync = false
@@ -116,6 +128,10 @@ struct Ternd: AsyncParsableCommand {
         if let maxInFlightRequestBytes { configuration.maxInFlightRequestBytes = maxInFlightRequestBytes }
         if let corsOrigins { configuration.corsOrigins = try Configuration.list(corsOrigins, "--cors-origins") }
         if let allowedHosts { configuration.allowedHosts = try Configuration.list(allowedHosts, "--allowed-hosts") }
+        if let sqs { configuration.sqs.listen = sqs }
+        if let sqsAccountId { configuration.sqs.accountID = sqsAccountId }
+        if let sqsRegion { configuration.sqs.region = sqsRegion }
+        if let sqsAdvertisedUrl { configuration.sqs.advertisedURL = sqsAdvertisedUrl }
         try configuration.validate()
         return configuration
     }
@@ -170,7 +186,7 @@ struct Ternd: AsyncParsableCommand {
         storageSettings.durable = configuration.sync
         let storage: Storage
         do {
-            storage = try Storage(directory: configuration.dataDir, databases: Broker.databaseNames, settings: storageSettings, logger: logger)
+            storage = try Storage(directory: configuration.dataDir, databases: Broker.databaseNames + SQS.databaseNames, settings: storageSettings, logger: logger)
         } catch let error as StorageError {
             // One line naming the path and the reason, not a dump of the underlying error.
             logger.critical("cannot open the data directory", metadata: ["tern.data_dir": "\(configuration.dataDir)", "tern.error": "\(error.message)"])
@@ -222,12 +238,18 @@ struct Ternd: AsyncParsableCommand {
         wireSettings.idleTimeout = Configuration.duration(configuration.binaryIdleTimeout)
         wireSettings.connections = connections
         wireSettings.requestBytes = requestBytes
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: MaintenanceService(broker: broker)), .init(service: alerts), .init(service: app),
+            .init(service: WireServer(broker: broker, settings: wireSettings, logger: logger)),
+        ]
+        if let sqsApp = try sqsApplication(configuration, broker: broker, storage: storage, tls: tls, metrics: metrics, logger: logger) {
+            services.append(.init(service: sqsApp))
+        }
+        // Gossip stops first: the node leaves (members see "left") while it still serves.
+        if let gossip { services.append(.init(service: gossip)) }
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: MaintenanceService(broker: broker)), .init(service: alerts), .init(service: app),
-                           .init(service: WireServer(broker: broker, settings: wireSettings, logger: logger))]
-                    // Gossip stops first: the node leaves (members see "left") while it still serves.
-                    + (gossip.map { [.init(service: $0)] } ?? []),
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         logger.info("ternd starting", metadata: [
@@ -265,5 +287,30 @@ enum DescriptorLimit {
             if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
         }
         return (before, UInt64(limit.rlim_cur), UInt64(limit.rlim_max))
+    }
+}
+
+extension Ternd {
+    /// The SQS-compatible listener (`--sqs`), nil when not configured. Without authentication
+    /// it accepts any signature, and says so in the log.
+    func sqsApplication(_ configuration: Configuration, broker: Broker, storage: Storage, tls: TLSSettings?, metrics: TernMetrics?,
+                        logger: Logger) throws -> (any Service)? {
+        guard let listen = configuration.sqs.listen, let (host, port) = parseAddress(listen) else { return nil }
+        var settings = SQS.Settings()
+        settings.accountID = configuration.sqs.accountID
+        settings.region = configuration.sqs.region
+        settings.advertisedBaseURL = configuration.sqs.advertisedURL
+        settings.maxRequestBytes = min(configuration.maxRequestBytes, settings.maxRequestBytes)
+        settings.auth = configuration.auth
+        let endpoint = SQSEndpoint(broker: broker, storage: storage, settings: settings, logger: logger)
+        logger.info("sqs endpoint starting", metadata: [
+            "tern.sqs": "\(listen)", "tern.sqs.account_id": "\(settings.accountID)", "tern.sqs.region": "\(settings.region)",
+            "tern.sqs.signatures": "\(settings.auth.enabled ? "SigV4 required (access key id = token name)" : "not checked: authentication is off, any signature is accepted")",
+        ])
+        return Application(
+            responder: endpoint.responder(),
+            server: try HTTPAPI.serverBuilder(tls: tls, metrics: nil),
+            configuration: .init(address: .hostname(host, port: port), serverName: "ternd-sqs"),
+            logger: logger)
     }
 }

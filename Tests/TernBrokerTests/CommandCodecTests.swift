@@ -91,10 +91,11 @@ import TernTestKit
     @Test func version1Fixtures_stillDecode() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/commands-v1.hex")
         var random = SeededGenerator(seed: 1)
-        let expected = CommandSamples.everyKind(&random).enumerated().map { index, command in
+        let expected = CommandSamples.everyKind(&random, attributes: false).enumerated().map { index, command in
             CommandEnvelope(time: Timestamp(milliseconds: 1_764_000_000_000 + UInt64(index)), command: command)
         }
-        if ProcessInfo.processInfo.environment["TERN_WRITE_FIXTURES"] == "1" {
+        // Written by a version-1 build; rewriting needs that build (`git show f1e97ea`).
+        if ProcessInfo.processInfo.environment["TERN_WRITE_FIXTURES"] == "1" && CommandCodec.currentVersion == 1 {
             let lines = expected.map { CommandCodec.encode($0).map { String(format: "%02x", $0) }.joined() }
             try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
         }
