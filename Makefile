@@ -13,7 +13,7 @@ endif
 # apt-get needs root; use sudo only when not already root.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps test-tools build release run test bench clean
+.PHONY: all deps test-tools sqs-venv build release run test bench clean
 
 all: build
 
@@ -34,6 +34,30 @@ test-tools:
 		|| echo "chromium/openssl unavailable: the console and TLS tests will be skipped"; \
 	fi
 
+# Python environments of the SQS client tests (Tests/sqs, run by SQSClientTests): current boto3,
+# awscli and moto; and boto3 1.26, whose botocore still speaks the Query protocol. Made from PyPI
+# when missing or when the pinned versions change; a failure stops `make test` (no silent skip).
+PYTHON             ?= python3
+SQS_VENV           ?= $(CURDIR)/.venv/sqs
+SQS_QUERY_VENV     ?= $(CURDIR)/.venv/sqs-query
+SQS_PACKAGES       := boto3==1.44.8 awscli==1.46.3 moto[server]==5.2.5
+SQS_QUERY_PACKAGES := boto3==1.26.165
+
+define make_venv
+	@set -ef; \
+	if [ "$$(cat $(1)/.tern-packages 2>/dev/null)" != "$(2)" ]; then \
+		echo "creating $(1) with $(2)"; \
+		rm -rf $(1); \
+		$(PYTHON) -m venv $(1) || { echo "error: cannot create a Python virtual environment (install python3-venv)" >&2; exit 1; }; \
+		$(1)/bin/pip install --quiet --disable-pip-version-check $(2) || { echo "error: pip could not install $(2)" >&2; exit 1; }; \
+		echo "$(2)" > $(1)/.tern-packages; \
+	fi
+endef
+
+sqs-venv:
+	$(call make_venv,$(SQS_VENV),$(SQS_PACKAGES))
+	$(call make_venv,$(SQS_QUERY_VENV),$(SQS_QUERY_PACKAGES))
+
 build: deps
 	$(SWIFT) build
 
@@ -44,10 +68,12 @@ run: release
 	mkdir -p $(DATA_DIR)
 	.build/release/ternd --data-dir $(DATA_DIR) --http $(HTTP)
 
-# TERN_BIN_DIR tells the integration tests where the built ternd and tern are.
-test: deps test-tools
+# TERN_BIN_DIR tells the integration tests where the built ternd and tern are; TERN_SQS_VENV and
+# TERN_SQS_QUERY_VENV where the SQS client tests find their Python.
+test: deps test-tools sqs-venv
 	$(SWIFT) build --build-tests
-	TERN_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test
+	TERN_BIN_DIR="$$($(SWIFT) build --show-bin-path)" TERN_SQS_VENV="$(SQS_VENV)" TERN_SQS_QUERY_VENV="$(SQS_QUERY_VENV)" \
+		$(SWIFT) test
 
 bench:
 	@echo "Benchmarks and how to run them: see docs/performance.md"

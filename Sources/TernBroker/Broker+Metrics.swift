@@ -160,7 +160,7 @@ extension Broker {
                 let key = QueueSchema.messageKey(queue: record.id, sequence: sequence)
                 guard let stored = try txn.get(store.messages, key), let body = try txn.get(store.bodies, key) else { return nil }
                 let header = try MessageHeader(decoding: stored)
-                return PeekedMessage(id: header.id, body: try RecordCodec.decode(body), priority: header.priority,
+                return PeekedMessage(id: header.id, body: try MessageBody.decode(body).body, priority: header.priority,
                                      receiveCount: header.receiveCount, sentAt: header.sentAt)
             }
         }

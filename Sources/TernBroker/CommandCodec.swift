@@ -16,8 +16,8 @@ public import TernStorage
 /// arrays as u32 count + elements; dictionaries as sorted arrays. `docs/commands.md` lists
 /// every kind byte by byte. A decoder of version N reads every earlier version.
 public enum CommandCodec {
-    /// The command format version this build writes.
-    public static let currentVersion: UInt8 = 1
+    /// The command format version this build writes: 2 (version 1 had no message attributes).
+    public static let currentVersion: UInt8 = 2
 
     enum Tag: UInt8 {
         case createOrUpdateQueue = 1, deleteQueue, send, sendIdempotent, receive, acknowledge, changeVisibility, purge, redrive,
@@ -45,6 +45,7 @@ public enum CommandCodec {
             guard version >= 1, version <= currentVersion else {
                 throw StorageError(.corruptRecord, "command format version \(version) is unknown (this build reads 1–\(currentVersion))")
             }
+            r.version = version
             let envelope = try r.envelope()
             guard r.reader.remaining == 0 else { throw StorageError(.corruptRecord, "\(r.reader.remaining) bytes after the command") }
             return envelope
@@ -155,6 +156,8 @@ public enum CommandCodec {
         mutating func message(_ m: OutgoingMessage) {
             data(m.body); w.write(m.priority); optional(m.delay) { $0.int($1) }
             optional(m.groupID) { $0.string($1) }; optional(m.deduplicationID) { $0.string($1) }
+            // Since version 2.
+            array(m.attributes) { w, a in w.u8(a.kind.rawValue); w.string(a.name); w.string(a.dataType); w.data(a.value) }
         }
 
         mutating func stamp(_ s: ProducerStamp) {
@@ -195,6 +198,8 @@ public enum CommandCodec {
 
     struct Reader {
         var reader: BigEndianReader
+        /// The record's command format version (fields added later are absent in older ones).
+        var version = CommandCodec.currentVersion
         init(_ reader: BigEndianReader) { self.reader = reader }
 
         mutating func u8() throws -> UInt8 { try reader.readUInt8() }
@@ -308,8 +313,16 @@ public enum CommandCodec {
         mutating func message() throws -> OutgoingMessage {
             let body = try data()
             let priority = try u8()
-            return OutgoingMessage(body: body, priority: priority, delay: try optional { try $0.int() },
-                                   groupID: try optional { try $0.string() }, deduplicationID: try optional { try $0.string() })
+            let delay = try optional { try $0.int() }
+            let groupID = try optional { try $0.string() }
+            let deduplicationID = try optional { try $0.string() }
+            let attributes: [MessageAttribute] = version < 2 ? [] : try array(minimumBytes: 13) { r -> MessageAttribute in
+                let raw = try r.u8()
+                guard let kind = MessageAttribute.Kind(rawValue: raw) else { throw StorageError(.corruptRecord, "unknown attribute kind \(raw)") }
+                return MessageAttribute(kind: kind, name: try r.string(), dataType: try r.string(), value: try r.data())
+            }
+            return OutgoingMessage(body: body, priority: priority, delay: delay, groupID: groupID, deduplicationID: deduplicationID,
+                                   attributes: attributes)
         }
 
         mutating func stamp() throws -> ProducerStamp {

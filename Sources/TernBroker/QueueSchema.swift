@@ -10,7 +10,7 @@ public import TernStorage
 /// | `queue_names` | queue name (UTF-8) | queue id u32 |
 /// | `queues` | queue id u32 | ``QueueRecord`` |
 /// | `messages` | queue id u32, partition u32, sequence u64 | ``MessageHeader`` |
-/// | `bodies` | queue id u32, partition u32, sequence u64 | body, snappy when it pays |
+/// | `bodies` | queue id u32, partition u32, sequence u64 | ``MessageBody``: body (and attributes), snappy when it pays |
 /// | `ready` | queue id u32, 9 − priority u8, sequence u64 | empty |
 /// | `inflight` | deadline ms u64, queue id u32, sequence u64 | empty |
 /// | `delayed` | due time ms u64, queue id u32, sequence u64 | empty |
@@ -95,7 +95,8 @@ public enum MessageState: UInt8, Sendable, CaseIterable, CustomStringConvertible
 /// Payload layout inside the ``RecordCodec`` envelope (big-endian): id 16 B, state u8,
 /// priority u8, receive count u32, sent at ms u64, state deadline ms u64 (visibility deadline
 /// when in flight, due time when delayed, 0 when ready), receipt nonce 16 B, body bytes u32,
-/// dead-letter source queue id u32 (0 = none).
+/// dead-letter source queue id u32 (0 = none), first receive ms u64 (0 = never received;
+/// absent in headers written before it was added, which read as 0).
 public struct MessageHeader: Sendable, Hashable {
     public var id: MessageID
     public var state: MessageState
@@ -106,8 +107,10 @@ public struct MessageHeader: Sendable, Hashable {
     public var nonce: ReceiptNonce
     public var bodyBytes: UInt32
     public var deadLetterSource: UInt32
+    /// When the message was first delivered; 0 ms = never (or before the field existed).
+    public var firstReceivedAt = Timestamp(milliseconds: 0)
 
-    static let payloadSize = 16 + 1 + 1 + 4 + 8 + 8 + 16 + 4 + 4
+    static let payloadSize = 16 + 1 + 1 + 4 + 8 + 8 + 16 + 4 + 4 + 8
 
     public func encoded() -> [UInt8] {
         var writer = BigEndianWriter(capacity: Self.payloadSize)
@@ -122,6 +125,7 @@ public struct MessageHeader: Sendable, Hashable {
         writer.write(nonce.low)
         writer.write(bodyBytes)
         writer.write(deadLetterSource)
+        writer.write(firstReceivedAt.milliseconds)
         return RecordCodec.encode(writer.bytes, compression: .never)
     }
 
@@ -150,6 +154,7 @@ public struct MessageHeader: Sendable, Hashable {
         nonce = ReceiptNonce(high: try reader.readUInt64(), low: try reader.readUInt64())
         bodyBytes = try reader.readUInt32()
         deadLetterSource = try reader.readUInt32()
+        if reader.remaining > 0 { firstReceivedAt = Timestamp(milliseconds: try reader.readUInt64()) }
         guard reader.remaining == 0 else { throw StorageError(.corruptRecord, "message header has \(reader.remaining) trailing bytes") }
     }
 
@@ -164,6 +169,71 @@ public struct MessageHeader: Sendable, Hashable {
         self.nonce = nonce
         self.bodyBytes = bodyBytes
         self.deadLetterSource = deadLetterSource
+    }
+}
+
+/// The value of a `bodies` record: the message body and its attributes.
+///
+/// A message without attributes is stored as a version-1 ``RecordCodec`` record whose payload
+/// is the body, exactly as before attributes existed. A message with attributes is stored as a
+/// version-2 record whose payload is: attribute block length u32, the block (count u16, then per
+/// attribute: kind u8 (0 user, 1 system), name, data type and value, each u32 length + bytes),
+/// then the body. Both versions read back; the record moves byte for byte with its message (to a
+/// dead-letter queue and back), so attributes stay with it.
+public enum MessageBody {
+    /// The ``RecordCodec`` version of a body record with attributes.
+    public static let attributesVersion: UInt8 = 2
+
+    /// The stored record of `body` with `attributes`, snappy-compressed when it pays.
+    public static func encode(body: [UInt8], attributes: [MessageAttribute]) -> [UInt8] {
+        guard !attributes.isEmpty else { return RecordCodec.encode(body) }
+        var block = BigEndianWriter(capacity: 64)
+        block.write(UInt16(attributes.count))
+        for attribute in attributes {
+            block.write(attribute.kind.rawValue)
+            block.writeLengthPrefixed(Array(attribute.name.utf8))
+            block.writeLengthPrefixed(Array(attribute.dataType.utf8))
+            block.writeLengthPrefixed(attribute.value)
+        }
+        var writer = BigEndianWriter(capacity: 4 + block.bytes.count + body.count)
+        writer.writeLengthPrefixed(block.bytes)
+        writer.write(body)
+        return RecordCodec.encode(writer.bytes, version: attributesVersion)
+    }
+
+    /// The body and attributes of a stored record (version 1: no attributes).
+    /// - Throws: ``StorageError/Code/corruptRecord`` when the record fails its checks or its
+    ///   attribute block is malformed.
+    public static func decode(_ record: [UInt8]) throws(StorageError) -> (body: [UInt8], attributes: [MessageAttribute]) {
+        let (version, payload) = try RecordCodec.decodeVersioned(record)
+        return try decode(version: version, payload: payload)
+    }
+
+    /// ``decode(_:)`` of a record in place (``Transaction/withValue(_:_:_:)``): a body without
+    /// attributes is copied once, straight from the map page.
+    public static func decode(_ record: UnsafeRawBufferPointer) throws(StorageError) -> (body: [UInt8], attributes: [MessageAttribute]) {
+        let (version, payload) = try RecordCodec.decodeVersioned(record)
+        return try decode(version: version, payload: payload)
+    }
+
+    private static func decode(version: UInt8, payload: [UInt8]) throws(StorageError) -> (body: [UInt8], attributes: [MessageAttribute]) {
+        guard version == attributesVersion else { return (payload, []) }
+        var reader = BigEndianReader(payload)
+        var block = BigEndianReader(try reader.readLengthPrefixed())
+        let count = Int(try block.readUInt16())
+        var attributes = [MessageAttribute]()
+        attributes.reserveCapacity(count)
+        for _ in 0..<count {
+            let rawKind = try block.readUInt8()
+            guard let kind = MessageAttribute.Kind(rawValue: rawKind) else {
+                throw StorageError(.corruptRecord, "unknown message attribute kind \(rawKind)")
+            }
+            let name = String(decoding: try block.readLengthPrefixed(), as: UTF8.self)
+            let dataType = String(decoding: try block.readLengthPrefixed(), as: UTF8.self)
+            attributes.append(MessageAttribute(kind: kind, name: name, dataType: dataType, value: try block.readLengthPrefixed()))
+        }
+        guard block.remaining == 0 else { throw StorageError(.corruptRecord, "attribute block has \(block.remaining) trailing bytes") }
+        return (try reader.readBytes(reader.remaining), attributes)
     }
 }
 

@@ -254,7 +254,7 @@ public struct QueueStore: Sendable {
                 bodyBytes: UInt32(message.body.count), deadLetterSource: 0)
             let key = QueueSchema.messageKey(queue: record.id, sequence: sequence)
             try txn.put(messages, key, header.encoded())
-            try txn.put(bodies, key, RecordCodec.encode(message.body))
+            try txn.put(bodies, key, MessageBody.encode(body: message.body, attributes: message.attributes))
             try index(header, queue: record.id, sequence: sequence, in: txn)
             record.counts.add(header.state, bytes: header.bodyBytes)
             let sent = SentMessage(id: prepared.id, sequence: sequence, visibleAt: due)
@@ -346,10 +346,11 @@ public struct QueueStore: Sendable {
                     continue
                 }
                 // The body straight from the map page: checked and copied (or decompressed) once.
-                guard let body = try txn.withValue(bodies, key, { (stored) throws(StorageError) in try RecordCodec.decode(stored) }) else {
+                guard let storedBody = try txn.withValue(bodies, key, { (stored) throws(StorageError) in try MessageBody.decode(stored) }) else {
                     throw StorageError(.corruptRecord, "message \(id)/\(sequence) has no body")
                 }
                 header.receiveCount += 1
+                if header.firstReceivedAt.milliseconds == 0 { header.firstReceivedAt = now }
                 try txn.delete(ready, readyKey)
                 record.counts.remove(.ready, bytes: header.bodyBytes)
                 let handleNonce: ReceiptNonce
@@ -371,9 +372,10 @@ public struct QueueStore: Sendable {
                 }
                 cache.update(record)
                 delivered.append(ReceivedMessage(
-                    id: header.id, body: body,
+                    id: header.id, body: storedBody.body,
                     receiptHandle: autoAcknowledge ? "" : ReceiptHandle(queue: id, sequence: sequence, nonce: handleNonce).description,
-                    receiveCount: header.receiveCount, priority: header.priority, sentAt: header.sentAt))
+                    receiveCount: header.receiveCount, priority: header.priority, sentAt: header.sentAt,
+                    attributes: storedBody.attributes, sequence: sequence, firstReceivedAt: header.firstReceivedAt))
             }
         }
         try cache.flush(in: txn)
@@ -686,6 +688,7 @@ public struct QueueStore: Sendable {
         moved.state = .ready
         moved.stateDeadline = Timestamp(milliseconds: 0)
         moved.receiveCount = 0
+        moved.firstReceivedAt = Timestamp(milliseconds: 0)
         moved.nonce = .none
         moved.deadLetterSource = deadLetterSource
         let newKey = QueueSchema.messageKey(queue: target.id, sequence: newSequence)

@@ -137,6 +137,12 @@ public final class TernClient: Sendable {
         return infos
     }
 
+    /// The answering node's gossip membership view (`DescribeCluster`).
+    public func describeCluster() async throws(TernError) -> WireClusterView {
+        guard case .cluster(let view) = try await call(.describeCluster) else { throw unexpected() }
+        return view
+    }
+
     public func deleteQueue(_ name: String) async throws(TernError) {
         _ = try await call(.deleteQueue(name: name))
     }

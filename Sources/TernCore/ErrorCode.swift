@@ -36,6 +36,9 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let invalidReceiptHandle = ErrorCode("InvalidReceiptHandle", 400, 6)
     /// The operation is not supported by this version of Tern.
     public static let unsupported = ErrorCode("Unsupported", 400, 7)
+    /// The HTTP request's framing is wrong: an HTTP/1.1 request without `Host`, a malformed
+    /// chunked body, a bad `Content-Length` (the connection is closed after the answer).
+    public static let malformedRequest = ErrorCode("MalformedRequest", 400, 8)
 
     // 404
     /// The named queue does not exist.
@@ -64,6 +67,12 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     // 5xx
     /// Internal failure; the message says what failed. Never used for bad input.
     public static let internalError = ErrorCode("InternalError", 500, 60)
+    /// The request uses an HTTP feature the server does not implement, such as a transfer
+    /// coding other than `chunked` (RFC 9112 §6.1).
+    public static let notImplemented = ErrorCode("NotImplemented", 501, 63)
+    /// The broker is at a limit that frees up by itself (too many connections, the budget for
+    /// request bodies being received): retry after the `Retry-After` seconds.
+    public static let overloaded = ErrorCode("Overloaded", 503, 64)
     /// The broker is shutting down or not yet ready.
     public static let unavailable = ErrorCode("Unavailable", 503, 61)
     /// The storage map reached its configured maximum; sends are refused, acks and deletes still work.
@@ -100,17 +109,24 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let unauthorized = ErrorCode("Unauthorized", 401, 140)
     /// The bearer token is valid but lacks the permission the request needs (admin, or produce/consume on the name).
     public static let forbidden = ErrorCode("Forbidden", 403, 141)
+    /// A browser sent a state-changing request from another origin (`Sec-Fetch-Site`
+    /// `cross-site`/`same-site`, or an `Origin` that is neither the server's nor one of
+    /// `--cors-origins`); nothing was changed.
+    public static let crossOriginRequest = ErrorCode("CrossOriginRequest", 403, 142)
+    /// The `Host` header names neither loopback nor one of `--allowed-hosts` on a listener
+    /// bound to loopback (DNS-rebinding protection); nothing was changed.
+    public static let hostNotAllowed = ErrorCode("HostNotAllowed", 403, 143)
 
     /// Every registered code, for documentation and tests.
     public static let all: [ErrorCode] = [
         .invalidJSON, .invalidName, .invalidAttribute, .invalidParameter, .invalidMessage,
-        .invalidReceiptHandle, .unsupported, .queueNotFound, .routeNotFound, .methodNotAllowed,
+        .invalidReceiptHandle, .unsupported, .malformedRequest, .queueNotFound, .routeNotFound, .methodNotAllowed,
         .conflict, .queueFull, .receiptHandleStale, .messageTooLarge, .requestTooLarge,
-        .internalError, .unavailable, .storageFull,
+        .internalError, .unavailable, .storageFull, .notImplemented, .overloaded,
         .invalidFrame, .unsupportedVersion, .frameTooLarge, .outOfOrderSequence, .producerFenced,
         .unknownProducer, .invalidTransaction,
         .topicNotFound, .memberNotFound, .offsetOutOfRange, .staleGeneration,
-        .unauthorized, .forbidden,
+        .unauthorized, .forbidden, .crossOriginRequest, .hostNotAllowed,
     ]
 }
 

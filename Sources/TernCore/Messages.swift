@@ -10,13 +10,17 @@ public struct OutgoingMessage: Sendable, Hashable {
     public var groupID: String?
     /// FIFO queues: the deduplication id (1–128 bytes); nil = content-based when the queue has it.
     public var deduplicationID: String?
+    /// Typed attributes stored with the message and delivered with it; empty by default.
+    public var attributes: [MessageAttribute]
 
-    public init(body: [UInt8], priority: UInt8 = 0, delay: Int? = nil, groupID: String? = nil, deduplicationID: String? = nil) {
+    public init(body: [UInt8], priority: UInt8 = 0, delay: Int? = nil, groupID: String? = nil, deduplicationID: String? = nil,
+                attributes: [MessageAttribute] = []) {
         self.body = body
         self.priority = priority
         self.delay = delay
         self.groupID = groupID
         self.deduplicationID = deduplicationID
+        self.attributes = attributes
     }
 
     /// The highest priority.
@@ -52,14 +56,26 @@ public struct ReceivedMessage: Sendable, Hashable {
     public var receiveCount: UInt32
     public var priority: UInt8
     public var sentAt: Timestamp
+    /// The attributes it was sent with (see ``OutgoingMessage/attributes``).
+    public var attributes: [MessageAttribute]
+    /// The per-queue sequence number it is stored under (increasing in send order within a
+    /// queue; a message moved to another queue gets that queue's next number); 0 when unknown.
+    public var sequence: UInt64
+    /// When it was first delivered (this delivery when ``receiveCount`` is 1); nil when the
+    /// stored record predates the field.
+    public var firstReceivedAt: Timestamp?
 
-    public init(id: MessageID, body: [UInt8], receiptHandle: String, receiveCount: UInt32, priority: UInt8, sentAt: Timestamp) {
+    public init(id: MessageID, body: [UInt8], receiptHandle: String, receiveCount: UInt32, priority: UInt8, sentAt: Timestamp,
+                attributes: [MessageAttribute] = [], sequence: UInt64 = 0, firstReceivedAt: Timestamp? = nil) {
         self.id = id
         self.body = body
         self.receiptHandle = receiptHandle
         self.receiveCount = receiveCount
         self.priority = priority
         self.sentAt = sentAt
+        self.attributes = attributes
+        self.sequence = sequence
+        self.firstReceivedAt = firstReceivedAt
     }
 }
 

@@ -14,6 +14,18 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
 
     public init(milliseconds: UInt64) { self.milliseconds = milliseconds }
 
+    /// The time `seconds` + `nanoseconds` after the epoch (a `timespec`), clamped to the
+    /// epoch when earlier: a wall clock set before 1970 reads as 1970-01-01, it does not trap.
+    public init(unixSeconds seconds: Int64, nanoseconds: Int64) {
+        guard seconds >= 0 else {
+            self.milliseconds = 0
+            return
+        }
+        let (product, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1000)
+        let sub = UInt64(max(0, min(nanoseconds, 999_999_999))) / 1_000_000
+        self.milliseconds = overflow ? .max : product.addingReportingOverflow(sub).overflow ? .max : product + sub
+    }
+
     public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool { lhs.milliseconds < rhs.milliseconds }
 
     /// This time plus `seconds` (saturating).
@@ -54,7 +66,7 @@ public struct SystemClock: TernClock {
     public var now: Timestamp {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
-        return Timestamp(milliseconds: UInt64(spec.tv_sec) * 1000 + UInt64(spec.tv_nsec) / 1_000_000)
+        return Timestamp(unixSeconds: Int64(spec.tv_sec), nanoseconds: Int64(spec.tv_nsec))
     }
 
     public func sleep(until deadline: Timestamp) async throws {

@@ -41,7 +41,7 @@ extension Raft {
         public let id: NodeID
         public let settings: Settings
         /// Rules broken on purpose by checker tests.
-        public var plantedBugs = PlantedBugs.none
+        @_spi(Testing) public var plantedBugs = PlantedBugs.none
 
         public private(set) var role: Role = .follower
         public private(set) var term: Term
@@ -501,11 +501,8 @@ extension Raft {
         /// pre-vote is off.
         private mutating func campaign(transfer: Bool) {
             if settings.preVote && !transfer {
-                // A pre-candidate keeps its term and vote (thesis §9.6).
-                let keptTerm = term, keptVote = vote
+                // A pre-candidate keeps its term and vote (thesis §9.6): reset in the same term.
                 reset(term: term)
-                vote = keptVote
-                term = keptTerm
                 role = .preCandidate
                 votes = [id: true]
                 if hasQuorum(granted: true) { startElection(transfer: false); return }
@@ -743,6 +740,13 @@ extension Raft {
                 if stale { progress[peer] = p; return }
                 var probe = hintIndex
                 if hintTerm > 0 { probe = log.lastIndex(atOrBefore: hintIndex, withTermAtMost: hintTerm) }
+                if index <= p.match {
+                    // The follower lacks an entry it acknowledged: its disk lost synced data (or
+                    // this rejection was overtaken by a later acknowledgement). Replicate again
+                    // from its hint rather than probe at `match` forever (a rejection storm):
+                    // a lower match only delays commits, which never move back.
+                    p.match = min(p.match, probe)
+                }
                 p.next = max(min(index, probe + 1), p.match + 1)
                 if p.state == .replicate {
                     p.state = .probe

@@ -10,7 +10,7 @@
 /// var raft = try Raft.Instance(id: 1, bootstrap: Raft.Configuration(voters: [1, 2, 3]),
 ///                              settings: Raft.Settings(), randomSeed: seed)
 /// raft.tick()                                  // every settings.tickInterval
-/// try raft.step(messageFromPeer)               // for every message received
+/// raft.step(try Raft.Codec.decodeMessage(bytes)) // for every message received
 /// if let ready = raft.ready() {
 ///     persist(ready.snapshot, ready.entries, ready.hardState)   // fsync
 ///     send(ready.messages)                     // only after persisting

@@ -123,6 +123,10 @@ public enum Auth {
             default:
                 return isRead ? .authenticated : .admin
             }
+        case "producers", "transactions":
+            // As over the binary protocol: any valid token; a transaction's per-queue and
+            // per-topic permissions are checked against its body by the handler.
+            return .authenticated
         case "groups":
             // Consumer-group calls name the topic in the body or below; require consume on any topic.
             return .consume("*")

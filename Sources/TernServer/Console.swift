@@ -1,11 +1,15 @@
 /// The web console served at `GET /console`: one self-contained page (HTML, CSS and script
 /// inline; no external assets, no build step) that reads everything through the public API.
 ///
-/// Views (hash routes): `#/` overview of queues (depth, rates, oldest age) and topics (high
-/// watermarks, consumer-group lag), refreshed every 2 s; `#/queue/NAME` with a live chart of
+/// Views (hash routes): `#/` overview of queues (depth, rates, oldest age), topics (high
+/// watermarks, consumer-group lag) and the cluster's members (gossip view), refreshed every 2 s; `#/queue/NAME` with a live chart of
 /// depth and rates over the last 5 minutes, a peek at the next messages, and purge / redrive
 /// behind a confirmation; `#/group/TOPIC/GROUP` with lag per partition. With authentication
-/// on, the page asks for a bearer token (kept in `sessionStorage`); `?token=` also sets it.
+/// on, the page asks for a bearer token (kept in `sessionStorage`, typed into a form: never
+/// in the URL, where it would land in logs, history and `Referer`).
+///
+/// The script is served apart (`GET /console/console.js`) so that the page's
+/// ``contentSecurityPolicy`` can forbid inline script.
 /// Figures carry `data-*` attributes so that tests (and scripts) can read them from the DOM.
 enum Console {
     static let html = #"""
@@ -39,11 +43,15 @@ enum Console {
   <p>This broker requires a bearer token.</p>
   <input id="token" type="password" size="40" placeholder="token"> <button id="save-token">Use token</button>
 </div>
-<script>
+<script src="/console/console.js"></script>
+</body>
+</html>
+"""#
+
+    /// The console's script (`GET /console/console.js`).
+    static let script = #"""
 "use strict";
 const REFRESH_MS = 2000, HISTORY_MS = 5 * 60 * 1000;
-const params = new URLSearchParams(location.search);
-if (params.get("token")) sessionStorage.setItem("tern.token", params.get("token"));
 const history = {};          // queue name -> [{t, ready, in_flight, delayed, sent, acked}]
 let lastCounters = null, lastCountersAt = 0, rates = {};
 
@@ -95,7 +103,8 @@ function rate(queue, kind) { return ((rates[queue] || {})[kind] || 0).toFixed(1)
 function age(seconds) { return seconds == null ? "–" : seconds < 120 ? seconds.toFixed(1) + " s" : (seconds / 60).toFixed(1) + " min"; }
 
 async function overview() {
-  const [queues, topics] = await Promise.all([api("GET", "/queues"), api("GET", "/topics").catch(() => ({topics: []}))]);
+  const [queues, topics, cluster] = await Promise.all([api("GET", "/queues"), api("GET", "/topics").catch(() => ({topics: []})),
+                                                        api("GET", "/cluster/members").catch(() => ({gossip: false, members: []}))]);
   let html = "<h2>Queues</h2><table id='queues'><tr><th>queue</th><th>ready</th><th>in flight</th><th>delayed</th><th>total</th><th>oldest</th><th>sent/s</th><th>acked/s</th></tr>";
   for (const q of queues.queues) {
     const n = esc(q.name);
@@ -113,12 +122,26 @@ async function overview() {
       `<td data-field="messages">${t.messages}</td><td data-field="bytes">${t.bytes}</td>` +
       `<td data-field="high_watermarks">${t.partitions.map(p => p.high_watermark).join(" ")}</td></tr>`;
   }
-  html += "</table><p class='muted'>Consumer group: <input id='grp-topic' placeholder='topic'> <input id='grp-name' placeholder='group'> <button id='grp-go'>Show lag</button></p>";
+  html += "</table>" + membersTable(cluster);
+  html += "<p class='muted'>Consumer group: <input id='grp-topic' placeholder='topic'> <input id='grp-name' placeholder='group'> <button id='grp-go'>Show lag</button></p>";
   view(html);
   document.getElementById("grp-go").onclick = () => {
     location.hash = "#/group/" + encodeURIComponent(document.getElementById("grp-topic").value) + "/" +
       encodeURIComponent(document.getElementById("grp-name").value);
   };
+}
+
+/// The gossip membership view (GET /cluster/members), or a note that the node runs alone.
+function membersTable(cluster) {
+  if (!cluster.gossip) return "<h2>Cluster</h2><p class='muted' id='members-alone'>This node runs alone (no --gossip).</p>";
+  let html = "<h2>Cluster</h2><table id='members'><tr><th>node</th><th>state</th><th>incarnation</th><th>gossip</th><th>HTTP</th><th>zone</th><th>since</th></tr>";
+  for (const m of cluster.members) {
+    const n = esc(m.node_id), link = m.addresses.http ? `<a href="http://${esc(m.addresses.http)}/console">${esc(m.addresses.http)}</a>` : "–";
+    html += `<tr data-member="${n}"><td>${n}${m.local ? " (this node)" : ""}</td><td data-field="state">${esc(m.state)}</td>` +
+      `<td data-field="incarnation">${m.incarnation}</td><td>${esc(m.addresses.gossip)}</td><td>${link}</td>` +
+      `<td>${esc(m.zone || "–")}</td><td>${age(Math.max(0, (Date.now() - m.last_change) / 1000))}</td></tr>`;
+  }
+  return html + "</table>";
 }
 
 function chart(points, series, height) {
@@ -203,8 +226,12 @@ let timer = null;
 function schedule() { clearTimeout(timer); timer = setTimeout(async () => { await render(); schedule(); }, REFRESH_MS); }
 window.addEventListener("hashchange", () => { render(); schedule(); });
 render().then(schedule);
-</script>
-</body>
-</html>
 """#
+
+    /// `Content-Security-Policy` of the console: only its own script, styles inline (the
+    /// charts use style attributes), requests to this origin only, no framing, no forms.
+    static let contentSecurityPolicy =
+        "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
+        + "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
 }

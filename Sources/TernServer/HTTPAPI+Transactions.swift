@@ -5,7 +5,9 @@ import TernCore
 
 /// `POST /producers` and `POST /transactions`: idempotent producers and atomic
 /// ack + send transactions over HTTP (the same broker calls as the binary protocol's
-/// `InitProducer` and `CommitTransaction`).
+/// `InitProducer` and `CommitTransaction`), with the same permissions: any valid token may
+/// register a producer; a transaction needs produce on every queue and topic it writes and
+/// consume on every queue it acknowledges and every topic whose offsets it commits.
 extension HTTPAPI {
     static let transactionRoutes = ["POST /producers", "POST /transactions"]
 
@@ -167,6 +169,22 @@ struct TransactionDescription: Encodable {
 }
 
 extension Handlers {
+    /// Checks the per-name permissions of a transaction (authentication on); the middleware
+    /// has already checked that the token is valid.
+    /// - Throws: ``TernError`` `Forbidden` naming the first missing permission.
+    func authorize(_ request: Request, _ transaction: TransactionBody) throws(TernError) {
+        guard let authenticator else { return }
+        var secret: String?
+        if let header = request.headers[.authorization] {
+            let parts = header.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" { secret = String(parts[1]).trimmingCharacters(in: .whitespaces) }
+        }
+        let requirements: [Auth.Requirement] = transaction.messages.map { .produce($0.queue) }
+            + transaction.acks.map { .consume($0.queue) } + transaction.records.map { .produce($0.topic) }
+            + transaction.offsets.map { .consume($0.topic) }
+        for requirement in requirements { try authenticator.authorize(token: secret, requirement) }
+    }
+
     func initProducer(_ request: Request) async throws -> Response {
         let bytes = try await body(request)
         let parsed = bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 })
@@ -177,6 +195,7 @@ extension Handlers {
 
     func commitTransaction(_ request: Request) async throws -> Response {
         let parsed = try JSONBody.decode(TransactionBody.self, from: try await body(request))
+        try authorize(request, parsed)
         var transaction = ProducerTransaction(producer: ProducerIdentity(producerID: parsed.producerID, epoch: parsed.epoch),
                                               sequence: parsed.sequence)
         for ack in parsed.acks { transaction.acknowledge(try QueueName(ack.queue), receiptHandle: ack.receiptHandle) }

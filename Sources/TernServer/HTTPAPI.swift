@@ -2,6 +2,7 @@ import Foundation
 public import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
 public import TernBroker
 import TernCore
 
@@ -14,6 +15,21 @@ public enum HTTPAPI {
     public struct Settings: Sendable {
         /// The largest accepted request body, in bytes. Default 64 MiB.
         public var maxRequestBytes: Int = 64 << 20
+        /// Origins (`scheme://host[:port]`) that may call the API from a browser: CORS
+        /// answers for them, and their state-changing requests pass the cross-origin check.
+        /// Default none (CORS off). `--cors-origins`.
+        public var corsOrigins: [String] = []
+        /// Whether the `Host` header must name loopback or one of ``allowedHosts`` (DNS-rebinding
+        /// protection). `ternd` turns it on when the HTTP listener is bound to loopback, or
+        /// when ``allowedHosts`` is not empty. Default false.
+        public var enforceAllowedHosts = false
+        /// Host names accepted besides loopback ones, when ``enforceAllowedHosts`` is on.
+        /// `--allowed-hosts`.
+        public var allowedHosts: [String] = []
+        /// The process-wide budget for bytes of request bodies being received (shared with the
+        /// binary listener); past it a request is answered `503 Overloaded` with `Retry-After`.
+        /// nil = no budget.
+        public var requestBytes: RequestBytesBudget?
         public init() {}
     }
 
@@ -21,10 +37,13 @@ public enum HTTPAPI {
     /// authentication (see `Metrics+HTTP.swift`).
     public static func router(broker: Broker, settings: Settings = Settings(), operations: Operations = Operations()) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        if !settings.corsOrigins.isEmpty { router.add(middleware: CORSMiddleware(origins: Set(settings.corsOrigins))) }
         router.add(middleware: ErrorMiddleware())
+        router.add(middleware: BrowserProtectionMiddleware(settings: settings, auth: operations.auth))
         operations.installMiddleware(on: router)
         operations.installRoutes(on: router, broker: broker)
-        let api = Handlers(broker: broker, settings: settings)
+        let api = Handlers(broker: broker, settings: settings,
+                           authenticator: operations.auth.enabled ? Authenticator(settings: operations.auth) : nil)
 
         router.get("/health") { _, _ in try json(.ok, ["status": "ok"]) }
         router.get("/queues") { _, _ in try await api.listQueues() }
@@ -51,27 +70,59 @@ public enum HTTPAPI {
         "GET /queues/{name}/messages", "DELETE /queues/{name}/messages/{receipt_handle}",
         "PATCH /queues/{name}/messages/{receipt_handle}",
     ] + batchRoutes + topicRoutes + Operations.routes + transactionRoutes
+
+    /// The methods that `path` has among ``routes`` (for `405` and `Allow`), empty when no
+    /// route has this path; `{param}` matches one non-empty segment.
+    static func allowedMethods(path: String) -> [String] {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        var methods: [String] = []
+        for route in routes {
+            let parts = route.split(separator: " ", maxSplits: 1)
+            let template = parts[1].split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+            guard template.count == segments.count else { continue }
+            let matches = zip(template, segments).allSatisfy { t, s in
+                t.hasPrefix("{") ? !s.isEmpty : t == s
+            }
+            if matches && !methods.contains(String(parts[0])) { methods.append(String(parts[0])) }
+        }
+        let order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+        return methods.sorted { (order.firstIndex(of: $0) ?? 99) < (order.firstIndex(of: $1) ?? 99) }
+    }
 }
 
 struct Handlers: Sendable {
     let broker: Broker
     let settings: HTTPAPI.Settings
+    /// For checks that need the body (a transaction's queues and topics); nil = auth off.
+    var authenticator: Authenticator? = nil
 
     func queueName(_ context: BasicRequestContext) throws(TernError) -> QueueName {
         guard let raw = context.parameters.get("name") else { throw TernError(.invalidName, "missing queue name") }
         return try QueueName(raw)
     }
 
+    /// The request body, at most ``HTTPAPI/Settings/maxRequestBytes``; its bytes count in the
+    /// request-bytes budget while they arrive.
+    /// - Throws: ``TernError`` `RequestTooLarge` past the limit, `Overloaded` (503, with
+    ///   `Retry-After`) when the budget has no room, `MalformedRequest` for a broken chunked body.
     func body(_ request: Request) async throws -> [UInt8] {
-        var request = request
-        do {
-            let buffer = try await request.collectBody(upTo: settings.maxRequestBytes)
-            return Array(buffer.readableBytesView)
-        } catch is NIOTooManyBytesError {
-            throw TernError(.requestTooLarge, "the request body exceeds \(settings.maxRequestBytes) bytes")
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw TernError(.requestTooLarge, "the request body exceeds \(settings.maxRequestBytes) bytes")
+        let limit = settings.maxRequestBytes
+        var bytes: [UInt8] = []
+        var reserved = 0
+        defer { settings.requestBytes?.release(reserved) }
+        for try await chunk in request.body {
+            guard bytes.count + chunk.readableBytes <= limit else {
+                throw TernError(.requestTooLarge, "the request body exceeds \(limit) bytes")
+            }
+            if let budget = settings.requestBytes {
+                guard budget.tryReserve(chunk.readableBytes) else {
+                    throw TernError(.overloaded, "the server is receiving too many request bodies (\(budget.limit) bytes); retry later")
+                }
+                reserved += chunk.readableBytes
+            }
+            bytes.append(contentsOf: chunk.readableBytesView)
         }
+        return bytes
     }
 
     func listQueues() async throws -> Response {
@@ -178,9 +229,20 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as TernError {
             return render(error)
+        } catch let error as HTTPParserError {
+            var response = render(TernError(.malformedRequest, "the request is not valid HTTP/1.1 (\(error))"))
+            response.headers[.connection] = "close"
+            return response
         } catch let error as HTTPError {
             switch error.status {
-            case .notFound: return render(TernError(.routeNotFound, "no route for \(request.method) \(request.uri.path)"))
+            case .notFound:
+                let allowed = HTTPAPI.allowedMethods(path: request.uri.path)
+                if !allowed.isEmpty {
+                    var response = render(TernError(.methodNotAllowed, "\(request.method) is not allowed on \(request.uri.path); allowed: \(allowed.joined(separator: ", "))"))
+                    response.headers[.allow] = allowed.joined(separator: ", ")
+                    return response
+                }
+                return render(TernError(.routeNotFound, "no route for \(request.method) \(request.uri.path)"))
             case .methodNotAllowed: return render(TernError(.methodNotAllowed, "\(request.method) is not allowed on \(request.uri.path)"))
             case .contentTooLarge: return render(TernError(.requestTooLarge, "the request body is too large"))
             default:
@@ -198,6 +260,8 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         let data = (try? jsonEncoder.encode(body)) ?? Data()
         var headers: HTTPFields = [.contentType: "application/json"]
         if error.code == .unauthorized { headers[.wwwAuthenticate] = "Bearer realm=\"tern\"" }
+        if error.code == .overloaded { headers[.retryAfter] = "1" }
+        if error.code == .malformedRequest { headers[.connection] = "close" }
         return Response(status: .init(code: error.code.httpStatus), headers: headers,
                         body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
@@ -18,6 +19,8 @@ extension HTTPAPI {
         public var auth = Auth.Settings()
         /// Whether `/console` is served. Default true.
         public var console = true
+        /// The gossip membership shown at `GET /cluster/members`; nil: the node runs alone.
+        public var cluster: GossipService?
 
         public init(metrics: TernMetrics? = nil, alerts: AlertMonitor? = nil, auth: Auth.Settings = Auth.Settings()) {
             self.metrics = metrics
@@ -59,16 +62,28 @@ extension HTTPAPI {
                 let messages = try broker.peek(name, maxMessages: max)
                 return try json(.ok, PeekedBatch(messages: messages.map(PeekedDescription.init)))
             }
+            installClusterRoutes(on: router)
             if console {
                 router.get("/console") { _, _ -> Response in
-                    Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+                    Response(status: .ok, headers: Self.consoleHeaders("text/html; charset=utf-8"),
                              body: .init(byteBuffer: ByteBuffer(string: Console.html)))
+                }
+                router.get("/console/console.js") { _, _ -> Response in
+                    Response(status: .ok, headers: Self.consoleHeaders("text/javascript; charset=utf-8"),
+                             body: .init(byteBuffer: ByteBuffer(string: Console.script)))
                 }
             }
         }
 
+        /// The console's headers: no caching, its CSP, no framing, no MIME sniffing, no referrer.
+        static func consoleHeaders(_ contentType: String) -> HTTPFields {
+            [.contentType: contentType, .cacheControl: "no-store",
+             .contentSecurityPolicy: Console.contentSecurityPolicy, HTTPField.Name("X-Frame-Options")!: "DENY",
+             HTTPField.Name("X-Content-Type-Options")!: "nosniff", HTTPField.Name("Referrer-Policy")!: "no-referrer"]
+        }
+
         /// The routes of ``installRoutes(on:broker:)``, as `METHOD /path`.
-        static let routes = ["GET /metrics", "GET /alerts", "GET /queues/{name}/peek", "GET /console"]
+        static let routes = ["GET /metrics", "GET /alerts", "GET /queues/{name}/peek", "GET /console", "GET /console/console.js"] + clusterRoutes
     }
 }
 

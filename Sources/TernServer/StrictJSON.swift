@@ -1,3 +1,4 @@
+import Foundation
 import TernCore
 
 /// A single-pass syntax check of a request body against RFC 8259, run before decoding.
@@ -5,7 +6,7 @@ import TernCore
 /// Foundation's `JSONDecoder` is lenient (it accepts trailing commas and keeps the first of
 /// duplicate keys); Tern's API promises that malformed input is rejected. This check rejects:
 /// anything that is not exactly one JSON value with optional whitespace around it, trailing
-/// commas, duplicate keys in an object (compared as written), invalid UTF-8, control characters
+/// commas, duplicate keys in an object (compared after unescaping), invalid UTF-8, control characters
 /// in strings, invalid escapes, lone or reversed UTF-16 surrogate escapes, and nesting deeper
 /// than ``maxDepth``.
 enum StrictJSON {
@@ -70,10 +71,12 @@ enum StrictJSON {
                 index += 1
                 return
             }
-            var keys = Set<ArraySlice<UInt8>>()
+            var keys = Set<[UInt8]>()
             while true {
                 guard current == UInt8(ascii: "\"") else { throw error("expected a string key") }
-                let key = try string()
+                let raw = try string()
+                // Compared after unescaping: `"m\u0065ssage"` is `"message"`.
+                let key = raw.contains(UInt8(ascii: "\\")) ? Self.unescaped(raw) : Array(raw)
                 guard keys.insert(key).inserted else { throw error("duplicate key") }
                 try skipWhitespace()
                 try expect(UInt8(ascii: ":"))
@@ -131,6 +134,16 @@ enum StrictJSON {
                     index += 1
                 }
             }
+        }
+
+        /// The UTF-8 of the already validated string body `raw` (between the quotes) with its
+        /// escapes resolved.
+        static func unescaped(_ raw: ArraySlice<UInt8>) -> [UInt8] {
+            let quoted = Data([UInt8(ascii: "\"")] + raw + [UInt8(ascii: "\"")])
+            guard let text = try? JSONSerialization.jsonObject(with: quoted, options: .fragmentsAllowed) as? String else {
+                return Array(raw)
+            }
+            return Array(text.utf8)
         }
 
         mutating func escape() throws(TernError) {

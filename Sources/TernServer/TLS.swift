@@ -1,7 +1,3 @@
-import Hummingbird
-public import HummingbirdCore
-import HummingbirdTLS
-import NIOCore
 public import NIOSSL
 
 /// TLS for the HTTP listener (swift-nio-ssl through HummingbirdTLS) and the binary protocol
@@ -25,18 +21,5 @@ public struct TLSSettings: Sendable, Hashable {
             certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem)))
         configuration.minimumTLSVersion = .tlsv12
         return configuration
-    }
-}
-
-extension HTTPAPI {
-    /// The HTTP/1.1 server: plain, or TLS when `tls` is set; counts open connections into
-    /// `metrics` when given.
-    /// - Throws: when the certificate or key cannot be loaded.
-    public static func serverBuilder(tls: TLSSettings?, metrics: TernMetrics?) throws -> HTTPServerBuilder {
-        let configuration = HTTP1Channel.Configuration(
-            additionalChannelHandlers: metrics.map { [ConnectionCounter(metrics: $0)] } ?? [])
-        let base = HTTPServerBuilder.http1(configuration: configuration)
-        guard let tls else { return base }
-        return try .tls(base, tlsConfiguration: try tls.serverConfiguration())
     }
 }

@@ -18,7 +18,7 @@ enum WireAuthorization {
             return [.produce(queue)]
         case .receive(let queue, _, _, _, _), .acknowledge(let queue, _), .changeVisibility(let queue, _, _):
             return [.consume(queue)]
-        case .describeTopic, .listTopics:
+        case .describeTopic, .listTopics, .describeCluster:
             return [.authenticated]
         case .createTopic, .deleteTopic:
             return [.admin]

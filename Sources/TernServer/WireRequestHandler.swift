@@ -9,6 +9,8 @@ public import TernWire
 public struct WireRequestHandler: Sendable {
     public let broker: Broker
     let logger: Logger
+    /// The gossip membership `DescribeCluster` answers with; nil: the node runs alone.
+    public var cluster: GossipService?
 
     /// The name and version the broker reports in `ApiVersions`.
     public static let brokerName = "ternd/0.1"
@@ -38,6 +40,8 @@ public struct WireRequestHandler: Sendable {
             return .queue(created: false, try broker.describeQueue(try QueueName(name)))
         case .listQueues:
             return .queues(try broker.listQueues())
+        case .describeCluster:
+            return .cluster(cluster?.wireView() ?? .alone)
         case .deleteQueue(let name):
             try await broker.deleteQueue(try QueueName(name))
             return .done

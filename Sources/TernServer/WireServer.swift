@@ -44,6 +44,23 @@ public struct WireServer: Service {
         public var tls: TLSSettings?
         /// Where open connections are counted (`tern_binary_open_connections`); nil = nowhere.
         public var metrics: TernMetrics?
+        /// The gossip membership `DescribeCluster` answers with; nil: the node runs alone.
+        public var cluster: GossipService?
+        /// The most bytes of requests of one connection read and not yet answered (concurrent
+        /// and ordered ones together); past it the socket is not read until answers go out
+        /// (back-pressure). One request is always let through. Default 16,777,216 (16 MiB).
+        public var maxInFlightBytesPerConnection: Int = 16 << 20
+        /// A connection that sends nothing for this long while none of its requests is in
+        /// flight is closed; nil = never. Default 600 s (Kafka's `connections.max.idle.ms`).
+        public var idleTimeout: Duration? = .seconds(600)
+        /// The largest frame accepted before a connection has authenticated, when
+        /// authentication is on, in bytes. Default 524,288 (512 KiB, Kafka's
+        /// `sasl.server.max.receive.size`).
+        public var maxFrameBytesBeforeAuthentication: Int = 512 << 10
+        /// The process-wide connection cap (shared with the HTTP listener); nil = no cap.
+        public var connections: ConnectionLimiter?
+        /// The process-wide budget for bytes of frames being received; nil = no budget.
+        public var requestBytes: RequestBytesBudget?
         public init() {}
     }
 
@@ -51,12 +68,17 @@ public struct WireServer: Service {
     let settings: Settings
     let logger: Logger
     let portBox = PortBox()
+    let inFlight = RequestCounter()
 
     public init(broker: Broker, settings: Settings = Settings(), logger: Logger) {
         self.broker = broker
         self.settings = settings
         self.logger = logger
     }
+
+    /// Binary requests read and not yet answered, over all connections (bounded per connection
+    /// by ``Settings/maxConcurrentRequestsPerConnection`` and ``Settings/maxInFlightBytesPerConnection``).
+    public var requestsInFlight: Int { inFlight.value }
 
     /// The port the server listens on, once ``run()`` has bound it.
     public var boundPort: Int? { get async { await portBox.value } }
@@ -67,22 +89,44 @@ public struct WireServer: Service {
         let wireSettings = settings.wire
         let sslContext = try settings.tls.map { try NIOSSLContext(configuration: try $0.serverConfiguration()) }
         let metrics = settings.metrics
+        let connections = settings.connections
+        let requestBytes = settings.requestBytes
+        let idleTimeout = settings.idleTimeout
+        let authEnabled = settings.auth.enabled
+        let preAuthFrameBytes = settings.maxFrameBytesBeforeAuthentication
+        let requestCounter = inFlight
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            // A client that half-closes still gets the answers (and the error frame for a
+            // truncated last frame) before the connection closes.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .bind(host: settings.host, port: settings.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let metrics {
-                        try channel.pipeline.syncOperations.addHandler(ConnectionCounter(metrics: metrics, binary: true))
+                    let drain = ConnectionDrain(counter: requestCounter)
+                    let limit = WireFrameLimit(bytes: authEnabled ? min(preAuthFrameBytes, wireSettings.maxFrameBytes) : wireSettings.maxFrameBytes)
+                    let sync = channel.pipeline.syncOperations
+                    if let connections { try sync.addHandler(ConnectionLimitHandler(limiter: connections, logger: logger)) }
+                    if let metrics { try sync.addHandler(ConnectionCounter(metrics: metrics, binary: true)) }
+                    if let idleTimeout {
+                        try sync.addHandler(IdleStateHandler(readTimeout: TimeAmount(idleTimeout)))
+                        try sync.addHandler(IdleConnectionCloser(drain: drain))
                     }
-                    if let sslContext {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+                    if let sslContext { try sync.addHandler(NIOSSLServerHandler(context: sslContext)) }
+                    if let requestBytes {
+                        try sync.addHandler(FrameBudgetHandler(budget: requestBytes, maxFrameBytes: wireSettings.maxFrameBytes))
                     }
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireFrameDecoder(settings: wireSettings)))
-                    try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(WireFrameEncoder()))
-                    return try NIOAsyncChannel<WireFrame, WireFrame>(wrappingChannelSynchronously: channel)
+                    try sync.addHandler(ByteToMessageHandler(WireFrameDecoder(settings: wireSettings, limit: limit)))
+                    try sync.addHandler(MessageToByteHandler(WireFrameEncoder()))
+                    // Few decoded frames wait in the inbound stream: the in-flight bound below
+                    // stops reading the socket soon after it is reached.
+                    let asyncChannel = try NIOAsyncChannel<WireFrame, WireFrame>(
+                        wrappingChannelSynchronously: channel,
+                        configuration: .init(backPressureStrategy: .init(lowWatermark: 1, highWatermark: 2),
+                                             isOutboundHalfClosureEnabled: true))
+                    return AcceptedConnection(channel: asyncChannel, drain: drain, limit: limit)
                 }
             }
         let port = server.channel.localAddress?.port ?? settings.port
@@ -90,9 +134,15 @@ public struct WireServer: Service {
         logger.info("binary protocol listening", metadata: [
             "tern.binary": "\(settings.host):\(port)", "tern.tls": "\(sslContext != nil)", "tern.auth": "\(settings.auth.enabled)",
         ])
-        let handler = WireRequestHandler(broker: broker, logger: logger)
+        let handler = { () -> WireRequestHandler in
+            var handler = WireRequestHandler(broker: broker, logger: logger)
+            handler.cluster = settings.cluster
+            return handler
+        }()
         let authenticator = Authenticator(settings: settings.auth)
         let maxConcurrent = settings.maxConcurrentRequestsPerConnection
+        let maxInFlightBytes = settings.maxInFlightBytesPerConnection
+        let badFrames = RateLimitedWarning()
         let producerSettings = settings.producers
         // Graceful shutdown closes the listening socket (the accept loop ends) and drains every
         // connection: requests already read are answered (a long poll within its wait time),
@@ -106,13 +156,16 @@ public struct WireServer: Service {
             await withGracefulShutdownHandler {
                 do {
                     try await server.executeThenClose { connections in
-                        for try await connection in connections {
-                            let channel = connection.channel
-                            let drain = ConnectionDrain()
+                        for try await accepted in connections {
+                            let channel = accepted.channel.channel
+                            let drain = accepted.drain
+                            let connection = WireConnection(
+                                handler: handler, authenticator: authenticator, maxConcurrent: maxConcurrent,
+                                maxInFlightBytes: maxInFlightBytes, frameLimit: accepted.limit, fullFrameBytes: wireSettings.maxFrameBytes,
+                                drain: drain, peer: channel.remoteAddress?.ipAddress ?? "unknown", badFrames: badFrames, logger: logger)
                             group.addTask {
                                 await withGracefulShutdownHandler {
-                                    await WireConnection(handler: handler, authenticator: authenticator, maxConcurrent: maxConcurrent,
-                                                         drain: drain, logger: logger).serve(connection)
+                                    await connection.serve(accepted.channel)
                                 } onGracefulShutdown: {
                                     drain.begin(closing: channel)
                                 }
@@ -149,12 +202,27 @@ actor PortBox {
     }
 }
 
+/// A connection as the accept loop receives it: the async channel, its drain state and its
+/// frame-size limit (lowered until `Authenticate` when authentication is on).
+struct AcceptedConnection: Sendable {
+    let channel: NIOAsyncChannel<WireFrame, WireFrame>
+    let drain: ConnectionDrain
+    let limit: WireFrameLimit
+}
+
 /// One client connection: reads frames, dispatches requests, writes responses.
 struct WireConnection: Sendable {
     let handler: WireRequestHandler
     let authenticator: Authenticator
     let maxConcurrent: Int
+    /// Bytes of requests read and not yet answered, at most (one request always passes).
+    var maxInFlightBytes: Int = 16 << 20
+    /// The decoder's limit, raised to ``fullFrameBytes`` once the connection has authenticated.
+    var frameLimit: WireFrameLimit?
+    var fullFrameBytes: Int = WireSettings().maxFrameBytes
     var drain = ConnectionDrain()
+    var peer = "unknown"
+    var badFrames = RateLimitedWarning()
     let logger: Logger
 
     func serve(_ connection: NIOAsyncChannel<WireFrame, WireFrame>) async {
@@ -167,17 +235,32 @@ struct WireConnection: Sendable {
         }
     }
 
+    /// Whether a request that failed to decode leaves the byte stream usable: a well-framed
+    /// request with a bad name or attribute is answered and the connection stays open, as for
+    /// every other name error; a garbled frame, an unknown API or version closes it.
+    static func closesConnection(_ error: TernError) -> Bool {
+        [ErrorCode.invalidFrame, .unsupportedVersion, .frameTooLarge].contains(error.code)
+    }
+
     func serve(inbound: NIOAsyncChannelInboundStream<WireFrame>, outbound: NIOAsyncChannelOutboundWriter<WireFrame>) async throws {
         let (ordered, orderedContinuation) = AsyncStream.makeStream(of: (WireFrame, WireRequest).self)
+        // One element (the request's size in bytes) per answered request.
+        let (answered, answeredContinuation) = AsyncStream.makeStream(of: Int.self)
+        var answers = answered.makeAsyncIterator()
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await (frame, request) in ordered {
                     await self.answer(frame, request, outbound: outbound)
+                    answeredContinuation.yield(frame.payload.readableBytes)
                 }
             }
             var negotiated = false
             var secret: String?
-            var running = 0
+            // Requests read and not yet answered, and their bytes: both bounded, so that a
+            // client that never reads its answers (or a slow broker) stops the reading of its
+            // socket instead of filling memory.
+            var inFlight = 0
+            var inFlightBytes = 0
             do {
                 for try await frame in inbound {
                     if drain.isDraining {
@@ -191,13 +274,19 @@ struct WireConnection: Sendable {
                     } catch {
                         try? await outbound.write(WireResponse.error(error).frame(
                             apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
-                        logger.info("closing binary connection after a bad frame", metadata: ["tern.error": "\(error)"])
-                        break
+                        if !negotiated || Self.closesConnection(error) {
+                            badFrames.log("closing binary connection after a bad frame", peer: peer,
+                                          metadata: ["tern.error": "\(error)"], logger: logger)
+                            break
+                        }
+                        continue
                     }
                     if !negotiated {
                         guard case .apiVersions = request else {
                             try? await outbound.write(WireResponse.error(TernError(.invalidFrame, "the first request on a connection must be ApiVersions"))
                                 .frame(apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
+                            badFrames.log("closing binary connection: the first request was not ApiVersions", peer: peer,
+                                          metadata: ["tern.api_key": "\(frame.apiKey)"], logger: logger)
                             break
                         }
                         negotiated = true
@@ -208,10 +297,11 @@ struct WireConnection: Sendable {
                             guard authenticator.token(forSecret: token) != nil else {
                                 try? await outbound.write(WireResponse.error(TernError(.unauthorized, "the bearer token is not valid"))
                                     .frame(apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
-                                logger.info("closing binary connection after an invalid token")
+                                badFrames.log("closing binary connection after an invalid token", peer: peer, metadata: [:], logger: logger)
                                 break
                             }
                             secret = token
+                            frameLimit?.set(fullFrameBytes)
                         }
                         try? await outbound.write(WireResponse.done.frame(apiKey: frame.apiKey, apiVersion: frame.apiVersion,
                                                                           correlationID: frame.correlationID))
@@ -225,26 +315,33 @@ struct WireConnection: Sendable {
                             apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
                         continue
                     }
+                    let bytes = frame.payload.readableBytes
+                    while inFlight >= maxConcurrent || (inFlight > 0 && inFlightBytes + bytes > maxInFlightBytes) {
+                        guard let done = await answers.next() else { break }
+                        inFlight -= 1
+                        inFlightBytes -= done
+                    }
+                    inFlight += 1
+                    inFlightBytes += bytes
                     drain.started()
                     if Self.isOrdered(request) {
                         orderedContinuation.yield((frame, request))
                         continue
                     }
-                    if running >= maxConcurrent {
-                        await group.next()
-                        running -= 1
+                    group.addTask {
+                        await self.answer(frame, request, outbound: outbound)
+                        answeredContinuation.yield(bytes)
                     }
-                    running += 1
-                    group.addTask { await self.answer(frame, request, outbound: outbound) }
                 }
             } catch let error as TernError {
                 try? await outbound.write(WireResponse.error(error).frame(apiKey: WireFrame.unknownAPIKey, correlationID: 0))
-                logger.info("closing binary connection after a bad frame", metadata: ["tern.error": "\(error)"])
+                badFrames.log("closing binary connection after a bad frame", peer: peer, metadata: ["tern.error": "\(error)"], logger: logger)
             } catch {
                 logger.debug("binary connection failed", metadata: ["tern.error": "\(error)"])
             }
             orderedContinuation.finish()
             await group.waitForAll()
+            answeredContinuation.finish()
         }
     }
 
@@ -284,10 +381,22 @@ struct WireConnection: Sendable {
 final class ConnectionDrain: Sendable {
     private let inFlight = Atomic<Int>(0)
     private let draining = Atomic<Bool>(false)
+    /// The server-wide count, kept alongside; nil = none.
+    private let counter: RequestCounter?
+
+    init(counter: RequestCounter? = nil) { self.counter = counter }
 
     var isDraining: Bool { draining.load(ordering: .acquiring) }
-    func started() { inFlight.add(1, ordering: .acquiringAndReleasing) }
-    func finished() { inFlight.subtract(1, ordering: .acquiringAndReleasing) }
+    /// Whether any request of the connection is being answered.
+    var isBusy: Bool { inFlight.load(ordering: .acquiring) > 0 }
+    func started() {
+        inFlight.add(1, ordering: .acquiringAndReleasing)
+        counter?.add(1)
+    }
+    func finished() {
+        inFlight.subtract(1, ordering: .acquiringAndReleasing)
+        counter?.add(-1)
+    }
 
     /// Refuses new requests, waits for those in flight to be answered, then closes `channel`.
     func begin(closing channel: any Channel) {
@@ -307,4 +416,28 @@ extension WireServer.Settings {
         host = address.0
         port = address.1
     }
+}
+
+/// Closes a binary connection on `IdleStateHandler`'s read-idle event when none of its
+/// requests is in flight (a long poll waiting for messages is not idle).
+final class IdleConnectionCloser: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    let drain: ConnectionDrain
+
+    init(drain: ConnectionDrain) { self.drain = drain }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? IdleStateHandler.IdleStateEvent, event == .read {
+            if !drain.isBusy { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// A count shared by tasks (the server's requests in flight).
+final class RequestCounter: Sendable {
+    private let count = Atomic<Int>(0)
+    var value: Int { count.load(ordering: .relaxed) }
+    func add(_ delta: Int) { count.add(delta, ordering: .relaxed) }
 }

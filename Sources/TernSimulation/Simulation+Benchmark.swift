@@ -1,4 +1,4 @@
-public import TernReplication
+import TernReplication
 
 extension Simulation {
     /// What ``replicate(entries:payloadBytes:batch:nodes:)`` measured.

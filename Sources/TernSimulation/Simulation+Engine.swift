@@ -1,4 +1,4 @@
-import TernReplication
+@_spi(Testing) import TernReplication
 
 extension Duration {
     /// Whole microseconds.
@@ -62,6 +62,7 @@ struct Engine<W: SimulationWorkload> {
         case heal(partition: Int)
         case client(Int)
         case clientTimeout(client: Int, operation: Int)
+        case operate
     }
 
     struct Disk {
@@ -82,6 +83,10 @@ struct Engine<W: SimulationWorkload> {
         var restarts: UInt64 = 0
         var lastRole: Raft.Role = .follower
         var lastTerm: Raft.Term = 0
+        /// Removed from the group and wiped: not restarted until it is added back.
+        var decommissioned = false
+        /// The configuration it starts with when its disk holds none.
+        var bootstrap: Raft.Configuration?
     }
 
     enum Operation {
@@ -119,6 +124,8 @@ struct Engine<W: SimulationWorkload> {
     var acknowledgedHighWater: Raft.Index = 0
     var nextReadID: UInt64 = 1
     var probe: (node: Int, index: Raft.Index, term: Raft.Term)?
+    var pendingRemoval: Int?
+    var removalIndex: Raft.Index = 0
 
     // Trace.
     var trace: [(time: UInt64, item: TraceItem)?]
@@ -144,6 +151,9 @@ struct Engine<W: SimulationWorkload> {
         for c in 0..<options.clients {
             clients.append(Client(preferred: c % options.nodes))
             schedule(.client(c), after: random.uniform(1_000...100_000))
+        }
+        if options.operations && options.nodes >= 3 {
+            schedule(.operate, after: random.uniform(3_000_000...12_000_000))
         }
         if options.faults.partitionEvery != nil || options.faults.crashEvery != nil {
             schedule(.fault, after: nextFaultDelay())
@@ -208,8 +218,12 @@ struct Engine<W: SimulationWorkload> {
             complete(n, ready)
             pump(n)
         case .restart(let n):
-            guard nodes[n].raft == nil else { return }
+            guard nodes[n].raft == nil, !nodes[n].decommissioned else { return }
             start(n)
+        case .operate:
+            guard !healing else { return }
+            operate()
+            schedule(.operate, after: random.uniform(3_000_000...12_000_000))
         case .fault:
             guard !healing else { return }
             injectFault()
@@ -236,7 +250,7 @@ struct Engine<W: SimulationWorkload> {
         nodes[n].restarts += 1
         let seed = options.seed &* 0x2545_F491_4F6C_DD1D &+ nodes[n].restarts
         do {
-            var raft = try Raft.Instance(id: Raft.NodeID(n + 1), bootstrap: bootstrap, initialState: initial,
+            var raft = try Raft.Instance(id: Raft.NodeID(n + 1), bootstrap: nodes[n].bootstrap ?? bootstrap, initialState: initial,
                                          settings: options.settings, randomSeed: seed)
             raft.plantedBugs = options.plantedBugs
             nodes[n].raft = raft
@@ -495,7 +509,75 @@ struct Engine<W: SimulationWorkload> {
         record("heal everything: network restored, crashed nodes restart", 10, 0, 0, 0)
         partitionID += 1
         healPartition()
-        for n in nodes.indices where nodes[n].raft == nil { start(n) }
+        for n in nodes.indices where nodes[n].raft == nil && !nodes[n].decommissioned { start(n) }
+    }
+
+    // MARK: Operator actions
+
+    /// What an operator (or the controller) does now and then: hand leadership to another
+    /// voter, or take one node out of the group, wipe it, and bring it back as a learner that
+    /// is promoted once caught up (thesis §3.10, §4.1, §4.2.1).
+    mutating func operate() {
+        guard let l = nodes.indices.first(where: { nodes[$0].raft?.role == .leader }) else { return }
+        let configuration = nodes[l].raft!.configuration
+        if let k = nodes.indices.first(where: { nodes[$0].decommissioned }) {
+            // Bring it back, fresh, as a learner.
+            nodes[k].decommissioned = false
+            nodes[k].bootstrap = Raft.Configuration()
+            nodes[k].disk = Disk()
+            start(k)
+            if (try? nodes[l].raft!.proposeConfigurationChange(.addLearner(Raft.NodeID(k + 1)))) != nil {
+                record("operator: add node \(k + 1) as a learner", 15, UInt64(k), 0, 0)
+                report.membershipChanges += 1
+            }
+            pump(l)
+            return
+        }
+        if let learner = configuration.learners.sorted().first {
+            if (try? nodes[l].raft!.proposeConfigurationChange(.promote(learner))) != nil {
+                record("operator: promote node \(learner)", 16, learner, 0, 0)
+                report.membershipChanges += 1
+            }
+            pump(l)
+            return
+        }
+        let others = configuration.voters.sorted().filter { $0 != Raft.NodeID(l + 1) }
+        guard !others.isEmpty else { return }
+        let target = others[Int(random.next() % UInt64(others.count))]
+        let k = Int(target) - 1
+        if random.next() % 3 == 0, configuration.voters.count == options.nodes, configuration.members.contains(target) {
+            if let pending = pendingRemoval, pending == k {
+                // The removal committed: decommission the node (its data is gone for good).
+                if !nodes[l].raft!.configuration.members.contains(target), nodes[l].raft!.commitIndex >= removalIndex {
+                    pendingRemoval = nil
+                    if nodes[k].raft != nil { crash(k) }
+                    nodes[k].decommissioned = true
+                    nodes[k].disk = Disk()
+                    record("operator: node \(k + 1) decommissioned and wiped", 17, UInt64(k), 0, 0)
+                }
+                return
+            }
+            if let index = try? nodes[l].raft!.proposeConfigurationChange(.remove(target)) {
+                pendingRemoval = k
+                removalIndex = index
+                record("operator: remove node \(target)", 18, target, index, 0)
+                report.membershipChanges += 1
+            }
+        } else if let pending = pendingRemoval {
+            if !configuration.members.contains(Raft.NodeID(pending + 1)), nodes[l].raft!.commitIndex >= removalIndex {
+                pendingRemoval = nil
+                if nodes[pending].raft != nil { crash(pending) }
+                nodes[pending].decommissioned = true
+                nodes[pending].disk = Disk()
+                record("operator: node \(pending + 1) decommissioned and wiped", 17, UInt64(pending), 0, 0)
+            }
+        } else if nodes[k].raft != nil {
+            if (try? nodes[l].raft!.transferLeadership(to: target)) != nil {
+                record("operator: transfer leadership from \(l + 1) to \(target)", 19, UInt64(l), target, 0)
+                report.leadershipTransfers += 1
+            }
+        }
+        pump(l)
     }
 
     mutating func livenessReached() -> Bool {
@@ -509,7 +591,10 @@ struct Engine<W: SimulationWorkload> {
         }
         let target = probe!.index
         guard canonical[target]?.term == probe!.term else { return false }
-        return nodes.allSatisfy { $0.applied >= target && $0.raft != nil }
+        let members = raft.configuration.members
+        return nodes.indices.allSatisfy { n in
+            !members.contains(Raft.NodeID(n + 1)) || (nodes[n].raft != nil && nodes[n].applied >= target)
+        }
     }
 
     // MARK: Clients
@@ -607,11 +692,14 @@ struct Engine<W: SimulationWorkload> {
 
     mutating func finalChecks() {
         checkLogMatching()
-        let digests = nodes.map { $0.machine.digest }
+        let leader = nodes.indices.first { nodes[$0].raft?.role == .leader }
+        let members = leader.map { nodes[$0].raft!.configuration.members } ?? Set(nodes.indices.map { Raft.NodeID($0 + 1) })
+        let memberNodes = nodes.indices.filter { members.contains(Raft.NodeID($0 + 1)) }
+        let digests = memberNodes.map { nodes[$0].machine.digest }
         if Set(digests).count > 1 {
-            violation("convergence: nodes' states differ after healing (applied \(nodes.map(\.applied)))")
+            violation("convergence: members' states differ after healing (applied \(memberNodes.map { nodes[$0].applied }))")
         }
-        for n in nodes.indices {
+        for n in memberNodes {
             for v in workload.finalCheck(nodes[n].machine) { violation("node \(n + 1): \(v)") }
         }
     }

@@ -132,6 +132,10 @@ public enum Simulation {
         public var traceLength = 200
         /// Stop at the first violation.
         public var stopOnViolation = true
+        /// Operator actions now and then (3–12 s apart, groups of 3 nodes or more): leadership
+        /// transfers, and removing a voter, wiping it and adding it back as a learner that is
+        /// then promoted.
+        public var operations = true
 
         public init(seed: UInt64) { self.seed = seed }
     }
@@ -154,6 +158,10 @@ public enum Simulation {
         public var partitions = 0
         public var acknowledgedProposals = 0
         public var servedReads = 0
+        /// Operator actions started: leadership transfers, and membership changes (removals,
+        /// learner additions, promotions).
+        public var leadershipTransfers = 0
+        public var membershipChanges = 0
         /// Simulated time from healing to a leader with the probe applied everywhere.
         public var healTime: Duration?
 
@@ -164,6 +172,7 @@ public enum Simulation {
             var lines: [String] = []
             lines.append("seed \(seed): \(passed ? "passed" : "FAILED") after \(events) events, \(simulatedTime) simulated")
             lines.append("  committed \(committedEntries) entries, \(acknowledgedProposals) acknowledged proposals, \(servedReads) reads, \(elections) leaders elected")
+            lines.append("  \(leadershipTransfers) leadership transfers, \(membershipChanges) membership changes")
             lines.append("  \(messagesSent) messages sent, \(messagesDropped) dropped, \(crashes) crashes, \(partitions) partitions"
                          + (healTime.map { ", converged \($0) after heal" } ?? ""))
             if !passed {

@@ -1,5 +1,10 @@
 internal import CLMDB
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 public import Logging
 
 /// The LMDB environment of one node's data directory, with one writer thread that batches
@@ -88,7 +93,8 @@ public final class Storage: @unchecked Sendable {
         self.settings = settings
         self.logger = logger
         if !settings.readOnly {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try Self.createDirectory(directory)
+            try Self.checkFreeSpace(directory, settings: settings)
         }
         var env: OpaquePointer?
         try check(mdb_env_create(&env), "mdb_env_create")
@@ -124,6 +130,59 @@ public final class Storage: @unchecked Sendable {
         }
         try check(mdb_txn_commit(txn), "commit database creation")
         writer = settings.readOnly ? nil : GroupCommitWriter(env: env!, settings: settings, logger: logger)
+    }
+
+    /// Free bytes the data directory's file system must have at open, in bytes: LMDB maps
+    /// its lock file and touches its pages, and on a full tmpfs that is `SIGBUS`, not an error.
+    static let minimumFreeBytes = 1 << 20
+
+    /// Creates `directory` and its missing parents (mode 0755).
+    /// - Throws: ``StorageError`` `fileSystem`, one line naming the path and the reason.
+    static func createDirectory(_ directory: String) throws(StorageError) {
+        var path = directory.hasPrefix("/") ? "" : "."
+        for component in directory.split(separator: "/") {
+            path += "/" + component
+            if mkdir(path, 0o755) != 0 && errno != EEXIST {
+                let reason = String(cString: strerror(errno))
+                throw StorageError(.fileSystem, "cannot create the data directory \(directory): \(reason) (at \(path))")
+            }
+        }
+        var status = stat()
+        guard stat(directory, &status) == 0 else {
+            throw StorageError(.fileSystem, "cannot open the data directory \(directory): \(String(cString: strerror(errno)))")
+        }
+        guard status.st_mode & S_IFMT == S_IFDIR else {
+            throw StorageError(.fileSystem, "the data directory \(directory) exists and is not a directory")
+        }
+    }
+
+    /// Checks the free space of `directory`'s file system and allocates LMDB's lock file in
+    /// full, so that a full file system fails the open with a clear message.
+    /// - Throws: ``StorageError`` `fileSystem` naming the path, the free bytes and the need.
+    static func checkFreeSpace(_ directory: String, settings: Settings) throws(StorageError) {
+        var info = statvfs()
+        if statvfs(directory, &info) == 0 {
+            let free = Int(info.f_bavail) * Int(info.f_frsize)
+            guard free >= minimumFreeBytes else {
+                throw StorageError(.fileSystem, "the file system of the data directory \(directory) is full: \(free) bytes free, "
+                    + "at least \(minimumFreeBytes) needed to open it; free space and start again")
+            }
+        }
+        // LMDB's lock file, mapped shared: a 192-byte header (`MDB_txninfo`, first reader
+        // slot included) and a 64-byte slot per further reader, the size `mdb_env_open` gives it.
+        let lockPath = directory + "/lock.mdb"
+        let lockBytes = settings.maxReaders * 64 + 128
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw StorageError(.fileSystem, "cannot open \(lockPath): \(String(cString: strerror(errno)))")
+        }
+        defer { closeDescriptor(fd) }
+        var status = stat()
+        if fstat(fd, &status) == 0 && Int(status.st_size) >= lockBytes { return }
+        let rc = posix_fallocate(fd, 0, off_t(lockBytes))
+        if rc == ENOSPC || rc == EDQUOT {
+            throw StorageError(.fileSystem, "the file system of the data directory \(directory) is full: cannot allocate \(lockPath)")
+        }
     }
 
     /// Whether database `name` was opened (always true for names passed to `init` unless the
@@ -241,4 +300,13 @@ func countFreePages(_ txn: OpaquePointer) throws(StorageError) -> Int {
         op = MDB_NEXT
     }
     return total
+}
+
+/// `close(2)`, named apart from ``Storage/close()``.
+private func closeDescriptor(_ fd: Int32) {
+    #if canImport(Glibc)
+    _ = Glibc.close(fd)
+    #elseif canImport(Darwin)
+    _ = Darwin.close(fd)
+    #endif
 }

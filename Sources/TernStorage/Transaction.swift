@@ -190,11 +190,10 @@ func copy(_ value: MDB_val) -> [UInt8] {
     return Array(UnsafeRawBufferPointer(start: data, count: value.mv_size))
 }
 
+/// `MDB_MAP_FULL`, for ``StorageError/lmdb(_:_:text:)`` (which cannot see the C module).
+let lmdbMapFullCode = MDB_MAP_FULL
+
 func check(_ rc: Int32, _ what: @autoclosure () -> String) throws(StorageError) {
     guard rc != MDB_SUCCESS else { return }
-    let text = String(cString: mdb_strerror(rc))
-    if rc == MDB_MAP_FULL {
-        throw StorageError(.mapFull, "\(what()): \(text)", lmdbCode: rc)
-    }
-    throw StorageError(.lmdb, "\(what()): \(text)", lmdbCode: rc)
+    throw StorageError.lmdb(rc, what(), text: String(cString: mdb_strerror(rc)))
 }

@@ -142,6 +142,19 @@ public actor TernProcess {
         closeLogIfExited()
     }
 
+    /// Pauses the process with SIGSTOP (it keeps its sockets but handles nothing, like a long
+    /// GC pause or a frozen VM) until ``resume()``.
+    public func pause() {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, SIGSTOP)
+    }
+
+    /// Resumes a paused process with SIGCONT.
+    public func resume() {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, SIGCONT)
+    }
+
     /// Asks the process to stop with SIGTERM and waits until it exits; sends SIGKILL when it is
     /// still running after `gracePeriod`.
     /// - Returns: the exit status (the signal number for a process killed by a signal), nil when

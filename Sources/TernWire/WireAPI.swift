@@ -32,6 +32,8 @@ public enum WireAPI: UInt16, CaseIterable, Sendable, CustomStringConvertible {
     case commitOffsets = 40
     case resetOffsets = 41
     case describeGroup = 42
+    /// The gossip membership view of the answering node (Kafka's `DescribeCluster` has key 60 too).
+    case describeCluster = 60
 
     /// The versions of each API this build speaks.
     public var supportedVersions: ClosedRange<UInt16> { 0...0 }
@@ -67,6 +69,7 @@ public enum WireAPI: UInt16, CaseIterable, Sendable, CustomStringConvertible {
         case .commitOffsets: "CommitOffsets"
         case .resetOffsets: "ResetOffsets"
         case .describeGroup: "DescribeGroup"
+        case .describeCluster: "DescribeCluster"
         }
     }
 }

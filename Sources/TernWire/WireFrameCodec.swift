@@ -1,5 +1,21 @@
 public import NIOCore
+import Synchronization
 import TernCore
+
+/// A frame-size limit that the connection may change while its decoder runs: the server lowers
+/// it until a connection has authenticated (``WireFrameDecoder/init(settings:limit:)``).
+public final class WireFrameLimit: Sendable {
+    private let bytes: Atomic<Int>
+
+    /// - Parameter bytes: the largest accepted frame, size field excluded, in bytes.
+    public init(bytes: Int) { self.bytes = Atomic(bytes) }
+
+    /// The current limit, in bytes.
+    public var current: Int { bytes.load(ordering: .acquiring) }
+
+    /// Sets the limit to `bytes` (for example the full ``WireSettings/maxFrameBytes`` after `Authenticate`).
+    public func set(_ bytes: Int) { self.bytes.store(bytes, ordering: .releasing) }
+}
 
 /// Splits a byte stream into ``WireFrame``s, one per call (NIO's single-step decoder).
 ///
@@ -12,15 +28,28 @@ public struct WireFrameDecoder: NIOSingleStepByteToMessageDecoder {
     public typealias InboundOut = WireFrame
 
     public let maxFrameBytes: Int
+    /// A lower limit in force for now (the server's limit before authentication); nil = none.
+    let limit: WireFrameLimit?
 
     public init(settings: WireSettings = WireSettings()) {
         self.maxFrameBytes = settings.maxFrameBytes
+        self.limit = nil
+    }
+
+    /// A decoder whose limit is the smaller of `settings.maxFrameBytes` and `limit.current`,
+    /// read at every frame.
+    public init(settings: WireSettings, limit: WireFrameLimit) {
+        self.maxFrameBytes = settings.maxFrameBytes
+        self.limit = limit
     }
 
     public mutating func decode(buffer: inout ByteBuffer) throws -> WireFrame? {
         guard let size = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return nil }
         guard Int(size) <= maxFrameBytes else {
             throw TernError(.frameTooLarge, "frame of \(size) bytes exceeds the maximum of \(maxFrameBytes) bytes")
+        }
+        if let current = limit?.current, Int(size) > current {
+            throw TernError(.frameTooLarge, "frame of \(size) bytes exceeds the \(current) bytes allowed before Authenticate")
         }
         guard Int(size) >= WireFrame.headerBytes else {
             throw TernError(.invalidFrame, "frame size \(size) is smaller than the \(WireFrame.headerBytes)-byte header")

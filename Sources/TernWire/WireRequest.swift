@@ -56,6 +56,8 @@ public enum WireRequest: Sendable, Hashable {
     /// Moves every committed offset of a group without members.
     case resetOffsets(topic: String, group: String, to: OffsetReset)
     case describeGroup(topic: String, group: String)
+    /// The gossip membership view of the answering node.
+    case describeCluster
 
     /// The API this request belongs to.
     public var api: WireAPI {
@@ -89,6 +91,7 @@ public enum WireRequest: Sendable, Hashable {
         case .commitOffsets: .commitOffsets
         case .resetOffsets: .resetOffsets
         case .describeGroup: .describeGroup
+        case .describeCluster: .describeCluster
         }
     }
 
@@ -123,7 +126,7 @@ public enum WireRequest: Sendable, Hashable {
             buffer.writePatch(patch)
         case .describeQueue(let name), .deleteQueue(let name), .purgeQueue(let name), .redrive(let name):
             buffer.writeWireString(name)
-        case .listQueues:
+        case .listQueues, .describeCluster:
             break
         case .send(let queue, let producer, let messages):
             buffer.writeWireString(queue)
@@ -256,6 +259,7 @@ public enum WireRequest: Sendable, Hashable {
             self = .createQueue(name: name, patch: try r.readPatch())
         case .describeQueue: self = .describeQueue(name: try r.readString("queue name"))
         case .listQueues: self = .listQueues
+        case .describeCluster: self = .describeCluster
         case .deleteQueue: self = .deleteQueue(name: try r.readString("queue name"))
         case .purgeQueue: self = .purgeQueue(name: try r.readString("queue name"))
         case .redrive: self = .redrive(name: try r.readString("queue name"))

@@ -37,6 +37,8 @@ public enum WireResponse: Sendable, Equatable {
     /// GroupConsume: the messages and the assignment they were read under.
     case consumed([FetchedMessage], GroupAssignment)
     case group(WireGroupInfo)
+    /// DescribeCluster.
+    case cluster(WireClusterView)
     /// Any API: the request failed and changed nothing.
     case error(TernError)
 
@@ -147,6 +149,8 @@ public enum WireResponse: Sendable, Equatable {
             buffer.writeFetched(messages)
         case .group(let info):
             buffer.writeGroupInfo(info)
+        case .cluster(let view):
+            buffer.writeClusterView(view)
         case .error:
             preconditionFailure("handled above")
         }
@@ -269,6 +273,8 @@ public enum WireResponse: Sendable, Equatable {
             self = .consumed(try r.readFetched(), assignment)
         case .describeGroup:
             self = .group(try r.readGroupInfo())
+        case .describeCluster:
+            self = .cluster(try r.readClusterView())
         }
         try r.expectEnd("the \(api) response")
     }

@@ -196,7 +196,9 @@ struct Dump: ParsableCommand {
                         "dead_letter_source": header.deadLetterSource,
                     ]
                     if let body = try txn.get(bodies, current.key) {
-                        line.merge(bodyFields(try RecordCodec.decode(body))) { a, _ in a }
+                        let stored = try MessageBody.decode(body)
+                        line.merge(bodyFields(stored.body)) { a, _ in a }
+                        if !stored.attributes.isEmpty { line["attributes"] = stored.attributes.count }
                     }
                     lines.append(line)
                     entry = try cursor.next()

@@ -161,7 +161,7 @@ struct Verifier {
                 where_ = "bodies[key \(hex(entry.key))]"
             }
             let body: [UInt8]
-            do { body = try RecordCodec.decode(entry.value) } catch {
+            do { body = try MessageBody.decode(entry.value).body } catch {
                 problem("\(where_): \(error)")
                 continue
             }

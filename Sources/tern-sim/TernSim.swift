@@ -25,9 +25,14 @@ struct TernSim: ParsableCommand {
     @Option(help: "Fault profile: none, network, crashes, all.") var faults: String = "all"
     @Option(help: "Concurrent clients.") var clients: Int = 3
     @Option(help: "Compact a node's log once this many applied entries follow its snapshot.") var compactEvery: UInt64 = 64
-    @Option(help: "Plant a bug to see a checker catch it: unpersisted-commit, vote-twice, previous-term-commit.")
+    @Option(help: "Plant a bug to see a checker catch it: unpersisted-commit, vote-twice, previous-term-commit, send-before-sync (the shell sends before syncing; use with --faults crashes).")
     var plantBug: String?
     @Flag(help: "Skip the codec round trip of every message (faster).") var noCodec = false
+    @Flag(help: "No operator actions (leadership transfers, membership changes).") var noOperations = false
+    @Flag(help: "Turn pre-vote off.") var noPreVote = false
+    @Flag(help: "Turn check-quorum (and the leader lease) off.") var noCheckQuorum = false
+    @Option(help: "Raft.Settings.maxInflightAppends.") var maxInflight: Int = 64
+    @Option(help: "Raft.Settings.maxBytesPerAppend.") var maxAppendBytes: Int = 1 << 20
     @Flag(help: "Print a summary of passing runs too.") var verbose = false
     @Flag(help: "Measure instead: entries committed per second through a 3-node group (CPU only, no simulated disk or network).")
     var benchmark = false
@@ -39,7 +44,7 @@ struct TernSim: ParsableCommand {
         guard (1...9).contains(nodes) else { throw ValidationError("--nodes must be 1…9") }
         guard Simulation.Faults.named(faults) != nil else { throw ValidationError("--faults must be none, network, crashes or all") }
         guard seeds >= 1, events >= 1, clients >= 0 else { throw ValidationError("--seeds, --events must be ≥ 1, --clients ≥ 0") }
-        if let plantBug, !["unpersisted-commit", "vote-twice", "previous-term-commit"].contains(plantBug) {
+        if let plantBug, !["unpersisted-commit", "vote-twice", "previous-term-commit", "send-before-sync"].contains(plantBug) {
             throw ValidationError("unknown --plant-bug \(plantBug)")
         }
     }
@@ -58,10 +63,21 @@ struct TernSim: ParsableCommand {
             options.clients = clients
             options.compactEvery = compactEvery
             options.codecRoundTrip = !noCodec
+            options.operations = !noOperations
+            options.settings = options.settings.with { [noPreVote, noCheckQuorum, maxInflight, maxAppendBytes] in
+                $0.preVote = !noPreVote
+                $0.checkQuorum = !noCheckQuorum
+                $0.maxInflightAppends = maxInflight
+                $0.maxBytesPerAppend = maxAppendBytes
+            }
             switch plantBug {
             case "unpersisted-commit"?: options.plantedBugs.countUnpersistedEntries = true
             case "vote-twice"?: options.plantedBugs.voteTwiceInOneTerm = true
             case "previous-term-commit"?: options.plantedBugs.commitPreviousTermEntries = true
+            case "send-before-sync"?:
+                options.sendBeforeSync = true
+                options.faults.powerLossFraction = 0.5
+                options.faults.diskLatency = .milliseconds(5) ... .milliseconds(60)
             default: break
             }
             let report = Simulation.run(options)
@@ -70,7 +86,9 @@ struct TernSim: ParsableCommand {
                 failed += 1
                 print(report.rendered())
                 print("replay: tern-sim --seed \(s) --nodes \(nodes) --events \(events) --faults \(faults) --clients \(clients) --compact-every \(compactEvery)"
-                      + (plantBug.map { " --plant-bug \($0)" } ?? "") + (noCodec ? " --no-codec" : ""))
+                      + (plantBug.map { " --plant-bug \($0)" } ?? "") + (noCodec ? " --no-codec" : "")
+                      + (noOperations ? " --no-operations" : "") + (noPreVote ? " --no-pre-vote" : "")
+                      + (noCheckQuorum ? " --no-check-quorum" : "") + " --max-inflight \(maxInflight) --max-append-bytes \(maxAppendBytes)")
             } else if verbose {
                 print(report.rendered())
             }

@@ -74,6 +74,11 @@ struct BinaryBrokerClient: BrokerTransport {
         return infos.map { Self.description($0, now: now) }
     }
 
+    func clusterMembers() async throws -> API.ClusterMembers {
+        let client = self.client
+        return API.ClusterMembers(try await perform { () async throws(TernError) in try await client.describeCluster() })
+    }
+
     func describeQueue(_ name: String) async throws -> JSONValue {
         let client = self.client
         let info = try await perform { () async throws(TernError) in try await client.describeQueue(name) }

@@ -75,6 +75,11 @@ protocol BrokerTransport: Sendable {
     ///   rebalanced meanwhile.
     func commitOffsets(_ offsets: [Int: UInt64], topic: String, group: String, memberID: String, generation: Int) async throws
     func leaveGroup(topic: String, group: String, memberID: String) async throws
+
+    // MARK: Cluster
+
+    /// The server's gossip membership view (`tern cluster members`).
+    func clusterMembers() async throws -> API.ClusterMembers
 }
 
 /// Where the server is and how to talk to it, parsed from `--server` and `--tls`.

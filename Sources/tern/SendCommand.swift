@@ -7,7 +7,7 @@ struct Send: AsyncParsableCommand {
         abstract: "Send a message, or one message per line of standard input.",
         discussion: """
             Without TEXT, standard input is read as raw bytes and split on \\n: each line becomes one \
-            message, byte for byte (a \\r before the \\n is kept); empty lines are skipped. Lines go out \
+            message, byte for byte (a \\r\\n ending is stripped, as Kafka's console producer does); empty lines are skipped. Lines go out \
             in batches of up to 500 messages and about 1 MiB of JSON, several batches at a time, so \
             with --concurrency above 1 (the default is 4) whole batches of 500 may arrive out of order; --concurrency 1 keeps line order.
             """

@@ -68,7 +68,8 @@ struct StandardOutput {
 /// Reads happen on a dedicated dispatch queue so that a blocking `read(2)` (a terminal, a slow
 /// pipe) never holds one of Swift concurrency's few cooperative threads.
 struct StandardInputLines {
-    /// One line without its terminating `\n` (a `\r` before it is kept), numbered from 1.
+    /// One line without its terminating `\n` or `\r\n` (CRLF line endings are stripped, as
+    /// Kafka's console producer does; a `\r` elsewhere is kept), numbered from 1.
     struct Line {
         var number: Int
         var bytes: ArraySlice<UInt8>
@@ -83,20 +84,26 @@ struct StandardInputLines {
 
     init() {}
 
+    /// `line` without a final `\r` (the CR of a CRLF ending; a last line ending in `\r` at the
+    /// end of input is treated the same).
+    static func withoutCarriageReturn(_ line: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        line.last == 0x0D ? line.dropLast() : line
+    }
+
     /// The next line, or nil at the end of input. The last line need not end in `\n`; a final `\n`
     /// does not produce an empty last line.
     /// - Throws: `ClientError.input` when reading fails.
     mutating func next() async throws -> Line? {
         while true {
             if let newline = Self.firstNewline(in: pending, from: start) {
-                let line = pending[start..<newline]
+                let line = Self.withoutCarriageReturn(pending[start..<newline])
                 start = newline + 1
                 lineNumber += 1
                 return Line(number: lineNumber, bytes: line)
             }
             if atEnd {
                 guard start < pending.count else { return nil }
-                let line = pending[start...]
+                let line = Self.withoutCarriageReturn(pending[start...])
                 start = pending.count
                 lineNumber += 1
                 return Line(number: lineNumber, bytes: line)

@@ -23,7 +23,8 @@ struct Tern: AsyncParsableCommand {
             --token (TERN_TOKEN) authenticates, --ca-file (TERN_CA_FILE) names the CA certificates a TLS \
             server's certificate must chain to.
             """,
-        subcommands: [QueueCommand.self, TopicCommand.self, Send.self, Receive.self, Ack.self, ChangeVisibility.self]
+        subcommands: [QueueCommand.self, TopicCommand.self, Send.self, Receive.self, Ack.self, ChangeVisibility.self,
+                      ClusterCommand.self]
     )
 
     /// Declared here too so that `tern --server URL queue list` works as well as `tern queue list --server URL`.

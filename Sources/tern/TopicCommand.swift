@@ -180,7 +180,7 @@ extension TopicCommand {
         static let configuration = CommandConfiguration(
             abstract: "Produce one message per line of standard input.",
             discussion: """
-                Lines are read as raw bytes and split on \\n (a \\r before it is kept); empty lines are \
+                Lines are read as raw bytes and split on \\n (a \\r\\n ending is stripped, as Kafka's console producer does); empty lines are \
                 skipped. Batches of up to 500 lines go out one after another, so lines with the same key \
                 keep their order in their partition.
                 """

@@ -22,6 +22,13 @@ import Yams
 ///   enabled: true
 ///   tokens:
 ///     - {name: operator, token: "…", permissions: [admin]}
+/// max_connections: 10000
+/// header_read_timeout: 10
+/// http_idle_timeout: 60
+/// binary_idle_timeout: 600
+/// max_in_flight_request_bytes: 268435456
+/// cors_origins: [https://app.example.com]
+/// allowed_hosts: [tern.internal]
 /// alerts:
 ///   interval: 10
 ///   rules:
@@ -46,6 +53,26 @@ struct Configuration: Equatable {
     /// Seconds between alert evaluations.
     var alertInterval = 10
     var alertRules: [Alerts.Rule] = []
+    /// Gossip membership (`cluster:`); off unless a gossip address is set.
+    var cluster = ClusterConfiguration()
+    /// Open client connections (HTTP and binary together) served normally; 64 more are kept
+    /// for `/health`, metrics and admin (see `ConnectionLimiter`).
+    var maxConnections = ConnectionLimiter().maxConnections
+    /// Seconds from a request's first byte to the end of its header (HTTP); 0 = no limit.
+    var headerReadTimeout: Double = 10
+    /// Seconds an idle HTTP keep-alive connection stays open; 0 = forever.
+    var httpIdleTimeout: Double = 60
+    /// Seconds an idle binary connection stays open; 0 = forever.
+    var binaryIdleTimeout: Double = 600
+    /// Bytes of HTTP bodies and binary frames being received, across all connections.
+    var maxInFlightRequestBytes = RequestBytesBudget().limit
+    /// Origins allowed to call the HTTP API from a browser (CORS); empty = CORS off.
+    var corsOrigins: [String] = []
+    /// Host names accepted in `Host` besides loopback ones (the check is on when the HTTP
+    /// listener is bound to loopback, or when this list is not empty).
+    var allowedHosts: [String] = []
+    /// The SQS-compatible endpoint (`sqs:`; see `Configuration+SQS.swift`).
+    var sqs = SQSConfiguration()
 
     /// The environment variables read, with the setting each sets.
     static let environmentVariables: [(String, String)] = [
@@ -55,11 +82,19 @@ struct Configuration: Equatable {
         ("TERN_LOG_LEVEL", "log_level"), ("TERN_LOG_FORMAT", "log_format"), ("TERN_METRICS", "metrics"),
         ("TERN_CONSOLE", "console"), ("TERN_TLS_CERTIFICATE", "tls.certificate"), ("TERN_TLS_KEY", "tls.key"),
         ("TERN_AUTH_ENABLED", "auth.enabled"), ("TERN_ALERTS_INTERVAL", "alerts.interval"),
+        ("TERN_MAX_CONNECTIONS", "max_connections"), ("TERN_HEADER_READ_TIMEOUT", "header_read_timeout"),
+        ("TERN_HTTP_IDLE_TIMEOUT", "http_idle_timeout"), ("TERN_BINARY_IDLE_TIMEOUT", "binary_idle_timeout"),
+        ("TERN_MAX_IN_FLIGHT_REQUEST_BYTES", "max_in_flight_request_bytes"), ("TERN_CORS_ORIGINS", "cors_origins"),
+        ("TERN_ALLOWED_HOSTS", "allowed_hosts"),
     ]
 
     static let topLevelKeys: Set<String> = [
         "data_dir", "http", "binary", "max_map_bytes", "max_request_bytes", "command_log_bytes", "sync", "log_level", "log_format", "metrics",
         "console", "tls", "auth", "alerts",
+        "cluster",
+        "max_connections", "header_read_timeout", "http_idle_timeout", "binary_idle_timeout", "max_in_flight_request_bytes",
+        "cors_origins", "allowed_hosts",
+        "sqs",
     ]
 
     // MARK: Layers
@@ -76,6 +111,8 @@ struct Configuration: Equatable {
         }
         for (key, value) in root {
             switch key {
+            case "sqs":
+                try sqs.apply(yaml: value)
             case "tls":
                 let tls = try Self.mapping(value, "tls", allowed: ["certificate", "key"])
                 if let v = tls["certificate"] { tlsCertificate = try Self.string(v, "tls.certificate") }
@@ -106,6 +143,8 @@ struct Configuration: Equatable {
                     guard let list = v as? [Any] else { throw ConfigurationError("alerts.rules must be a list") }
                     alertRules = try list.enumerated().map { try Self.rule($1, index: $0) }
                 }
+            case "cluster":
+                try cluster.apply(yaml: value)
             default:
                 try set(key, value, source: source)
             }
@@ -114,6 +153,7 @@ struct Configuration: Equatable {
 
     /// Applies `TERN_*` variables of `environment` over `self`.
     mutating func apply(environment: [String: String]) throws {
+        try sqs.apply(environment: environment)
         for (variable, key) in Self.environmentVariables {
             guard let value = environment[variable] else { continue }
             switch key {
@@ -124,6 +164,7 @@ struct Configuration: Equatable {
             default: try set(key, value, source: variable)
             }
         }
+        try cluster.apply(environment: environment)
     }
 
     /// Sets one scalar setting from a YAML value or an environment string.
@@ -141,6 +182,13 @@ struct Configuration: Equatable {
         case "log_format": logFormat = try Self.string(value, name)
         case "metrics": metrics = try Self.bool(value, name)
         case "console": console = try Self.bool(value, name)
+        case "max_connections": maxConnections = try Self.int(value, name)
+        case "header_read_timeout": headerReadTimeout = try Self.double(value, name)
+        case "http_idle_timeout": httpIdleTimeout = try Self.double(value, name)
+        case "binary_idle_timeout": binaryIdleTimeout = try Self.double(value, name)
+        case "max_in_flight_request_bytes": maxInFlightRequestBytes = try Self.int(value, name)
+        case "cors_origins": corsOrigins = try Self.list(value, name)
+        case "allowed_hosts": allowedHosts = try Self.list(value, name)
         default: throw ConfigurationError("unknown setting \(name)")
         }
     }
@@ -160,8 +208,24 @@ struct Configuration: Equatable {
         if auth.enabled && auth.tokens.isEmpty { throw ConfigurationError("auth.enabled needs at least one token in auth.tokens") }
         guard Set(auth.tokens.map(\.name)).count == auth.tokens.count else { throw ConfigurationError("auth.tokens names must be unique") }
         guard Set(auth.tokens.map(\.secret)).count == auth.tokens.count else { throw ConfigurationError("auth.tokens must differ") }
+        try sqs.validate()
         guard alertInterval >= 1 else { throw ConfigurationError("alerts.interval must be at least 1 second") }
+        guard maxConnections >= 1 else { throw ConfigurationError("max_connections must be at least 1") }
+        for (name, value) in [("header_read_timeout", headerReadTimeout), ("http_idle_timeout", httpIdleTimeout),
+                              ("binary_idle_timeout", binaryIdleTimeout)] {
+            guard value >= 0, value.isFinite else { throw ConfigurationError("\(name) must be 0 (off) or a positive number of seconds") }
+        }
+        guard maxInFlightRequestBytes >= maxRequestBytes else {
+            throw ConfigurationError("max_in_flight_request_bytes (\(maxInFlightRequestBytes)) must be at least max_request_bytes (\(maxRequestBytes))")
+        }
+        for origin in corsOrigins {
+            guard let scheme = origin.range(of: "://"), ["http", "https"].contains(origin[..<scheme.lowerBound]),
+                  !origin[scheme.upperBound...].isEmpty, !origin[scheme.upperBound...].contains("/") else {
+                throw ConfigurationError("cors_origins: \(origin) must be an origin, scheme://host[:port] (no path)")
+            }
+        }
         guard Set(alertRules.map(\.name)).count == alertRules.count else { throw ConfigurationError("alerts.rules names must be unique") }
+        try cluster.validate()
     }
 
     // MARK: Printing
@@ -174,6 +238,11 @@ struct Configuration: Equatable {
             "max_map_bytes: \(maxMapBytes)", "max_request_bytes: \(maxRequestBytes)", "command_log_bytes: \(commandLogBytes)",
             "sync: \(sync)",
             "log_level: \(logLevel)", "log_format: \(logFormat)", "metrics: \(metrics)", "console: \(console)",
+            "max_connections: \(maxConnections)", "header_read_timeout: \(Self.seconds(headerReadTimeout))",
+            "http_idle_timeout: \(Self.seconds(httpIdleTimeout))", "binary_idle_timeout: \(Self.seconds(binaryIdleTimeout))",
+            "max_in_flight_request_bytes: \(maxInFlightRequestBytes)",
+            "cors_origins: [\(corsOrigins.map(quoted).joined(separator: ", "))]",
+            "allowed_hosts: [\(allowedHosts.map(quoted).joined(separator: ", "))]",
         ]
         if let tlsCertificate, let tlsKey {
             lines += ["tls:", "  certificate: \(quoted(tlsCertificate))", "  key: \(quoted(tlsKey))"]
@@ -210,6 +279,8 @@ struct Configuration: Equatable {
                 if seconds > 0 { lines.append("      for: \(seconds)") }
             }
         }
+        lines += cluster.yaml(quoted: quoted)
+        lines += sqs.yamlLines(quoted: quoted)
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -240,6 +311,23 @@ struct Configuration: Equatable {
         if let i = value as? Int { return Double(i) }
         if let s = value as? String, let d = Double(s) { return d }
         throw ConfigurationError("\(name) must be a number, got \(value)")
+    }
+
+    /// A list of strings: a YAML sequence, or one comma-separated string (flags, environment).
+    static func list(_ value: Any, _ name: String) throws -> [String] {
+        if let items = value as? [Any] { return try items.map { try string($0, name) } }
+        let text = try string(value, name)
+        return text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// Seconds as printed by `--print-config`: `10`, `0.5`.
+    static func seconds(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+    }
+
+    /// `seconds` as a `Duration`, nil for 0 (off).
+    static func duration(_ seconds: Double) -> Duration? {
+        seconds > 0 ? .milliseconds(Int64((seconds * 1000).rounded())) : nil
     }
 
     static func bool(_ value: Any, _ name: String) throws -> Bool {

@@ -8,6 +8,7 @@ import ServiceLifecycle
 import TernBroker
 import TernCore
 import TernServer
+import TernSQS
 import TernStorage
 
 /// `ternd`: the Tern broker daemon.
@@ -59,11 +60,46 @@ struct Ternd: AsyncParsableCommand {
     @Option(name: .long, help: "PEM private key for TLS on the HTTP and binary listeners (with --tls-certificate).")
     var tlsKey: String?
 
+    @Option(name: .long, help: "Open client connections (HTTP and binary) served normally; 64 more serve only /health, metrics and admin. Default 10000.")
+    var maxConnections: Int?
+
+    @Option(name: .long, help: "Seconds from a request's first byte to the end of its HTTP header; 0 = no limit. Default 10.")
+    var headerReadTimeout: Double?
+
+    @Option(name: .long, help: "Seconds an idle HTTP keep-alive connection stays open; 0 = forever. Default 60.")
+    var httpIdleTimeout: Double?
+
+    @Option(name: .long, help: "Seconds an idle binary-protocol connection stays open; 0 = forever. Default 600.")
+    var binaryIdleTimeout: Double?
+
+    @Option(name: .long, help: "Bytes of request bodies and binary frames being received, all connections together; past it HTTP answers 503 and binary connections wait. Default 256 MiB.")
+    var maxInFlightRequestBytes: Int?
+
+    @Option(name: .long, help: "Comma-separated origins (scheme://host[:port]) allowed to call the HTTP API from a browser (CORS). Default none.")
+    var corsOrigins: String?
+
+    @Option(name: .long, help: "Comma-separated host names accepted in Host besides loopback (checked when --http is loopback or this is set).")
+    var allowedHosts: String?
+    @Option(name: .long, help: "Address of the SQS-compatible endpoint, HOST:PORT (off unless set; see docs/sqs.md).")
+    var sqs: String?
+
+    @Option(name: .long, help: "The account id in SQS queue URLs and ARNs (12 digits). Default 000000000000.")
+    var sqsAccountId: String?
+
+    @Option(name: .long, help: "The region in SQS ARNs. Default us-east-1.")
+    var sqsRegion: String?
+
+    @Option(name: .long, help: "The base of SQS queue URLs for clients behind a proxy (https://HOST[:PORT]). Default: from the Host header.")
+    var sqsAdvertisedUrl: String?
+
     @Flag(name: .long, help: "Do not sync commits to disk (benchmarks and tests only: a crash of the OS may lose acknowledged writes).")
     var noSync = false
 
     @Flag(name: .long, help: "Print the effective configuration as YAML (secrets redacted) and exit.")
     var printConfig = false
+
+    @OptionGroup(title: "Cluster (gossip membership; see docs/gossip.md)")
+    var cluster: ClusterOptions
 
     /// The effective configuration: defaults, then the file, then the environment, then flags.
     func effectiveConfiguration(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
@@ -84,6 +120,18 @@ struct Ternd: AsyncParsableCommand {
         if let tlsCertificate { configuration.tlsCertificate = tlsCertificate }
         if let tlsKey { configuration.tlsKey = tlsKey }
         if noSync { configuration.sync = false }
+        cluster.apply(to: &configuration.cluster)
+        if let maxConnections { configuration.maxConnections = maxConnections }
+        if let headerReadTimeout { configuration.headerReadTimeout = headerReadTimeout }
+        if let httpIdleTimeout { configuration.httpIdleTimeout = httpIdleTimeout }
+        if let binaryIdleTimeout { configuration.binaryIdleTimeout = binaryIdleTimeout }
+        if let maxInFlightRequestBytes { configuration.maxInFlightRequestBytes = maxInFlightRequestBytes }
+        if let corsOrigins { configuration.corsOrigins = try Configuration.list(corsOrigins, "--cors-origins") }
+        if let allowedHosts { configuration.allowedHosts = try Configuration.list(allowedHosts, "--allowed-hosts") }
+        if let sqs { configuration.sqs.listen = sqs }
+        if let sqsAccountId { configuration.sqs.accountID = sqsAccountId }
+        if let sqsRegion { configuration.sqs.region = sqsRegion }
+        if let sqsAdvertisedUrl { configuration.sqs.advertisedURL = sqsAdvertisedUrl }
         try configuration.validate()
         return configuration
     }
@@ -112,6 +160,18 @@ struct Ternd: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "ternd")
+        let descriptors = DescriptorLimit.raiseToHardLimit()
+        logger.info("open-file limit", metadata: [
+            "tern.nofile": "\(descriptors.soft)", "tern.nofile_before": "\(descriptors.before)", "tern.nofile_hard": "\(descriptors.hard)",
+        ])
+        let connectionReserve = ConnectionLimiter().reserve
+        if descriptors.soft < UInt64(configuration.maxConnections + connectionReserve + DescriptorLimit.headroom) {
+            logger.warning("the open-file limit is below max_connections + reserve + headroom: connections may fail with EMFILE", metadata: [
+                "tern.nofile": "\(descriptors.soft)", "tern.max_connections": "\(configuration.maxConnections)",
+            ])
+        }
+        let connections = ConnectionLimiter(maxConnections: configuration.maxConnections, reserve: connectionReserve)
+        let requestBytes = RequestBytesBudget(limit: configuration.maxInFlightRequestBytes)
 
         var metrics: TernMetrics?
         if configuration.metrics {
@@ -124,8 +184,19 @@ struct Ternd: AsyncParsableCommand {
         var storageSettings = Storage.Settings()
         storageSettings.maxMapBytes = configuration.maxMapBytes
         storageSettings.durable = configuration.sync
-        let storage = try Storage(directory: configuration.dataDir, databases: Broker.databaseNames, settings: storageSettings, logger: logger)
-        let clock = SystemClock()
+        let storage: Storage
+        do {
+            storage = try Storage(directory: configuration.dataDir, databases: Broker.databaseNames + SQS.databaseNames, settings: storageSettings, logger: logger)
+        } catch let error as StorageError {
+            // One line naming the path and the reason, not a dump of the underlying error.
+            logger.critical("cannot open the data directory", metadata: ["tern.data_dir": "\(configuration.dataDir)", "tern.error": "\(error.message)"])
+            throw ExitMessage("ternd: cannot open the data directory \(configuration.dataDir): \(error.message)")
+        }
+        // Steady while running: wall-clock jumps move no deadline (decision 40); reported once each.
+        let clock = SteadyClock(onJump: { offset in
+            logger.warning("the wall clock jumped; broker time keeps advancing steadily until the next restart",
+                           metadata: ["tern.clock_offset_ms": "\(offset)"])
+        })
         let broker = try await Broker.open(storage: storage, clock: clock, commandLogBytes: configuration.commandLogBytes, logger: logger)
         metrics?.attach(broker: broker)
         metrics?.attach(storage: storage)
@@ -134,13 +205,26 @@ struct Ternd: AsyncParsableCommand {
 
         var apiSettings = HTTPAPI.Settings()
         apiSettings.maxRequestBytes = configuration.maxRequestBytes
+        apiSettings.corsOrigins = configuration.corsOrigins
+        apiSettings.allowedHosts = configuration.allowedHosts
+        apiSettings.requestBytes = requestBytes
         var operations = HTTPAPI.Operations(metrics: metrics, alerts: alerts, auth: configuration.auth)
         operations.console = configuration.console
         let tls = configuration.tlsCertificate.map { TLSSettings(certificatePath: $0, keyPath: configuration.tlsKey!) }
+        let gossip = try makeGossipService(configuration, metrics: metrics, logger: logger)
+        operations.cluster = gossip
         let (host, port) = parseAddress(configuration.http)!
+        apiSettings.enforceAllowedHosts = HTTPAPI.isLoopbackAddress(host) || !configuration.allowedHosts.isEmpty
+        var serverSettings = HTTPAPI.ServerSettings()
+        serverSettings.tls = tls
+        serverSettings.metrics = metrics
+        serverSettings.maxRequestBytes = configuration.maxRequestBytes
+        serverSettings.headerReadTimeout = Configuration.duration(configuration.headerReadTimeout)
+        serverSettings.idleTimeout = Configuration.duration(configuration.httpIdleTimeout)
+        serverSettings.connections = connections
         let app = Application(
             router: HTTPAPI.router(broker: broker, settings: apiSettings, operations: operations),
-            server: try HTTPAPI.serverBuilder(tls: tls, metrics: metrics),
+            server: try HTTPAPI.serverBuilder(settings: serverSettings),
             configuration: .init(address: .hostname(host, port: port), serverName: "ternd"),
             logger: logger)
         // Services stop in reverse order: listeners first (stop accepting, finish in-flight
@@ -150,10 +234,22 @@ struct Ternd: AsyncParsableCommand {
         wireSettings.auth = configuration.auth
         wireSettings.tls = tls
         wireSettings.metrics = metrics
+        wireSettings.cluster = gossip
+        wireSettings.idleTimeout = Configuration.duration(configuration.binaryIdleTimeout)
+        wireSettings.connections = connections
+        wireSettings.requestBytes = requestBytes
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: MaintenanceService(broker: broker)), .init(service: alerts), .init(service: app),
+            .init(service: WireServer(broker: broker, settings: wireSettings, logger: logger)),
+        ]
+        if let sqsApp = try sqsApplication(configuration, broker: broker, storage: storage, tls: tls, metrics: metrics, logger: logger) {
+            services.append(.init(service: sqsApp))
+        }
+        // Gossip stops first: the node leaves (members see "left") while it still serves.
+        if let gossip { services.append(.init(service: gossip)) }
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: MaintenanceService(broker: broker)), .init(service: alerts), .init(service: app),
-                           .init(service: WireServer(broker: broker, settings: wireSettings, logger: logger))],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         logger.info("ternd starting", metadata: [
@@ -165,5 +261,56 @@ struct Ternd: AsyncParsableCommand {
         try await group.run()
         storage.close()
         logger.info("ternd stopped")
+    }
+}
+
+/// A fatal start-up failure printed as one line (ArgumentParser prints the description).
+struct ExitMessage: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The process's open-file limit (`RLIMIT_NOFILE`): every connection holds a descriptor.
+enum DescriptorLimit {
+    /// Descriptors kept besides connections: LMDB's files, listeners, logs, the runtime.
+    static let headroom = 256
+
+    /// Raises the soft limit to the hard limit (as nginx's `worker_rlimit_nofile` and
+    /// systemd's `LimitNOFILE` advise), and returns the limits before and after.
+    static func raiseToHardLimit() -> (before: UInt64, soft: UInt64, hard: UInt64) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return (0, 0, 0) }
+        let before = UInt64(limit.rlim_cur)
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return (before, UInt64(limit.rlim_cur), UInt64(limit.rlim_max))
+    }
+}
+
+extension Ternd {
+    /// The SQS-compatible listener (`--sqs`), nil when not configured. Without authentication
+    /// it accepts any signature, and says so in the log.
+    func sqsApplication(_ configuration: Configuration, broker: Broker, storage: Storage, tls: TLSSettings?, metrics: TernMetrics?,
+                        logger: Logger) throws -> (any Service)? {
+        guard let listen = configuration.sqs.listen, let (host, port) = parseAddress(listen) else { return nil }
+        var settings = SQS.Settings()
+        settings.accountID = configuration.sqs.accountID
+        settings.region = configuration.sqs.region
+        settings.advertisedBaseURL = configuration.sqs.advertisedURL
+        settings.maxRequestBytes = min(configuration.maxRequestBytes, settings.maxRequestBytes)
+        settings.auth = configuration.auth
+        let endpoint = SQSEndpoint(broker: broker, storage: storage, settings: settings, logger: logger)
+        logger.info("sqs endpoint starting", metadata: [
+            "tern.sqs": "\(listen)", "tern.sqs.account_id": "\(settings.accountID)", "tern.sqs.region": "\(settings.region)",
+            "tern.sqs.signatures": "\(settings.auth.enabled ? "SigV4 required (access key id = token name)" : "not checked: authentication is off, any signature is accepted")",
+        ])
+        return Application(
+            responder: endpoint.responder(),
+            server: try HTTPAPI.serverBuilder(tls: tls, metrics: nil),
+            configuration: .init(address: .hostname(host, port: port), serverName: "ternd-sqs"),
+            logger: logger)
     }
 }

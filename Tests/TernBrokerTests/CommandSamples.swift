@@ -12,12 +12,18 @@ enum CommandSamples {
         random.next() % 2 == 0 ? nil : make(&random)
     }
 
-    static func message(_ random: inout SeededGenerator) -> OutgoingMessage {
+    /// `attributes: false` draws no random values for attributes, so that seed 1 gives the
+    /// commands the version-1 fixtures were written from.
+    static func message(_ random: inout SeededGenerator, attributes: Bool = true) -> OutgoingMessage {
         let size = Int(random.next() % 600)
         let text = random.next() % 2 == 0
         let body = text ? Array(String(repeating: "log line ", count: size / 9 + 1).utf8) : random.bytes(count: size + 1)
         return OutgoingMessage(body: body, priority: UInt8(random.next() % 10), delay: optional(&random) { Int($0.next() % 900) },
-                               groupID: optional(&random) { "g\($0.next() % 9)" }, deduplicationID: optional(&random) { "d\($0.next())" })
+                               groupID: optional(&random) { "g\($0.next() % 9)" }, deduplicationID: optional(&random) { "d\($0.next())" },
+                               attributes: !attributes ? [] : (0..<(random.next() % 3)).map { i in
+                                   MessageAttribute(kind: i == 0 ? .user : .system, name: "attr\(i)", dataType: ["String", "Number", "Binary.png"][Int(random.next() % 3)],
+                                                    value: random.bytes(count: Int(random.next() % 20)))
+                               })
     }
 
     static func handle(_ random: inout SeededGenerator) -> ReceiptHandle {
@@ -65,11 +71,16 @@ enum CommandSamples {
         return patch
     }
 
+    /// The kinds version 1 of the codec knew: the first entries of ``everyKind(_:attributes:)``
+    /// (the records of `Fixtures/commands-v1.hex`).
+    static let version1Kinds = 22
+
     /// One command of every kind (23): the first 22 in ``Command`` case order, kinds added later
-    /// appended at the end, so the seeded values of the earlier ones (and the records of
-    /// `Fixtures/commands-v1.hex` made from them) stay the same.
-    static func everyKind(_ random: inout SeededGenerator) -> [Command] {
-        let messages = (0..<(random.next() % 4 + 1)).map { _ in message(&random) }
+    /// appended at the end, so the seeded values of the earlier ones (and the fixture records
+    /// made from them) stay the same; `attributes: false` gives messages as version 1 of the
+    /// codec could carry them.
+    static func everyKind(_ random: inout SeededGenerator, attributes: Bool = true) -> [Command] {
+        let messages = (0..<(random.next() % 4 + 1)).map { _ in message(&random, attributes: attributes) }
         return [
             .createOrUpdateQueue(name(&random), patch(&random)),
             .deleteQueue(name(&random)),

@@ -103,7 +103,9 @@ struct Workload {
                 messages.append(OutgoingMessage(body: Array("order \(random.next() % 50)".utf8), groupID: "g\(random.next() % 4)",
                                                 deduplicationID: chance(30) ? "d\(random.next() % 20)" : nil))
             } else {
-                messages.append(OutgoingMessage(body: body(), priority: UInt8(random.next() % 10), delay: chance(20) ? number(1...30) : nil))
+                let attributes = chance(25) ? [MessageAttribute(name: "trace", dataType: "String", value: Array("t-\(random.next() % 1000)".utf8))] : []
+                messages.append(OutgoingMessage(body: body(), priority: UInt8(random.next() % 10), delay: chance(20) ? number(1...30) : nil,
+                                                attributes: attributes))
             }
         }
         _ = try await broker.send(try QueueName(queue), messages)

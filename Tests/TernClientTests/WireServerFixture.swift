@@ -20,10 +20,11 @@ final class WireServerFixture: @unchecked Sendable {
 
     static let logger = Logger(label: "test")
 
-    init(wire: WireSettings = WireSettings(), configure: (inout WireServer.Settings) -> Void = { _ in }) async throws {
+    /// - Parameter durable: whether commits are synced to disk (slower, like a real broker).
+    init(wire: WireSettings = WireSettings(), durable: Bool = false, configure: (inout WireServer.Settings) -> Void = { _ in }) async throws {
         directory = try TemporaryDirectory(prefix: "tern-wire")
         var settings = Storage.Settings()
-        settings.durable = false
+        settings.durable = durable
         settings.maxMapBytes = 256 << 20
         storage = try Storage(directory: directory.path, databases: Broker.databaseNames, settings: settings, logger: Self.logger)
         broker = try await Broker.open(storage: storage, clock: SystemClock(), logger: Self.logger)
@@ -52,8 +53,9 @@ final class WireServerFixture: @unchecked Sendable {
     }
 
     /// Runs `body` with a fresh fixture and shuts it down afterwards, also when `body` throws.
-    static func with<T>(configure: (inout WireServer.Settings) -> Void = { _ in }, _ body: (WireServerFixture) async throws -> T) async throws -> T {
-        let fixture = try await WireServerFixture(configure: configure)
+    static func with<T>(durable: Bool = false, configure: (inout WireServer.Settings) -> Void = { _ in },
+                        _ body: (WireServerFixture) async throws -> T) async throws -> T {
+        let fixture = try await WireServerFixture(durable: durable, configure: configure)
         do {
             let result = try await body(fixture)
             await fixture.shutdown()

@@ -96,6 +96,28 @@ extension IntegrationTests {
             }
         }
 
+        /// CRLF input (the Android loghub sample has it): the `\r` of each line ending is not
+        /// part of the message, for `tern send` and `tern topic produce` alike; a `\r` inside a
+        /// line is kept.
+        @Test(.timeLimit(.minutes(2)))
+        func crlfInput_sendAndProduce_stripTheCarriageReturnOfEachLineEnding() async throws {
+            try await withBinaryServer { _, binary, root in
+                _ = try await tern(["queue", "create", "--server", binary, "crlf"], root: root)
+                let sent = try await tern(["send", "--server", binary, "crlf"], input: "one\r\ntwo\rhalf\r\n\r\nthree\r", root: root)
+                #expect(sent.status == 0, "\(sent.error)")
+                #expect(sent.output == "sent 3 messages\n", "the empty CRLF line is skipped")
+                let received = try await tern(["receive", "--server", binary, "crlf", "--max", "10", "--ack"], root: root)
+                #expect(received.output.split(separator: "\n").map(String.init).sorted() == ["one", "three", "two\rhalf"])
+
+                _ = try await tern(["topic", "create", "--server", binary, "crlf-events", "--partitions", "1"], root: root)
+                let produced = try await tern(["topic", "produce", "--server", binary, "crlf-events"], input: "a\r\nb\r\n", root: root)
+                #expect(produced.output == "produced 2 messages\n", "\(produced.error)")
+                let consumed = try await tern(["topic", "consume", "--server", binary, "crlf-events", "--group", "g", "--wait", "1"],
+                                              root: root)
+                #expect(consumed.output == "a\nb\n")
+            }
+        }
+
         @Test(.timeLimit(.minutes(2)))
         func topicCreateProduceWithKey_consumeWithGroup_overBinary_printsEveryValueInOrder() async throws {
             try await withBinaryServer { _, binary, root in

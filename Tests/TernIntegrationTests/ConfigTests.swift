@@ -67,6 +67,9 @@ extension IntegrationTests {
             ("log_format: xml\n", "log_format must be text or json"),
             ("tls:\n  certificate: /a.pem\n", "tls needs both certificate and key"),
             ("http: nowhere\n", "http must be HOST:PORT"),
+            ("cluster:\n  gossip: 0.0.0.0:7946\n", "gossip must name an address the other nodes can reach"),
+            ("cluster:\n  seeds: [127.0.0.1:7946]\n", "seeds need a gossip address"),
+            ("cluster:\n  gossip: 127.0.0.1:7946\n  node_id: \"a b\"\n", "node_id must be"),
         ])
         func invalidConfiguration_exitsWithAMessageNamingTheSetting(text: String, message: String) async throws {
             let root = try TemporaryDirectory(prefix: "tern-config")
@@ -74,6 +77,49 @@ extension IntegrationTests {
             let result = try await runTernd(["--config", try configFile(root, text), "--print-config"])
             #expect(result.status != 0)
             #expect(result.error.contains(message), "\(result.error)")
+        }
+
+        /// The limits of issue 14 in every layer: a list in the file, a comma-separated flag and
+        /// variable, seconds as decimals; `--print-config` shows them.
+        @Test func hardeningLimits_comeFromEveryLayer_andArePrinted() async throws {
+            let root = try TemporaryDirectory(prefix: "tern-config")
+            defer { root.remove() }
+            let path = try configFile(root, """
+                cors_origins: [https://app.example, "http://localhost:3000"]
+                max_connections: 500
+                binary_idle_timeout: 120
+                """)
+            let result = try await runTernd(["--config", path, "--allowed-hosts", "tern.internal, tern.local", "--http-idle-timeout", "0",
+                                             "--print-config"],
+                                            environment: ["TERN_HEADER_READ_TIMEOUT": "2.5", "TERN_MAX_IN_FLIGHT_REQUEST_BYTES": "134217728"])
+            #expect(result.status == 0, "\(result.error)")
+            let lines = Set(result.output.split(separator: "\n").map(String.init))
+            #expect(lines.contains(#"cors_origins: ["https://app.example", "http://localhost:3000"]"#), "\(result.output)")
+            #expect(lines.contains(#"allowed_hosts: ["tern.internal", "tern.local"]"#))
+            #expect(lines.contains("max_connections: 500") && lines.contains("binary_idle_timeout: 120"))
+            #expect(lines.contains("header_read_timeout: 2.5") && lines.contains("http_idle_timeout: 0"))
+            #expect(lines.contains("max_in_flight_request_bytes: 134217728"))
+
+            let defaults = try await runTernd(["--print-config"])
+            let defaultLines = Set(defaults.output.split(separator: "\n").map(String.init))
+            #expect(defaultLines.isSuperset(of: ["max_connections: 10000", "header_read_timeout: 10", "http_idle_timeout: 60",
+                                                 "binary_idle_timeout: 600", "max_in_flight_request_bytes: 268435456",
+                                                 "cors_origins: []", "allowed_hosts: []"]), "\(defaults.output)")
+            let bad = try await runTernd(["--cors-origins", "https://app.example/path", "--print-config"])
+            #expect(bad.status != 0 && bad.error.contains("cors_origins"), "\(bad.error)")
+        }
+
+        @Test func dataDirectoryThatCannotBeCreated_failsWithOneLineNamingThePath() async throws {
+            let root = try TemporaryDirectory(prefix: "tern-config")
+            defer { root.remove() }
+            let blocker = root.appending("file")
+            try "not a directory".write(toFile: blocker, atomically: true, encoding: .utf8)
+            let result = try await runTernd(["--data-dir", blocker + "/data", "--http", "127.0.0.1:0", "--binary", "127.0.0.1:0"])
+            #expect(result.status != 0)
+            let line = try #require(result.error.split(separator: "\n").first { $0.contains("cannot create the data directory") },
+                                    "\(result.error)")
+            #expect(line.contains(blocker + "/data") && line.contains("Not a directory"), "\(line)")
+            #expect(!result.error.contains("NSError") && !result.error.contains("Domain="), "\(result.error)")
         }
 
         @Test func jsonLogs_areOneObjectPerLine_withStructuredMetadata_andNoSecrets() async throws {

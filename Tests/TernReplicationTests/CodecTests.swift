@@ -57,6 +57,25 @@ import TernTestKit
         }
     }
 
+    /// Regression (found by the mutation fuzz, seed 1): a configuration with unsorted or
+    /// repeated node ids decoded, and re-encoded to other bytes. Only the canonical form decodes.
+    @Test func configuration_withUnsortedRepeatedOrOverlappingIDs_isRefused() {
+        func encoded(voters: [UInt64], learners: [UInt64]) -> [UInt8] {
+            var bytes: [UInt8] = [Raft.Codec.version]
+            for list in [voters, learners] {
+                bytes += (0..<4).map { UInt8(truncatingIfNeeded: UInt32(list.count) >> (24 - 8 * UInt32($0))) }
+                for id in list { bytes += (0..<8).map { UInt8(truncatingIfNeeded: id >> (56 - 8 * UInt64($0))) } }
+            }
+            return bytes
+        }
+        #expect((try? Raft.Codec.decodeConfiguration(encoded(voters: [1, 2, 3], learners: [4]))) != nil)
+        for (voters, learners): ([UInt64], [UInt64]) in [([2, 1], []), ([1, 1], []), ([1, 2], [2]), ([1], [5, 4])] {
+            #expect(throws: ReplicationError.self, "\(voters) \(learners)") {
+                try Raft.Codec.decodeConfiguration(encoded(voters: voters, learners: learners))
+            }
+        }
+    }
+
     @Test func anotherVersion_failsWithUnsupportedVersion() {
         var bytes = Raft.Codec.encode(Self.samples[0])
         bytes[0] = 2

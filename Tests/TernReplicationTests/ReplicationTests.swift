@@ -1,5 +1,5 @@
 import Testing
-import TernReplication
+@_spi(Testing) import TernReplication
 
 @Suite struct ReplicationTests {
     @Test func propose_onLeader_commitsOnAMajorityAndEveryoneAppliesInOrder() throws {
@@ -253,6 +253,36 @@ import TernReplication
         c.deliver()
         c.tickAll(3)
         try c.nodes[1]!.propose([[UInt8](repeating: 1, count: 600)])
+    }
+
+    /// Found by `tern-sim --seed 2 --events 40000 --faults crashes --plant-bug send-before-sync`:
+    /// a follower that lost entries it had acknowledged was probed at its old match index
+    /// forever, each rejection answered by the same append at network speed. Now the leader
+    /// lowers the match and re-replicates.
+    @Test func followerThatLostAcknowledgedEntries_isReplicatedAgain_withoutARejectionStorm() throws {
+        let c = try TestCluster([1, 2, 3])
+        c.campaign(1)
+        try c.nodes[1]!.propose([.text("a"), .text("b"), .text("c")])
+        c.deliver()
+        c.tickAll(3)
+        #expect(c[1].replicationProgress(of: 2)?.match == 4)
+        // Node 2's disk loses its last two entries (a lying fsync), then it restarts.
+        c.crash(2)
+        c.disks[2]!.entries.removeLast(2)
+        c.disks[2]!.hardState.commit = 2
+        try c.restart(2)
+        c.isolate(3)
+        c.sent.removeAll()
+        try c.nodes[1]!.propose([.text("d")])
+        c.deliver()
+        c.tickAll(4)
+        let rejections = c.sent.filter {
+            if case .appendResponse(_, true, _, _) = $0.kind { return $0.from == 2 }
+            return false
+        }
+        #expect(rejections.count <= 3, "\(rejections.count) rejections")
+        #expect(c[2].lastIndex == c[1].lastIndex)
+        #expect(c[1].commitIndex == 5)
     }
 
     @Test func restart_fromDisk_keepsTermVoteAndLog() throws {

@@ -76,3 +76,21 @@ import TernTestKit
         #expect(clock.sleeperCount == 0)
     }
 }
+
+/// `Timestamp` from the real clock's `timespec` (issue 14: a clock before 1970 crashed `ternd`).
+@Suite struct TimestampTests {
+    @Test func clockBefore1970_readsAsTheEpoch_insteadOfTrapping() {
+        #expect(Timestamp(unixSeconds: -86_400, nanoseconds: 500_000_000).milliseconds == 0)
+        #expect(Timestamp(unixSeconds: -1, nanoseconds: 999_999_999).milliseconds == 0)
+    }
+
+    @Test func timespec_convertsToMilliseconds_andSaturates() {
+        #expect(Timestamp(unixSeconds: 1_700_000_000, nanoseconds: 123_456_789).milliseconds == 1_700_000_000_123)
+        #expect(Timestamp(unixSeconds: .max, nanoseconds: 0).milliseconds == .max)
+        #expect(Timestamp(unixSeconds: 0, nanoseconds: 0).milliseconds == 0)
+    }
+
+    @Test func systemClock_readsAfter2020() {
+        #expect(SystemClock().now.milliseconds > 1_577_836_800_000)
+    }
+}

@@ -73,6 +73,7 @@ enum WireSamples {
                           .init(topic: "events", group: "audit", partition: 0, offset: 7, member: (id: "m-1", generation: 4))],
                 produces: [.init(topic: "upper", messages: [TopicMessage(key: Array("k".utf8), value: Array("V".utf8)),
                                                             TopicMessage(value: [], partition: 2)])])),
+            .describeCluster,
         ] + topicRequests
     }()
 
@@ -173,6 +174,13 @@ enum WireSamples {
         (.commitTransaction, .committed([[sent], []], duplicate: false)),
         (.commitTransaction, .committed([], produced: [[TopicOffset(partition: 1, offset: 9), TopicOffset(partition: 2, offset: 0)]], duplicate: true)),
         (.abortTransaction, .done),
+        (.describeCluster, .cluster(.alone)),
+        (.describeCluster, .cluster(WireClusterView(gossip: true, nodeID: "n1", members: [
+            WireClusterMember(nodeID: "n1", state: .alive, incarnation: 0, gossip: "10.0.0.1:7946", http: "10.0.0.1:7080",
+                              binary: nil, zone: "z1", startedAt: 1_735_689_600_000, lastChange: 1_735_689_601_000, isLocal: true),
+            WireClusterMember(nodeID: "n2", state: .left, incarnation: 3, gossip: "10.0.0.2:7946", http: nil, binary: "10.0.0.2:7081",
+                              zone: nil, startedAt: 1, lastChange: 2, isLocal: false),
+        ]))),
         (.send, .error(TernError(.outOfOrderSequence, "expected 5, got 7"))),
     ] + topicResponses
 

@@ -1,0 +1,114 @@
+import Foundation
+import TernGossip
+import TernServer
+
+/// The `cluster:` part of ``Configuration``: gossip membership (`docs/gossip.md`). Without a
+/// gossip address the node runs alone, exactly as without clustering.
+///
+/// ```yaml
+/// cluster:
+///   node_id: tern-1
+///   gossip: 10.0.0.1:7946
+///   seeds: [10.0.0.2:7946, 10.0.0.3:7946]
+///   zone: eu-west-1a
+///   key_file: /etc/tern/cluster.key
+/// ```
+struct ClusterConfiguration: Equatable {
+    /// `--node-id`; default: the host name (only used with a gossip address).
+    var nodeID: String?
+    /// `--gossip HOST:PORT`: where gossip (UDP) listens and what the others send to.
+    var gossip: String?
+    /// `--seeds HOST:PORT,…`.
+    var seeds: [String] = []
+    /// `--zone`.
+    var zone: String?
+    /// `--cluster-key FILE`.
+    var keyFile: String?
+
+    static let keys: Set<String> = ["node_id", "gossip", "seeds", "zone", "key_file"]
+    static let environmentVariables: [(String, String)] = [
+        ("TERN_NODE_ID", "node_id"), ("TERN_GOSSIP", "gossip"), ("TERN_SEEDS", "seeds"), ("TERN_ZONE", "zone"),
+        ("TERN_CLUSTER_KEY", "key_file"),
+    ]
+
+    var enabled: Bool { gossip != nil }
+
+    mutating func apply(yaml value: Any) throws {
+        let mapping = try Configuration.mapping(value, "cluster", allowed: Self.keys)
+        for (key, value) in mapping {
+            if key == "seeds", let list = value as? [Any] {
+                seeds = try list.map { try Configuration.string($0, "cluster.seeds") }
+            } else {
+                try set(key, Configuration.string(value, "cluster.\(key)"))
+            }
+        }
+    }
+
+    mutating func apply(environment: [String: String]) throws {
+        for (variable, key) in Self.environmentVariables {
+            if let value = environment[variable] { try set(key, value) }
+        }
+    }
+
+    mutating func set(_ key: String, _ value: String) throws {
+        switch key {
+        case "node_id": nodeID = value
+        case "gossip": gossip = value
+        case "seeds": seeds = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        case "zone": zone = value
+        case "key_file": keyFile = value
+        default: throw ConfigurationError("unknown setting cluster.\(key)")
+        }
+    }
+
+    /// The node id: `nodeID`, else the host name cut to a valid id.
+    var effectiveNodeID: String {
+        if let nodeID { return nodeID }
+        let host = ProcessInfo.processInfo.hostName.map { Gossip.NodeID.isValid(String($0)) ? $0 : "-" }
+        return String(String(host).prefix(Gossip.NodeID.maxBytes))
+    }
+
+    func validate() throws {
+        if let nodeID, !Gossip.NodeID.isValid(nodeID) {
+            throw ConfigurationError("node_id must be 1–64 characters of A–Z a–z 0–9 _ . -, got \"\(nodeID)\"")
+        }
+        if let zone, zone.utf8.count > 64 || zone.isEmpty { throw ConfigurationError("zone must be 1–64 bytes") }
+        if let gossip {
+            guard let address = Gossip.Address(parsing: gossip) else { throw ConfigurationError("gossip must be HOST:PORT, got \(gossip)") }
+            guard address.port != 0 else { throw ConfigurationError("gossip needs a fixed port (others send to it), got \(gossip)") }
+            guard address.host != "0.0.0.0", address.host != "::" else {
+                throw ConfigurationError("gossip must name an address the other nodes can reach, not \(address.host)")
+            }
+        }
+        for seed in seeds where Gossip.Address(parsing: seed) == nil {
+            throw ConfigurationError("seeds must be HOST:PORT separated by commas, got \(seed)")
+        }
+        if !enabled {
+            if !seeds.isEmpty { throw ConfigurationError("seeds need a gossip address (--gossip HOST:PORT)") }
+            if keyFile != nil { throw ConfigurationError("a cluster key needs a gossip address (--gossip HOST:PORT)") }
+        }
+        if let keyFile { _ = try Self.readKey(keyFile) }
+    }
+
+    /// The key in `path`: the file's bytes without surrounding white space, at least 16.
+    /// - Throws: ``ConfigurationError`` when the file cannot be read or the key is too short.
+    static func readKey(_ path: String) throws -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ConfigurationError("cannot read the cluster key file \(path)") }
+        let trimmed = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let bytes = Array(trimmed.utf8)
+        guard bytes.count >= 16 else {
+            throw ConfigurationError("the cluster key in \(path) must be at least 16 bytes (try: openssl rand -base64 32 > \(path))")
+        }
+        return bytes
+    }
+
+    /// YAML lines (the key file's path, never the key).
+    func yaml(quoted: (String) -> String) -> [String] {
+        guard enabled else { return ["cluster: null"] }
+        return [
+            "cluster:", "  node_id: \(quoted(effectiveNodeID))", "  gossip: \(quoted(gossip ?? ""))",
+            "  seeds: [\(seeds.map(quoted).joined(separator: ", "))]", "  zone: \(zone.map(quoted) ?? "null")",
+            "  key_file: \(keyFile.map(quoted) ?? "null")",
+        ]
+    }
+}

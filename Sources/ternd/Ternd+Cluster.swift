@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import Logging
+import TernGossip
+import TernServer
+
+/// `ternd`'s cluster flags. Without `--gossip` the node runs alone, as without clustering.
+struct ClusterOptions: ParsableArguments {
+    @Option(name: .long, help: "This node's id in the cluster: 1–64 of A–Z a–z 0–9 _ . - (keep it across restarts). Default: the host name.")
+    var nodeID: String?
+
+    @Option(name: .long, help: "Gossip (UDP) address HOST:PORT, where this node listens and what the others send to. Without it the node runs alone.")
+    var gossip: String?
+
+    @Option(name: .long, help: "Gossip addresses of members to join through: HOST:PORT,HOST:PORT (this node's own is ignored).")
+    var seeds: String?
+
+    @Option(name: .long, help: "This node's failure domain (rack, availability zone), 1–64 bytes.")
+    var zone: String?
+
+    @Option(name: .long, help: "A file holding the cluster key (at least 16 bytes): every gossip datagram is authenticated with HMAC-SHA256.")
+    var clusterKey: String?
+
+    func apply(to cluster: inout ClusterConfiguration) {
+        if let nodeID { cluster.nodeID = nodeID }
+        if let gossip { cluster.gossip = gossip }
+        if let seeds { try? cluster.set("seeds", seeds) }
+        if let zone { cluster.zone = zone }
+        if let clusterKey { cluster.keyFile = clusterKey }
+    }
+}
+
+extension Ternd {
+    /// The gossip service of a configuration with a gossip address, nil without one.
+    /// - Throws: ``ConfigurationError`` when the cluster key cannot be read.
+    func makeGossipService(_ configuration: Configuration, metrics: TernMetrics?, logger: Logger) throws -> GossipService? {
+        let cluster = configuration.cluster
+        guard let text = cluster.gossip, let address = Gossip.Address(parsing: text),
+              let id = Gossip.NodeID(rawValue: cluster.effectiveNodeID) else { return nil }
+        // Validated by Configuration.validate: these parse.
+        let http = parseAddress(configuration.http).flatMap { Gossip.Address(host: advertised($0.0, gossip: address), port: UInt16($0.1)) }
+        let binary = parseAddress(configuration.binary).flatMap { $0.1 == 0 ? nil : Gossip.Address(host: advertised($0.0, gossip: address), port: UInt16($0.1)) }
+        let node = Gossip.Node(id: id, gossip: address, http: http, binary: binary, zone: cluster.zone,
+                               startedAt: UInt64(Date().timeIntervalSince1970 * 1000))
+        var settings = GossipService.Settings(bind: address)
+        settings.seeds = cluster.seeds.compactMap(Gossip.Address.init(parsing:))
+        settings.clusterKey = try cluster.keyFile.map(ClusterConfiguration.readKey)
+        settings.metrics = metrics
+        return GossipService(node: node, settings: settings, logger: logger)
+    }
+
+    /// The host others reach a listener on: its own, unless it listens on every address; then the
+    /// gossip host.
+    private func advertised(_ host: String, gossip: Gossip.Address) -> String {
+        host == "0.0.0.0" || host == "::" ? gossip.host : host
+    }
+}

@@ -1,0 +1,198 @@
+import Foundation
+import Logging
+import Testing
+import TernBroker
+import TernCore
+import TernServer
+import TernStorage
+import TernTestKit
+@testable import TernSQS
+
+/// An endpoint over a broker on a temporary directory with a manual clock; `reopen()` restarts it.
+final class EndpointFixture: @unchecked Sendable {
+    let directory: TemporaryDirectory
+    let clock = ManualClock()
+    let settings: SQS.Settings
+    private(set) var storage: Storage
+    private(set) var broker: Broker
+    private(set) var endpoint: SQSEndpoint
+
+    static let logger = Logger(label: "test")
+
+    init(settings: SQS.Settings = SQS.Settings()) async throws {
+        directory = try TemporaryDirectory(prefix: "tern-sqs")
+        self.settings = settings
+        (storage, broker, endpoint) = try await Self.open(directory, settings, clock)
+    }
+
+    static func open(_ directory: TemporaryDirectory, _ settings: SQS.Settings, _ clock: ManualClock) async throws
+        -> (Storage, Broker, SQSEndpoint)
+    {
+        var storageSettings = Storage.Settings()
+        storageSettings.durable = false
+        storageSettings.maxMapBytes = 256 << 20
+        let storage = try Storage(directory: directory.path, databases: Broker.databaseNames + SQS.databaseNames,
+                                  settings: storageSettings, logger: logger)
+        let broker = try await Broker.open(storage: storage, clock: clock, logger: logger)
+        return (storage, broker, SQSEndpoint(broker: broker, storage: storage, settings: settings, logger: logger))
+    }
+
+    func reopen() async throws {
+        storage.close()
+        (storage, broker, endpoint) = try await Self.open(directory, settings, clock)
+    }
+
+    deinit {
+        storage.close()
+        directory.remove()
+    }
+
+    /// A JSON-protocol call; returns status, the `x-amzn-query-error` header and the parsed body.
+    func call(_ action: String, _ body: String, headers: [String: String] = [:]) async -> (Int, String?, SQSValue) {
+        var all = ["x-amz-target": "AmazonSQS." + action, "content-type": "application/x-amz-json-1.0", "host": "localhost:9324"]
+        all.merge(headers) { $1 }
+        let reply = await endpoint.handle(.init(method: "POST", path: "/", headers: all, body: Array(body.utf8)))
+        let value = (try? JSON.parse(reply.body)) ?? .null
+        return (reply.status, reply.headers.first { $0.0 == "x-amzn-query-error" }?.1, value)
+    }
+
+    func query(_ form: String, path: String = "/") async -> (Int, String) {
+        let reply = await endpoint.handle(.init(method: "POST", path: path, headers: [
+            "content-type": "application/x-www-form-urlencoded", "host": "localhost:9324"], body: Array(form.utf8)))
+        return (reply.status, String(decoding: reply.body, as: UTF8.self))
+    }
+}
+
+@Suite struct SQSEndpointTests {
+    static let url = "http://localhost:9324/000000000000/q"
+
+    @Test func jsonAndQuery_answerTheSameQueue() async throws {
+        let f = try await EndpointFixture()
+        let (status, _, created) = await f.call("CreateQueue", #"{"QueueName":"q","Attributes":{"VisibilityTimeout":"5"}}"#)
+        #expect(status == 200)
+        #expect(created["QueueUrl"] == .string(Self.url))
+        let (queryStatus, xml) = await f.query("Action=SendMessage&MessageBody=hi&Version=2012-11-05", path: "/000000000000/q")
+        #expect(queryStatus == 200, "\(xml)")
+        #expect(xml.contains("<MD5OfMessageBody>49f68a5c8493ec2c0bf489821c21fc3b</MD5OfMessageBody>"))
+        let (_, _, received) = await f.call("ReceiveMessage", #"{"QueueUrl":"\#(Self.url)"}"#)
+        guard case .list(let messages)? = received["Messages"] else { Issue.record("\(received)"); return }
+        #expect(messages.first?["Body"] == .string("hi"))
+    }
+
+    @Test func unknownQueue_isQueueDoesNotExist_withTheLegacyCodeHeader() async throws {
+        let f = try await EndpointFixture()
+        let (status, header, body) = await f.call("GetQueueUrl", #"{"QueueName":"absent"}"#)
+        #expect(status == 400)
+        #expect(header == "AWS.SimpleQueueService.NonExistentQueue;Sender")
+        #expect(body["__type"] == .string("com.amazonaws.sqs#QueueDoesNotExist"))
+        let (queryStatus, xml) = await f.query("Action=GetQueueUrl&QueueName=absent")
+        #expect(queryStatus == 400)
+        #expect(xml.contains("<Type>Sender</Type><Code>AWS.SimpleQueueService.NonExistentQueue</Code>"))
+    }
+
+    @Test func tagsAndStoredAttributes_surviveARestart_butNotARecreation() async throws {
+        let f = try await EndpointFixture()
+        _ = await f.call("CreateQueue", #"{"QueueName":"q","tags":{"team":"a"},"Attributes":{"ReceiveMessageWaitTimeSeconds":"3"}}"#)
+        try await f.reopen()
+        let (_, _, tags) = await f.call("ListQueueTags", #"{"QueueUrl":"\#(Self.url)"}"#)
+        #expect(tags["Tags"] == .object(["team": .string("a")]))
+        let (_, _, attributes) = await f.call("GetQueueAttributes", #"{"QueueUrl":"\#(Self.url)","AttributeNames":["ReceiveMessageWaitTimeSeconds"]}"#)
+        #expect(attributes["Attributes"] == .object(["ReceiveMessageWaitTimeSeconds": .string("3")]))
+        _ = await f.call("DeleteQueue", #"{"QueueUrl":"\#(Self.url)"}"#)
+        f.clock.advance(bySeconds: 61)
+        let (status, _, _) = await f.call("CreateQueue", #"{"QueueName":"q"}"#)
+        #expect(status == 200)
+        let (_, _, fresh) = await f.call("ListQueueTags", #"{"QueueUrl":"\#(Self.url)"}"#)
+        #expect(fresh["Tags"] == nil, "metadata of the deleted queue does not attach to the new one")
+    }
+
+    @Test func deletedName_isRefusedFor60Seconds() async throws {
+        let f = try await EndpointFixture()
+        _ = await f.call("CreateQueue", #"{"QueueName":"q"}"#)
+        _ = await f.call("DeleteQueue", #"{"QueueUrl":"\#(Self.url)"}"#)
+        f.clock.advance(bySeconds: 59)
+        #expect(await f.call("CreateQueue", #"{"QueueName":"q"}"#).1?.hasPrefix("AWS.SimpleQueueService.QueueDeletedRecently") == true)
+        f.clock.advance(bySeconds: 1)
+        #expect(await f.call("CreateQueue", #"{"QueueName":"q"}"#).0 == 200)
+    }
+
+    @Test func mutatedRequests_neverAnswer5xx() async throws {
+        let f = try await EndpointFixture()
+        _ = await f.call("CreateQueue", #"{"QueueName":"q"}"#)
+        let seeds = [
+            ("SendMessageBatch", #"{"QueueUrl":"\#(Self.url)","Entries":[{"Id":"a","MessageBody":"x","MessageAttributes":{"n":{"DataType":"Number","StringValue":"1"}}}]}"#),
+            ("ReceiveMessage", #"{"QueueUrl":"\#(Self.url)","MaxNumberOfMessages":10,"AttributeNames":["All"],"MessageAttributeNames":["a.*"]}"#),
+            ("SetQueueAttributes", #"{"QueueUrl":"\#(Self.url)","Attributes":{"RedrivePolicy":"{\"deadLetterTargetArn\":\"arn:aws:sqs:us-east-1:000000000000:q\",\"maxReceiveCount\":2}"}}"#),
+            ("ChangeMessageVisibilityBatch", #"{"QueueUrl":"\#(Self.url)","Entries":[{"Id":"a","ReceiptHandle":"01","VisibilityTimeout":3}]}"#),
+        ]
+        var generator = SeededGenerator(seed: 81)
+        for _ in 0..<1500 {
+            let (action, body) = seeds.randomElement(using: &generator)!
+            var bytes = Array(body.utf8)
+            for _ in 0..<Int.random(in: 1...3, using: &generator) {
+                let position = Int.random(in: 0..<bytes.count, using: &generator)
+                if Bool.random(using: &generator) { bytes[position] = UInt8.random(in: 0...255, using: &generator) } else { bytes.remove(at: position) }
+            }
+            let reply = await f.endpoint.handle(.init(method: "POST", path: "/", headers: ["x-amz-target": "AmazonSQS." + action], body: bytes))
+            #expect(reply.status < 500, "\(String(decoding: bytes, as: UTF8.self)) → \(String(decoding: reply.body, as: UTF8.self))")
+        }
+    }
+}
+
+@Suite struct SQSAuthenticationTests {
+    static func settings() -> SQS.Settings {
+        var settings = SQS.Settings()
+        settings.auth.enabled = true
+        settings.auth.tokens = [
+            Auth.Token(name: "admin", secret: "admin-secret-0123456789", permissions: [.admin]),
+            Auth.Token(name: "reader", secret: "reader-secret-0123456789", permissions: [.consume(NamePattern("q*"))]),
+        ]
+        return settings
+    }
+
+    /// Signs a JSON-protocol request the way the SDKs do, at the fixture's clock.
+    func signed(_ f: EndpointFixture, _ action: String, _ body: String, key: String, secret: String) -> SQSEndpoint.HTTPRequest {
+        let seconds = Int64(f.clock.now.milliseconds / 1000)
+        let date = Date(timeIntervalSince1970: TimeInterval(seconds))
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        let amzDate = formatter.string(from: date)
+        var headers = ["x-amz-target": "AmazonSQS." + action, "content-type": "application/x-amz-json-1.0", "host": "localhost:9324",
+                       "x-amz-date": amzDate]
+        let request = SigV4.Request(method: "POST", path: "/", query: "", headers: headers, body: Array(body.utf8))
+        let authorization = try! SigV4.Authorization(parsing: "AWS4-HMAC-SHA256 Credential=\(key)/\(amzDate.prefix(8))/us-east-1/sqs/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=00")
+        let signature = SigV4.signature(request, authorization: authorization, amzDate: amzDate, secret: secret)
+        headers["authorization"] = "AWS4-HMAC-SHA256 Credential=\(key)/\(amzDate.prefix(8))/us-east-1/sqs/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=\(signature)"
+        return SQSEndpoint.HTTPRequest(method: "POST", path: "/", headers: headers, body: Array(body.utf8))
+    }
+
+    func code(_ reply: SQSEndpoint.HTTPReply) -> String? {
+        reply.headers.first { $0.0 == "x-amzn-query-error" }?.1.split(separator: ";").first.map(String.init)
+    }
+
+    @Test func signedRequests_areChecked_andMappedOntoTokenPermissions() async throws {
+        let f = try await EndpointFixture(settings: Self.settings())
+        f.clock.advance(bySeconds: 1_700_000_000)
+        let create = await f.endpoint.handle(signed(f, "CreateQueue", #"{"QueueName":"q1"}"#, key: "admin", secret: "admin-secret-0123456789"))
+        #expect(create.status == 200, "\(String(decoding: create.body, as: UTF8.self))")
+        let denied = await f.endpoint.handle(signed(f, "CreateQueue", #"{"QueueName":"q2"}"#, key: "reader", secret: "reader-secret-0123456789"))
+        #expect(denied.status == 403 && code(denied) == "AccessDenied")
+        let wrongSecret = await f.endpoint.handle(signed(f, "ListQueues", "{}", key: "admin", secret: "not-the-secret-000000"))
+        #expect(wrongSecret.status == 403 && code(wrongSecret) == "SignatureDoesNotMatch")
+        let unknown = await f.endpoint.handle(signed(f, "ListQueues", "{}", key: "nobody", secret: "x"))
+        #expect(unknown.status == 403 && code(unknown) == "InvalidClientTokenId")
+        let unsigned = await f.endpoint.handle(.init(method: "POST", path: "/", headers: ["x-amz-target": "AmazonSQS.ListQueues"], body: []))
+        #expect(unsigned.status == 403 && code(unsigned) == "MissingAuthenticationToken")
+        let receive = await f.endpoint.handle(signed(f, "ReceiveMessage", #"{"QueueUrl":"http://localhost:9324/000000000000/q1"}"#,
+                                                     key: "reader", secret: "reader-secret-0123456789"))
+        #expect(receive.status == 200)
+        // A request signed 16 minutes ago.
+        let old = signed(f, "ListQueues", "{}", key: "admin", secret: "admin-secret-0123456789")
+        f.clock.advance(bySeconds: 16 * 60)
+        let skewed = await f.endpoint.handle(old)
+        #expect(skewed.status == 403 && code(skewed) == "SignatureDoesNotMatch")
+        #expect(try f.broker.listQueues().map(\.name.rawValue) == ["q1"], "rejected requests changed nothing")
+    }
+}
