@@ -128,7 +128,7 @@ RABBIT_NODE=$RABBITMQ_NODENAME
 RABBIT_BIN=/usr/lib/rabbitmq/bin
 pgrep -x epmd >/dev/null && EPMD_WAS_RUNNING=1 || EPMD_WAS_RUNNING=
 "$RABBIT_BIN/rabbitmq-server" >"$WORK_DIR/rabbit/stdout" 2>&1 &
-pids+=($!)
+pids+=($!); RABBIT_PID=$!
 # The node registers with epmd only after a while (tens of seconds on a loaded machine).
 for try in $(seq 1 60); do
   "$RABBIT_BIN/rabbitmqctl" -n "$RABBIT_NODE" await_startup --timeout 60 >/dev/null 2>&1 && break
@@ -140,6 +140,7 @@ R[rabbitmq,produce]=$("$WORK_DIR/rabbit-bench" $A -mode publish -conns 4 -batch 
 R[rabbitmq,consume]=$("$WORK_DIR/rabbit-bench" $A -mode consume -conns 4 -batch "$BATCH" -count "$RABBIT_COUNT" | rate_line)
 R[rabbitmq,single]=$("$WORK_DIR/rabbit-bench" $A -mode single -conns 64 -count "$RABBIT_SINGLE_COUNT" -queue single | rate_line)
 "$RABBIT_BIN/rabbitmqctl" -n "$RABBIT_NODE" stop >/dev/null 2>&1 || true
+wait "$RABBIT_PID" 2>/dev/null || true
 RABBIT_NODE=
 [ -n "$EPMD_WAS_RUNNING" ] || epmd -kill >/dev/null 2>&1 || true
 
