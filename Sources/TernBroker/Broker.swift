@@ -280,6 +280,46 @@ public final class Broker: Sendable {
         if timeout > 0 { wakeMaintenance(ifEarlierThan: outcome.time.adding(seconds: timeout)) }
     }
 
+    /// Changes the visibility of a batch of deliveries of `name` in one command (one write
+    /// transaction), each entry independently, as SQS's `ChangeMessageVisibilityBatch` does:
+    /// a malformed, stale or expired handle or an out-of-range timeout fails in its slot, the
+    /// others apply. `timeout` is in seconds from now, 0–43,200 (0 releases the message).
+    /// - Returns: one entry per change, in order: nil when changed, else the error
+    ///   (`InvalidReceiptHandle`, `ReceiptHandleStale`, `Conflict`, `InvalidParameter`).
+    /// - Throws: ``TernError`` `QueueNotFound`, `InvalidParameter` (more than 1,000 entries),
+    ///   or a storage failure (nothing applied).
+    public func changeVisibility(_ name: QueueName, changes: [(receiptHandle: String, timeout: Int)]) async throws(TernError) -> [TernError?] {
+        guard changes.count <= Self.batchSizeRange.upperBound else {
+            throw TernError(.invalidParameter, "at most \(Self.batchSizeRange.upperBound) receipt handles per request")
+        }
+        var results = [TernError?](repeating: nil, count: changes.count)
+        var parsed = [(index: Int, change: VisibilityChange)]()
+        for (index, change) in changes.enumerated() {
+            do throws(TernError) {
+                parsed.append((index, VisibilityChange(handle: try ReceiptHandle(parsing: change.receiptHandle), timeout: change.timeout)))
+            } catch {
+                results[index] = error
+            }
+        }
+        let store = self.store
+        guard !parsed.isEmpty else {
+            _ = try reading { txn in try store.record(named: name, in: txn) }   // QueueNotFound wins
+            return results
+        }
+        let outcome = try await execute(.changeVisibilityBatch(name, parsed.map(\.change)))
+        guard case .visibilityChangedBatch(let outcomes, _) = outcome.result else { Self.unexpected(outcome.result) }
+        var earliest: Int?
+        for (slot, error) in zip(parsed, outcomes) {
+            if let error {
+                results[slot.index] = error
+            } else if slot.change.timeout > 0 {
+                earliest = min(earliest ?? slot.change.timeout, slot.change.timeout)
+            }
+        }
+        if let earliest { wakeMaintenance(ifEarlierThan: outcome.time.adding(seconds: earliest)) }
+        return results
+    }
+
     // MARK: Maintenance
 
     /// What one round of due work did.

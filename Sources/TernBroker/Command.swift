@@ -28,6 +28,10 @@ public enum Command: Sendable, Hashable {
     case acknowledge(QueueName, [ReceiptHandle])
     /// Sets a delivery's visibility deadline to the command time + `timeout` seconds.
     case changeVisibility(QueueName, ReceiptHandle, timeout: Int)
+    /// Changes the visibility of many deliveries of one queue, each independently (a stale,
+    /// expired or out-of-range entry fails in its slot, the others apply), as SQS's
+    /// `ChangeMessageVisibilityBatch` does.
+    case changeVisibilityBatch(QueueName, [VisibilityChange])
     /// Removes up to `limit` messages of queue `queueID` below sequence `below` (one chunk of a purge).
     case purge(queueID: UInt32, below: UInt64, limit: Int)
     /// Moves up to `limit` ready messages of a dead-letter queue, from sequence `after` on,
@@ -73,7 +77,7 @@ public enum Command: Sendable, Hashable {
         case .createOrUpdateQueue, .send, .sendIdempotent, .createOrUpdateTopic, .produce, .joinGroup, .commitOffsets,
              .resetOffsets, .initProducer, .commitTransaction:
             return true
-        case .deleteQueue, .receive, .acknowledge, .changeVisibility, .purge, .redrive, .tick, .retention, .deleteTopic,
+        case .deleteQueue, .receive, .acknowledge, .changeVisibility, .changeVisibilityBatch, .purge, .redrive, .tick, .retention, .deleteTopic,
              .leaveGroup, .expireMembers, .expireProducers:
             return false
         }
@@ -89,6 +93,7 @@ public enum Command: Sendable, Hashable {
         case .receive: "receive"
         case .acknowledge: "acknowledge"
         case .changeVisibility: "change_visibility"
+        case .changeVisibilityBatch: "change_visibility_batch"
         case .purge: "purge"
         case .redrive: "redrive"
         case .tick: "tick"
@@ -112,6 +117,7 @@ public enum Command: Sendable, Hashable {
         switch self {
         case .createOrUpdateQueue(let name, _), .deleteQueue(let name), .send(let name, _, _), .sendIdempotent(let name, _, _, _),
              .receive(let name, _, _, _, _), .acknowledge(let name, _), .changeVisibility(let name, _, _), .redrive(let name, _, _),
+             .changeVisibilityBatch(let name, _),
              .createOrUpdateTopic(let name, _), .deleteTopic(let name), .joinGroup(let name, _, _, _), .leaveGroup(let name, _, _),
              .expireMembers(let name, _, _), .resetOffsets(let name, _, _):
             return name.rawValue
@@ -133,6 +139,19 @@ public struct CommandEnvelope: Sendable, Hashable {
     public init(time: Timestamp, command: Command) {
         self.time = time
         self.command = command
+    }
+}
+
+/// One entry of ``Command/changeVisibilityBatch(_:_:)``: a delivery and its new visibility
+/// timeout, in seconds from the command time (0 releases the message at once; 0–43,200).
+public struct VisibilityChange: Sendable, Hashable {
+    public var handle: ReceiptHandle
+    /// Seconds; 0 makes the message ready again at once.
+    public var timeout: Int
+
+    public init(handle: ReceiptHandle, timeout: Int) {
+        self.handle = handle
+        self.timeout = timeout
     }
 }
 
@@ -255,6 +274,8 @@ public enum CommandResult: Sendable {
     /// Per handle, the message's send time when it was deleted, or the error.
     case acknowledged([Result<Timestamp, TernError>])
     case visibilityChanged(queueID: UInt32)
+    /// Per entry of a ``Command/changeVisibilityBatch(_:_:)``, nil when changed, else the error.
+    case visibilityChangedBatch([TernError?], queueID: UInt32)
     case purged(removed: Int, finished: Bool)
     case redriven(moved: Int, next: UInt64?)
     case tick(QueueStore.DueReport, expired: Int, swept: Int, sweepMore: Bool)

@@ -22,7 +22,7 @@ public enum CommandCodec {
     enum Tag: UInt8 {
         case createOrUpdateQueue = 1, deleteQueue, send, sendIdempotent, receive, acknowledge, changeVisibility, purge, redrive,
              tick, retention, createOrUpdateTopic, deleteTopic, produce, joinGroup, leaveGroup, expireMembers, commitOffsets,
-             resetOffsets, initProducer, commitTransaction, expireProducers
+             resetOffsets, initProducer, commitTransaction, expireProducers, changeVisibilityBatch
     }
 
     /// Encodes `envelope`.
@@ -101,6 +101,8 @@ public enum CommandCodec {
                 tag(.acknowledge); self.name(name); array(handles) { $0.handle($1) }
             case .changeVisibility(let name, let handle, let timeout):
                 tag(.changeVisibility); self.name(name); self.handle(handle); int(timeout)
+            case .changeVisibilityBatch(let name, let changes):
+                tag(.changeVisibilityBatch); self.name(name); array(changes) { w, change in w.handle(change.handle); w.int(change.timeout) }
             case .purge(let queue, let below, let limit):
                 tag(.purge); u32(queue); u64(below); int(limit)
             case .redrive(let name, let after, let limit):
@@ -258,6 +260,10 @@ public enum CommandCodec {
                                 autoAcknowledge: try bool(), nonceSeed: try u64())
             case .acknowledge: return .acknowledge(try name(), try array(minimumBytes: 28) { try $0.handle() })
             case .changeVisibility: return .changeVisibility(try name(), try handle(), timeout: try int())
+            case .changeVisibilityBatch:
+                return .changeVisibilityBatch(try name(), try array(minimumBytes: 36) { r throws in
+                    VisibilityChange(handle: try r.handle(), timeout: try r.int())
+                })
             case .purge: return .purge(queueID: try u32(), below: try u64(), limit: try int())
             case .redrive: return .redrive(try name(), after: try u64(), limit: try int())
             case .tick: return .tick(limit: try int())

@@ -131,7 +131,16 @@ public struct MessageHeader: Sendable, Hashable {
 
     /// - Throws: ``StorageError/Code/corruptRecord`` when the record fails its checks.
     public init(decoding record: [UInt8]) throws(StorageError) {
-        var reader = BigEndianReader(try RecordCodec.decode(record))
+        try self.init(payload: try RecordCodec.decode(record))
+    }
+
+    /// Decodes a header in place (``Transaction/withValue(_:_:_:)``), without copying the record first.
+    public init(decoding record: UnsafeRawBufferPointer) throws(StorageError) {
+        try self.init(payload: try RecordCodec.decode(record))
+    }
+
+    private init(payload: [UInt8]) throws(StorageError) {
+        var reader = BigEndianReader(payload)
         id = MessageID(high: try reader.readUInt64(), low: try reader.readUInt64())
         let rawState = try reader.readUInt8()
         guard let state = MessageState(rawValue: rawState) else {
@@ -197,6 +206,17 @@ public enum MessageBody {
     ///   attribute block is malformed.
     public static func decode(_ record: [UInt8]) throws(StorageError) -> (body: [UInt8], attributes: [MessageAttribute]) {
         let (version, payload) = try RecordCodec.decodeVersioned(record)
+        return try decode(version: version, payload: payload)
+    }
+
+    /// ``decode(_:)`` of a record in place (``Transaction/withValue(_:_:_:)``): a body without
+    /// attributes is copied once, straight from the map page.
+    public static func decode(_ record: UnsafeRawBufferPointer) throws(StorageError) -> (body: [UInt8], attributes: [MessageAttribute]) {
+        let (version, payload) = try RecordCodec.decodeVersioned(record)
+        return try decode(version: version, payload: payload)
+    }
+
+    private static func decode(version: UInt8, payload: [UInt8]) throws(StorageError) -> (body: [UInt8], attributes: [MessageAttribute]) {
         guard version == attributesVersion else { return (payload, []) }
         var reader = BigEndianReader(payload)
         var block = BigEndianReader(try reader.readLengthPrefixed())

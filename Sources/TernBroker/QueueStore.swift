@@ -327,10 +327,9 @@ public struct QueueStore: Sendable {
                         continue
                     }
                 }
-                guard let stored = try txn.get(messages, key) else {
+                guard var header = try txn.withValue(messages, key, { (stored) throws(StorageError) in try MessageHeader(decoding: stored) }) else {
                     throw StorageError(.corruptRecord, "ready index entry for missing message \(id)/\(sequence)")
                 }
-                var header = try MessageHeader(decoding: stored)
                 var record = try cache.get(id)!
                 let attributes = record.attributes
                 if header.sentAt.adding(seconds: attributes.retention) <= now {
@@ -346,7 +345,8 @@ public struct QueueStore: Sendable {
                     cache.update(record)
                     continue
                 }
-                guard let body = try txn.get(bodies, key) else {
+                // The body straight from the map page: checked and copied (or decompressed) once.
+                guard let storedBody = try txn.withValue(bodies, key, { (stored) throws(StorageError) in try MessageBody.decode(stored) }) else {
                     throw StorageError(.corruptRecord, "message \(id)/\(sequence) has no body")
                 }
                 header.receiveCount += 1
@@ -371,7 +371,6 @@ public struct QueueStore: Sendable {
                     record.counts.add(.inFlight, bytes: header.bodyBytes)
                 }
                 cache.update(record)
-                let storedBody = try MessageBody.decode(body)
                 delivered.append(ReceivedMessage(
                     id: header.id, body: storedBody.body,
                     receiptHandle: autoAcknowledge ? "" : ReceiptHandle(queue: id, sequence: sequence, nonce: handleNonce).description,
@@ -468,6 +467,29 @@ public struct QueueStore: Sendable {
         try put(record, in: txn)
     }
 
+    /// Applies ``changeVisibility(_:handle:timeout:at:effects:in:)`` to each entry, in order,
+    /// each independently: an entry that is refused (`ReceiptHandleStale`, `Conflict`,
+    /// `InvalidParameter`) is reported in its slot and changes nothing; the others apply.
+    /// - Returns: per entry, nil when changed, else the error.
+    /// - Throws: ``ErrorCode/queueNotFound``; storage errors (the caller's transaction is then
+    ///   rolled back, nothing applied).
+    public func changeVisibility(_ name: QueueName, changes: [VisibilityChange], at now: Timestamp,
+                                 effects: inout CommandEffects, in txn: WriteTransaction) throws -> [TernError?] {
+        _ = try record(named: name, in: txn)
+        var results = [TernError?]()
+        results.reserveCapacity(changes.count)
+        for change in changes {
+            do {
+                // Every TernError of the single change is thrown before it writes anything.
+                try changeVisibility(name, handle: change.handle, timeout: change.timeout, at: now, effects: &effects, in: txn)
+                results.append(nil)
+            } catch let error as TernError {
+                results.append(error)
+            }
+        }
+        return results
+    }
+
     private func current(_ name: QueueName, handle: ReceiptHandle, in txn: Transaction) throws -> (QueueRecord, MessageHeader) {
         let record = try record(named: name, in: txn)
         guard let header = try current(record, handle: handle, in: txn) else { throw Self.staleHandle }
@@ -477,9 +499,10 @@ public struct QueueStore: Sendable {
     /// The header of the message `handle` was issued for, nil when the handle is stale.
     private func current(_ record: QueueRecord, handle: ReceiptHandle, in txn: Transaction) throws -> MessageHeader? {
         guard handle.queue == record.id,
-            let stored = try txn.get(messages, QueueSchema.messageKey(queue: record.id, sequence: handle.sequence))
+            let header = try txn.withValue(messages, QueueSchema.messageKey(queue: record.id, sequence: handle.sequence), {
+                (stored) throws(StorageError) in try MessageHeader(decoding: stored)
+            })
         else { return nil }
-        let header = try MessageHeader(decoding: stored)
         return header.nonce == handle.nonce ? header : nil
     }
 

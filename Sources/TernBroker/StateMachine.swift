@@ -80,6 +80,12 @@ public struct StateMachine: Sendable {
             if timeout == 0 { effects.queuesWithNewMessages.insert(handle.queue) }
             return .visibilityChanged(queueID: handle.queue)
 
+        case .changeVisibilityBatch(let name, let changes):
+            let queue = try queues.record(named: name, in: txn).id
+            let results = try queues.changeVisibility(name, changes: changes, at: now, effects: &effects, in: txn)
+            if zip(changes, results).contains(where: { $0.timeout == 0 && $1 == nil }) { effects.queuesWithNewMessages.insert(queue) }
+            return .visibilityChangedBatch(results, queueID: queue)
+
         case .purge(let queue, let bound, let limit):
             let (removed, finished) = try queues.sweep(queue: queue, below: bound, limit: limit, in: txn)
             return .purged(removed: removed, finished: finished)

@@ -54,6 +54,7 @@ public enum HTTPAPI {
         router.post("/queues/:name/redrive") { _, context in try await api.redrive(context) }
         router.post("/queues/:name/messages") { request, context in try await api.send(request, context) }
         router.get("/queues/:name/messages") { request, context in try await api.receive(request, context) }
+        addBatchRoutes(to: router, api)
         router.delete("/queues/:name/messages/:handle") { _, context in try await api.acknowledge(context) }
         router.patch("/queues/:name/messages/:handle") { request, context in try await api.changeVisibility(request, context) }
         addTopicRoutes(to: router, api)
@@ -68,7 +69,7 @@ public enum HTTPAPI {
         "POST /queues/{name}/purge", "POST /queues/{name}/redrive", "POST /queues/{name}/messages",
         "GET /queues/{name}/messages", "DELETE /queues/{name}/messages/{receipt_handle}",
         "PATCH /queues/{name}/messages/{receipt_handle}",
-    ] + topicRoutes + Operations.routes + transactionRoutes
+    ] + batchRoutes + topicRoutes + Operations.routes + transactionRoutes
 
     /// The methods that `path` has among ``routes`` (for `405` and `Allow`), empty when no
     /// route has this path; `{param}` matches one non-empty segment.

@@ -61,6 +61,13 @@ public enum RecordCodec {
     /// - Throws: ``StorageError/Code/corruptRecord`` when the record is shorter than its header,
     ///   its checksum does not match, its version is not 1, or its snappy block is invalid.
     public static func decode(_ record: [UInt8]) throws(StorageError) -> [UInt8] {
+        try record.withUnsafeBufferPointer { (bytes) throws(StorageError) in try decode(UnsafeRawBufferPointer(bytes)) }
+    }
+
+    /// ``decode(_:)`` of a record in place (``Transaction/withValue(_:_:_:)``): the payload is
+    /// copied (or decompressed) once, straight out of `record`.
+    /// - Throws: as ``decode(_:)``.
+    public static func decode(_ record: UnsafeRawBufferPointer) throws(StorageError) -> [UInt8] {
         let (version, payload) = try decodeVersioned(record)
         guard version == currentVersion else {
             throw StorageError(.corruptRecord, "unexpected record format version \(version) (expected \(currentVersion))")
@@ -74,11 +81,17 @@ public enum RecordCodec {
     /// - Throws: ``StorageError/Code/corruptRecord`` when the record is shorter than its header,
     ///   its checksum does not match, its version is unknown, or its snappy block is invalid.
     public static func decodeVersioned(_ record: [UInt8]) throws(StorageError) -> (version: UInt8, payload: [UInt8]) {
+        try record.withUnsafeBufferPointer { (bytes) throws(StorageError) in try decodeVersioned(UnsafeRawBufferPointer(bytes)) }
+    }
+
+    /// ``decodeVersioned(_:)`` of a record in place: the payload is copied (or decompressed) once.
+    /// - Throws: as ``decodeVersioned(_:)``.
+    public static func decodeVersioned(_ record: UnsafeRawBufferPointer) throws(StorageError) -> (version: UInt8, payload: [UInt8]) {
         guard record.count >= headerSize else {
             throw StorageError.truncated(needed: headerSize, remaining: record.count)
         }
         let stored = UInt32(record[0]) << 24 | UInt32(record[1]) << 16 | UInt32(record[2]) << 8 | UInt32(record[3])
-        let actual = record.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[4...])) }
+        let actual = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: record[4...]))
         guard stored == actual else {
             throw StorageError(.corruptRecord, "checksum mismatch: stored \(hex(stored)), computed \(hex(actual))")
         }
@@ -89,8 +102,8 @@ public enum RecordCodec {
         guard flags & ~compressedFlag == 0 else {
             throw StorageError(.corruptRecord, "unknown record flags \(flags)")
         }
-        let payload = Array(record[headerSize...])
-        return (record[4], flags & compressedFlag != 0 ? try Snappy.decompress(payload) : payload)
+        let payload = UnsafeRawBufferPointer(rebasing: record[headerSize...])
+        return (record[4], flags & compressedFlag != 0 ? try Snappy.decompress(payload) : Array(payload))
     }
 
     private static func hex(_ value: UInt32) -> String { "0x" + String(value, radix: 16) }

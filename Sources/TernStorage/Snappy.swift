@@ -23,22 +23,20 @@ public enum Snappy {
     /// Decompresses one snappy block.
     /// - Throws: ``StorageError/Code/corruptRecord`` when `input` is not a valid block.
     public static func decompress(_ input: [UInt8]) throws(StorageError) -> [UInt8] {
+        try input.withUnsafeBufferPointer { (bytes) throws(StorageError) in try decompress(UnsafeRawBufferPointer(bytes)) }
+    }
+
+    /// ``decompress(_:)`` reading `input` in place (no copy of the compressed block).
+    /// - Throws: as ``decompress(_:)``.
+    public static func decompress(_ input: UnsafeRawBufferPointer) throws(StorageError) -> [UInt8] {
+        let source = input.baseAddress.map { $0.assumingMemoryBound(to: CChar.self) }
         var length = 0
-        let lengthStatus = input.withUnsafeBufferPointer { source in
-            source.withMemoryRebound(to: CChar.self) { snappy_uncompressed_length($0.baseAddress, $0.count, &length) }
-        }
-        guard lengthStatus == SNAPPY_OK, length <= 1 << 30 else {
+        guard snappy_uncompressed_length(source, input.count, &length) == SNAPPY_OK, length <= 1 << 30 else {
             throw StorageError(.corruptRecord, "invalid snappy block header")
         }
         var output = [UInt8](repeating: 0, count: length)
-        let status = input.withUnsafeBufferPointer { source in
-            output.withUnsafeMutableBufferPointer { target in
-                source.withMemoryRebound(to: CChar.self) { source in
-                    target.withMemoryRebound(to: CChar.self) { target in
-                        snappy_uncompress(source.baseAddress, source.count, target.baseAddress, &length)
-                    }
-                }
-            }
+        let status = output.withUnsafeMutableBytes { target in
+            snappy_uncompress(source, input.count, target.baseAddress?.assumingMemoryBound(to: CChar.self), &length)
         }
         guard status == SNAPPY_OK, length == output.count else {
             throw StorageError(.corruptRecord, "invalid snappy block")

@@ -45,6 +45,24 @@ public class Transaction {
         return copy(value)
     }
 
+    /// Calls `body` with the value stored under `key`, in place in LMDB's map (no copy).
+    ///
+    /// The bytes are valid only during `body` (LMDB: until the transaction ends or writes
+    /// to that page); `body` must copy what it keeps and must not write in this transaction.
+    /// - Returns: what `body` returned, or nil when there is no value under `key`.
+    /// - Throws: ``StorageError`` when LMDB fails (not for a missing key), or what `body` throws.
+    public final func withValue<T>(_ database: Database, _ key: [UInt8],
+                                   _ body: (UnsafeRawBufferPointer) throws(StorageError) -> T) throws(StorageError) -> T? {
+        var value = MDB_val()
+        let rc = key.withUnsafeBytes { keyBytes in
+            var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+            return mdb_get(txn, database.dbi, &keyValue, &value)
+        }
+        if rc == MDB_NOTFOUND { return nil }
+        try check(rc, "get from \(database)")
+        return try body(UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
+    }
+
     /// Opens a cursor on `database` for the duration of `body`.
     public final func withCursor<T>(_ database: Database, _ body: (Cursor) throws -> T) throws -> T {
         var cursor: OpaquePointer?

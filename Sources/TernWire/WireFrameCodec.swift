@@ -79,6 +79,8 @@ public struct WireFrameEncoder: MessageToByteEncoder {
     public init() {}
 
     public func encode(data: WireFrame, out: inout ByteBuffer) throws {
+        // One growth to the frame's size, not a doubling (and a copy) per power of two.
+        out.reserveCapacity(out.writerIndex + WireFrame.sizeFieldBytes + WireFrame.headerBytes + data.payload.readableBytes)
         data.write(to: &out)
     }
 }

@@ -97,9 +97,23 @@ public enum WireRequest: Sendable, Hashable {
 
     /// The request as a frame with `correlationID` (version 0).
     public func frame(correlationID: UInt32, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> WireFrame {
-        var payload = allocator.buffer(capacity: 64)
+        var payload = allocator.buffer(capacity: estimatedPayloadBytes)
         encodePayload(into: &payload)
         return WireFrame(apiKey: api.rawValue, apiVersion: 0, correlationID: correlationID, payload: payload)
+    }
+
+    /// About the bytes ``encodePayload(into:)`` writes (a batch then fills one allocation).
+    var estimatedPayloadBytes: Int {
+        switch self {
+        case .send(let queue, _, let messages):
+            return messages.reduce(64 + queue.utf8.count) { $0 + 32 + $1.body.count + ($1.groupID?.utf8.count ?? 0) + ($1.deduplicationID?.utf8.count ?? 0) }
+        case .acknowledge(let queue, let handles):
+            return handles.reduce(16 + queue.utf8.count) { $0 + 4 + $1.utf8.count }
+        case .produce(let topic, _, let messages):
+            return messages.reduce(64 + topic.utf8.count) { $0 + 24 + $1.value.count + ($1.key?.count ?? 0) }
+        default:
+            return 64
+        }
     }
 
     /// Writes the payload (the bytes after the frame header).

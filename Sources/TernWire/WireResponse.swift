@@ -45,9 +45,23 @@ public enum WireResponse: Sendable, Equatable {
     /// The response as a frame answering a request with `apiKey`, `apiVersion` and `correlationID`.
     public func frame(apiKey: UInt16, apiVersion: UInt16 = 0, correlationID: UInt32,
                       allocator: ByteBufferAllocator = ByteBufferAllocator()) -> WireFrame {
-        var payload = allocator.buffer(capacity: 64)
+        var payload = allocator.buffer(capacity: estimatedPayloadBytes)
         encodePayload(into: &payload)
         return WireFrame(apiKey: apiKey, apiVersion: apiVersion, correlationID: correlationID, payload: payload)
+    }
+
+    /// About the bytes ``encodePayload(into:)`` writes, so that a large receive is written into
+    /// one allocation instead of a buffer doubled a dozen times (each doubling a copy).
+    var estimatedPayloadBytes: Int {
+        switch self {
+        case .received(let messages):
+            // error u16, count u32; per message: id 16, body 4 + n, handle 4 + n, count 4, priority 1, sent at 8.
+            return messages.reduce(6) { $0 + 37 + $1.body.count + $1.receiptHandle.utf8.count }
+        case .consumed(let messages, _):
+            return messages.reduce(256) { $0 + 64 + $1.value.count + ($1.key?.count ?? 0) }
+        default:
+            return 64
+        }
     }
 
     /// Writes the payload: u16 error number (0 = success), then the body or the error message.

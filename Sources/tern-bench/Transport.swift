@@ -65,7 +65,7 @@ struct BinaryTransport: BenchTransport {
     func close() async { await client.close() }
 }
 
-/// The HTTP API with JSON bodies: batch sends, batch receives, one DELETE per ack. Bodies must
+/// The HTTP API with JSON bodies: batch sends, batch receives, batch acknowledgements. Bodies must
 /// be valid UTF-8 (the benchmark bodies are ASCII).
 struct HTTPTransport: BenchTransport {
     let base: String
@@ -118,15 +118,21 @@ struct HTTPTransport: BenchTransport {
         return try JSONDecoder().decode(Received.self, from: Data(body.readableBytesView)).messages.map { ($0.receiptHandle, Array($0.body.utf8)) }
     }
 
+    struct BatchResults: Decodable {
+        var failed: Int
+    }
+
+    /// One `POST /queues/{name}/messages/acknowledge` per batch of up to 1,000 handles.
     func acknowledge(_ handles: [String], on queue: String) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for handle in handles {
-                group.addTask {
-                    let (status, _) = try await exchange(.DELETE, "/queues/\(queue)/messages/\(handle)")
-                    guard status == 204 else { throw BenchError("ack: \(status)") }
-                }
-            }
-            try await group.waitForAll()
+        var start = 0
+        while start < handles.count {
+            let chunk = handles[start..<min(handles.count, start + 1000)]
+            start += chunk.count
+            let data = try JSONEncoder().encode(["receipt_handles": Array(chunk)])
+            let (status, body) = try await exchange(.POST, "/queues/\(queue)/messages/acknowledge", body: data)
+            guard status == 200 else { throw BenchError("ack: \(status) \(String(buffer: body))") }
+            let failed = try JSONDecoder().decode(BatchResults.self, from: Data(body.readableBytesView)).failed
+            guard failed == 0 else { throw BenchError("ack: \(failed) of \(chunk.count) handles failed: \(String(buffer: body).prefix(300))") }
         }
     }
 

@@ -67,6 +67,9 @@ struct CommandSummary {
             detail = "\(handles.count) handle(s)"
         case .changeVisibility(_, let handle, let timeout):
             detail = "sequence \(handle.sequence) → \(timeout) s"
+        case .changeVisibilityBatch(_, let changes):
+            count = changes.count
+            detail = "\(changes.count) handle(s)"
         case .purge(_, let below, let limit): detail = "below sequence \(below), up to \(limit)"
         case .redrive(_, let after, let limit): detail = "from sequence \(after), up to \(limit)"
         case .tick(let limit), .retention(let limit): detail = "up to \(limit)"

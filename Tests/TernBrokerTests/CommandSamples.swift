@@ -71,8 +71,14 @@ enum CommandSamples {
         return patch
     }
 
-    /// One command of every kind (22), in ``Command`` case order; `attributes: false` gives
-    /// messages as version 1 of the codec could carry them.
+    /// The kinds version 1 of the codec knew: the first entries of ``everyKind(_:attributes:)``
+    /// (the records of `Fixtures/commands-v1.hex`).
+    static let version1Kinds = 22
+
+    /// One command of every kind (23): the first 22 in ``Command`` case order, kinds added later
+    /// appended at the end, so the seeded values of the earlier ones (and the fixture records
+    /// made from them) stay the same; `attributes: false` gives messages as version 1 of the
+    /// codec could carry them.
     static func everyKind(_ random: inout SeededGenerator, attributes: Bool = true) -> [Command] {
         let messages = (0..<(random.next() % 4 + 1)).map { _ in message(&random, attributes: attributes) }
         return [
@@ -108,6 +114,9 @@ enum CommandSamples {
                 produces: (0..<(random.next() % 2)).map { _ in produce(&random, stamped: false) },
                 offsets: (0..<(random.next() % 2)).map { _ in offsetCommit(&random) })),
             .expireProducers(idleSeconds: 604_800, limit: 5000),
+            .changeVisibilityBatch(name(&random), (0..<(random.next() % 3 + 1)).map { _ in
+                VisibilityChange(handle: handle(&random), timeout: Int(random.next() % 43_201))
+            }),
         ]
     }
 }

@@ -132,6 +132,15 @@ struct Workload {
 
     mutating func changeVisibility() async throws {
         guard let (queue, handle) = handles.randomElement(using: &random) else { return }
+        if chance(30) {
+            // A batch over the queue's handles (stale and expired ones fail in their slots).
+            var batch = [(receiptHandle: String, timeout: Int)]()
+            for entry in handles.filter({ $0.queue == queue }).prefix(number(1...4)) {
+                batch.append((entry.handle, chance(40) ? 0 : number(1...60)))
+            }
+            _ = try await broker.changeVisibility(try QueueName(queue), changes: batch)
+            return
+        }
         try await broker.changeVisibility(try QueueName(queue), receiptHandle: handle, timeout: chance(40) ? 0 : number(1...60))
     }
 
