@@ -85,6 +85,19 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "TernMetadata",
+            dependencies: ["TernCore"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "TernCluster",
+            dependencies: [
+                "TernCore", "TernStorage", "TernBroker", "TernReplication", "TernMetadata",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "TernClient",
             dependencies: [
                 "TernCore", "TernWire",
@@ -98,7 +111,7 @@ let package = Package(
         .target(
             name: "TernServer",
             dependencies: [
-                "TernCore", "TernStorage", "TernBroker", "TernWire", "TernGossip",
+                "TernCore", "TernStorage", "TernBroker", "TernWire", "TernGossip", "TernCluster", "TernReplication",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -130,7 +143,8 @@ let package = Package(
         .executableTarget(
             name: "ternd",
             dependencies: [
-                "TernCore", "TernStorage", "TernBroker", "TernServer", "TernGossip", "TernSQS",
+                "TernCore", "TernStorage", "TernBroker", "TernServer", "TernGossip", "TernSQS", "TernCluster", "TernMetadata",
+                "TernReplication",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -191,6 +205,12 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(name: "TernMetadataTests", dependencies: ["TernMetadata", "TernCore", "TernTestKit"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "TernClusterTests",
+            dependencies: ["TernCluster", "TernBroker", "TernStorage", "TernReplication", "TernTestKit"],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "TernReplicationTests", dependencies: ["TernReplication", "TernTestKit"], swiftSettings: strictSettings),
