@@ -45,13 +45,17 @@ public final class Broker: Sendable {
     /// How often retention and deleted-queue sweeping run, in milliseconds.
     static let maintenanceIntervalMilliseconds: Int64 = 1000
     static let chunkSize = 5000
+    /// Applies commands: nil = this node's group-commit writer; in a cluster, the replication
+    /// group's log (``CommandExecutor``).
+    let executor: (any CommandExecutor)?
 
-    private init(storage: Storage, clock: any TernClock, commandLogBytes: Int, logger: Logger) {
+    private init(storage: Storage, clock: any TernClock, commandLogBytes: Int, executor: (any CommandExecutor)?, logger: Logger) {
         self.storage = storage
         self.clock = clock
         self.logger = logger
         self.machine = StateMachine(storage: storage, logLimitBytes: commandLogBytes)
         self.store = machine.queues
+        self.executor = executor
     }
 
     /// Opens the broker on `storage` and applies, before returning, every visibility deadline
@@ -60,9 +64,26 @@ public final class Broker: Sendable {
     ///   (``CommandLog``); 0 (the default) = no log.
     /// - Throws: ``TernError`` (`InternalError`) when the stored data cannot be read.
     public static func open(storage: Storage, clock: any TernClock, commandLogBytes: Int = 0, logger: Logger) async throws -> Broker {
-        let broker = Broker(storage: storage, clock: clock, commandLogBytes: commandLogBytes, logger: logger)
+        let broker = Broker(storage: storage, clock: clock, commandLogBytes: commandLogBytes, executor: nil, logger: logger)
         while try await broker.runDueWork().more {}
         return broker
+    }
+
+    /// A broker whose commands go through `executor` (a replication group's log, in a
+    /// cluster) instead of this node's writer. Due work is not run here: only the group's
+    /// leader decides time (CLUSTER.md, "only the leader runs time"), in ``runMaintenance()``.
+    /// - Parameter storage: the environment `executor` applies the commands to, which this
+    ///   broker reads.
+    public static func replicated(storage: Storage, clock: any TernClock, executor: any CommandExecutor, logger: Logger) -> Broker {
+        Broker(storage: storage, clock: clock, commandLogBytes: 0, executor: executor, logger: logger)
+    }
+
+    /// Reports the side effects of `outcome` (metrics) and wakes the long polls of queues
+    /// that gained ready messages. A replication group calls it for every command it applies
+    /// on this node, whoever proposed it.
+    public func didApply(_ outcome: CommandOutcome) {
+        observers.emit(tallyEvents(outcome.effects))
+        if !outcome.effects.queuesWithNewMessages.isEmpty { signals.signal(outcome.effects.queuesWithNewMessages) }
     }
 
     /// Applies `command`, decided now, on the writer thread; reports its side effects
@@ -71,10 +92,13 @@ public final class Broker: Sendable {
     @discardableResult
     func execute(_ command: Command) async throws(TernError) -> CommandOutcome {
         let envelope = CommandEnvelope(time: clock.now, command: command)
+        if let executor {
+            // The group applies the command on every replica and calls didApply there.
+            return try await executor.execute(envelope, grows: command.grows)
+        }
         let machine = self.machine
         let outcome = try await perform(grows: command.grows) { txn in try machine.apply(envelope, in: txn) }
-        observers.emit(tallyEvents(outcome.effects))
-        if !outcome.effects.queuesWithNewMessages.isEmpty { signals.signal(outcome.effects.queuesWithNewMessages) }
+        didApply(outcome)
         return outcome
     }
 
@@ -356,6 +380,12 @@ public final class Broker: Sendable {
             // While working, any new deadline signals the loop (its version check then skips the wait).
             scheduledWake.withLock { $0 = Timestamp(milliseconds: .max) }
             let seen = signals.version(of: Self.maintenanceKey)
+            if let executor, !executor.decidesTime {
+                // A follower: the leader runs due work; look again in a while.
+                let wakeAt = clock.now.adding(milliseconds: Self.maintenanceIntervalMilliseconds)
+                await signals.wait(for: Self.maintenanceKey, seen: seen, until: wakeAt, clock: clock)
+                continue
+            }
             do {
                 if try await runDueWork().more { continue }
             } catch {

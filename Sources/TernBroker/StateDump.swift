@@ -41,6 +41,8 @@ public enum StateDump {
     /// Databases deliberately left out, with the reason (they are not broker state).
     public static let excludedDatabases: [String: String] = [
         "log": "the command log: how the state was reached, not the state",
+        "raft_state": "a replication group's Raft hard state and applied index: how this replica reached the state",
+        "raft_log": "a replication group's Raft log: how the state was reached, not the state",
         // Known gap: the SQS front end keeps tags and SQS-only attributes here, written outside
         // the command log (not yet replayed or replicated; decision 41).
         "sqs_queues": "SQS front-end metadata (tags, SQS-only attributes), not yet a command",

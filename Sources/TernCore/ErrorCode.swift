@@ -75,6 +75,9 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let overloaded = ErrorCode("Overloaded", 503, 64)
     /// The broker is shutting down or not yet ready.
     public static let unavailable = ErrorCode("Unavailable", 503, 61)
+    /// This node does not lead the replication group that owns the queue or topic; the
+    /// message names the leader (binary clients retry there; HTTP requests are forwarded).
+    public static let notLeader = ErrorCode("NotLeader", 503, 65)
     /// The storage map reached its configured maximum; sends are refused, acks and deletes still work.
     public static let storageFull = ErrorCode("StorageFull", 507, 62)
 
@@ -122,7 +125,7 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         .invalidJSON, .invalidName, .invalidAttribute, .invalidParameter, .invalidMessage,
         .invalidReceiptHandle, .unsupported, .malformedRequest, .queueNotFound, .routeNotFound, .methodNotAllowed,
         .conflict, .queueFull, .receiptHandleStale, .messageTooLarge, .requestTooLarge,
-        .internalError, .unavailable, .storageFull, .notImplemented, .overloaded,
+        .internalError, .unavailable, .storageFull, .notImplemented, .overloaded, .notLeader,
         .invalidFrame, .unsupportedVersion, .frameTooLarge, .outOfOrderSequence, .producerFenced,
         .unknownProducer, .invalidTransaction,
         .topicNotFound, .memberNotFound, .offsetOutOfRange, .staleGeneration,

@@ -72,7 +72,10 @@ extension Raft {
         /// Index of the latest configuration entry the leader appended (one change at a time).
         private var pendingConfigurationIndex: Index = 0
         /// The index of the leader's first entry of its term (its no-op).
-        private var termStartIndex: Index = 0
+        /// On a leader, the index of the no-op it appended when elected: once that entry is
+        /// applied, the state machine holds every entry committed by earlier leaders (Raft
+        /// §8), so reads and time-driven commands may be served.
+        public private(set) var termStartIndex: Index = 0
         private var uncommittedBytes = 0
         private var transferee: NodeID?
         private var transferElapsed = 0

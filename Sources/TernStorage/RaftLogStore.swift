@@ -91,6 +91,7 @@ public struct RaftLogStore: Sendable {
 
     static let hardStateTag: UInt8 = 0
     static let snapshotTag: UInt8 = 1
+    static let appliedTag: UInt8 = 2
 
     /// A store over `storage`, which must have opened ``databaseNames`` (traps otherwise).
     public init(storage: Storage) {
@@ -149,11 +150,30 @@ public struct RaftLogStore: Sendable {
         try deleteRange(group: group, from: 0, through: .max, in: txn)
     }
 
+    /// Records that `group`'s state machine has applied every entry through `index`. Write it in
+    /// the transaction that applies the entry, so that a restart neither re-applies an entry
+    /// whose effects are stored nor skips one whose effects are not.
+    /// - Throws: ``StorageError`` from LMDB.
+    public func saveApplied(group: GroupID, _ index: UInt64, in txn: WriteTransaction) throws {
+        var w = BigEndianWriter(capacity: 8)
+        w.write(index)
+        try txn.put(stateDatabase, Self.stateKey(group, Self.appliedTag), RecordCodec.encode(w.bytes, compression: .never))
+    }
+
+    /// The highest index `group`'s state machine applied (``saveApplied(group:_:in:)``), 0 when none.
+    /// - Throws: ``StorageError/Code/corruptRecord`` when the record fails its checksum.
+    public func loadApplied(group: GroupID, in txn: Transaction) throws -> UInt64 {
+        guard let record = try txn.get(stateDatabase, Self.stateKey(group, Self.appliedTag)) else { return 0 }
+        var r = BigEndianReader(try RecordCodec.decode(record))
+        return try r.readUInt64()
+    }
+
     /// Deletes everything stored for `group` (the replica left the group).
     public func deleteGroup(_ group: GroupID, in txn: WriteTransaction) throws {
         try deleteRange(group: group, from: 0, through: .max, in: txn)
         try txn.delete(stateDatabase, Self.stateKey(group, Self.hardStateTag))
         try txn.delete(stateDatabase, Self.stateKey(group, Self.snapshotTag))
+        try txn.delete(stateDatabase, Self.stateKey(group, Self.appliedTag))
     }
 
     // MARK: Reading

@@ -246,6 +246,32 @@ public final class Storage: @unchecked Sendable {
         }
     }
 
+    /// Queues `body` for the writer thread like ``write(grows:_:)`` and returns at once;
+    /// `completion` runs on the writer thread once the group-commit transaction holding `body`
+    /// committed (and synced), or with the error `body` threw (nothing of it was committed).
+    ///
+    /// Bodies submitted one after another from one thread run in that order, in the same or
+    /// in consecutive transactions: a caller that must persist, then apply, several records
+    /// submits them all at once and pays one sync when they fit one batch.
+    public func submit<T: Sendable>(grows: Bool = false, _ body: @escaping @Sendable (WriteTransaction) throws -> T,
+                                    completion: @escaping @Sendable (Result<T, any Error>) -> Void) {
+        let box = ResultBox<T>()
+        let job = GroupCommitWriter.Job(
+            grows: grows,
+            run: { txn in box.value = try body(txn) },
+            complete: { result in
+                switch result {
+                case .success: completion(.success(box.value!))
+                case .failure(let error): completion(.failure(error))
+                }
+            })
+        guard let writer else {
+            job.complete(.failure(StorageError(.closed, "storage is open read-only")))
+            return
+        }
+        writer.submit(job)
+    }
+
     /// Facts about the environment, including used and free pages.
     public func info() throws -> EnvironmentInfo {
         var info = MDB_envinfo()

@@ -87,7 +87,7 @@ struct OpenAPIDocument {
             ("InvalidMessage", 400), ("InvalidReceiptHandle", 400), ("Unsupported", 400), ("MalformedRequest", 400), ("QueueNotFound", 404),
             ("NotFound", 404), ("MethodNotAllowed", 405), ("Conflict", 409), ("QueueFull", 409),
             ("ReceiptHandleStale", 410), ("MessageTooLarge", 413), ("RequestTooLarge", 413), ("InternalError", 500),
-            ("Unavailable", 503), ("StorageFull", 507), ("NotImplemented", 501), ("Overloaded", 503),
+            ("Unavailable", 503), ("StorageFull", 507), ("NotImplemented", 501), ("Overloaded", 503), ("NotLeader", 503),
             ("InvalidFrame", 400), ("UnsupportedVersion", 400), ("FrameTooLarge", 413), ("OutOfOrderSequence", 409),
             ("ProducerFenced", 409), ("UnknownProducer", 404), ("InvalidTransaction", 409),
             ("TopicNotFound", 404), ("MemberNotFound", 404), ("OffsetOutOfRange", 416), ("StaleGeneration", 409),

@@ -1,0 +1,411 @@
+import Foundation
+public import Logging
+import Synchronization
+public import TernCore
+public import TernReplication
+public import TernStorage
+
+/// What a replication group replicates: a deterministic state machine stored in the same
+/// LMDB environment as the group's Raft log.
+///
+/// ``apply(_:in:)`` must be a function of the entry and the stored state alone (the same on
+/// every replica). A ``TernError`` it throws is part of that function — the entry changes
+/// nothing on any replica and its proposer receives the error —; any other error (LMDB
+/// failing, an entry this version cannot decode) halts the replica rather than let it
+/// diverge from the others.
+public protocol ReplicatedStateMachine: Sendable {
+    associatedtype Output: Sendable
+    /// Applies one committed entry's payload (never the empty no-op of a new leader).
+    func apply(_ payload: [UInt8], in txn: WriteTransaction) throws -> Output
+}
+
+/// This node's replica of one replication group: a ``Raft/Instance`` driven by real time, its
+/// log and hard state in LMDB (``RaftLogStore``), its messages on a ``RaftTransport``, its
+/// committed entries applied by a ``ReplicatedStateMachine``.
+///
+/// One ``Raft/Ready`` is carried out at a time (etcd-io/raft's `RawNode` contract): its
+/// entries and hard state, and the committed entries it hands out, go to the group-commit
+/// writer together, so appending and applying usually share one transaction and one sync;
+/// messages leave only once the entries and hard state are durable (CLUSTER.md, "durable
+/// before acknowledged"). Each committed entry is applied in its own job of that batch, with
+/// the group's applied index stored in the same transaction, so a restart re-applies exactly
+/// the entries whose effects are not stored.
+///
+/// A proposal is answered when its entry is applied here with the term it was proposed in;
+/// an entry of another term at its index means a new leader replaced it (never applied), and a
+/// proposal still unresolved after ``Settings/proposalTimeout`` is answered `Unavailable` (its
+/// outcome is unknown: it may yet be committed by the next leader).
+public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
+    /// Timing of one replica.
+    public struct Settings: Sendable {
+        /// Raft timing and flow control (CLUSTER.md defaults).
+        public var raft = Raft.Settings()
+        /// How long a proposal waits for its entry to be applied before it is answered
+        /// `Unavailable`. Default 10 s.
+        public var proposalTimeout: Duration = .seconds(10)
+        /// The most proposals waiting at once; more are refused with `Overloaded`. Default 65,536.
+        public var maxPendingProposals = 65_536
+
+        public init() {}
+    }
+
+    /// A snapshot of the replica's Raft state, for `GET /cluster`, metrics and tests.
+    public struct Status: Sendable, Hashable {
+        public var group: UInt64
+        public var node: Raft.NodeID
+        public var role: Raft.Role
+        public var term: Raft.Term
+        public var leader: Raft.NodeID?
+        public var commitIndex: Raft.Index
+        public var appliedIndex: Raft.Index
+        public var lastIndex: Raft.Index
+        public var voters: Set<Raft.NodeID>
+        public var learners: Set<Raft.NodeID>
+        /// On the leader: each member's highest replicated index (the leader's own included).
+        public var match: [Raft.NodeID: Raft.Index]
+        /// Whether this node leads and has applied its term's first entry (see
+        /// ``Raft/Instance/termStartIndex``): it may serve reads and decide time.
+        public var isServing: Bool
+        /// Whether the replica stopped after a failure it cannot apply past (see ``ReplicatedStateMachine``).
+        public var halted: Bool
+    }
+
+    public let group: UInt64
+    public let node: Raft.NodeID
+    private let storage: Storage
+    private let logStore: RaftLogStore
+    private let machine: Machine
+    private let transport: any RaftTransport
+    private let settings: Settings
+    private let logger: Logger
+    private let names: [Raft.NodeID: String]
+    private let state: Mutex<State>
+    private let observer = Mutex<(@Sendable (Machine.Output) -> Void)?>(nil)
+    private let ticker = Mutex<Task<Void, Never>?>(nil)
+
+    private struct Pending {
+        var term: Raft.Term
+        var deadline: ContinuousClock.Instant
+        var continuation: CheckedContinuation<Result<Machine.Output, TernError>, Never>
+    }
+
+    private struct State: ~Copyable {
+        var raft: Raft.Instance
+        var inFlight = false
+        var halted = false
+        var stopped = false
+        var pending: [Raft.Index: Pending] = [:]
+        var leaderChanges = 0
+        var lastLeader: Raft.NodeID?
+    }
+
+    /// Opens the replica from what `storage` holds for `group` (a new replica starts empty).
+    /// - Parameters:
+    ///   - voters: the founding voters' string node ids (used while neither the log nor a
+    ///     snapshot holds a configuration; include this node).
+    ///   - storage: the environment holding both the Raft log (``RaftLogStore/databaseNames``)
+    ///     and the state machine's databases.
+    /// - Throws: ``StorageError`` when the stored log cannot be read;
+    ///   ``ReplicationError`` (`invalidSettings`).
+    public init(group: UInt64, node: String, voters: [String], storage: Storage, machine: Machine,
+                transport: any RaftTransport, settings: Settings = Settings(), logger: Logger) throws {
+        self.group = group
+        self.node = RaftNodeID.of(node)
+        self.storage = storage
+        self.logStore = RaftLogStore(storage: storage)
+        self.machine = machine
+        self.transport = transport
+        self.settings = settings
+        var logger = logger
+        logger[metadataKey: "tern.group"] = "\(group)"
+        self.logger = logger
+        var names: [Raft.NodeID: String] = [:]
+        for voter in voters + [node] { names[RaftNodeID.of(voter)] = voter }
+        self.names = names
+        let logStore = self.logStore
+        let (stored, applied) = try storage.read { txn in
+            (try logStore.load(group: group, in: txn), try logStore.loadApplied(group: group, in: txn))
+        }
+        let snapshot = try stored.snapshot.map { point in
+            Raft.Snapshot(metadata: Raft.SnapshotMetadata(index: point.index, term: point.term,
+                                                          configuration: try Raft.Codec.decodeConfiguration(point.configuration)),
+                          data: [])
+        }
+        let initial = Raft.InitialState(
+            hardState: stored.hardState.map { Raft.HardState(term: $0.term, vote: $0.vote == 0 ? nil : $0.vote, commit: $0.commit) }
+                ?? Raft.HardState(),
+            snapshot: snapshot,
+            entries: stored.entries.map { Raft.Entry(index: $0.index, term: $0.term, kind: Raft.Entry.Kind(rawValue: $0.kind) ?? .normal, payload: $0.payload) },
+            applied: applied)
+        let raft = try Raft.Instance(id: self.node, bootstrap: Raft.Configuration(voters: Set(voters.map(RaftNodeID.of))),
+                                     initialState: initial, settings: settings.raft,
+                                     randomSeed: UInt64.random(in: 1...UInt64.max))
+        state = Mutex(State(raft: raft))
+    }
+
+    /// The string id of a member (as given to `--node-id`), when known.
+    public func name(of node: Raft.NodeID) -> String? { names[node] }
+
+    /// Calls `observer` on this node for every entry applied here, whoever proposed it (the
+    /// broker wakes long polls and counts metrics with it).
+    public func setApplyObserver(_ observer: (@Sendable (Machine.Output) -> Void)?) {
+        self.observer.withLock { $0 = observer }
+    }
+
+    /// Starts ticking (every ``Raft/Settings/tickInterval``).
+    public func start() {
+        let interval = settings.raft.tickInterval
+        let task = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                guard let self else { return }
+                self.tick()
+            }
+        }
+        ticker.withLock { $0 = task }
+    }
+
+    /// Stops ticking and answers every waiting proposal `Unavailable`. Writes already handed to
+    /// the writer still complete.
+    public func stop() {
+        ticker.withLock { $0?.cancel(); $0 = nil }
+        let pending = state.withLock { s in
+            s.stopped = true
+            defer { s.pending.removeAll() }
+            return Array(s.pending.values)
+        }
+        for p in pending {
+            p.continuation.resume(returning: .failure(TernError(.unavailable, "the node is shutting down; the write may or may not have been applied")))
+        }
+    }
+
+    /// Hands a message from a peer to Raft.
+    public func step(_ message: Raft.Message) {
+        let accepted = state.withLock { s in
+            guard !s.stopped, !s.halted else { return false }
+            s.raft.step(message)
+            return true
+        }
+        if accepted { pump() }
+    }
+
+    /// Advances Raft's time by one tick and answers proposals past their timeout.
+    func tick() {
+        let now = ContinuousClock.now
+        let expired: [Pending] = state.withLock { s in
+            guard !s.stopped, !s.halted else { return [] }
+            s.raft.tick()
+            if s.raft.leader != s.lastLeader {
+                s.lastLeader = s.raft.leader
+                s.leaderChanges += 1
+            }
+            let late = s.pending.filter { $0.value.deadline <= now }
+            for key in late.keys { s.pending[key] = nil }
+            return Array(late.values)
+        }
+        for p in expired {
+            p.continuation.resume(returning: .failure(TernError(
+                .unavailable, "the write was not confirmed within \(settings.proposalTimeout); it may or may not have been applied")))
+        }
+        pump()
+    }
+
+    /// Proposes `payload` (one command) and waits until this node applied it.
+    /// - Returns: what the state machine's `apply` returned for it.
+    /// - Throws: ``TernError``: what `apply` threw; `NotLeader` (nothing appended; the message
+    ///   names the leader when known); `Overloaded` (too many proposals or uncommitted bytes);
+    ///   `Unavailable` (leadership lost before the entry committed, the timeout passed, or the
+    ///   node is stopping: the outcome is unknown).
+    public func propose(_ payload: [UInt8]) async throws(TernError) -> Machine.Output {
+        let result: Result<Machine.Output, TernError> = await withCheckedContinuation { continuation in
+            let refusal = state.withLock { s -> TernError? in
+                if s.stopped || s.halted { return TernError(.unavailable, "replica of group \(group) is not running") }
+                guard s.pending.count < settings.maxPendingProposals else {
+                    return TernError(.overloaded, "\(s.pending.count) writes are waiting for replication")
+                }
+                do throws(ReplicationError) {
+                    let range = try s.raft.propose([payload])
+                    s.pending[range.lowerBound] = Pending(term: s.raft.term, deadline: .now + settings.proposalTimeout,
+                                                          continuation: continuation)
+                    return nil
+                } catch {
+                    return self.translate(error)
+                }
+            }
+            if let refusal {
+                continuation.resume(returning: .failure(refusal))
+            } else {
+                pump()
+            }
+        }
+        return try result.get()
+    }
+
+    /// The replica's Raft state now.
+    public var status: Status {
+        state.withLock { s in
+            var match: [Raft.NodeID: Raft.Index] = [:]
+            if s.raft.role == .leader {
+                for member in s.raft.configuration.members {
+                    if let progress = s.raft.replicationProgress(of: member) { match[member] = progress.match }
+                }
+            }
+            return Status(group: group, node: node, role: s.raft.role, term: s.raft.term, leader: s.raft.leader,
+                          commitIndex: s.raft.commitIndex, appliedIndex: s.raft.appliedIndex, lastIndex: s.raft.lastIndex,
+                          voters: s.raft.configuration.voters, learners: s.raft.configuration.learners, match: match,
+                          isServing: s.raft.role == .leader && s.raft.appliedIndex >= s.raft.termStartIndex && !s.halted,
+                          halted: s.halted)
+        }
+    }
+
+    /// How many times this replica saw the group's leader change (including to "none").
+    public var leaderChanges: Int { state.withLock { $0.leaderChanges } }
+
+    /// Hands leadership to `target` (thesis §3.10), e.g. before a graceful shutdown.
+    /// - Throws: ``TernError`` `NotLeader`, `Conflict` (a transfer is in progress).
+    public func transferLeadership(to target: Raft.NodeID) throws(TernError) {
+        let error = state.withLock { s -> TernError? in
+            do throws(ReplicationError) { try s.raft.transferLeadership(to: target); return nil } catch { return translate(error) }
+        }
+        if let error { throw error }
+        pump()
+    }
+
+    // MARK: Carrying out readies
+
+    private func translate(_ error: ReplicationError) -> TernError {
+        switch error.code {
+        case .notLeader:
+            let hint = error.leaderHint.map { names[$0] ?? "\($0)" }
+            return TernError(.notLeader, hint.map { "this node does not lead group \(group); the leader is \($0)" }
+                             ?? "this node does not lead group \(group); no leader is known now")
+        case .uncommittedLimit:
+            return TernError(.overloaded, error.message)
+        case .leadershipTransferInProgress, .configurationChangeInProgress:
+            return TernError(.unavailable, error.message)
+        default:
+            return TernError(.conflict, error.message)
+        }
+    }
+
+    /// Takes the next ready, unless one is being carried out, and carries it out.
+    private func pump() {
+        let ready: Raft.Ready? = state.withLock { s in
+            guard !s.inFlight, !s.halted, let ready = s.raft.ready() else { return nil }
+            s.inFlight = true
+            return ready
+        }
+        guard let ready else { return }
+        carryOut(ready)
+    }
+
+    private func carryOut(_ ready: Raft.Ready) {
+        if ready.snapshot != nil {
+            // Snapshot transfer between nodes is not built yet (docs/cluster.md, "what is not
+            // built yet"): a follower that needs one stops rather than install an empty state.
+            halt("the leader sent a snapshot; installing snapshots is not supported yet (rebuild this node's data by hand)")
+            return
+        }
+        let needsPersist = ready.hardState != nil || !ready.entries.isEmpty || ready.compaction != nil
+        let remaining = Mutex(ready.committedEntries.count + (needsPersist ? 1 : 0))
+        let outputs = Mutex<[Raft.Index: Result<Machine.Output?, any Error>]>([:])
+        let finish: @Sendable () -> Void = { [self] in
+            guard remaining.withLock({ $0 -= 1; return $0 }) == 0 else { return }
+            self.finished(ready, outputs: outputs.withLock { $0 })
+        }
+        if needsPersist {
+            let group = self.group, logStore = self.logStore
+            let hard = ready.hardState, entries = ready.entries, compaction = ready.compaction
+            storage.submit({ txn in
+                if let hard {
+                    try logStore.saveHardState(group: group, RaftLogStore.HardState(term: hard.term, vote: hard.vote ?? 0, commit: hard.commit), in: txn)
+                }
+                if let compaction {
+                    try logStore.compact(group: group, through: RaftLogStore.SnapshotPoint(
+                        index: compaction.metadata.index, term: compaction.metadata.term,
+                        configuration: Raft.Codec.encode(compaction.metadata.configuration)), in: txn)
+                }
+                try logStore.append(group: group, entries.map {
+                    RaftLogStore.Entry(index: $0.index, term: $0.term, kind: $0.kind.rawValue, payload: $0.payload)
+                }, in: txn)
+            }, completion: { [self] (result: Result<Void, any Error>) in
+                if case .failure(let error) = result {
+                    self.halt("cannot persist the raft log: \(error)")
+                    return
+                }
+                self.transport.send(ready.messages.map { RaftEnvelope(group: self.group, message: $0) })
+                finish()
+            })
+        } else if !ready.messages.isEmpty {
+            transport.send(ready.messages.map { RaftEnvelope(group: group, message: $0) })
+        }
+        for entry in ready.committedEntries {
+            let group = self.group, logStore = self.logStore, machine = self.machine
+            storage.submit({ txn -> Machine.Output? in
+                var output: Machine.Output?
+                if entry.kind == .normal, !entry.payload.isEmpty {
+                    output = try machine.apply(entry.payload, in: txn)
+                }
+                try logStore.saveApplied(group: group, entry.index, in: txn)
+                return output
+            }, completion: { (result: Result<Machine.Output?, any Error>) in
+                outputs.withLock { $0[entry.index] = result }
+                finish()
+            })
+        }
+        if !needsPersist && ready.committedEntries.isEmpty {
+            finished(ready, outputs: [:])
+        }
+    }
+
+    private func finished(_ ready: Raft.Ready, outputs: [Raft.Index: Result<Machine.Output?, any Error>]) {
+        var answers: [(Pending, Result<Machine.Output, TernError>)] = []
+        var failure: (any Error)?
+        for entry in ready.committedEntries {
+            guard let result = outputs[entry.index] else { continue }
+            switch result {
+            case .success(let output):
+                if let output { observer.withLock { $0 }?(output) }
+            case .failure(let error as TernError):
+                _ = error  // deterministic: the entry changed nothing on any replica
+            case .failure(let error):
+                failure = error
+            }
+            if failure != nil { break }
+        }
+        let halted = failure != nil
+        state.withLock { s in
+            if !halted { s.raft.advance(ready) }
+            s.inFlight = false
+            for entry in ready.committedEntries {
+                guard let pending = s.pending.removeValue(forKey: entry.index) else { continue }
+                guard pending.term == entry.term else {
+                    answers.append((pending, .failure(TernError(.unavailable, "a new leader replaced the write before it committed; it was not applied"))))
+                    continue
+                }
+                switch outputs[entry.index] {
+                case .success(let output?): answers.append((pending, .success(output)))
+                case .failure(let error as TernError): answers.append((pending, .failure(error)))
+                default: answers.append((pending, .failure(TernError(.internalError, "the write could not be applied on this node"))))
+                }
+            }
+        }
+        for (pending, answer) in answers { pending.continuation.resume(returning: answer) }
+        if let failure {
+            halt("cannot apply a committed entry: \(failure)")
+            return
+        }
+        pump()
+    }
+
+    /// Stops this replica for good (until restart): it would diverge from the others otherwise.
+    private func halt(_ reason: String) {
+        logger.critical("replica halted", metadata: ["tern.reason": "\(reason)"])
+        let pending = state.withLock { s in
+            s.halted = true
+            defer { s.pending.removeAll() }
+            return Array(s.pending.values)
+        }
+        for p in pending { p.continuation.resume(returning: .failure(TernError(.unavailable, "the replica halted: \(reason)"))) }
+    }
+}

@@ -1,0 +1,183 @@
+import Foundation
+import Logging
+import Testing
+import TernBroker
+import TernCluster
+import TernCore
+import TernReplication
+import TernStorage
+import TernTestKit
+
+/// Three replicas of one replication group in one process, each on its own LMDB environment,
+/// over ``LocalNetwork``: the broker's commands go through the Raft log and every replica
+/// reaches the same state; a lost leader loses no acknowledged write.
+@Suite(.serialized) struct ReplicatedBrokerTests {
+    static let logger = Logger(label: "test")
+    static let names = ["n1", "n2", "n3"]
+
+    static var raftSettings: ReplicaGroup<BrokerStateMachine>.Settings {
+        var settings = ReplicaGroup<BrokerStateMachine>.Settings()
+        settings.raft.tickInterval = .milliseconds(20)
+        settings.raft.heartbeatInterval = .milliseconds(60)
+        settings.raft.electionTimeoutMin = .milliseconds(600)
+        settings.raft.electionTimeoutMax = .milliseconds(1200)
+        return settings
+    }
+
+    static var storageSettings: Storage.Settings {
+        var settings = Storage.Settings()
+        settings.durable = false
+        settings.maxMapBytes = 256 << 20
+        return settings
+    }
+
+    /// One node: its directory survives ``restart()``.
+    final class Node: @unchecked Sendable {
+        let name: String
+        let directory: TemporaryDirectory
+        let network: LocalNetwork
+        let clock: ManualClock
+        var storage: Storage
+        var replica: ReplicatedBroker
+
+        init(name: String, network: LocalNetwork, clock: ManualClock) throws {
+            self.name = name
+            self.network = network
+            self.clock = clock
+            directory = try TemporaryDirectory(prefix: "tern-replica-\(name)")
+            (storage, replica) = try Self.open(name, directory, network, clock)
+        }
+
+        static func open(_ name: String, _ directory: TemporaryDirectory, _ network: LocalNetwork, _ clock: ManualClock) throws -> (Storage, ReplicatedBroker) {
+            let storage = try Storage(directory: directory.path, databases: Broker.databaseNames + RaftLogStore.databaseNames,
+                                      settings: ReplicatedBrokerTests.storageSettings, logger: ReplicatedBrokerTests.logger)
+            let id = RaftNodeID.of(name)
+            let replica = try ReplicatedBroker(group: 1, node: name, voters: ReplicatedBrokerTests.names, storage: storage,
+                                               transport: network.transport(for: id), clock: clock,
+                                               settings: ReplicatedBrokerTests.raftSettings, logger: ReplicatedBrokerTests.logger)
+            let group = replica.group
+            network.register(id) { envelope in group.step(envelope.message) }
+            replica.start()
+            return (storage, replica)
+        }
+
+        /// Stops the replica and closes its environment, as a crash would (the network drops
+        /// its traffic meanwhile).
+        func crash() {
+            network.isolate(replica.group.node)
+            replica.stop()
+            Thread.sleep(forTimeInterval: 0.2)  // let writes handed to the writer finish
+            storage.close()
+        }
+
+        func restart() throws {
+            (storage, replica) = try Self.open(name, directory, network, clock)
+            network.heal(replica.group.node)
+        }
+
+        deinit { directory.remove() }
+    }
+
+    static func makeCluster() throws -> [Node] {
+        let network = LocalNetwork()
+        let clock = ManualClock()
+        return try names.map { try Node(name: $0, network: network, clock: clock) }
+    }
+
+    /// Polls `condition` until it holds or 30 s pass.
+    static func eventually(_ what: String, _ condition: () throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if try condition() { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("timed out waiting for \(what)")
+        throw CancellationError()
+    }
+
+    static func leader(of nodes: [Node]) async throws -> Node {
+        var found: Node?
+        try await eventually("a serving leader") {
+            found = nodes.first { $0.replica.group.status.isServing }
+            return found != nil
+        }
+        return found!
+    }
+
+    /// Waits until every node has applied the leader's commit index, then returns the dumps.
+    static func convergedDumps(_ nodes: [Node]) async throws -> [[String]] {
+        try await eventually("replicas to apply everything") {
+            let statuses = nodes.map { $0.replica.group.status }
+            guard let commit = statuses.first(where: { $0.role == .leader })?.commitIndex else { return false }
+            return statuses.allSatisfy { $0.appliedIndex == commit }
+        }
+        return try nodes.map { try StateDump.lines(storage: $0.storage) }
+    }
+
+    @Test func commandsReachEveryReplicaAndAFollowerRefusesWrites() async throws {
+        let nodes = try Self.makeCluster()
+        let leader = try await Self.leader(of: nodes)
+        let queue = try QueueName("orders")
+        _ = try await leader.replica.broker.createOrUpdateQueue(queue, patch: .init())
+        let sent = try await withThrowingTaskGroup(of: [SentMessage].self) { group in
+            for k in 0..<20 {
+                group.addTask { try await leader.replica.broker.send(queue, [OutgoingMessage(body: Array("m\(k)".utf8))]) }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(sent.count == 20)
+        let received = try await leader.replica.broker.receive(queue, maxMessages: 5)
+        #expect(received.count == 5)
+        try await leader.replica.broker.acknowledge(queue, receiptHandle: received[0].receiptHandle)
+
+        let dumps = try await Self.convergedDumps(nodes)
+        #expect(dumps[0] == dumps[1])
+        #expect(dumps[0] == dumps[2])
+        #expect(dumps[0].contains { $0.contains("orders") }, "the queue is in the replicated state")
+
+        let follower = nodes.first { $0 !== leader }!
+        await #expect(throws: TernError.self) {
+            _ = try await follower.replica.broker.send(queue, [OutgoingMessage(body: [1])])
+        }
+        do {
+            _ = try await follower.replica.broker.send(queue, [OutgoingMessage(body: [1])])
+        } catch {
+            #expect(error.code == .notLeader)
+            #expect(error.message.contains(leader.name), "NotLeader names the leader: \(error.message)")
+        }
+    }
+
+    @Test func aLostLeaderLosesNoAcknowledgedWriteAndRejoins() async throws {
+        let nodes = try Self.makeCluster()
+        let first = try await Self.leader(of: nodes)
+        let queue = try QueueName("jobs")
+        _ = try await first.replica.broker.createOrUpdateQueue(queue, patch: .init())
+        var acknowledged: Set<String> = []
+        for k in 0..<30 {
+            _ = try await first.replica.broker.send(queue, [OutgoingMessage(body: Array("before-\(k)".utf8))])
+            acknowledged.insert("before-\(k)")
+        }
+
+        first.crash()
+        let survivors = nodes.filter { $0 !== first }
+        let second = try await Self.leader(of: survivors)
+        #expect(second !== first)
+        for k in 0..<30 {
+            _ = try await second.replica.broker.send(queue, [OutgoingMessage(body: Array("after-\(k)".utf8))])
+            acknowledged.insert("after-\(k)")
+        }
+
+        try first.restart()
+        var delivered: Set<String> = []
+        while delivered.count < acknowledged.count {
+            let leader = try await Self.leader(of: nodes)
+            let batch = try await leader.replica.broker.receive(queue, maxMessages: 10, autoAcknowledge: true)
+            if batch.isEmpty { break }
+            for message in batch { delivered.insert(String(decoding: message.body, as: UTF8.self)) }
+        }
+        #expect(delivered == acknowledged, "every acknowledged send is delivered after the leader was lost")
+
+        let dumps = try await Self.convergedDumps(nodes)
+        #expect(dumps[0] == dumps[1] && dumps[1] == dumps[2], "the restarted replica caught up to the same state")
+    }
+}
