@@ -1,13 +1,24 @@
 import Hummingbird
+import TernBroker
+import TernCluster
+import TernCore
 import TernGossip
+import TernReplication
 
 extension HTTPAPI.Operations {
     /// The cluster routes, as `METHOD /path`.
-    static let clusterRoutes = ["GET /cluster/members"]
+    static let clusterRoutes = ["GET /cluster/members", "GET /cluster"]
 
     /// `GET /cluster/members`: the gossip membership view of this node (`docs/openapi.yaml`).
     func installClusterRoutes(on router: Router<BasicRequestContext>) {
         let cluster = self.cluster
+        let clusterNode = self.clusterNode
+        router.get("/cluster") { _, _ -> Response in
+            guard let clusterNode else {
+                return try json(.ok, ClusterBody(clustered: false, node_id: nil, controllers: [], controller: nil, members: [], groups: []))
+            }
+            return try json(.ok, ClusterBody(clusterNode))
+        }
         router.get("/cluster/members") { _, _ -> Response in
             guard let cluster else { return try json(.ok, ClusterMembersBody(gossip: false, node_id: nil, members: [])) }
             return try json(.ok, ClusterMembersBody(gossip: true, node_id: cluster.node.id.rawValue,
@@ -52,5 +63,72 @@ struct ClusterMemberBody: Encodable {
         started_at = node.startedAt
         last_change = view.lastChangeMilliseconds
         local = view.isLocal
+    }
+}
+
+/// The body of `GET /cluster`: this node's view of the cluster (`docs/openapi.yaml`).
+///
+/// Replication figures that only the leader knows (`in_sync`, `lag`, each replica's match
+/// index) are null on other nodes; `leader` and `term` are known everywhere a leader is.
+struct ClusterBody: Encodable {
+    struct Controller: Encodable {
+        var leader: String?
+        var term: UInt64
+    }
+    struct Group: Encodable {
+        var kind: String
+        var name: String
+        var partition: Int?
+        /// The replication group's id (step one: every queue and topic is in group 1).
+        var group: UInt64
+        var leader: String?
+        var term: UInt64
+        var replicas: [String]
+        var in_sync: [String]?
+        var commit_index: UInt64
+        var applied_index: UInt64
+        /// Entries the furthest replica is behind the commit index (leader only).
+        var lag: UInt64?
+    }
+    var clustered: Bool
+    var node_id: String?
+    var controllers: [String]
+    var controller: Controller?
+    var members: [ClusterMemberBody]
+    var groups: [Group]
+
+    init(clustered: Bool, node_id: String?, controllers: [String], controller: Controller?, members: [ClusterMemberBody], groups: [Group]) {
+        self.clustered = clustered
+        self.node_id = node_id
+        self.controllers = controllers
+        self.controller = controller
+        self.members = members
+        self.groups = groups
+    }
+
+    init(_ node: ClusterNode) {
+        let status = node.data.group.status
+        let name: (Raft.NodeID) -> String = { node.data.group.name(of: $0) ?? "\($0)" }
+        let leader = status.leader.map(name)
+        let replicas = status.voters.union(status.learners).map(name).sorted()
+        var inSync: [String]?
+        var lag: UInt64?
+        if status.role == .leader {
+            inSync = status.match.filter { $0.value >= status.commitIndex }.keys.map(name).sorted()
+            lag = status.match.values.map { status.commitIndex - min($0, status.commitIndex) }.max() ?? 0
+        }
+        func group(_ kind: String, _ name: String, _ partition: Int?) -> Group {
+            Group(kind: kind, name: name, partition: partition, group: ClusterNode.dataGroup, leader: leader, term: status.term,
+                  replicas: replicas, in_sync: inSync, commit_index: status.commitIndex, applied_index: status.appliedIndex, lag: lag)
+        }
+        var groups: [Group] = []
+        let broker = node.data.broker
+        for queue in (try? broker.listQueues()) ?? [] { groups.append(group("queue", queue.name.rawValue, nil)) }
+        for topic in (try? broker.listTopics()) ?? [] {
+            for partition in topic.partitions.indices { groups.append(group("topic", topic.name.rawValue, partition)) }
+        }
+        self.init(clustered: true, node_id: node.nodeID, controllers: node.controllers,
+                  controller: Controller(leader: leader, term: status.term),
+                  members: node.gossip.members().map(ClusterMemberBody.init), groups: groups)
     }
 }

@@ -41,6 +41,9 @@ public enum HTTPAPI {
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: BrowserProtectionMiddleware(settings: settings, auth: operations.auth))
         operations.installMiddleware(on: router)
+        if let node = operations.clusterNode {
+            router.add(middleware: ClusterForwardingMiddleware(node: node, maxRequestBytes: settings.maxRequestBytes))
+        }
         operations.installRoutes(on: router, broker: broker)
         let api = Handlers(broker: broker, settings: settings,
                            authenticator: operations.auth.enabled ? Authenticator(settings: operations.auth) : nil)
@@ -260,7 +263,7 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         let data = (try? jsonEncoder.encode(body)) ?? Data()
         var headers: HTTPFields = [.contentType: "application/json"]
         if error.code == .unauthorized { headers[.wwwAuthenticate] = "Bearer realm=\"tern\"" }
-        if error.code == .overloaded { headers[.retryAfter] = "1" }
+        if error.code == .overloaded || error.code == .unavailable || error.code == .notLeader { headers[.retryAfter] = "1" }
         if error.code == .malformedRequest { headers[.connection] = "close" }
         return Response(status: .init(code: error.code.httpStatus), headers: headers,
                         body: .init(byteBuffer: ByteBuffer(bytes: data)))

@@ -21,6 +21,9 @@ extension HTTPAPI {
         public var console = true
         /// The gossip membership shown at `GET /cluster/members`; nil: the node runs alone.
         public var cluster: GossipService?
+        /// This node's part in a cluster (replication, forwarding, `GET /cluster`); nil: the
+        /// node runs alone.
+        public var clusterNode: ClusterNode?
 
         public init(metrics: TernMetrics? = nil, alerts: AlertMonitor? = nil, auth: Auth.Settings = Auth.Settings()) {
             self.metrics = metrics

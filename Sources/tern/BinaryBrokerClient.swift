@@ -79,6 +79,10 @@ struct BinaryBrokerClient: BrokerTransport {
         return API.ClusterMembers(try await perform { () async throws(TernError) in try await client.describeCluster() })
     }
 
+    func clusterStatus() async throws -> API.ClusterStatus {
+        throw ClientError.input("cluster status is served over HTTP (GET /cluster): pass --server http://HOST:PORT")
+    }
+
     func describeQueue(_ name: String) async throws -> JSONValue {
         let client = self.client
         let info = try await perform { () async throws(TernError) in try await client.describeQueue(name) }

@@ -80,6 +80,8 @@ protocol BrokerTransport: Sendable {
 
     /// The server's gossip membership view (`tern cluster members`).
     func clusterMembers() async throws -> API.ClusterMembers
+    /// The server's view of the cluster: leaders, terms, replicas and lag (`tern cluster status`).
+    func clusterStatus() async throws -> API.ClusterStatus
 }
 
 /// Where the server is and how to talk to it, parsed from `--server` and `--tls`.

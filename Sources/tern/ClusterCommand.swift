@@ -7,7 +7,7 @@ struct ClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster",
         abstract: "Inspect the cluster.",
-        subcommands: [Members.self]
+        subcommands: [Members.self, Status.self]
     )
 }
 
@@ -58,9 +58,51 @@ extension API {
     }
 }
 
+extension API {
+    /// `GET /cluster`.
+    struct ClusterStatus: Codable, Sendable, Equatable {
+        struct Controller: Codable, Sendable, Equatable {
+            var leader: String?
+            var term: UInt64
+        }
+        struct Group: Codable, Sendable, Equatable {
+            var kind: String
+            var name: String
+            var partition: Int?
+            var group: UInt64
+            var leader: String?
+            var term: UInt64
+            var replicas: [String]
+            var inSync: [String]?
+            var commitIndex: UInt64
+            var appliedIndex: UInt64
+            var lag: UInt64?
+
+            enum CodingKeys: String, CodingKey {
+                case kind, name, partition, group, leader, term, replicas, inSync = "in_sync", commitIndex = "commit_index",
+                     appliedIndex = "applied_index", lag
+            }
+        }
+        var clustered: Bool
+        var nodeID: String?
+        var controllers: [String]
+        var controller: Controller?
+        var members: [ClusterMembers.Member]
+        var groups: [Group]
+
+        enum CodingKeys: String, CodingKey {
+            case clustered, nodeID = "node_id", controllers, controller, members, groups
+        }
+    }
+}
+
 extension BrokerClient {
     func clusterMembers() async throws -> API.ClusterMembers {
         try await call(.GET, "/cluster/members", as: API.ClusterMembers.self).answer
+    }
+
+    func clusterStatus() async throws -> API.ClusterStatus {
+        try await call(.GET, "/cluster", as: API.ClusterStatus.self).answer
     }
 }
 
@@ -100,6 +142,11 @@ extension ClusterCommand {
                              member.addresses.gossip, member.addresses.http ?? "-", member.addresses.binary ?? "-",
                              member.zone ?? "-", since])
             }
+            return align(rows)
+        }
+
+        /// Rows as aligned columns, two spaces apart, without trailing blanks.
+        static func align(_ rows: [[String]]) -> String {
             let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
             return rows.map { row in
                 var line = ""
@@ -109,6 +156,60 @@ extension ClusterCommand {
                 while line.hasSuffix(" ") { line.removeLast() }
                 return line
             }.joined(separator: "\n")
+        }
+    }
+}
+
+extension ClusterCommand {
+    /// `tern cluster status`: who leads what, terms, replicas and lag, as tables (`GET /cluster`).
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the cluster: members, the controller leader, and each queue's and topic partition's leader, replicas and lag.")
+
+        @OptionGroup var options: ServerOptions
+
+        @Flag(help: "Print the JSON of GET /cluster instead of tables.")
+        var json = false
+
+        func run() async throws {
+            let view = try await options.run { client in try await client.clusterStatus() }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                print(String(decoding: try encoder.encode(view), as: UTF8.self))
+                return
+            }
+            guard view.clustered else {
+                print("this node does not replicate (start ternd with --gossip, --seeds and --controllers to form a cluster)")
+                return
+            }
+            print(Self.render(view))
+        }
+
+        static func render(_ view: API.ClusterStatus) -> String {
+            var lines: [String] = []
+            let leader = view.controller?.leader ?? "none"
+            lines.append("node \(view.nodeID ?? "?"); controllers \(view.controllers.joined(separator: ",")); leader \(leader), term \(view.controller?.term ?? 0)")
+            lines.append("")
+            var members = [["NODE", "STATE", "HTTP", "BINARY", "ZONE"]]
+            for member in view.members.sorted(by: { $0.nodeID < $1.nodeID }) {
+                let mark = (member.local ? " *" : "") + (member.nodeID == view.controller?.leader ? " (leader)" : "")
+                members.append([member.nodeID + mark, member.state, member.addresses.http ?? "-", member.addresses.binary ?? "-", member.zone ?? "-"])
+            }
+            lines.append(Members.align(members))
+            lines.append("")
+            if view.groups.isEmpty {
+                lines.append("no queues or topics yet")
+            } else {
+                var groups = [["KIND", "NAME", "PARTITION", "GROUP", "LEADER", "TERM", "REPLICAS", "IN-SYNC", "COMMIT", "APPLIED", "LAG"]]
+                for group in view.groups {
+                    groups.append([group.kind, group.name, group.partition.map(String.init) ?? "-", String(group.group), group.leader ?? "none",
+                                   String(group.term), group.replicas.joined(separator: ","), group.inSync?.joined(separator: ",") ?? "?",
+                                   String(group.commitIndex), String(group.appliedIndex), group.lag.map(String.init) ?? "?"])
+                }
+                lines.append(Members.align(groups))
+            }
+            return lines.joined(separator: "\n")
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TernCluster
 import TernGossip
 import TernServer
 
@@ -24,20 +25,31 @@ struct ClusterConfiguration: Equatable {
     var zone: String?
     /// `--cluster-key FILE`.
     var keyFile: String?
+    /// `--controllers n1,n2,n3`: the node ids of the controllers, the voters of the
+    /// replicated state. Without it, a gossiping node only reports membership.
+    var controllers: [String] = []
+    /// `--replication-factor N`: copies of each queue and topic; nil = the number of controllers.
+    var replicationFactor: Int?
 
-    static let keys: Set<String> = ["node_id", "gossip", "seeds", "zone", "key_file"]
+    static let keys: Set<String> = ["node_id", "gossip", "seeds", "zone", "key_file", "controllers", "replication_factor"]
     static let environmentVariables: [(String, String)] = [
         ("TERN_NODE_ID", "node_id"), ("TERN_GOSSIP", "gossip"), ("TERN_SEEDS", "seeds"), ("TERN_ZONE", "zone"),
-        ("TERN_CLUSTER_KEY", "key_file"),
+        ("TERN_CLUSTER_KEY", "key_file"), ("TERN_CONTROLLERS", "controllers"), ("TERN_REPLICATION_FACTOR", "replication_factor"),
     ]
 
     var enabled: Bool { gossip != nil }
+    /// Whether this node replicates queues and topics with others (controllers are named).
+    var replicates: Bool { enabled && !controllers.isEmpty }
 
     mutating func apply(yaml value: Any) throws {
         let mapping = try Configuration.mapping(value, "cluster", allowed: Self.keys)
         for (key, value) in mapping {
             if key == "seeds", let list = value as? [Any] {
                 seeds = try list.map { try Configuration.string($0, "cluster.seeds") }
+            } else if key == "controllers", let list = value as? [Any] {
+                controllers = try list.map { try Configuration.string($0, "cluster.controllers") }
+            } else if key == "replication_factor", let number = value as? Int {
+                replicationFactor = number
             } else {
                 try set(key, Configuration.string(value, "cluster.\(key)"))
             }
@@ -57,6 +69,10 @@ struct ClusterConfiguration: Equatable {
         case "seeds": seeds = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         case "zone": zone = value
         case "key_file": keyFile = value
+        case "controllers": controllers = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        case "replication_factor":
+            guard let number = Int(value) else { throw ConfigurationError("replication_factor must be a whole number, got \(value)") }
+            replicationFactor = number
         default: throw ConfigurationError("unknown setting cluster.\(key)")
         }
     }
@@ -82,6 +98,24 @@ struct ClusterConfiguration: Equatable {
         }
         for seed in seeds where Gossip.Address(parsing: seed) == nil {
             throw ConfigurationError("seeds must be HOST:PORT separated by commas, got \(seed)")
+        }
+        if !controllers.isEmpty {
+            guard enabled else { throw ConfigurationError("controllers need a gossip address (--gossip HOST:PORT)") }
+            for controller in controllers where !Gossip.NodeID.isValid(controller) {
+                throw ConfigurationError("controllers must be node ids (1–64 of A–Z a–z 0–9 _ . -), got \"\(controller)\"")
+            }
+            guard Set(controllers).count == controllers.count else { throw ConfigurationError("controllers are named twice: \(controllers)") }
+            guard Set(controllers.map(RaftNodeID.of)).count == controllers.count else {
+                throw ConfigurationError("two controller ids hash to the same Raft id; rename one of \(controllers)")
+            }
+            guard controllers.contains(effectiveNodeID) else {
+                throw ConfigurationError("this node (\(effectiveNodeID)) must be one of the controllers \(controllers): every node holds a copy of the replicated state until placement across more nodes lands (docs/cluster.md)")
+            }
+            if let replicationFactor, replicationFactor != controllers.count {
+                throw ConfigurationError("replication_factor must equal the number of controllers (\(controllers.count)) until per-queue placement lands (docs/cluster.md), got \(replicationFactor)")
+            }
+        } else if replicationFactor != nil {
+            throw ConfigurationError("replication_factor needs controllers (--controllers n1,n2,n3)")
         }
         if !enabled {
             if !seeds.isEmpty { throw ConfigurationError("seeds need a gossip address (--gossip HOST:PORT)") }
@@ -109,6 +143,8 @@ struct ClusterConfiguration: Equatable {
             "cluster:", "  node_id: \(quoted(effectiveNodeID))", "  gossip: \(quoted(gossip ?? ""))",
             "  seeds: [\(seeds.map(quoted).joined(separator: ", "))]", "  zone: \(zone.map(quoted) ?? "null")",
             "  key_file: \(keyFile.map(quoted) ?? "null")",
+            "  controllers: [\(controllers.map(quoted).joined(separator: ", "))]",
+            "  replication_factor: \(replicationFactor.map(String.init) ?? (controllers.isEmpty ? "null" : "\(controllers.count)"))",
         ]
     }
 }

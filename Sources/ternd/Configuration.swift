@@ -226,6 +226,15 @@ struct Configuration: Equatable {
         }
         guard Set(alertRules.map(\.name)).count == alertRules.count else { throw ConfigurationError("alerts.rules names must be unique") }
         try cluster.validate()
+        if cluster.replicates {
+            // Step one of the cluster (docs/cluster.md): forwarding between nodes speaks plain
+            // HTTP, and the SQS front end still writes outside the replicated commands.
+            if tlsCertificate != nil { throw ConfigurationError("TLS is not supported together with controllers yet (forwarding between nodes is plain HTTP)") }
+            if sqs.listen != nil { throw ConfigurationError("the SQS endpoint is not supported together with controllers yet") }
+            guard let binary = parseAddress(binary), binary.1 != 0 else {
+                throw ConfigurationError("with controllers the binary listener needs a fixed port (the others send replication to it), got \(binary)")
+            }
+        }
     }
 
     // MARK: Printing

@@ -21,12 +21,20 @@ struct ClusterOptions: ParsableArguments {
     @Option(name: .long, help: "A file holding the cluster key (at least 16 bytes): every gossip datagram is authenticated with HMAC-SHA256.")
     var clusterKey: String?
 
+    @Option(name: .long, help: "Node ids of the controllers, n1,n2,n3: they replicate the queues and topics (this node must be one). Needs --gossip.")
+    var controllers: String?
+
+    @Option(name: .long, help: "Copies of each queue and topic; default and, for now, only value: the number of controllers.")
+    var replicationFactor: Int?
+
     func apply(to cluster: inout ClusterConfiguration) {
         if let nodeID { cluster.nodeID = nodeID }
         if let gossip { cluster.gossip = gossip }
         if let seeds { try? cluster.set("seeds", seeds) }
         if let zone { cluster.zone = zone }
         if let clusterKey { cluster.keyFile = clusterKey }
+        if let controllers { try? cluster.set("controllers", controllers) }
+        if let replicationFactor { cluster.replicationFactor = replicationFactor }
     }
 }
 

@@ -1,0 +1,89 @@
+public import Logging
+import Synchronization
+public import TernBroker
+public import TernCluster
+public import TernGossip
+public import TernReplication
+
+/// This node's part in a cluster, as the listeners see it: the replication group that holds
+/// the queues and topics (``ReplicatedBroker``), the gossip membership that says where its
+/// members listen, and the decision every request starts with — serve here, forward to the
+/// leader, or answer `503 Unavailable` while the group has no leader.
+///
+/// Step one of the cluster (docs/cluster.md): one data group, whose voters are the
+/// controllers, holds every queue and topic. Per-queue and per-partition groups placed by the
+/// metadata group come next.
+public final class ClusterNode: Sendable {
+    /// Where a request for the data group goes.
+    public enum Route: Sendable, Equatable {
+        /// This node leads the group and has applied its term's first entry: serve here.
+        case local
+        /// Another node leads it: forward there (its node id and the address asked for).
+        case forward(leader: String, address: Gossip.Address)
+        /// No leader is known now, or its address is not known: `503` with `Retry-After`.
+        case unavailable(String)
+    }
+
+    /// This node's id (`--node-id`).
+    public let nodeID: String
+    /// The controllers (`--controllers`), the voters of the data group.
+    public let controllers: [String]
+    public let data: ReplicatedBroker
+    public let gossip: GossipService
+    /// Requests forwarded to the leader, over HTTP and the binary protocol (a metric).
+    let forwarded = Atomic<Int>(0)
+
+    public init(nodeID: String, controllers: [String], data: ReplicatedBroker, gossip: GossipService) {
+        self.nodeID = nodeID
+        self.controllers = controllers
+        self.data = data
+        self.gossip = gossip
+    }
+
+    /// The gossip view of a member by its node id.
+    public func member(_ id: String) -> Gossip.Member? {
+        gossip.members().first { $0.member.node.id.rawValue == id }?.member
+    }
+
+    /// The data group's leader now: its node id, when one is known.
+    public var leader: String? {
+        data.group.status.leader.map { data.group.name(of: $0) ?? "\($0)" }
+    }
+
+    /// Where a request goes now; `http` picks the leader's HTTP address, else its binary one.
+    public func route(http: Bool) -> Route {
+        let status = data.group.status
+        if status.isServing { return .local }
+        guard let leaderID = status.leader, leaderID != status.node, let leader = data.group.name(of: leaderID) else {
+            return .unavailable(status.role == .leader
+                ? "this node was just elected leader of the data group and is catching up; retry"
+                : "the data group has no leader now (an election is under way); retry")
+        }
+        guard let member = member(leader), let address = http ? member.node.http : member.node.binary else {
+            return .unavailable("the data group's leader \(leader) is not known to gossip yet; retry")
+        }
+        return .forward(leader: leader, address: address)
+    }
+
+    /// The node a Raft id names, and its binary address (the transport's resolver).
+    public func binaryAddress(of node: Raft.NodeID) -> (host: String, port: Int)? {
+        guard let name = data.group.name(of: node), let address = member(name)?.node.binary else { return nil }
+        return (address.host, Int(address.port))
+    }
+
+    /// Hands a Raft message received from a peer to its group.
+    public func receive(_ envelopes: [RaftEnvelope]) {
+        for envelope in envelopes where envelope.group == ClusterNode.dataGroup {
+            data.group.step(envelope.message)
+        }
+    }
+
+    /// The id of the one data group of step one.
+    public static let dataGroup: UInt64 = 1
+
+    /// Counts a forwarded request.
+    func countForwarded() { forwarded.add(1, ordering: .relaxed) }
+
+    /// Requests this node forwarded to a leader since it started.
+    public var forwardedRequests: Int { forwarded.load(ordering: .relaxed) }
+}

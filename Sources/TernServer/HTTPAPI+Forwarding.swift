@@ -1,0 +1,89 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import NIOHTTP1
+import TernCore
+import TernGossip
+
+/// Forwarding of HTTP requests in a cluster (issue 11, "any node serves any request"): a
+/// request for queues, topics, producers or transactions that reaches a node which does not
+/// lead the data group is sent on to the leader, and the leader's answer returned unchanged.
+/// While the group has no leader the answer is `503 Unavailable` with `Retry-After: 1`,
+/// never a guess from a follower's possibly stale state.
+///
+/// A forwarded request carries `Tern-Forwarded-By: NODE`; a node that receives one and does not
+/// lead answers `503` instead of forwarding again (no loops while leadership moves). Long polls
+/// wait on the leader: the forwarding client waits up to ``ClusterForwardingMiddleware/timeout``.
+struct ClusterForwardingMiddleware<Context: RequestContext>: RouterMiddleware {
+    let node: ClusterNode
+    /// The largest request body forwarded (the listener's own limit).
+    let maxRequestBytes: Int
+    /// The largest answer relayed: a receive of 1,000 messages of 256 KiB, with room to spare.
+    static var maxResponseBytes: Int { 512 << 20 }
+    /// Longer than the longest long poll (20 s).
+    static var timeout: TimeAmount { .seconds(35) }
+    static var forwardedHeader: HTTPField.Name { HTTPField.Name("Tern-Forwarded-By")! }
+
+    /// Headers that belong to one connection (RFC 9110 §7.6.1), plus the ones the client and
+    /// server set again themselves.
+    static var hopByHop: Set<String> { [
+        "host", "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+        "content-length", "expect", "date", "server",
+    ] }
+
+    /// Whether `path` is served from the replicated state.
+    static func isDataPath(_ path: String) -> Bool {
+        for prefix in ["/queues", "/topics", "/producers", "/transactions"] where path == prefix || path.hasPrefix(prefix + "/") {
+            return true
+        }
+        return false
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard Self.isDataPath(request.uri.path) else { return try await next(request, context) }
+        switch node.route(http: true) {
+        case .local:
+            return try await next(request, context)
+        case .unavailable(let reason):
+            throw TernError(.unavailable, reason)
+        case .forward(let leader, let address):
+            if let from = request.headers[Self.forwardedHeader] {
+                throw TernError(.unavailable, "forwarded by \(from) to \(node.nodeID), which does not lead the data group now (leader: \(leader)); retry")
+            }
+            node.countForwarded()
+            return try await forward(request, to: address, leader: leader)
+        }
+    }
+
+    private func forward(_ request: Request, to address: TernGossipAddress, leader: String) async throws -> Response {
+        let host = address.host.contains(":") ? "[\(address.host)]" : address.host
+        var outgoing = HTTPClientRequest(url: "http://\(host):\(address.port)\(request.uri.description)")
+        outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
+        for field in request.headers where !Self.hopByHop.contains(field.name.canonicalName.lowercased()) {
+            outgoing.headers.add(name: field.name.canonicalName, value: field.value)
+        }
+        outgoing.headers.add(name: Self.forwardedHeader.canonicalName, value: node.nodeID)
+        let body = try await request.body.collect(upTo: maxRequestBytes)
+        if body.readableBytes > 0 || ["POST", "PUT", "PATCH"].contains(request.method.rawValue) {
+            outgoing.body = .bytes(body)
+        }
+        let answer: HTTPClientResponse
+        do {
+            answer = try await HTTPClient.shared.execute(outgoing, timeout: Self.timeout)
+        } catch {
+            // The leader went away mid-request: whether it applied the request is unknown.
+            throw TernError(.unavailable, "forwarding to the leader \(leader) failed (\(error)); the request may or may not have been applied; retry")
+        }
+        let bytes = try await answer.body.collect(upTo: Self.maxResponseBytes)
+        var headers = HTTPFields()
+        for (name, value) in answer.headers {
+            guard let fieldName = HTTPField.Name(name), !Self.hopByHop.contains(name.lowercased()) else { continue }
+            headers.append(HTTPField(name: fieldName, value: value))
+        }
+        return Response(status: .init(code: Int(answer.status.code)), headers: headers, body: .init(byteBuffer: bytes))
+    }
+}
+
+typealias TernGossipAddress = Gossip.Address
