@@ -113,6 +113,7 @@ let package = Package(
             dependencies: [
                 "TernCore", "TernStorage", "TernBroker", "TernWire", "TernGossip", "TernCluster", "TernReplication",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -202,7 +203,9 @@ let package = Package(
         .testTarget(
             name: "TernServerTests",
             dependencies: [
-                "TernServer", "TernBroker", "TernStorage", "TernTestKit",
+                "TernServer", "TernBroker", "TernStorage", "TernTestKit", "TernCluster", "TernReplication",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],

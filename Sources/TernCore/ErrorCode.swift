@@ -120,6 +120,11 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     /// bound to loopback (DNS-rebinding protection); nothing was changed.
     public static let hostNotAllowed = ErrorCode("HostNotAllowed", 403, 143)
 
+    // Cluster (numbers 150–169).
+    /// A node-to-node frame (`PeerHello`, `RaftBatch`) reached a node that does not run in a
+    /// cluster (started without `--node-id`/`--controllers`); nothing was changed.
+    public static let notInCluster = ErrorCode("NotInCluster", 409, 159)
+
     /// Every registered code, for documentation and tests.
     public static let all: [ErrorCode] = [
         .invalidJSON, .invalidName, .invalidAttribute, .invalidParameter, .invalidMessage,
@@ -130,6 +135,7 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         .unknownProducer, .invalidTransaction,
         .topicNotFound, .memberNotFound, .offsetOutOfRange, .staleGeneration,
         .unauthorized, .forbidden, .crossOriginRequest, .hostNotAllowed,
+        .notInCluster,
     ]
 }
 

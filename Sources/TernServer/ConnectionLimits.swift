@@ -50,12 +50,35 @@ public final class ConnectionLimiter: Sendable {
     public func closed() { open.subtract(1, ordering: .acquiringAndReleasing) }
 }
 
+/// One connection's place in a ``ConnectionLimiter``, given back exactly once: when the
+/// connection closes, or earlier when it turns out to be a peer node (a verified `PeerHello`),
+/// so that clients cannot starve node-to-node traffic (decision 102).
+final class ConnectionSlot: Sendable {
+    let limiter: ConnectionLimiter
+    let admission: ConnectionLimiter.Admission
+    private let released = Atomic<Bool>(false)
+
+    /// Takes a place in `limiter` (a refused connection holds none).
+    init(limiter: ConnectionLimiter) {
+        self.limiter = limiter
+        admission = limiter.opened()
+        if admission == .refused { released.store(true, ordering: .relaxed) }
+    }
+
+    /// Gives the place back; later calls do nothing.
+    func release() {
+        if !released.exchange(true, ordering: .acquiringAndReleasing) { limiter.closed() }
+    }
+}
+
 /// The first handler of every client connection: counts it in a ``ConnectionLimiter`` and
 /// closes it when refused. ``admission`` tells later handlers whether it is a reserve one.
 final class ConnectionLimitHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
     let limiter: ConnectionLimiter
-    private(set) var admission: ConnectionLimiter.Admission?
+    /// The connection's place, taken when the handler is added.
+    private(set) var slot: ConnectionSlot?
+    var admission: ConnectionLimiter.Admission? { slot?.admission }
     let logger: Logger
 
     init(limiter: ConnectionLimiter, logger: Logger) {
@@ -64,9 +87,9 @@ final class ConnectionLimitHandler: ChannelInboundHandler, RemovableChannelHandl
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        let admission = limiter.opened()
-        self.admission = admission
-        if admission == .refused {
+        let slot = ConnectionSlot(limiter: limiter)
+        self.slot = slot
+        if slot.admission == .refused {
             logger.debug("connection refused: too many open connections", metadata: [
                 "tern.open_connections": "\(limiter.openConnections)", "tern.max_connections": "\(limiter.maxConnections)",
             ])
@@ -75,8 +98,7 @@ final class ConnectionLimitHandler: ChannelInboundHandler, RemovableChannelHandl
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        if let admission, admission != .refused { limiter.closed() }
-        admission = nil
+        slot?.release()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

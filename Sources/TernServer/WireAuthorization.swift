@@ -10,6 +10,9 @@ enum WireAuthorization {
         switch request {
         case .apiVersions, .authenticate:
             return []
+        case .peerHello, .raftBatch:
+            // Authenticated by the cluster key (PeerHello's proof), not by a bearer token.
+            return []
         case .describeQueue, .listQueues, .initProducer, .beginTransaction, .abortTransaction:
             return [.authenticated]
         case .createQueue, .deleteQueue, .purgeQueue, .redrive:

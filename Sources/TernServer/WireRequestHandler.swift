@@ -96,6 +96,10 @@ public struct WireRequestHandler: Sendable {
         case .createTopic, .describeTopic, .listTopics, .deleteTopic, .produce, .fetch, .joinGroup, .heartbeat, .leaveGroup,
              .groupConsume, .commitOffsets, .resetOffsets, .describeGroup:
             return try await performTopic(request)
+        case .peerHello, .raftBatch:
+            // Node-to-node frames are taken by the connection (WireConnection.handlePeer) and
+            // never reach the broker.
+            throw TernError(.notInCluster, "\(request.api) is a node-to-node frame")
         }
     }
 

@@ -61,6 +61,9 @@ public struct WireServer: Service {
         public var connections: ConnectionLimiter?
         /// The process-wide budget for bytes of frames being received; nil = no budget.
         public var requestBytes: RequestBytesBudget?
+        /// Node-to-node traffic (`PeerHello`, `RaftBatch`): the inbound Raft handler, the
+        /// cluster key. Default: not in a cluster (peers are answered `NotInCluster`).
+        public var peers = PeerSettings()
         public init() {}
     }
 
@@ -69,12 +72,19 @@ public struct WireServer: Service {
     let logger: Logger
     let portBox = PortBox()
     let inFlight = RequestCounter()
+    let peerEndpoint: PeerEndpoint
 
+    /// - Precondition: `settings.peers.clusterKey`, when set, has at least 16 bytes.
     public init(broker: Broker, settings: Settings = Settings(), logger: Logger) {
         self.broker = broker
         self.settings = settings
         self.logger = logger
+        self.peerEndpoint = PeerEndpoint(settings: settings.peers, authEnabled: settings.auth.enabled)
     }
+
+    /// The node-to-node traffic taken since start (for metrics: hellos, batches, messages
+    /// handed to ``PeerSettings/onRaft`` and dropped).
+    public var inboundRaft: InboundRaftCounters { peerEndpoint.snapshot }
 
     /// Binary requests read and not yet answered, over all connections (bounded per connection
     /// by ``Settings/maxConcurrentRequestsPerConnection`` and ``Settings/maxInFlightBytesPerConnection``).
@@ -108,7 +118,12 @@ public struct WireServer: Service {
                     let drain = ConnectionDrain(counter: requestCounter)
                     let limit = WireFrameLimit(bytes: authEnabled ? min(preAuthFrameBytes, wireSettings.maxFrameBytes) : wireSettings.maxFrameBytes)
                     let sync = channel.pipeline.syncOperations
-                    if let connections { try sync.addHandler(ConnectionLimitHandler(limiter: connections, logger: logger)) }
+                    var slot: ConnectionSlot?
+                    if let connections {
+                        let limit = ConnectionLimitHandler(limiter: connections, logger: logger)
+                        try sync.addHandler(limit)
+                        slot = limit.slot
+                    }
                     if let metrics { try sync.addHandler(ConnectionCounter(metrics: metrics, binary: true)) }
                     if let idleTimeout {
                         try sync.addHandler(IdleStateHandler(readTimeout: TimeAmount(idleTimeout)))
@@ -126,7 +141,7 @@ public struct WireServer: Service {
                         wrappingChannelSynchronously: channel,
                         configuration: .init(backPressureStrategy: .init(lowWatermark: 1, highWatermark: 2),
                                              isOutboundHalfClosureEnabled: true))
-                    return AcceptedConnection(channel: asyncChannel, drain: drain, limit: limit)
+                    return AcceptedConnection(channel: asyncChannel, drain: drain, limit: limit, slot: slot)
                 }
             }
         let port = server.channel.localAddress?.port ?? settings.port
@@ -144,6 +159,7 @@ public struct WireServer: Service {
         let maxInFlightBytes = settings.maxInFlightBytesPerConnection
         let badFrames = RateLimitedWarning()
         let producerSettings = settings.producers
+        let peers = peerEndpoint
         // Graceful shutdown closes the listening socket (the accept loop ends) and drains every
         // connection: requests already read are answered (a long poll within its wait time),
         // later ones get `Unavailable`, then the connection closes.
@@ -162,7 +178,8 @@ public struct WireServer: Service {
                             let connection = WireConnection(
                                 handler: handler, authenticator: authenticator, maxConcurrent: maxConcurrent,
                                 maxInFlightBytes: maxInFlightBytes, frameLimit: accepted.limit, fullFrameBytes: wireSettings.maxFrameBytes,
-                                drain: drain, peer: channel.remoteAddress?.ipAddress ?? "unknown", badFrames: badFrames, logger: logger)
+                                drain: drain, peer: channel.remoteAddress?.ipAddress ?? "unknown", badFrames: badFrames,
+                                peers: peers, slot: accepted.slot, logger: logger)
                             group.addTask {
                                 await withGracefulShutdownHandler {
                                     await connection.serve(accepted.channel)
@@ -208,6 +225,8 @@ struct AcceptedConnection: Sendable {
     let channel: NIOAsyncChannel<WireFrame, WireFrame>
     let drain: ConnectionDrain
     let limit: WireFrameLimit
+    /// The connection's place in the connection cap; nil without a cap.
+    let slot: ConnectionSlot?
 }
 
 /// One client connection: reads frames, dispatches requests, writes responses.
@@ -223,6 +242,10 @@ struct WireConnection: Sendable {
     var drain = ConnectionDrain()
     var peer = "unknown"
     var badFrames = RateLimitedWarning()
+    /// Where `PeerHello` and `RaftBatch` go; nil: they are answered `NotInCluster`.
+    var peers: PeerEndpoint?
+    /// Released when the connection proves to be a peer node (decision 102).
+    var slot: ConnectionSlot?
     let logger: Logger
 
     func serve(_ connection: NIOAsyncChannel<WireFrame, WireFrame>) async {
@@ -256,6 +279,8 @@ struct WireConnection: Sendable {
             }
             var negotiated = false
             var secret: String?
+            // The node id of the peer whose PeerHello was accepted on this connection.
+            var peerNodeID: String?
             // Requests read and not yet answered, and their bytes: both bounded, so that a
             // client that never reads its answers (or a slow broker) stops the reading of its
             // socket instead of filling memory.
@@ -290,6 +315,24 @@ struct WireConnection: Sendable {
                             break
                         }
                         negotiated = true
+                    }
+                    if request.api.isNodeToNode {
+                        // In line and in arrival order (Raft does not need it, but a peer's
+                        // messages then reach the driver as they were sent); never answered
+                        // on success except PeerHello.
+                        let outcome = handlePeer(request, peerNodeID: &peerNodeID)
+                        if let error = outcome {
+                            try? await outbound.write(WireResponse.error(error).frame(
+                                apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
+                            if !PeerEndpoint.keepsConnection(error) {
+                                badFrames.log("closing peer connection", peer: peer, metadata: ["tern.error": "\(error)"], logger: logger)
+                                break
+                            }
+                        } else if case .peerHello = request {
+                            try? await outbound.write(WireResponse.done.frame(apiKey: frame.apiKey, apiVersion: frame.apiVersion,
+                                                                              correlationID: frame.correlationID))
+                        }
+                        continue
                     }
                     if case .authenticate(let token) = request {
                         // In line, before any later request of the connection is looked at.
@@ -342,6 +385,32 @@ struct WireConnection: Sendable {
             orderedContinuation.finish()
             await group.waitForAll()
             answeredContinuation.finish()
+        }
+    }
+
+    /// Handles a node-to-node request: a `PeerHello` (once per connection; accepted, it lifts
+    /// the pre-authentication frame limit and gives back the connection's place in the
+    /// client connection cap) or a `RaftBatch`.
+    /// - Returns: nil when taken, else the error to answer with.
+    func handlePeer(_ request: WireRequest, peerNodeID: inout String?) -> TernError? {
+        guard let peers else { return TernError(.notInCluster, "this node does not run in a cluster") }
+        do throws(TernError) {
+            switch request {
+            case .peerHello(let hello):
+                guard peerNodeID == nil else { throw TernError(.invalidFrame, "a second PeerHello on one connection") }
+                try peers.accept(hello)
+                peerNodeID = hello.nodeID
+                frameLimit?.set(fullFrameBytes)
+                slot?.release()
+                logger.debug("peer connected", metadata: ["tern.peer": "\(peer)", "tern.peer_node": "\(hello.nodeID)"])
+            case .raftBatch(let batch):
+                try peers.deliver(batch, peer: peerNodeID)
+            default:
+                preconditionFailure("\(request.api) is not node-to-node")
+            }
+            return nil
+        } catch {
+            return error
         }
     }
 

@@ -34,9 +34,17 @@ public enum WireAPI: UInt16, CaseIterable, Sendable, CustomStringConvertible {
     case describeGroup = 42
     /// The gossip membership view of the answering node (Kafka's `DescribeCluster` has key 60 too).
     case describeCluster = 60
+    /// Node to node: opens a peer connection (who is sending, to whom, proof of the cluster key).
+    case peerHello = 61
+    /// Node to node: Raft messages of many replication groups, one-way (``WireRaftBatch``).
+    case raftBatch = 62
 
     /// The versions of each API this build speaks.
     public var supportedVersions: ClosedRange<UInt16> { 0...0 }
+
+    /// Whether the API is spoken between ternd nodes only (`PeerHello`, `RaftBatch`): clients
+    /// never send it, and a node outside a cluster refuses it with `NotInCluster`.
+    public var isNodeToNode: Bool { self == .peerHello || self == .raftBatch }
 
     public var description: String {
         switch self {
@@ -70,6 +78,8 @@ public enum WireAPI: UInt16, CaseIterable, Sendable, CustomStringConvertible {
         case .resetOffsets: "ResetOffsets"
         case .describeGroup: "DescribeGroup"
         case .describeCluster: "DescribeCluster"
+        case .peerHello: "PeerHello"
+        case .raftBatch: "RaftBatch"
         }
     }
 }

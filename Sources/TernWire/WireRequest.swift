@@ -58,6 +58,11 @@ public enum WireRequest: Sendable, Hashable {
     case describeGroup(topic: String, group: String)
     /// The gossip membership view of the answering node.
     case describeCluster
+    /// Node to node: the first frame of a peer connection after `ApiVersions`; answered with
+    /// ``WireResponse/done`` or an error.
+    case peerHello(WirePeerHello)
+    /// Node to node: Raft messages; no answer unless refused.
+    case raftBatch(WireRaftBatch)
 
     /// The API this request belongs to.
     public var api: WireAPI {
@@ -92,6 +97,8 @@ public enum WireRequest: Sendable, Hashable {
         case .resetOffsets: .resetOffsets
         case .describeGroup: .describeGroup
         case .describeCluster: .describeCluster
+        case .peerHello: .peerHello
+        case .raftBatch: .raftBatch
         }
     }
 
@@ -111,6 +118,8 @@ public enum WireRequest: Sendable, Hashable {
             return handles.reduce(16 + queue.utf8.count) { $0 + 4 + $1.utf8.count }
         case .produce(let topic, _, let messages):
             return messages.reduce(64 + topic.utf8.count) { $0 + 24 + $1.value.count + ($1.key?.count ?? 0) }
+        case .raftBatch(let batch):
+            return batch.payloadBytes
         default:
             return 64
         }
@@ -235,6 +244,10 @@ public enum WireRequest: Sendable, Hashable {
         case .describeGroup(let topic, let group):
             buffer.writeWireString(topic)
             buffer.writeWireString(group)
+        case .peerHello(let hello):
+            hello.write(to: &buffer)
+        case .raftBatch(let batch):
+            batch.write(to: &buffer)
         }
     }
 
@@ -389,6 +402,10 @@ public enum WireRequest: Sendable, Hashable {
             self = .resetOffsets(topic: try r.readString("topic name"), group: try r.readString("group name"), to: try r.readOffsetReset())
         case .describeGroup:
             self = .describeGroup(topic: try r.readString("topic name"), group: try r.readString("group name"))
+        case .peerHello:
+            self = .peerHello(try r.readPeerHello())
+        case .raftBatch:
+            self = .raftBatch(try r.readRaftBatch())
         }
         try r.expectEnd("the \(api) request")
     }

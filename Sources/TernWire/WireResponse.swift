@@ -10,7 +10,7 @@ public enum WireResponse: Sendable, Equatable {
     case queue(created: Bool, QueueInfo)
     case queues([QueueInfo])
     /// DeleteQueue, ChangeVisibility, BeginTransaction, AbortTransaction, DeleteTopic,
-    /// LeaveGroup, CommitOffsets, ResetOffsets.
+    /// LeaveGroup, CommitOffsets, ResetOffsets, PeerHello.
     case done
     /// PurgeQueue (messages removed) and Redrive (messages moved).
     case count(UInt64)
@@ -190,7 +190,7 @@ public enum WireResponse: Sendable, Equatable {
             for _ in 0..<count { infos.append(try r.readQueueInfo()) }
             self = .queues(infos)
         case .deleteQueue, .changeVisibility, .beginTransaction, .abortTransaction, .authenticate,
-             .deleteTopic, .leaveGroup, .commitOffsets, .resetOffsets:
+             .deleteTopic, .leaveGroup, .commitOffsets, .resetOffsets, .peerHello, .raftBatch:
             self = .done
         case .purgeQueue, .redrive:
             self = .count(try r.read(UInt64.self, "count"))

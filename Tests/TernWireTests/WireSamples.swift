@@ -74,7 +74,7 @@ enum WireSamples {
                 produces: [.init(topic: "upper", messages: [TopicMessage(key: Array("k".utf8), value: Array("V".utf8)),
                                                             TopicMessage(value: [], partition: 2)])])),
             .describeCluster,
-        ] + topicRequests
+        ] + topicRequests + peerRequests
     }()
 
     /// One or more samples of every topic and consumer-group request (keys 30–42).
@@ -182,7 +182,23 @@ enum WireSamples {
                               zone: nil, startedAt: 1, lastChange: 2, isLocal: false),
         ]))),
         (.send, .error(TernError(.outOfOrderSequence, "expected 5, got 7"))),
+        (.peerHello, .done),
+        (.peerHello, .error(TernError(.notInCluster, "this node does not run in a cluster"))),
+        (.raftBatch, .error(TernError(.invalidFrame, "RaftBatch before an accepted PeerHello"))),
     ] + topicResponses
+
+    /// Samples of the node-to-node requests (keys 61, 62).
+    static let peerRequests: [WireRequest] = [
+        .peerHello(WirePeerHello(nodeID: "n1", target: 0x1234_5678_9abc_def0, timestamp: 1_735_689_600_000,
+                                 nonce: Array(0..<16))),
+        .peerHello(WirePeerHello(nodeID: "node-\u{e9}", target: 1, timestamp: 0, nonce: Array(repeating: 0xff, count: 16),
+                                 proof: Array(100..<132))),
+        .raftBatch(WireRaftBatch(from: "n1", messages: [])),
+        .raftBatch(WireRaftBatch(from: "n2", messages: [
+            .init(group: 0, bytes: [1, 7, 0, 0, 0, 0, 0, 0, 0, 1]),
+            .init(group: 0xFFFF_FFFF_FFFF_FFFF, bytes: Array(repeating: 0xAB, count: 300)),
+        ])),
+    ]
 
     /// Every sample request and response as one stream of frame bytes.
     static func stream() -> ByteBuffer {
