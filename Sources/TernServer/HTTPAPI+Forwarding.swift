@@ -25,6 +25,10 @@ struct ClusterForwardingMiddleware<Context: RequestContext>: RouterMiddleware {
     /// Longer than the longest long poll (20 s).
     static var timeout: TimeAmount { .seconds(35) }
     static var forwardedHeader: HTTPField.Name { HTTPField.Name("Tern-Forwarded-By")! }
+    /// On answers a leader served: its node id and the term it led in (Jepsen-style
+    /// histories check that one term has one leader).
+    static var servedByHeader: HTTPField.Name { HTTPField.Name("Tern-Served-By")! }
+    static var termHeader: HTTPField.Name { HTTPField.Name("Tern-Term")! }
 
     /// Headers that belong to one connection (RFC 9110 §7.6.1), plus the ones the client and
     /// server set again themselves.
@@ -45,7 +49,11 @@ struct ClusterForwardingMiddleware<Context: RequestContext>: RouterMiddleware {
         guard Self.isDataPath(request.uri.path) else { return try await next(request, context) }
         switch node.route(http: true) {
         case .local:
-            return try await next(request, context)
+            let term = node.data.group.status.term  // the term this node leads in as it serves
+            var response = try await next(request, context)
+            response.headers[Self.servedByHeader] = node.nodeID
+            response.headers[Self.termHeader] = String(term)
+            return response
         case .unavailable(let reason):
             throw TernError(.unavailable, reason)
         case .forward(let leader, let address):

@@ -1,8 +1,14 @@
 import ArgumentParser
+import Synchronization
 import Foundation
 import Logging
+import TernBroker
+import TernCluster
+import TernCore
 import TernGossip
+import TernReplication
 import TernServer
+import TernStorage
 
 /// `ternd`'s cluster flags. Without `--gossip` the node runs alone, as without clustering.
 struct ClusterOptions: ParsableArguments {
@@ -62,4 +68,53 @@ extension Ternd {
     private func advertised(_ host: String, gossip: Gossip.Address) -> String {
         host == "0.0.0.0" || host == "::" ? gossip.host : host
     }
+}
+
+extension Ternd {
+    /// This node's part in the cluster: the replicated data group (voters: the controllers),
+    /// its transport to the other nodes, and the routing of requests.
+    /// - Throws: ``ExitMessage`` when the data directory holds state written by a node running
+    ///   alone (joining it to a cluster would make it diverge from the others).
+    func makeClusterNode(_ configuration: Configuration, storage: Storage, gossip: GossipService, clock: any TernClock,
+                         logger: Logger) throws -> (node: ClusterNode, links: PeerLinks) {
+        let cluster = configuration.cluster
+        try Self.checkJoinable(storage, dataDir: configuration.dataDir)
+        let nodeID = cluster.effectiveNodeID
+        let resolver = NodeResolver()
+        var linkSettings = PeerLinks.Settings()
+        linkSettings.clusterKey = try cluster.keyFile.map(ClusterConfiguration.readKey)
+        let links = PeerLinks(nodeID: nodeID, settings: linkSettings, logger: logger) { id in resolver.address(of: id) }
+        let data = try ReplicatedBroker(group: ClusterNode.dataGroup, node: nodeID, voters: cluster.controllers, storage: storage,
+                                        transport: links, clock: clock, logger: logger)
+        let node = ClusterNode(nodeID: nodeID, controllers: cluster.controllers, data: data, gossip: gossip)
+        resolver.set(node)
+        logger.info("cluster node", metadata: [
+            "tern.node_id": "\(nodeID)", "tern.controllers": "\(cluster.controllers)",
+            "tern.raft_id": "\(RaftNodeID.of(nodeID))", "tern.applied": "\(data.group.status.appliedIndex)",
+        ])
+        return (node, links)
+    }
+
+    /// Refuses a data directory that holds queues or topics but no replication state: it was
+    /// written by a node running alone, and its state is not in any group's log.
+    static func checkJoinable(_ storage: Storage, dataDir: String) throws {
+        let logStore = RaftLogStore(storage: storage)
+        let stateful = try storage.read { txn -> [String] in
+            guard try logStore.groups(in: txn).isEmpty else { return [] }
+            return try Broker.databaseNames.filter { $0 != "meta" && $0 != "log" }.filter { name in
+                try txn.statistics(storage.database(name)).entries > 0
+            }
+        }
+        guard stateful.isEmpty else {
+            throw ExitMessage("ternd: the data directory \(dataDir) holds queues or topics written by a node running alone (\(stateful.joined(separator: ", "))); a cluster node starts from an empty directory and receives its state from the others")
+        }
+    }
+}
+
+/// Resolves Raft ids to binary addresses once the cluster node exists (the transport is made
+/// before it).
+final class NodeResolver: Sendable {
+    private let node = Mutex<ClusterNode?>(nil)
+    func set(_ value: ClusterNode) { node.withLock { $0 = value } }
+    func address(of id: Raft.NodeID) -> (host: String, port: Int)? { node.withLock { $0 }?.binaryAddress(of: id) }
 }

@@ -185,8 +185,11 @@ struct Ternd: AsyncParsableCommand {
         storageSettings.maxMapBytes = configuration.maxMapBytes
         storageSettings.durable = configuration.sync
         let storage: Storage
+        let replicates = configuration.cluster.replicates
         do {
-            storage = try Storage(directory: configuration.dataDir, databases: Broker.databaseNames + SQS.databaseNames, settings: storageSettings, logger: logger)
+            storage = try Storage(directory: configuration.dataDir,
+                                  databases: Broker.databaseNames + SQS.databaseNames + (replicates ? RaftLogStore.databaseNames : []),
+                                  settings: storageSettings, logger: logger)
         } catch let error as StorageError {
             // One line naming the path and the reason, not a dump of the underlying error.
             logger.critical("cannot open the data directory", metadata: ["tern.data_dir": "\(configuration.dataDir)", "tern.error": "\(error.message)"])
@@ -197,7 +200,15 @@ struct Ternd: AsyncParsableCommand {
             logger.warning("the wall clock jumped; broker time keeps advancing steadily until the next restart",
                            metadata: ["tern.clock_offset_ms": "\(offset)"])
         })
-        let broker = try await Broker.open(storage: storage, clock: clock, commandLogBytes: configuration.commandLogBytes, logger: logger)
+        let gossip = try makeGossipService(configuration, metrics: metrics, logger: logger)
+        let broker: Broker
+        var cluster: (node: ClusterNode, links: PeerLinks)?
+        if replicates, let gossip {
+            cluster = try makeClusterNode(configuration, storage: storage, gossip: gossip, clock: clock, logger: logger)
+            broker = cluster!.node.data.broker
+        } else {
+            broker = try await Broker.open(storage: storage, clock: clock, commandLogBytes: configuration.commandLogBytes, logger: logger)
+        }
         metrics?.attach(broker: broker)
         metrics?.attach(storage: storage)
         let alerts = AlertMonitor(rules: configuration.alertRules, broker: broker, storage: storage, metrics: metrics, clock: clock,
@@ -211,8 +222,8 @@ struct Ternd: AsyncParsableCommand {
         var operations = HTTPAPI.Operations(metrics: metrics, alerts: alerts, auth: configuration.auth)
         operations.console = configuration.console
         let tls = configuration.tlsCertificate.map { TLSSettings(certificatePath: $0, keyPath: configuration.tlsKey!) }
-        let gossip = try makeGossipService(configuration, metrics: metrics, logger: logger)
         operations.cluster = gossip
+        operations.clusterNode = cluster?.node
         let (host, port) = parseAddress(configuration.http)!
         apiSettings.enforceAllowedHosts = HTTPAPI.isLoopbackAddress(host) || !configuration.allowedHosts.isEmpty
         var serverSettings = HTTPAPI.ServerSettings()
@@ -238,6 +249,12 @@ struct Ternd: AsyncParsableCommand {
         wireSettings.idleTimeout = Configuration.duration(configuration.binaryIdleTimeout)
         wireSettings.connections = connections
         wireSettings.requestBytes = requestBytes
+        if let cluster {
+            wireSettings.peers.nodeID = cluster.node.nodeID
+            wireSettings.peers.clusterKey = cluster.links.settings.clusterKey
+            let node = cluster.node
+            wireSettings.peers.onRaft = { _, envelopes in node.receive(envelopes) }
+        }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: MaintenanceService(broker: broker)), .init(service: alerts), .init(service: app),
             .init(service: WireServer(broker: broker, settings: wireSettings, logger: logger)),
@@ -258,7 +275,12 @@ struct Ternd: AsyncParsableCommand {
             "tern.auth_tokens": "\(configuration.auth.tokens.map(\.name))", "tern.alert_rules": "\(configuration.alertRules.count)",
             "tern.sync": "\(configuration.sync)",
         ])
+        cluster?.node.data.start()
         try await group.run()
+        if let cluster {
+            cluster.node.data.stop()
+            await cluster.links.shutdown()
+        }
         storage.close()
         logger.info("ternd stopped")
     }

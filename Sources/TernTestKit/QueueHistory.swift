@@ -1,0 +1,118 @@
+import Synchronization
+
+/// A Jepsen-style history of operations against queues, recorded by a test as they happen
+/// (invocation and completion positions on one shared counter), and the checker of the
+/// guarantees users rely on in a cluster (issue 11):
+///
+/// 1. every acknowledged send is delivered (``Violation/lostSend``);
+/// 2. nothing is delivered that was never sent (``Violation/phantomDelivery``);
+/// 3. no acknowledged ack is undone: a message is not delivered by a receive invoked after an
+///    ack of it was answered `204` (``Violation/deliveredAfterAck``);
+/// 4. receive counts never decrease: of two deliveries of a message, the one that started
+///    after the other ended has the higher count (``Violation/receiveCountWentBack``);
+/// 5. at most one node served writes in any term (``Violation/twoLeadersInOneTerm``).
+///
+/// Sends the client could not confirm (a timeout, a connection cut) are *indeterminate*: they
+/// may or may not be delivered, and are never counted as lost.
+public final class QueueHistory: Sendable {
+    public struct Delivery: Sendable, Hashable {
+        public var body: String
+        public var messageID: String
+        public var receiveCount: Int
+        public var invoked: Int
+        public var completed: Int
+    }
+
+    public enum Violation: Sendable, Hashable, CustomStringConvertible {
+        case lostSend(body: String)
+        case phantomDelivery(body: String)
+        case deliveredAfterAck(body: String, ackCompleted: Int, receiveInvoked: Int)
+        case receiveCountWentBack(messageID: String, earlier: Int, later: Int)
+        case twoLeadersInOneTerm(term: UInt64, nodes: [String])
+
+        public var description: String {
+            switch self {
+            case .lostSend(let body): "acknowledged send never delivered: \(body)"
+            case .phantomDelivery(let body): "delivered but never sent: \(body)"
+            case .deliveredAfterAck(let body, let ack, let receive):
+                "delivered by a receive invoked at \(receive), after its ack was answered at \(ack): \(body)"
+            case .receiveCountWentBack(let id, let earlier, let later): "receive count of \(id) went from \(earlier) back to \(later)"
+            case .twoLeadersInOneTerm(let term, let nodes): "term \(term) was served by \(nodes.joined(separator: ", "))"
+            }
+        }
+    }
+
+    private struct State {
+        var clock = 0
+        var acknowledgedSends: Set<String> = []
+        var indeterminateSends: Set<String> = []
+        var deliveries: [Delivery] = []
+        /// Per message id: when its first successful ack was answered.
+        var acks: [String: Int] = [:]
+        var servedBy: [UInt64: Set<String>] = [:]
+        var faults: [String] = []
+    }
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// A position on the history's clock: call before invoking an operation, and again when it
+    /// completes.
+    public func now() -> Int {
+        state.withLock { s in
+            s.clock += 1
+            return s.clock
+        }
+    }
+
+    public func sendAcknowledged(_ body: String) { state.withLock { _ = $0.acknowledgedSends.insert(body) } }
+    public func sendIndeterminate(_ body: String) { state.withLock { _ = $0.indeterminateSends.insert(body) } }
+
+    public func delivered(_ body: String, messageID: String, receiveCount: Int, invoked: Int, completed: Int) {
+        state.withLock { $0.deliveries.append(Delivery(body: body, messageID: messageID, receiveCount: receiveCount, invoked: invoked, completed: completed)) }
+    }
+
+    /// An ack of `messageID` answered `204` at `completed`.
+    public func acknowledged(_ messageID: String, completed: Int) {
+        state.withLock { s in s.acks[messageID] = min(s.acks[messageID] ?? .max, completed) }
+    }
+
+    /// A write `node` served as leader in `term` (from `Tern-Served-By` / `Tern-Term`).
+    public func served(by node: String, term: UInt64) {
+        state.withLock { _ = $0.servedBy[term, default: []].insert(node) }
+    }
+
+    public func fault(_ description: String) { state.withLock { $0.faults.append(description) } }
+
+    public var faults: [String] { state.withLock { $0.faults } }
+    public var acknowledgedSendCount: Int { state.withLock { $0.acknowledgedSends.count } }
+    public var deliveredBodies: Set<String> { state.withLock { Set($0.deliveries.map(\.body)) } }
+    public var termsServed: Int { state.withLock { $0.servedBy.count } }
+
+    /// Every violation of the guarantees above in the history so far.
+    public func check() -> [Violation] {
+        let s = state.withLock { s in (s.acknowledgedSends, s.indeterminateSends, s.deliveries, s.acks, s.servedBy) }
+        let (sent, indeterminate, deliveries, acks, servedBy) = s
+        var violations: [Violation] = []
+        let delivered = Set(deliveries.map(\.body))
+        for body in sent.subtracting(delivered).sorted() { violations.append(.lostSend(body: body)) }
+        for body in delivered.subtracting(sent).subtracting(indeterminate).sorted() { violations.append(.phantomDelivery(body: body)) }
+        for delivery in deliveries {
+            if let ack = acks[delivery.messageID], delivery.invoked > ack {
+                violations.append(.deliveredAfterAck(body: delivery.body, ackCompleted: ack, receiveInvoked: delivery.invoked))
+            }
+        }
+        let byMessage = Dictionary(grouping: deliveries, by: \.messageID)
+        for (id, list) in byMessage.sorted(by: { $0.key < $1.key }) {
+            for a in list {
+                for b in list where a.completed < b.invoked && b.receiveCount <= a.receiveCount {
+                    violations.append(.receiveCountWentBack(messageID: id, earlier: a.receiveCount, later: b.receiveCount))
+                }
+            }
+        }
+        for (term, nodes) in servedBy.sorted(by: { $0.key < $1.key }) where nodes.count > 1 {
+            violations.append(.twoLeadersInOneTerm(term: term, nodes: nodes.sorted()))
+        }
+        return violations
+    }
+}

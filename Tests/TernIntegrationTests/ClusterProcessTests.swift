@@ -1,0 +1,252 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+import TernTestKit
+
+extension IntegrationTests {
+    /// Real `ternd` processes replicating through Raft (issue 11): requests to any node,
+    /// faults injected with real signals, every operation recorded and checked
+    /// (``QueueHistory``). Faults per run: `TERN_CLUSTER_FAULTS` (default 20).
+    @Suite(.serialized) struct ClusterProcessTests {
+        struct Node {
+            var id: String
+            var process: TernProcess
+        }
+
+        /// One answer of a node, with the headers that say who served it.
+        struct Answer {
+            var status: Int
+            var body: Data
+            var servedBy: String?
+            var term: UInt64?
+            var json: [String: Any] { (try? HTTP.object(body)) ?? [:] }
+        }
+
+        static func call(_ method: HTTPMethod, _ url: String, json: [String: Any]? = nil, headers: [(String, String)] = [],
+                         timeout: Int64 = 30) async throws -> Answer {
+            var request = HTTPClientRequest(url: url)
+            request.method = method
+            for (name, value) in headers { request.headers.add(name: name, value: value) }
+            if let json {
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: json)))
+            }
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(timeout))
+            let body = try await response.body.collect(upTo: 64 << 20)
+            return Answer(status: Int(response.status.code), body: Data(body.readableBytesView),
+                          servedBy: response.headers.first(name: "Tern-Served-By"),
+                          term: response.headers.first(name: "Tern-Term").flatMap { UInt64($0) })
+        }
+
+        /// Starts `count` nodes, every one a controller, and waits until a write succeeds.
+        static func startCluster(_ root: TemporaryDirectory, count: Int = 3) async throws -> [Node] {
+            let gossipPorts = try (0..<count).map { _ in try TernProcess.freePort() }
+            let binaryPorts = try (0..<count).map { _ in try TernProcess.freePort() }
+            let seeds = gossipPorts.map { "127.0.0.1:\($0)" }.joined(separator: ",")
+            let ids = (1...count).map { "node-\($0)" }
+            var nodes = [Node]()
+            for index in 0..<count {
+                let process = try TernProcess(
+                    dataDirectory: root.appending("\(ids[index])/data"), logFile: root.appending("\(ids[index]).log"),
+                    extraArguments: ["--node-id", ids[index], "--gossip", "127.0.0.1:\(gossipPorts[index])", "--seeds", seeds,
+                                     "--binary", "127.0.0.1:\(binaryPorts[index])", "--controllers", ids.joined(separator: ",")])
+                nodes.append(Node(id: ids[index], process: process))
+            }
+            for node in nodes { try await node.process.start() }
+            _ = try await leader(of: nodes)
+            return nodes
+        }
+
+        /// The node that leads now, as the nodes report in `GET /cluster`, once that node
+        /// itself says it leads (polls up to 60 s).
+        static func leader(of nodes: [Node], excluding excluded: Set<String> = []) async throws -> Node {
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline {
+                for node in nodes where !excluded.contains(node.id) {
+                    guard let answer = try? await call(.GET, node.process.baseURL + "/cluster", timeout: 2), answer.status == 200,
+                          let controller = answer.json["controller"] as? [String: Any], let leader = controller["leader"] as? String,
+                          !excluded.contains(leader), let candidate = nodes.first(where: { $0.id == leader }) else { continue }
+                    // Ask it to serve a write-free data route: it answers only once it serves.
+                    if let probe = try? await call(.GET, candidate.process.baseURL + "/queues", timeout: 2), probe.status == 200,
+                       probe.servedBy == leader {
+                        return candidate
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            throw TernProcess.Failure("no leader within 60 s; logs:\n" + nodes.map { "\($0.id): \($0.process.logTail(bytes: 3000))" }.joined(separator: "\n"))
+        }
+
+        /// Retries `body` on 503 (no leader now) until it answers something else, up to 60 s.
+        static func retrying(_ body: () async throws -> Answer) async throws -> Answer {
+            let deadline = ContinuousClock.now + .seconds(60)
+            while true {
+                if let answer = try? await body(), answer.status != 503 { return answer }
+                guard ContinuousClock.now < deadline else { throw TernProcess.Failure("still unavailable after 60 s") }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+
+        @Test func everyRouteAnswersTheSameOnAFollowerAsOnTheLeader() async throws {
+            let root = try TemporaryDirectory(prefix: "tern-cluster-routes")
+            defer { root.remove() }
+            let nodes = try await Self.startCluster(root)
+            defer { Task { for node in nodes { await node.process.kill9() } } }
+            let leader = try await Self.leader(of: nodes)
+            let follower = nodes.first { $0.id != leader.id }!
+            let base = follower.process.baseURL
+
+            let created = try await Self.retrying { try await Self.call(.PUT, base + "/queues/orders", json: ["visibility_timeout": 30]) }
+            #expect(created.status == 201, "created through a follower")
+            #expect(created.servedBy == leader.id, "the leader served it")
+            let sent = try await Self.call(.POST, base + "/queues/orders/messages", json: ["message": "hello"])
+            #expect(sent.status == 201)
+            let onLeader = try await Self.call(.GET, leader.process.baseURL + "/queues/orders")
+            let onFollower = try await Self.call(.GET, base + "/queues/orders")
+            #expect(onFollower.status == 200)
+            #expect((onFollower.json["messages"] as? NSDictionary) == (onLeader.json["messages"] as? NSDictionary))
+            let received = try await Self.call(.GET, base + "/queues/orders/messages?batch_size=10&wait_time=1")
+            let messages = received.json["messages"] as? [[String: Any]] ?? []
+            #expect(messages.count == 1)
+            #expect(messages.first?["body"] as? String == "hello")
+            let handle = messages.first?["receipt_handle"] as? String ?? ""
+            let escaped = handle.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? handle
+            let acked = try await Self.call(.DELETE, base + "/queues/orders/messages/\(escaped)")
+            #expect(acked.status == 204, "an ack through a follower: \(String(decoding: acked.body, as: UTF8.self))")
+            let missing = try await Self.call(.GET, base + "/queues/nope")
+            #expect(missing.status == 404, "errors are relayed as the leader answered them")
+            #expect(HTTP.errorCode(missing.body) == "QueueNotFound")
+            let topic = try await Self.call(.PUT, base + "/topics/events", json: ["partitions": 2])
+            #expect(topic.status == 201)
+            // A follower lists what it has applied: poll until it caught up with the topic.
+            var groups: [[String: Any]] = []
+            for _ in 0..<100 {
+                groups = try await Self.call(.GET, base + "/cluster").json["groups"] as? [[String: Any]] ?? []
+                if groups.filter({ $0["kind"] as? String == "topic" }).count == 2 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(groups.contains { $0["kind"] as? String == "queue" && $0["name"] as? String == "orders" && $0["leader"] as? String == leader.id })
+            #expect(groups.filter { $0["kind"] as? String == "topic" }.count == 2, "one entry per topic partition")
+        }
+
+        /// Producers and consumers on every node while the leader is killed (`kill -9`) or
+        /// paused past the election timeout (`SIGSTOP`/`SIGCONT`) again and again; then every
+        /// acknowledged send must be delivered, and nothing the checker knows of may break.
+        @Test func noAcknowledgedWriteIsLostThroughLeaderFaults() async throws {
+            let root = try TemporaryDirectory(prefix: "tern-cluster-faults")
+            defer { root.remove() }
+            let nodes = try await Self.startCluster(root)
+            defer { Task { for node in nodes { await node.process.kill9() } } }
+            let faults = ProcessInfo.processInfo.environment["TERN_CLUSTER_FAULTS"].flatMap(Int.init) ?? 20
+            let history = QueueHistory()
+            let created = try await Self.retrying { try await Self.call(.PUT, nodes[0].process.baseURL + "/queues/jobs", json: ["visibility_timeout": 5]) }
+            #expect(created.status == 201)
+
+            let running = ManagedFlag()
+            let workers = Task {
+                await withTaskGroup(of: Void.self) { group in
+                    for producer in 0..<3 {
+                        group.addTask {
+                            var k = 0
+                            while running.value {
+                                let node = nodes[(producer + k) % nodes.count]
+                                let body = "p\(producer)-\(k)"
+                                k += 1
+                                do {
+                                    let answer = try await Self.call(.POST, node.process.baseURL + "/queues/jobs/messages", json: ["message": body], timeout: 15)
+                                    if answer.status == 201 {
+                                        history.sendAcknowledged(body)
+                                        if let by = answer.servedBy, let term = answer.term { history.served(by: by, term: term) }
+                                    } else {
+                                        history.sendIndeterminate(body)  // 503: forwarding may have reached the leader
+                                        try? await Task.sleep(for: .milliseconds(100))
+                                    }
+                                } catch {
+                                    history.sendIndeterminate(body)
+                                    try? await Task.sleep(for: .milliseconds(100))
+                                }
+                            }
+                        }
+                    }
+                    for consumer in 0..<2 {
+                        group.addTask {
+                            var k = 0
+                            while running.value {
+                                k += 1
+                                await Self.consumeOnce(nodes[(consumer + k) % nodes.count], history: history)
+                            }
+                        }
+                    }
+                }
+            }
+
+            for fault in 0..<faults {
+                guard let leader = try? await Self.leader(of: nodes) else { break }
+                if fault % 3 == 2 {
+                    history.fault("SIGSTOP \(leader.id) for 4 s")
+                    await leader.process.pause()
+                    try await Task.sleep(for: .seconds(4))
+                    await leader.process.resume()
+                } else {
+                    history.fault("kill -9 \(leader.id)")
+                    await leader.process.kill9()
+                    _ = try? await Self.leader(of: nodes, excluding: [leader.id])
+                    try await leader.process.start(timeout: .seconds(60))
+                }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            running.value = false
+            await workers.value
+
+            // Drain: receive until every acknowledged send was delivered, or nothing comes for 20 s.
+            var idleSince = ContinuousClock.now
+            var lastCount = 0
+            while ContinuousClock.now - idleSince < .seconds(20) {
+                let node = nodes[Int.random(in: 0..<nodes.count)]
+                await Self.consumeOnce(node, history: history)
+                let count = history.deliveredBodies.count
+                if count != lastCount { lastCount = count; idleSince = .now }
+                if history.check().allSatisfy({ if case .lostSend = $0 { return false } else { return true } }) { break }
+            }
+
+            let violations = history.check()
+            #expect(violations.isEmpty, "\(violations.prefix(20)) after faults \(history.faults)")
+            #expect(history.faults.count >= min(faults, 20), "faults injected: \(history.faults)")
+            #expect(history.acknowledgedSendCount > 0)
+            #expect(history.termsServed >= 2, "leadership moved during the run")
+        }
+
+        /// One receive (batch of 10, wait 1 s) and the acks of what it delivered, recorded.
+        static func consumeOnce(_ node: Node, history: QueueHistory) async {
+            let invoked = history.now()
+            guard let answer = try? await call(.GET, node.process.baseURL + "/queues/jobs/messages?batch_size=10&wait_time=1", timeout: 15),
+                  answer.status == 200 else {
+                try? await Task.sleep(for: .milliseconds(100))
+                return
+            }
+            let completed = history.now()
+            let messages = answer.json["messages"] as? [[String: Any]] ?? []
+            for message in messages {
+                guard let body = message["body"] as? String, let id = message["id"] as? String,
+                      let count = message["receive_count"] as? Int, let handle = message["receipt_handle"] as? String else { continue }
+                history.delivered(body, messageID: id, receiveCount: count, invoked: invoked, completed: completed)
+                let escaped = handle.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? handle
+                if let ack = try? await call(.DELETE, node.process.baseURL + "/queues/jobs/messages/\(escaped)", timeout: 15), ack.status == 204 {
+                    history.acknowledged(id, completed: history.now())
+                }
+            }
+        }
+    }
+}
+
+/// A flag shared between the test and its workers.
+final class ManagedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = true
+    var value: Bool {
+        get { lock.withLock { flag } }
+        set { lock.withLock { flag = newValue } }
+    }
+}
