@@ -1,6 +1,7 @@
 public import Logging
 public import NIOCore
 import NIOPosix
+import Synchronization
 public import NIOSSL
 public import TernCore
 public import TernWire
@@ -57,12 +58,19 @@ public final class TernClient: Sendable {
         /// How long opening the TCP connection may take before the call fails with
         /// `Unavailable`. Default 5 s.
         public var connectTimeout: Duration = .seconds(5)
+        /// In a cluster, how many `NotLeader` answers a call follows to the leader they name
+        /// before it fails with the last one. `NotLeader` means nothing was applied, so the
+        /// request is sent again unchanged. Default 3; 0 = never follow.
+        public var maxLeaderRedirects = 3
         public init() {}
     }
 
+    /// The address the client was made with.
     public let host: String
     public let port: Int
     public let settings: Settings
+    /// Where calls go now: `host:port` until a cluster node answered `NotLeader` naming another.
+    private let target: Mutex<(host: String, port: Int)>
     let logger: Logger
     private let group: any EventLoopGroup
     private let connector: Connector
@@ -78,7 +86,11 @@ public final class TernClient: Sendable {
         self.group = eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
         self.logger = logger
         self.connector = Connector()
+        self.target = Mutex((host, port))
     }
+
+    /// The address calls go to now (the leader the client was redirected to, in a cluster).
+    public var currentAddress: (host: String, port: Int) { target.withLock { $0 } }
 
     /// Parses `tern://host:port` (or `host:port`).
     /// - Returns: nil when `url` has another scheme or no valid port.
@@ -109,12 +121,32 @@ public final class TernClient: Sendable {
     ///   or the response did not come within ``Settings/requestTimeout`` (the request may or
     ///   may not have been applied).
     public func call(_ request: WireRequest) async throws(TernError) -> WireResponse {
-        let connection = try await connector.connection { () async throws(TernError) -> ClientConnection in
-            try await ClientConnection.connect(host: self.host, port: self.port, group: self.group, settings: self.settings)
+        var redirects = 0
+        while true {
+            let (host, port) = currentAddress
+            let connection = try await connector.connection { () async throws(TernError) -> ClientConnection in
+                try await ClientConnection.connect(host: host, port: port, group: self.group, settings: self.settings)
+            }
+            let response = try await connection.call(request, timeout: settings.requestTimeout)
+            guard case .error(let error) = response else { return response }
+            guard error.code == .notLeader, redirects < settings.maxLeaderRedirects,
+                  let leader = Self.leaderAddress(in: error.message), leader != (host, port) else { throw error }
+            redirects += 1
+            logger.debug("following NotLeader", metadata: ["tern.leader": "\(leader.host):\(leader.port)"])
+            target.withLock { $0 = leader }
+            await connector.replace(ifCurrent: connection)
         }
-        let response = try await connection.call(request, timeout: settings.requestTimeout)
-        if case .error(let error) = response { throw error }
-        return response
+    }
+
+    /// The `HOST:PORT` after " at " at the end of a `NotLeader` message
+    /// (`… leader node-2 at 10.0.0.2:7081`), nil when it names none.
+    static func leaderAddress(in message: String) -> (host: String, port: Int)? {
+        let marker = Array(" at ".utf8), bytes = Array(message.utf8)
+        guard bytes.count > marker.count else { return nil }
+        for start in stride(from: bytes.count - marker.count, through: 0, by: -1) where Array(bytes[start..<start + marker.count]) == marker {
+            return address(from: String(decoding: bytes[(start + marker.count)...], as: UTF8.self))
+        }
+        return nil
     }
 
     // MARK: Queues
@@ -240,6 +272,13 @@ actor Connector {
     }
 
     func close() {
+        current?.close()
+        current = nil
+    }
+
+    /// Closes `connection` if it is still the current one (the next call opens a new one).
+    func replace(ifCurrent connection: ClientConnection) {
+        guard current === connection else { return }
         current?.close()
         current = nil
     }

@@ -81,10 +81,16 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     private let names: [Raft.NodeID: String]
     private let state: Mutex<State>
     private let observer = Mutex<(@Sendable (Machine.Output) -> Void)?>(nil)
-    private let ticker = Mutex<Task<Void, Never>?>(nil)
+    private let ticker = Mutex<TickTimer?>(nil)
+
+    private struct TickTimer: @unchecked Sendable {  // DispatchSource is thread-safe
+        let source: any DispatchSourceTimer
+    }
+    private let latencyObserver = Mutex<(@Sendable (Duration) -> Void)?>(nil)
 
     private struct Pending {
         var term: Raft.Term
+        var proposed: ContinuousClock.Instant
         var deadline: ContinuousClock.Instant
         var continuation: CheckedContinuation<Result<Machine.Output, TernError>, Never>
     }
@@ -97,6 +103,8 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         var pending: [Raft.Index: Pending] = [:]
         var leaderChanges = 0
         var lastLeader: Raft.NodeID?
+        var elections = 0
+        var lastRole: Raft.Role = .follower
     }
 
     /// Opens the replica from what `storage` holds for `group` (a new replica starts empty).
@@ -152,23 +160,23 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         self.observer.withLock { $0 = observer }
     }
 
-    /// Starts ticking (every ``Raft/Settings/tickInterval``).
+    /// Starts ticking (every ``Raft/Settings/tickInterval``) on a dispatch queue of its own, so
+    /// that time keeps moving for Raft even while Swift's cooperative thread pool is busy.
     public func start() {
-        let interval = settings.raft.tickInterval
-        let task = Task { [weak self] in
-            while !Task.isCancelled {
-                try? await Task.sleep(for: interval)
-                guard let self else { return }
-                self.tick()
-            }
-        }
-        ticker.withLock { $0 = task }
+        let nanoseconds = settings.raft.tickInterval.components.seconds * 1_000_000_000
+            + settings.raft.tickInterval.components.attoseconds / 1_000_000_000
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "tern.raft.group-\(group)"))
+        timer.schedule(deadline: .now() + .nanoseconds(Int(nanoseconds)), repeating: .nanoseconds(Int(nanoseconds)),
+                       leeway: .milliseconds(1))
+        timer.setEventHandler { [weak self] in self?.tick() }
+        timer.resume()
+        ticker.withLock { $0 = TickTimer(source: timer) }
     }
 
     /// Stops ticking and answers every waiting proposal `Unavailable`. Writes already handed to
     /// the writer still complete.
     public func stop() {
-        ticker.withLock { $0?.cancel(); $0 = nil }
+        ticker.withLock { $0?.source.cancel(); $0 = nil }
         let pending = state.withLock { s in
             s.stopped = true
             defer { s.pending.removeAll() }
@@ -181,28 +189,28 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
 
     /// Hands a message from a peer to Raft.
     public func step(_ message: Raft.Message) {
-        let accepted = state.withLock { s in
-            guard !s.stopped, !s.halted else { return false }
+        let (accepted, change) = state.withLock { s -> (Bool, LeaderChange?) in
+            guard !s.stopped, !s.halted else { return (false, nil) }
             s.raft.step(message)
-            return true
+            return (true, Self.observeRole(&s))
         }
+        if let change { log(change) }
         if accepted { pump() }
     }
 
     /// Advances Raft's time by one tick and answers proposals past their timeout.
     func tick() {
         let now = ContinuousClock.now
+        var change: LeaderChange?
         let expired: [Pending] = state.withLock { s in
             guard !s.stopped, !s.halted else { return [] }
             s.raft.tick()
-            if s.raft.leader != s.lastLeader {
-                s.lastLeader = s.raft.leader
-                s.leaderChanges += 1
-            }
+            change = Self.observeRole(&s)
             let late = s.pending.filter { $0.value.deadline <= now }
             for key in late.keys { s.pending[key] = nil }
             return Array(late.values)
         }
+        if let change { log(change) }
         for p in expired {
             p.continuation.resume(returning: .failure(TernError(
                 .unavailable, "the write was not confirmed within \(settings.proposalTimeout); it may or may not have been applied")))
@@ -225,7 +233,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
                 }
                 do throws(ReplicationError) {
                     let range = try s.raft.propose([payload])
-                    s.pending[range.lowerBound] = Pending(term: s.raft.term, deadline: .now + settings.proposalTimeout,
+                    s.pending[range.lowerBound] = Pending(term: s.raft.term, proposed: .now, deadline: .now + settings.proposalTimeout,
                                                           continuation: continuation)
                     return nil
                 } catch {
@@ -260,6 +268,34 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
 
     /// How many times this replica saw the group's leader change (including to "none").
     public var leaderChanges: Int { state.withLock { $0.leaderChanges } }
+    /// How many elections this replica started (became a candidate; pre-votes not counted).
+    public var elections: Int { state.withLock { $0.elections } }
+
+    /// Called with the time from proposal to answer of every write this node proposed and
+    /// applied (replication latency: the leader's sync, a majority's, the apply).
+    public func setLatencyObserver(_ observer: (@Sendable (Duration) -> Void)?) {
+        latencyObserver.withLock { $0 = observer }
+    }
+
+    private struct LeaderChange {
+        var leader: Raft.NodeID?
+        var term: Raft.Term
+    }
+
+    private static func observeRole(_ s: inout State) -> LeaderChange? {
+        if s.raft.role == .candidate && s.lastRole != .candidate { s.elections += 1 }
+        s.lastRole = s.raft.role
+        guard s.raft.leader != s.lastLeader else { return nil }
+        s.lastLeader = s.raft.leader
+        s.leaderChanges += 1
+        return LeaderChange(leader: s.raft.leader, term: s.raft.term)
+    }
+
+    private func log(_ change: LeaderChange) {
+        logger.info("raft leader changed", metadata: [
+            "tern.leader": "\(change.leader.map { names[$0] ?? "\($0)" } ?? "none")", "tern.term": "\(change.term)",
+        ])
+    }
 
     /// Hands leadership to `target` (thesis §3.10), e.g. before a graceful shutdown.
     /// - Throws: ``TernError`` `NotLeader`, `Conflict` (a transfer is in progress).
@@ -390,7 +426,12 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
                 }
             }
         }
-        for (pending, answer) in answers { pending.continuation.resume(returning: answer) }
+        let latency = latencyObserver.withLock { $0 }
+        let now = ContinuousClock.now
+        for (pending, answer) in answers {
+            if case .success = answer { latency?(now - pending.proposed) }
+            pending.continuation.resume(returning: answer)
+        }
         if let failure {
             halt("cannot apply a committed entry: \(failure)")
             return

@@ -50,7 +50,13 @@ struct ClusterForwardingMiddleware<Context: RequestContext>: RouterMiddleware {
         switch node.route(http: true) {
         case .local:
             let term = node.data.group.status.term  // the term this node leads in as it serves
-            var response = try await next(request, context)
+            var response: Response
+            do {
+                response = try await next(request, context)
+            } catch let error as TernError where error.code == .notLeader {
+                // Leadership moved while the request was served: nothing was applied.
+                throw TernError(.unavailable, error.message + "; retry")
+            }
             response.headers[Self.servedByHeader] = node.nodeID
             response.headers[Self.termHeader] = String(term)
             return response

@@ -11,6 +11,9 @@ public struct WireRequestHandler: Sendable {
     let logger: Logger
     /// The gossip membership `DescribeCluster` answers with; nil: the node runs alone.
     public var cluster: GossipService?
+    /// This node's part in a cluster: data requests are served only by the data group's
+    /// leader; elsewhere they are answered `NotLeader` naming the leader (decision 100).
+    public var clusterNode: ClusterNode?
 
     /// The name and version the broker reports in `ApiVersions`.
     public static let brokerName = "ternd/0.1"
@@ -30,6 +33,13 @@ public struct WireRequestHandler: Sendable {
     }
 
     func perform(_ request: WireRequest) async throws(TernError) -> WireResponse {
+        if let clusterNode, Self.isDataRequest(request) {
+            switch clusterNode.route(http: false) {
+            case .local: break
+            case .unavailable(let reason): throw TernError(.unavailable, reason)
+            case .forward(let leader, let address): throw Self.notLeader(leader: leader, address: address.description)
+            }
+        }
         switch request {
         case .apiVersions:
             return .apiVersions(broker: Self.brokerName, apis: WireAPIVersions.all)
@@ -172,6 +182,21 @@ public struct WireRequestHandler: Sendable {
     }
 
     /// A group name, validated as HTTP does (`InvalidName`, "group name: …").
+    /// Whether `request` is served from the replicated state (everything but the handshake,
+    /// authentication, cluster description and node-to-node frames).
+    static func isDataRequest(_ request: WireRequest) -> Bool {
+        switch request {
+        case .apiVersions, .authenticate, .describeCluster, .peerHello, .raftBatch: false
+        default: true
+        }
+    }
+
+    /// `NotLeader` with the leader's binary address in a form clients parse:
+    /// `… leader node-2 at 10.0.0.2:7081`.
+    static func notLeader(leader: String, address: String) -> TernError {
+        TernError(.notLeader, "this node does not lead the data group; leader \(leader) at \(address)")
+    }
+
     static func groupName(_ raw: String) throws(TernError) -> QueueName {
         do { return try QueueName(raw) } catch { throw TernError(.invalidName, "group name: \(error.message)") }
     }

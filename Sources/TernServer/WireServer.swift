@@ -46,6 +46,8 @@ public struct WireServer: Service {
         public var metrics: TernMetrics?
         /// The gossip membership `DescribeCluster` answers with; nil: the node runs alone.
         public var cluster: GossipService?
+        /// This node's part in a cluster (``WireRequestHandler/clusterNode``); nil: alone.
+        public var clusterNode: ClusterNode?
         /// The most bytes of requests of one connection read and not yet answered (concurrent
         /// and ordered ones together); past it the socket is not read until answers go out
         /// (back-pressure). One request is always let through. Default 16,777,216 (16 MiB).
@@ -152,6 +154,7 @@ public struct WireServer: Service {
         let handler = { () -> WireRequestHandler in
             var handler = WireRequestHandler(broker: broker, logger: logger)
             handler.cluster = settings.cluster
+            handler.clusterNode = settings.clusterNode
             return handler
         }()
         let authenticator = Authenticator(settings: settings.auth)

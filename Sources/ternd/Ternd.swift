@@ -210,6 +210,7 @@ struct Ternd: AsyncParsableCommand {
             broker = try await Broker.open(storage: storage, clock: clock, commandLogBytes: configuration.commandLogBytes, logger: logger)
         }
         metrics?.attach(broker: broker)
+        if let cluster { metrics?.attach(cluster: cluster.node, links: cluster.links) }
         metrics?.attach(storage: storage)
         let alerts = AlertMonitor(rules: configuration.alertRules, broker: broker, storage: storage, metrics: metrics, clock: clock,
                                   interval: .seconds(configuration.alertInterval), logger: logger)
@@ -250,6 +251,7 @@ struct Ternd: AsyncParsableCommand {
         wireSettings.connections = connections
         wireSettings.requestBytes = requestBytes
         if let cluster {
+            wireSettings.clusterNode = cluster.node
             wireSettings.peers.nodeID = cluster.node.nodeID
             wireSettings.peers.clusterKey = cluster.links.settings.clusterKey
             let node = cluster.node

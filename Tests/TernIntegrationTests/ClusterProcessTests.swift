@@ -3,6 +3,8 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import Testing
+import TernClient
+import TernCore
 import TernTestKit
 
 extension IntegrationTests {
@@ -13,6 +15,7 @@ extension IntegrationTests {
         struct Node {
             var id: String
             var process: TernProcess
+            var binaryPort: Int
         }
 
         /// One answer of a node, with the headers that say who served it.
@@ -52,7 +55,7 @@ extension IntegrationTests {
                     dataDirectory: root.appending("\(ids[index])/data"), logFile: root.appending("\(ids[index]).log"),
                     extraArguments: ["--node-id", ids[index], "--gossip", "127.0.0.1:\(gossipPorts[index])", "--seeds", seeds,
                                      "--binary", "127.0.0.1:\(binaryPorts[index])", "--controllers", ids.joined(separator: ",")])
-                nodes.append(Node(id: ids[index], process: process))
+                nodes.append(Node(id: ids[index], process: process, binaryPort: binaryPorts[index]))
             }
             for node in nodes { try await node.process.start() }
             _ = try await leader(of: nodes)
@@ -129,6 +132,45 @@ extension IntegrationTests {
             }
             #expect(groups.contains { $0["kind"] as? String == "queue" && $0["name"] as? String == "orders" && $0["leader"] as? String == leader.id })
             #expect(groups.filter { $0["kind"] as? String == "topic" }.count == 2, "one entry per topic partition")
+            let metrics = String(decoding: try await Self.call(.GET, leader.process.baseURL + "/metrics").body, as: UTF8.self)
+            #expect(metrics.contains("tern_raft_is_leader 1"), "the leader reports itself")
+            #expect(metrics.contains("tern_raft_replication_latency_seconds"), "writes were timed")
+            let followerMetrics = String(decoding: try await Self.call(.GET, base + "/metrics").body, as: UTF8.self)
+            #expect(followerMetrics.contains("tern_cluster_forwarded_requests_total"), "the follower counted its forwards")
+        }
+
+        /// A binary client pointed at a follower: reads and writes answer `NotLeader` naming the
+        /// leader's binary address, which `TernClient` follows; with following off the error
+        /// reaches the caller and nothing is applied.
+        @Test func binaryClientsFollowNotLeaderToTheLeader() async throws {
+            let root = try TemporaryDirectory(prefix: "tern-cluster-binary")
+            defer { root.remove() }
+            let nodes = try await Self.startCluster(root)
+            defer { Task { for node in nodes { await node.process.kill9() } } }
+            let leader = try await Self.leader(of: nodes)
+            let follower = nodes.first { $0.id != leader.id }!
+
+            var strict = TernClient.Settings()
+            strict.maxLeaderRedirects = 0
+            let pinned = TernClient(host: "127.0.0.1", port: follower.binaryPort, settings: strict)
+            do {
+                _ = try await pinned.createQueue("binary-jobs")
+                Issue.record("a follower created a queue")
+            } catch {
+                #expect(error.code == .notLeader)
+                #expect(error.message.hasSuffix(" at 127.0.0.1:\(leader.binaryPort)"), "\(error.message)")
+            }
+            await pinned.close()
+
+            let client = TernClient(host: "127.0.0.1", port: follower.binaryPort)
+            defer { Task { await client.close() } }
+            let (created, _) = try await client.createQueue("binary-jobs")
+            #expect(created, "the queue did not exist: the NotLeader answer applied nothing")
+            #expect(client.currentAddress.port == leader.binaryPort, "the client now talks to the leader")
+            _ = try await client.send([OutgoingMessage(body: Array("hello".utf8))], to: "binary-jobs")
+            let received = try await client.receive(from: "binary-jobs", maxMessages: 10, waitTime: 1)
+            #expect(received.map { String(decoding: $0.body, as: UTF8.self) } == ["hello"])
+            try await client.acknowledge(received[0].receiptHandle, on: "binary-jobs")
         }
 
         /// Producers and consumers on every node while the leader is killed (`kill -9`) or

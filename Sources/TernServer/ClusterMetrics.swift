@@ -1,0 +1,101 @@
+import CoreMetrics
+import Synchronization
+import TernCluster
+import TernReplication
+
+extension TernMetrics.Name {
+    public static let raftTerm = "tern_raft_term"
+    public static let raftIsLeader = "tern_raft_is_leader"
+    public static let raftCommitIndex = "tern_raft_commit_index"
+    public static let raftAppliedIndex = "tern_raft_applied_index"
+    public static let raftLastIndex = "tern_raft_last_index"
+    public static let raftLeaderChanges = "tern_raft_leader_changes_total"
+    public static let raftElections = "tern_raft_elections_total"
+    public static let raftReplicationLatency = "tern_raft_replication_latency_seconds"  // histogram
+    public static let raftFollowerLagEntries = "tern_raft_follower_lag_entries"  // replica = NODE, leader only
+    public static let raftFollowerLagSeconds = "tern_raft_follower_lag_seconds"  // replica = NODE, leader only
+    public static let clusterForwardedRequests = "tern_cluster_forwarded_requests_total"
+    public static let peerFramesSent = "tern_peer_frames_sent_total"
+    public static let peerMessagesSent = "tern_peer_messages_sent_total"
+    public static let peerMessagesDropped = "tern_peer_messages_dropped_total"  // reason
+}
+
+/// The cluster's metrics (docs/operations.md, "Metrics"): the data group's Raft state and
+/// replication latency, follower lag in entries and in seconds (on the leader), forwarded
+/// requests, and the node-to-node links. Gauges are read at each scrape; counters advance by
+/// what changed since the previous scrape.
+final class ClusterMetrics: Sendable {
+    private struct Seen {
+        var leaderChanges = 0, elections = 0, forwarded = 0, frames = 0, messages = 0
+        var dropped: [String: Int] = [:]
+        /// Per replica: when its lag was last 0 (this node's clock), for the lag in seconds.
+        var caughtUp: [Raft.NodeID: ContinuousClock.Instant] = [:]
+    }
+    private let seen = Mutex(Seen())
+
+    /// Registers the collector and the latency histogram with `metrics`.
+    static func attach(_ metrics: TernMetrics, node: ClusterNode, links: PeerLinks) {
+        let latency = CoreMetrics.Timer(label: TernMetrics.Name.raftReplicationLatency, dimensions: [], factory: metrics.factory)
+        node.data.group.setLatencyObserver { duration in
+            latency.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+        }
+        let collector = ClusterMetrics()
+        metrics.addCollector { metrics in collector.collect(metrics, node: node, links: links) }
+    }
+
+    private func collect(_ metrics: TernMetrics, node: ClusterNode, links: PeerLinks) {
+        let group = node.data.group
+        let status = group.status
+        let counters = links.counters
+        metrics.gauge(TernMetrics.Name.raftTerm).record(Int(status.term))
+        metrics.gauge(TernMetrics.Name.raftIsLeader).record(status.isServing ? 1 : 0)
+        metrics.gauge(TernMetrics.Name.raftCommitIndex).record(Int(status.commitIndex))
+        metrics.gauge(TernMetrics.Name.raftAppliedIndex).record(Int(status.appliedIndex))
+        metrics.gauge(TernMetrics.Name.raftLastIndex).record(Int(status.lastIndex))
+        let now = ContinuousClock.now
+        let deltas = seen.withLock { s -> [(String, [(String, String)], Int)] in
+            var out: [(String, [(String, String)], Int)] = [
+                (TernMetrics.Name.raftLeaderChanges, [], group.leaderChanges - s.leaderChanges),
+                (TernMetrics.Name.raftElections, [], group.elections - s.elections),
+                (TernMetrics.Name.clusterForwardedRequests, [], node.forwardedRequests - s.forwarded),
+                (TernMetrics.Name.peerFramesSent, [], counters.framesSent - s.frames),
+                (TernMetrics.Name.peerMessagesSent, [], counters.messagesSent - s.messages),
+            ]
+            for reason in PeerLinks.DropReason.allCases {
+                let total = counters.dropped[reason] ?? 0
+                out.append((TernMetrics.Name.peerMessagesDropped, [("reason", reason.rawValue)], total - (s.dropped[reason.rawValue] ?? 0)))
+                s.dropped[reason.rawValue] = total
+            }
+            s.leaderChanges = group.leaderChanges
+            s.elections = group.elections
+            s.forwarded = node.forwardedRequests
+            s.frames = counters.framesSent
+            s.messages = counters.messagesSent
+            return out
+        }
+        for (name, dimensions, delta) in deltas {
+            let counter = CoreMetrics.Counter(label: name, dimensions: dimensions, factory: metrics.factory)
+            if delta > 0 { counter.increment(by: delta) }
+        }
+        guard status.role == .leader else { return }
+        for (replica, match) in status.match where replica != status.node {
+            let lag = status.commitIndex - min(match, status.commitIndex)
+            let since = seen.withLock { s -> ContinuousClock.Instant in
+                if lag == 0 || s.caughtUp[replica] == nil { s.caughtUp[replica] = now }
+                return s.caughtUp[replica]!
+            }
+            let name = group.name(of: replica) ?? "\(replica)"
+            metrics.gauge(TernMetrics.Name.raftFollowerLagEntries, [("replica", name)]).record(Int(lag))
+            let seconds = now - since
+            metrics.gauge(TernMetrics.Name.raftFollowerLagSeconds, [("replica", name)])
+                .record(Double(seconds.components.seconds) + Double(seconds.components.attoseconds) / 1e18)
+        }
+    }
+}
+
+extension TernMetrics {
+    /// Adds the cluster's metrics (``ClusterMetrics``) for `node` and its transport.
+    public func attach(cluster node: ClusterNode, links: PeerLinks) {
+        ClusterMetrics.attach(self, node: node, links: links)
+    }
+}
