@@ -12,7 +12,7 @@ public struct WireRequestHandler: Sendable {
     /// The gossip membership `DescribeCluster` answers with; nil: the node runs alone.
     public var cluster: GossipService?
     /// This node's part in a cluster: data requests are served only by the data group's
-    /// leader; elsewhere they are answered `NotLeader` naming the leader (decision 100).
+    /// leader; elsewhere they are answered `NotLeader` naming the leader (decision 97).
     public var clusterNode: ClusterNode?
 
     /// The name and version the broker reports in `ApiVersions`.
