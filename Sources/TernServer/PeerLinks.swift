@@ -49,7 +49,8 @@ public final class PeerLinks: RaftTransport {
         /// The most payload bytes of one `RaftBatch` frame; a single message above it is
         /// dropped (`tooLarge`). Must stay within the peers' ``WireSettings/maxFrameBytes``
         /// (64 MiB by default) less the 8-byte header. Default 16,777,216 (16 MiB; Raft's
-        /// appends are 1 MiB by default).
+        /// appends are 1 MiB by default). Raft snapshots travel whole, as one message, so this
+        /// is also the largest snapshot a peer can be sent: a larger one is dropped every time.
         public var maxBatchBytes: Int = 16 << 20
         /// The first wait before reconnecting to a peer whose connection failed, doubled after
         /// every further failure up to ``maxReconnectBackoff``. Default 100 ms.
@@ -59,6 +60,10 @@ public final class PeerLinks: RaftTransport {
         /// How long connecting and the `PeerHello` answer may take together before the attempt
         /// counts as failed. Default 2 s.
         public var connectTimeout: Duration = .seconds(2)
+        /// How long one `RaftBatch` write may stay unfinished (the peer does not read: its
+        /// process is stopped, or the network between is cut) before the link is closed and
+        /// reopened on the next send. Default 10 s.
+        public var writeTimeout: Duration = .seconds(10)
         /// The cluster key (at least 16 bytes) the `PeerHello` proof is made with; nil: no proof
         /// (accepted only by peers without a key and without authentication).
         public var clusterKey: [UInt8]?
@@ -84,6 +89,7 @@ public final class PeerLinks: RaftTransport {
                 throw fail("reconnectBackoff must be positive and at most maxReconnectBackoff")
             }
             guard connectTimeout > .zero else { throw fail("connectTimeout must be positive") }
+            guard writeTimeout > .zero else { throw fail("writeTimeout must be positive") }
             guard clusterKey.map({ $0.count >= 16 }) ?? true else { throw fail("a cluster key has at least 16 bytes") }
         }
 
@@ -226,7 +232,12 @@ public final class PeerLinks: RaftTransport {
             case .write(let channel, let messages, let peer, let generation):
                 let count = messages.count
                 let frame = WireRequest.raftBatch(WireRaftBatch(from: nodeID, messages: messages)).frame(correlationID: 2)
+                // A write the peer never reads (stopped, cut off) closes the link after the timeout.
+                let timer = channel.eventLoop.scheduleTask(in: TimeAmount(settings.writeTimeout)) {
+                    channel.close(promise: nil)
+                }
                 channel.writeAndFlush(frame).whenComplete { [self] result in
+                    timer.cancel()
                     let sent: Int? = if case .success = result { count } else { nil }
                     run(state.withLock { $0.written(peer, generation: generation, sent: sent, settings: settings, nodeID: nodeID) })
                 }
@@ -255,6 +266,7 @@ public final class PeerLinks: RaftTransport {
         let future = ClientBootstrap(group: group)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     var wire = WireSettings()
@@ -453,6 +465,11 @@ struct LinksState {
         defer { peers[id] = peer }
         guard peer.generation == generation else { return [] }
         peer.writing = false
+        guard sent != nil else {
+            // The connection is failing: close it (``closed`` drops the queue) rather than
+            // write into it again.
+            return peer.channel.map { [.close($0)] } ?? []
+        }
         return Self.nextBatch(&peer, id, settings: settings, nodeID: nodeID).map { [$0] } ?? []
     }
 

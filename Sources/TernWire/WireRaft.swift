@@ -1,5 +1,5 @@
-public import NIOCore
-public import TernCore
+import NIOCore
+import TernCore
 
 /// The first node-to-node frame of a peer connection (API key 61, after `ApiVersions`): who the
 /// sending node is, which node it means to reach, and — when the cluster has a key — proof

@@ -272,6 +272,56 @@ import TernWire
         await b.shutdown()
     }
 
+    @Test func withAuthenticationOn_aPeerWithTheKey_sendsBatchesAboveThePreAuthenticationLimit() async throws {
+        let b = try await Node("b", key: Self.keyA) { $0.auth.enabled = true }
+        let links = Self.links("a", to: [b], key: Self.keyA)
+        let entry = Raft.Entry(index: 1, term: 1, payload: Array(repeating: 7, count: 2 << 20))
+        let append = RaftEnvelope(group: 3, message: Raft.Message(from: RaftNodeID.of("a"), to: b.raftID, term: 1,
+                                                                  kind: .append(prevIndex: 0, prevTerm: 0, entries: [entry], commit: 0)))
+        links.send([append])
+        #expect(await Self.eventually { b.inbox.count == 1 }, "a 2 MiB batch after the hello (the limit before it is 512 KiB)")
+        #expect(b.inbox.envelopes == [append])
+        // Without a key, a node with authentication on refuses the peer.
+        let unkeyed = Self.links("c", to: [b])
+        unkeyed.send([Self.heartbeat(from: "c", to: "b", group: 1, sequence: 0)])
+        #expect(await Self.eventually { unkeyed.counters.hellosRefused == 1 })
+        await links.shutdown(); await unkeyed.shutdown()
+        await b.shutdown()
+    }
+
+    /// A peer that takes the hello and then stops reading (a `SIGSTOP`ped process, a cut
+    /// network): the unfinished write closes the link after the write timeout, and the next
+    /// send opens a new one.
+    @Test func peerThatStopsReading_isCutOff_afterTheWriteTimeout_andReconnected() async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelOption(.socketOption(.so_rcvbuf), value: 4096)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireFrameDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(WireFrameEncoder()))
+                    try channel.pipeline.syncOperations.addHandler(StallingPeer())
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = server.localAddress!.port!
+        let links = PeerLinks(nodeID: "a", settings: .init().with { $0.writeTimeout = .milliseconds(300) }, logger: Self.logger) { _ in
+            (host: "127.0.0.1", port: port)
+        }
+        let entry = Raft.Entry(index: 1, term: 1, payload: Array(repeating: 1, count: 1 << 20))
+        let appends = (0..<40).map { _ in
+            RaftEnvelope(group: 1, message: Raft.Message(from: RaftNodeID.of("a"), to: 9, term: 1,
+                                                         kind: .append(prevIndex: 0, prevTerm: 0, entries: [entry], commit: 0)))
+        }
+        links.send(appends)
+        #expect(await Self.eventually { links.counters.dropped[.connectionLost, default: 0] > 0 }, "\(links.counters)")
+        #expect(links.counters.messagesSent < appends.count)
+        links.send([RaftEnvelope(group: 1, message: Raft.Message(from: RaftNodeID.of("a"), to: 9, term: 1,
+                                                                 kind: .heartbeat(commit: 0, readSequence: 0)))])
+        #expect(await Self.eventually { links.counters.connectionsEstablished == 2 }, "reconnected on the next send")
+        await links.shutdown()
+        try await server.close()
+    }
+
     // MARK: - Pure: the per-peer queue
 
     static func message(_ i: Int, bytes: Int = 10) -> WireRaftBatch.Message {
@@ -435,5 +485,19 @@ struct RawPeer {
             }
             return frames.sorted { $0.correlationID < $1.correlationID }
         }
+    }
+}
+
+/// Answers `PeerHello` and then never reads again.
+final class StallingPeer: ChannelInboundHandler {
+    typealias InboundIn = WireFrame
+    typealias OutboundOut = WireFrame
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        guard frame.apiKey == WireAPI.peerHello.rawValue else { return }
+        context.writeAndFlush(wrapOutboundOut(WireResponse.done.frame(apiKey: frame.apiKey, correlationID: frame.correlationID)),
+                              promise: nil)
+        context.channel.setOption(.autoRead, value: false).whenComplete { _ in }
     }
 }

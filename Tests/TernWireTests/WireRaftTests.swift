@@ -41,6 +41,8 @@ import TernWire
             00 00 00 2d 00 3d 00 00 00 00 00 01 00 02 6e 31 01 02 03 04 05 06 07 08 00 00 01 94 1f 29 7c 00
             00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f 00
             """))
+        #expect(Array(WireResponse.done.frame(apiKey: WireAPI.peerHello.rawValue, correlationID: 1).bytes.readableBytesView)
+                == ProtocolDocumentTests.hex("00 00 00 0a 00 3d 00 00 00 00 00 01 00 00"))
         let batch = WireRequest.raftBatch(WireRaftBatch(from: "n1", messages: [.init(group: 5, bytes: [0xAA, 0xBB])]))
         #expect(Array(batch.frame(correlationID: 2).bytes.readableBytesView) == ProtocolDocumentTests.hex("""
             00 00 00 1e 00 3e 00 00 00 00 00 02 00 02 6e 31 00 00 00 01 00 00 00 00 00 00 00 05 00 00 00 02 aa bb
