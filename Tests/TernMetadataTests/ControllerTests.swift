@@ -57,10 +57,15 @@ struct SimulatedCluster {
         return group
     }
 
-    /// What each group's leader reports: only groups with a live majority have one.
+    /// Whether groups that lost their leader keep their last report (a runtime that caches
+    /// reports may hand the controller stale ones).
+    var staleReports = false
+
+    /// What each group's leader reports: only groups with a live majority have one (or, with
+    /// `staleReports`, whatever they reported last: what the configuration was when they had one).
     var progress: [Metadata.GroupID: Metadata.Controller.GroupProgress] {
         var result: [Metadata.GroupID: Metadata.Controller.GroupProgress] = [:]
-        for (id, config) in applied where config.voters.filter(isAlive).count > config.voters.count / 2 {
+        for (id, config) in applied where staleReports || config.voters.filter(isAlive).count > config.voters.count / 2 {
             var report = config
             report.caughtUp = caughtUp[id, default: []].intersection(config.learners)
             result[id] = report
@@ -117,6 +122,17 @@ struct SimulatedCluster {
 
 @Suite struct ControllerTests {
     typealias Controller = Metadata.Controller
+
+    @Test func settings_defaultsAndRanges() throws {
+        let defaults = Controller.Settings()
+        #expect(defaults.replicationFactor == 3 && defaults.replaceAfter == .seconds(60) && defaults.maxGroupsChanging == 32)
+        try defaults.validate()
+        for bad in [defaults.with { $0.replicationFactor = 0 }, defaults.with { $0.replicationFactor = 10 },
+                    defaults.with { $0.replaceAfter = .seconds(-1) }, defaults.with { $0.maxGroupsChanging = 0 }] {
+            #expect(throws: Metadata.Error.self) { try bad.validate() }
+        }
+        #expect(defaults.with { $0.replaceAfter = .milliseconds(1500) }.replaceAfterMilliseconds == 1500)
+    }
 
     @Test func aliveMembers_areRegistered_othersNot_andZoneChangesUpdate() {
         var cluster = SimulatedCluster(nodes: 3, zones: ["a"])
@@ -391,9 +407,24 @@ struct SimulatedCluster {
     /// stop and the dead stay dead every group ends on live nodes at its factor.
     @Test(arguments: [UInt64(21), 22, 23, 24, 25])
     func randomFaults_neverCostAMajority_andSettleOnLiveNodes(seed: UInt64) throws {
+        let violations = try Self.randomFaults(seed: seed, bugs: [])
+        #expect(violations.isEmpty, "seed \(seed): \(violations.prefix(5))")
+    }
+
+    /// The checker above catches a controller that ignores quorum or changes in flight.
+    @Test(arguments: [Controller.PlantedBugs.ignoreQuorum, .ignoreInFlight])
+    func randomFaults_checker_catchesPlantedBugs(bug: Controller.PlantedBugs) throws {
+        var caught = 0
+        for seed in UInt64(21)...25 where try !Self.randomFaults(seed: seed, bugs: bug, settle: false).isEmpty { caught += 1 }
+        #expect(caught > 0)
+    }
+
+    static func randomFaults(seed: UInt64, bugs: Controller.PlantedBugs, settle: Bool = true) throws -> [String] {
+        var violations: [String] = []
         var random = SeededGenerator(seed: seed)
         var cluster = SimulatedCluster(nodes: 7, zones: ["a", "b", "c"],
                                        settings: Controller.Settings().with { $0.replaceAfter = .seconds(20) })
+        cluster.controller.plantedBugs = bugs
         for index in 0..<8 { try cluster.createQueue("q\(index)") }
         for _ in 0..<400 {
             let node = "n\(Int.random(in: 1...7, using: &random))"
@@ -403,13 +434,15 @@ struct SimulatedCluster {
             case 2: cluster.set(node, .suspect)
             case 3: cluster.catchUpAll()
             case 4: cluster.autoReconcile.toggle()
+            case 5: cluster.staleReports.toggle()
             default: break
             }
             if !cluster.autoReconcile, Bool.random(using: &random) { cluster.reconcile() }
             cluster.advance(seconds: Int.random(in: 0...10, using: &random))
             let before = cluster.catalogue
+            let progress = cluster.progress
             let inFlight = Set(before.groups.values.filter { group in
-                cluster.progress[group.id].map { $0.voters != Set(group.replicas) || $0.learners != Set(group.learners) } ?? true
+                progress[group.id].map { $0.voters != Set(group.replicas) || $0.learners != Set(group.learners) } ?? true
             }.map(\.id))
             let plan = cluster.step()
             for command in plan.commands {
@@ -418,17 +451,21 @@ struct SimulatedCluster {
                 case .addLearner(let g, _, _), .promoteLearner(let g, _, _), .removeReplica(let g, _, _): id = g
                 default: continue
                 }
-                #expect(!inFlight.contains(id), "seed \(seed): \(command) while group \(id) had a change in flight")
-                let after = try #require(cluster.catalogue.groups[id])
+                if inFlight.contains(id) { violations.append("\(command) while group \(id) had a change in flight") }
+                guard let after = cluster.catalogue.groups[id] else { continue }
                 let liveVoters = after.replicas.filter(cluster.isAlive).count
-                #expect(liveVoters > after.replicas.count / 2, "seed \(seed): \(command) left \(liveVoters) of \(after.replicas.count) voters alive")
+                if liveVoters <= after.replicas.count / 2 {
+                    violations.append("\(command) left \(liveVoters) of \(after.replicas.count) voters alive")
+                }
             }
         }
+        guard settle else { return violations }
         // Faults stop: n6 and n7 stay dead, everyone else is alive.
         for index in 1...5 { cluster.set("n\(index)", .alive) }
         cluster.set("n6", .dead)
         cluster.set("n7", .dead)
         cluster.autoReconcile = true
+        cluster.staleReports = false
         cluster.reconcile()
         cluster.advance(seconds: 30)
         for _ in 0..<60 {
@@ -438,10 +475,12 @@ struct SimulatedCluster {
         }
         for group in cluster.catalogue.groups.values {
             let live = group.replicas.filter(cluster.isAlive)
-            if live.count > group.replicas.count / 2 {
-                #expect(live.count == group.replicas.count && group.replicas.count == 3 && group.learners.isEmpty,
-                        "seed \(seed): group \(group.id) ended as \(group.replicas) + \(group.learners)")
+            // Groups that lost their majority for good (both dead nodes among 3) stay as they are.
+            guard live.count > group.replicas.count / 2 else { continue }
+            if !(live.count == group.replicas.count && group.replicas.count == 3 && group.learners.isEmpty) {
+                violations.append("group \(group.id) ended as \(group.replicas) + \(group.learners)")
             }
         }
+        return violations
     }
 }
