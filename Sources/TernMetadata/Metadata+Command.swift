@@ -80,7 +80,8 @@ extension Metadata.Catalogue {
     ///   - `queueNotFound` / `topicNotFound`: deleting (or colocating with) what does not exist;
     ///   - `conflict`: a membership command decided against another epoch than the group's, the
     ///     last voter removed, a group or the cluster at its member limit, an existing queue
-    ///     asked to move to another group, an existing topic asked for another partition count.
+    ///     asked to move to another group, an existing topic asked for another partition count
+    ///     (and, only in a crafted snapshot, group ids or an epoch run out).
     public mutating func apply(_ command: Metadata.Command) throws(Metadata.Error) -> Metadata.Outcome {
         switch command {
         case .registerNode(let id, let zone, let at):
@@ -156,6 +157,7 @@ extension Metadata.Catalogue {
         case .replicas(let replicas, let replicationFactor):
             if let existing = queues[name] { return .queueExists(name, group: existing.group) }
             try checkReplicas(replicas, replicationFactor: replicationFactor, what: "queue \(name)")
+            try checkGroupIDs(1)
             let id = nextGroupID
             groups[id] = Metadata.Group(id: id, kind: .queue, owner: name, replicas: replicas,
                                         replicationFactor: replicationFactor)
@@ -204,6 +206,7 @@ extension Metadata.Catalogue {
         for (partition, replicas) in partitions.enumerated() {
             try checkReplicas(replicas, replicationFactor: replicationFactor, what: "topic \(name) partition \(partition)")
         }
+        try checkGroupIDs(partitions.count)
         var ids: [Metadata.GroupID] = []
         for (partition, replicas) in partitions.enumerated() {
             let id = nextGroupID + Metadata.GroupID(partition)
@@ -239,11 +242,19 @@ extension Metadata.Catalogue {
         }
     }
 
+    /// Group ids run out only in a crafted snapshot, but apply must not trap on one.
+    private func checkGroupIDs(_ count: Int) throws(Metadata.Error) {
+        guard !nextGroupID.addingReportingOverflow(Metadata.GroupID(count)).overflow else {
+            throw Metadata.Error(.conflict, "group ids are exhausted")
+        }
+    }
+
     private func group(_ id: Metadata.GroupID, at epoch: UInt64) throws(Metadata.Error) -> Metadata.Group {
         guard let group = groups[id] else { throw Metadata.Error(.invalidParameter, "group \(id) does not exist") }
         guard group.epoch == epoch else {
             throw Metadata.Error(.conflict, "group \(id) is at epoch \(group.epoch), the change was decided at \(epoch)")
         }
+        guard group.epoch < .max else { throw Metadata.Error(.conflict, "group \(id) has exhausted its epochs") }
         return group
     }
 

@@ -70,7 +70,8 @@ extension Metadata {
             var replaceAfterMilliseconds: UInt64 {
                 let (seconds, attoseconds) = replaceAfter.components
                 guard seconds >= 0 else { return 0 }
-                return UInt64(seconds) * 1000 + UInt64(attoseconds / 1_000_000_000_000_000)
+                let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1000)
+                return overflow ? .max : whole.addingReportingOverflow(UInt64(max(0, attoseconds) / 1_000_000_000_000_000)).partialValue
             }
         }
 
@@ -201,7 +202,7 @@ extension Metadata {
             }
             let (factor, count, live) = try sizing(replicationFactor, catalogue: catalogue, members: members)
             let lists = (0..<partitions).map { partition in
-                Placement.replicas(for: catalogue.nextGroupID + GroupID(partition), among: live, count: count)
+                Placement.replicas(for: catalogue.nextGroupID &+ GroupID(partition), among: live, count: count)
             }
             return .createTopic(name, partitions: lists, replicationFactor: factor)
         }

@@ -94,8 +94,35 @@ import TernTestKit
             decoded.1 = true
             #expect(Codec.encode(catalogue) == bytes)
             #expect(throws: Never.self) { try catalogue.validate() }
+            // Whatever a snapshot holds, commands apply to it (or are refused) without trapping
+            // and keep its invariants.
+            var changed = catalogue
+            for command in Samples.everyCommand + Self.commands(for: catalogue) { _ = try? changed.apply(command) }
+            #expect(throws: Never.self) { try changed.validate() }
         }
         return decoded
+    }
+
+    /// Membership commands aimed at `catalogue`'s own groups, at their current epochs.
+    static func commands(for catalogue: Metadata.Catalogue) -> [Metadata.Command] {
+        catalogue.groups.values.sorted { $0.id < $1.id }.flatMap { group -> [Metadata.Command] in
+            [.addLearner(group: group.id, node: "n1", epoch: group.epoch),
+             .promoteLearner(group: group.id, node: group.learners.first ?? "n1", epoch: group.epoch),
+             .removeReplica(group: group.id, node: group.replicas[0], epoch: group.epoch)]
+        } + catalogue.queues.keys.sorted().map { .deleteQueue($0) }
+    }
+
+    @Test func appliedToExhaustedIDs_commandsAreRefused_notTrapped() throws {
+        var catalogue = Samples.catalogue(nodes: 1)
+        _ = try catalogue.apply(.createQueue(Samples.name("q"), placement: .replicas(["n1"], replicationFactor: 1)))
+        catalogue.nextGroupID = .max
+        catalogue.groups[1]?.epoch = .max
+        let bytes = Codec.encode(catalogue)
+        var decoded = try Codec.decodeCatalogue(bytes)
+        #expect(throws: Metadata.Error.self) { try decoded.apply(.createQueue(Samples.name("r"), placement: .replicas(["n1"], replicationFactor: 1))) }
+        #expect(throws: Metadata.Error.self) { try decoded.apply(.createTopic(Samples.name("t"), partitions: [["n1"]], replicationFactor: 1)) }
+        #expect(throws: Metadata.Error.self) { try decoded.apply(.addLearner(group: 1, node: "n1", epoch: .max)) }
+        #expect(decoded == catalogue)
     }
 
     @Test func everyTruncation_isRefused() {
