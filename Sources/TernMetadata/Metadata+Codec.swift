@@ -149,7 +149,7 @@ extension Metadata.Codec {
         mutating func catalogue(_ catalogue: Metadata.Catalogue) {
             varint(catalogue.nextGroupID)
             int(catalogue.nodes.count)
-            for node in catalogue.nodes.values.sorted(by: { Array($0.id.utf8).lexicographicallyPrecedes($1.id.utf8) }) {
+            for node in catalogue.nodes.values.sorted(by: { $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }) {
                 string(node.id); optionalString(node.zone); varint(node.registeredAt.milliseconds)
             }
             int(catalogue.groups.count)
@@ -176,7 +176,7 @@ extension Metadata.Codec {
 
         /// Byte order of the UTF-8 names (what the decoder checks; `String`'s `<` is not bytewise).
         static func byName<T>(_ key: KeyPath<T, QueueName>) -> (T, T) -> Bool {
-            { Array($0[keyPath: key].rawValue.utf8).lexicographicallyPrecedes($1[keyPath: key].rawValue.utf8) }
+            { $0[keyPath: key].rawValue.utf8.lexicographicallyPrecedes($1[keyPath: key].rawValue.utf8) }
         }
     }
 }

@@ -224,7 +224,9 @@ extension Metadata {
 
         /// Registered nodes that gossip reports alive, with their catalogue zones, by id.
         static func liveCandidates(catalogue: Catalogue, members: [Member]) -> [Placement.Candidate] {
-            let alive = Set(members.filter { $0.status == .alive }.map(\.id))
+            var status: [String: Status] = [:]
+            for member in members where status[member.id] == nil { status[member.id] = member.status }
+            let alive = Set(status.filter { $0.value == .alive }.keys)
             return catalogue.nodes.values.filter { alive.contains($0.id) }
                 .sorted { $0.id < $1.id }
                 .map { Placement.Candidate(id: $0.id, zone: $0.zone) }
@@ -282,7 +284,7 @@ extension Metadata {
                 guard let since = memory[id] else { return false }
                 return now.milliseconds >= since.milliseconds && now.milliseconds - since.milliseconds >= replaceAfter
             }
-            let live = Self.liveCandidates(catalogue: catalogue, members: members)
+            let live = Self.liveCandidates(catalogue: catalogue, members: Array(view.values))
             var changing = catalogue.groups.values.filter { !$0.learners.isEmpty }.count
 
             for group in catalogue.groups.values.sorted(by: { $0.id < $1.id }) {
@@ -312,8 +314,8 @@ extension Metadata {
                 case .change(let change):
                     command = change
                 }
-                // Never by its own action below a live majority (a promoted learner is alive and a
-                // removed voter dead, so this holds by construction; checked all the same).
+                // Never by its own action below a live majority (a promoted learner is alive, a
+                // removed voter dead or surplus, so this holds by construction; checked all the same).
                 guard Self.keepsMajority(group, after: command, isAlive: isAlive) || plantedBugs.contains(.ignoreQuorum) else { continue }
                 if case .addLearner = command, group.learners.isEmpty {
                     guard changing < settings.maxGroupsChanging else {
