@@ -16,7 +16,12 @@ extension Metadata {
     /// - a dead learner is removed; a caught-up learner is promoted; a voter dead (or left) for
     ///   ``Settings/replaceAfter`` is replaced: the next rendezvous candidate is added as a
     ///   learner, promoted once caught up, then the dead voter is removed. A group below its
-    ///   replication factor grows the same way when live nodes allow;
+    ///   replication factor grows the same way when live nodes allow; one above it drops a voter
+    ///   outside its placement;
+    /// - a group's placement is the rendezvous choice (``Placement``, keyed by its id) among the
+    ///   registered nodes not due for replacement, so a brief failure moves nothing; with
+    ///   ``Settings/rebalance`` a healthy group off its placement (nodes joined) moves toward it
+    ///   one replica at a time, after replacements in the ``Settings/maxGroupsChanging`` budget;
     /// - no command leaves fewer live voters than a majority of the new configuration; a group
     ///   that already has no live majority is left alone (``Wait/lostQuorum(liveVoters:voters:)``):
     ///   removing its dead voters could lose acknowledged writes, so it waits for them to return.
@@ -42,6 +47,10 @@ extension Metadata {
             /// The most groups with a replica being added at once (each new learner catches up
             /// by snapshot, so this bounds the copy traffic after a node dies): 32.
             public var maxGroupsChanging: Int = 32
+            /// Whether healthy groups move toward their rendezvous placement over the live nodes,
+            /// so that nodes that join take their share of existing groups (one replica at a time,
+            /// learner first, after replacements in the ``maxGroupsChanging`` budget): true.
+            public var rebalance: Bool = true
 
             public init() {}
 
@@ -134,7 +143,7 @@ extension Metadata {
         /// The result of one decision round.
         public struct Plan: Sendable, Hashable {
             /// Commands to propose, in order: registrations first, then at most one per group,
-            /// by group id. Each is decided independently; one that fails to apply (because the
+            /// by group id (replacements, growth, learners), then rebalancing learners by group id. Each is decided independently; one that fails to apply (because the
             /// catalogue moved on) changes nothing and the next round decides again.
             public var commands: [Command] = []
             /// Groups that need a change they could not get now, and why.
@@ -285,7 +294,12 @@ extension Metadata {
                 return now.milliseconds >= since.milliseconds && now.milliseconds - since.milliseconds >= replaceAfter
             }
             let live = Self.liveCandidates(catalogue: catalogue, members: Array(view.values))
+            // Where groups belong: registered nodes not (yet) to be replaced, so a brief failure
+            // moves nothing.
+            let eligible = catalogue.nodes.values.filter { !isReplaceable($0.id) }.sorted { $0.id < $1.id }
+                .map { Placement.Candidate(id: $0.id, zone: $0.zone) }
             var changing = catalogue.groups.values.filter { !$0.learners.isEmpty }.count
+            var rebalancing: [(group: GroupID, command: Command)] = []
 
             for group in catalogue.groups.values.sorted(by: { $0.id < $1.id }) {
                 let liveVoters = group.replicas.filter(isAlive).count
@@ -293,8 +307,8 @@ extension Metadata {
                     plan.waiting[group.id] = .lostQuorum(liveVoters: liveVoters, voters: group.replicas.count)
                     continue
                 }
-                let step = nextStep(group, live: live, zone: { catalogue.nodes[$0]?.zone }, isAlive: isAlive,
-                                    isGone: isGone, isReplaceable: isReplaceable,
+                let step = nextStep(group, live: live, eligible: eligible, zone: { catalogue.nodes[$0]?.zone },
+                                    isAlive: isAlive, isGone: isGone, isReplaceable: isReplaceable,
                                     caughtUp: progress[group.id]?.caughtUp ?? [])
                 guard let step else { continue }
                 guard let report = progress[group.id] else {
@@ -311,6 +325,9 @@ extension Metadata {
                 case .wait(let wait):
                     plan.waiting[group.id] = wait
                     continue
+                case .rebalance(let change):
+                    rebalancing.append((group.id, change))
+                    continue
                 case .change(let change):
                     command = change
                 }
@@ -326,16 +343,29 @@ extension Metadata {
                 }
                 plan.commands.append(command)
             }
+            // Rebalancing takes what the budget leaves after replacements and growth.
+            for (group, command) in rebalancing {
+                guard changing < settings.maxGroupsChanging else {
+                    plan.waiting[group] = .throttled
+                    continue
+                }
+                changing += 1
+                plan.commands.append(command)
+            }
             return plan
         }
 
         enum Step {
+            /// A change the group needs (a dead or surplus replica, too few voters, a learner).
             case change(Command)
+            /// A learner added to move a healthy group toward its placement (lower priority).
+            case rebalance(Command)
             case wait(Wait)
         }
 
         /// The one change `group` needs next, ignoring quorum and progress (checked after).
-        private func nextStep(_ group: Group, live: [Placement.Candidate], zone: (String) -> String?, isAlive: (String) -> Bool,
+        private func nextStep(_ group: Group, live: [Placement.Candidate], eligible: [Placement.Candidate],
+                              zone: (String) -> String?, isAlive: (String) -> Bool,
                               isGone: (String) -> Bool, isReplaceable: (String) -> Bool, caughtUp: Set<String>) -> Step? {
             // 1. A learner that is gone will not catch up: remove it (its replacement is chosen afresh).
             if let learner = group.learners.first(where: isGone) {
@@ -346,37 +376,43 @@ extension Metadata {
                 guard isAlive(learner), caughtUp.contains(learner) else { return .wait(.learnerCatchingUp(learner)) }
                 return .change(.promoteLearner(group: group.id, node: learner, epoch: group.epoch))
             }
-            // 3. Dead voters past replace-after: remove one once the rest make the replication
-            //    factor, else add a replacement first. A group above its factor with none to
-            //    replace sheds its surplus voter; one below it grows.
+            // 3. The voters against the group's placement: the rendezvous choice of its factor
+            //    among the eligible nodes (decision 105).
+            let factor = group.replicationFactor
+            let ideal = Placement.replicas(for: group.id, among: eligible, count: factor)
+            let idealSet = Set(ideal)
+            let members = Set(group.members)
+            func add(_ node: String) -> Command { .addLearner(group: group.id, node: node, epoch: group.epoch) }
+            func remove(_ node: String) -> Command { .removeReplica(group: group.id, node: node, epoch: group.epoch) }
             let replaceable = group.replicas.filter(isReplaceable)
             let staying = group.replicas.filter { !isReplaceable($0) }
-            if let victim = replaceable.first, staying.count >= group.replicationFactor {
-                return .change(.removeReplica(group: group.id, node: victim, epoch: group.epoch))
+            // 3a. A voter dead past replace-after goes once the others make the factor.
+            if let victim = replaceable.first, staying.count >= factor { return .change(remove(victim)) }
+            // 3b. A surplus voter (a replaced one came back, a rebalancing learner was promoted)
+            //     goes: one outside the placement, a not-alive one first, else the lightest.
+            if replaceable.isEmpty, group.replicas.count > factor {
+                let outside = group.replicas.filter { !idealSet.contains($0) }
+                let victim = outside.last { !isAlive($0) }
+                    ?? outside.min { Placement.weight(for: group.id, node: $0) < Placement.weight(for: group.id, node: $1) }
+                return victim.map { .change(remove($0)) }
             }
-            guard !replaceable.isEmpty || group.replicas.count < group.replicationFactor else {
-                return surplus(group, isAlive: isAlive).map { .change(.removeReplica(group: group.id, node: $0, epoch: group.epoch)) }
+            // 3c. Too few voters (a replacement, or growth toward the factor): add the first live
+            //     node of the placement that is not a member, else the best free live node.
+            if !replaceable.isEmpty || group.replicas.count < factor {
+                let free = live.filter { !members.contains($0.id) }
+                let keeping = staying.map { Placement.Candidate(id: $0, zone: zone($0)) }
+                if let candidate = ideal.first(where: { !members.contains($0) && isAlive($0) })
+                    ?? Placement.next(for: group.id, among: free, keeping: keeping) {
+                    return .change(add(candidate))
+                }
+                return replaceable.isEmpty ? nil : .wait(.noCandidate)
             }
-            let members = Set(group.members)
-            let keeping = staying.map { Placement.Candidate(id: $0, zone: zone($0)) }
-            let free = live.filter { !members.contains($0.id) }
-            if let candidate = Placement.next(for: group.id, among: free, keeping: keeping) {
-                return .change(.addLearner(group: group.id, node: candidate, epoch: group.epoch))
-            }
-            if let victim = replaceable.first, group.replicas.count > group.replicationFactor {
-                return .change(.removeReplica(group: group.id, node: victim, epoch: group.epoch))
-            }
-            return replaceable.isEmpty ? nil : .wait(.noCandidate)
-        }
-
-        /// The voter to drop from a group with more voters than its factor and none to replace
-        /// (a replaced voter came back before its removal): one not alive first, else the
-        /// lightest in the group's rendezvous ranking — never the last voters standing, the
-        /// majority check still applies.
-        private func surplus(_ group: Group, isAlive: (String) -> Bool) -> String? {
-            guard group.replicas.count > group.replicationFactor else { return nil }
-            if let down = group.replicas.last(where: { !isAlive($0) }) { return down }
-            return group.replicas.min { Placement.weight(for: group.id, node: $0) < Placement.weight(for: group.id, node: $1) }
+            // 3d. A healthy group off its placement (nodes joined): add the first missing node of it.
+            guard settings.rebalance, ideal.count == factor, idealSet != Set(group.replicas),
+                  group.replicas.allSatisfy(isAlive),
+                  let candidate = ideal.first(where: { !members.contains($0) }), isAlive(candidate)
+            else { return nil }
+            return .rebalance(add(candidate))
         }
 
         /// Votes needed among `voters` voters: ⌊n/2⌋ + 1.

@@ -33,12 +33,10 @@ extension Metadata {
             }
         }
 
-        /// The key that places a replication group: its group id (decision 105).
-        public static func key(of group: GroupID) -> [UInt8] { keyBytes(group) }
-
         /// The `count` replicas for `key`, best first (the first is the preferred leader).
         /// - Parameters:
-        ///   - key: what is placed (a group id, ``key(of:)``; or any string).
+        ///   - key: what is placed: the controller places each replication group by its group
+        ///     id (decision 105).
         ///   - candidates: the nodes to choose from; a repeated id counts once (its first entry).
         ///   - count: how many replicas; fewer come back when there are fewer candidates, none
         ///     when `count` ≤ 0.

@@ -18,8 +18,9 @@ public import TernCore
 /// ```swift
 /// var catalogue = Metadata.Catalogue()
 /// _ = try catalogue.apply(.registerNode(id: "n1", zone: nil, at: now))
-/// let create = try controller.placeQueue("orders", catalogue: catalogue, members: view)
-/// let outcome = try catalogue.apply(create)     // .queueCreated("orders", group: 1, newGroup: true)
+/// let create = try controller.placeQueue(try QueueName("orders"), catalogue: catalogue, members: view)
+/// let outcome = try catalogue.apply(create)     // .queueCreated(orders, group: 1, newGroup: true)
+/// let entry = Metadata.Codec.encode(create)     // a metadata log entry's payload
 /// let bytes = Metadata.Codec.encode(catalogue)  // the metadata group's snapshot
 /// ```
 public enum Metadata {

@@ -115,6 +115,12 @@ struct SimulatedCluster {
         return proposed
     }
 
+    /// Where group `id` belongs among the live registered nodes (what the controller steers to).
+    func placement(of id: Metadata.GroupID) -> [String] {
+        let live = catalogue.nodes.values.filter { isAlive($0.id) }.map { Metadata.Placement.Candidate(id: $0.id, zone: $0.zone) }
+        return Metadata.Placement.replicas(for: id, among: live, count: catalogue.groups[id]?.replicationFactor ?? 3)
+    }
+
     mutating func catchUpAll() {
         for group in catalogue.groups.values { caughtUp[group.id, default: []].formUnion(group.learners) }
     }
@@ -235,9 +241,27 @@ struct SimulatedCluster {
         let final = try #require(cluster.catalogue.groups[group.id])
         #expect(final.replicas == group.replicas.filter { $0 != victim } + [expected])
         #expect(final.epoch == 4 && final.learners.isEmpty)
-        // The dead node coming back later changes nothing: it is no longer a replica.
+        // The dead node coming back later is like a node joining: the group moves back onto it
+        // (its placement), one change at a time, and settles there.
         cluster.set(victim, .alive)
+        for _ in 0..<6 {
+            cluster.step()
+            cluster.catchUpAll()
+        }
         #expect(cluster.settle().isEmpty)
+        #expect(Set(try #require(cluster.catalogue.groups[group.id]).replicas) == Set(group.replicas))
+        // Without rebalancing it stays out.
+        var still = SimulatedCluster(nodes: 5, settings: Controller.Settings().with { $0.rebalance = false })
+        let other = try still.createQueue("orders")
+        still.set(other.replicas[1], .dead)
+        still.advance(seconds: 61)
+        for _ in 0..<4 {
+            still.step()
+            still.catchUpAll()
+        }
+        still.set(other.replicas[1], .alive)
+        #expect(still.settle().isEmpty)
+        #expect(!(try #require(still.catalogue.groups[other.id]).replicas.contains(other.replicas[1])))
     }
 
     @Test func aReplacedNodeThatReturnsBeforeItsRemoval_leavesTheGroupAtItsFactor() throws {
@@ -367,8 +391,41 @@ struct SimulatedCluster {
             cluster.catchUpAll()
         }
         let grown = try #require(cluster.catalogue.groups[group.id])
-        #expect(grown.replicas.count == 3 && grown.replicas[0] == "n1" && grown.learners.isEmpty)
+        #expect(grown.replicas.count == 3 && grown.learners.isEmpty)
+        #expect(Set(grown.replicas) == Set(cluster.placement(of: group.id)))
         #expect(cluster.settle().isEmpty)
+    }
+
+    /// A node joins a 3-node cluster of 40 groups: the groups whose placement now includes it
+    /// (about 3/4 of them) each move one replica onto it, learner first, and nothing else moves.
+    @Test func aNodeThatJoins_takesItsShareOfExistingGroups() throws {
+        var cluster = SimulatedCluster(nodes: 3)
+        for index in 0..<40 { try cluster.createQueue("q\(index)") }
+        #expect(cluster.settle().isEmpty)
+        cluster.add("n4")
+        for _ in 0..<20 {
+            cluster.step()
+            cluster.catchUpAll()
+        }
+        #expect(cluster.settle().isEmpty)
+        let onN4 = cluster.catalogue.groups(onNode: "n4").count
+        #expect((22...38).contains(onN4), "n4 holds \(onN4) of 40 groups")
+        for group in cluster.catalogue.groups.values {
+            #expect(group.replicas.count == 3 && group.learners.isEmpty)
+            #expect(Set(group.replicas) == Set(cluster.placement(of: group.id)))
+        }
+        // Each moved group took three changes (learner, promote, remove), the others none.
+        let changes = cluster.history.filter { if case .registerNode = $0 { false } else { true } }
+        #expect(changes.count == 3 * onN4)
+    }
+
+    @Test func rebalancingOff_leavesExistingGroupsWhereTheyAre() throws {
+        var cluster = SimulatedCluster(nodes: 3, settings: Controller.Settings().with { $0.rebalance = false })
+        for index in 0..<10 { try cluster.createQueue("q\(index)") }
+        cluster.add("n4")
+        cluster.step()
+        #expect(cluster.settle().isEmpty)
+        #expect(cluster.catalogue.groups(onNode: "n4").isEmpty)
     }
 
     @Test func zonesStaySpread_whenAReplicaIsReplaced() throws {
@@ -479,6 +536,8 @@ struct SimulatedCluster {
             guard live.count > group.replicas.count / 2 else { continue }
             if !(live.count == group.replicas.count && group.replicas.count == 3 && group.learners.isEmpty) {
                 violations.append("group \(group.id) ended as \(group.replicas) + \(group.learners)")
+            } else if Set(group.replicas) != Set(cluster.placement(of: group.id)) {
+                violations.append("group \(group.id) ended off its placement: \(group.replicas), not \(cluster.placement(of: group.id))")
             }
         }
         return violations
