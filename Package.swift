@@ -86,7 +86,7 @@ let package = Package(
         ),
         .target(
             name: "TernMetadata",
-            dependencies: ["TernCore"],
+            dependencies: ["TernCore", "TernStorage"],
             swiftSettings: strictSettings
         ),
         .target(
