@@ -60,6 +60,12 @@ public actor TernProcess {
     public nonisolated let logFile: String
     /// Arguments added after `--data-dir` and `--http` (for example `--max-map-bytes`).
     public nonisolated let extraArguments: [String]
+    /// The host `--http` binds (default 127.0.0.1; `0.0.0.0` inside a network namespace).
+    public nonisolated let httpHost: String
+    /// Put before the `ternd` command line, e.g. `["ip", "netns", "exec", NAME]`; empty = run
+    /// `ternd` directly. The process started is still `ternd` (`ip netns exec` execs it), so
+    /// signals reach it.
+    public nonisolated let launcher: [String]
 
     private var process: Process?
     /// The log file handle of the current run, kept open while the process may still use it
@@ -71,12 +77,16 @@ public actor TernProcess {
     /// Describes a server without starting it.
     /// - Parameters:
     ///   - port: the HTTP port; nil picks a free one (see ``freePort()``).
-    public init(dataDirectory: String, logFile: String, port: Int? = nil, extraArguments: [String] = []) throws {
+    ///   - clientHost: the host clients use in ``baseURL`` (default 127.0.0.1).
+    public init(dataDirectory: String, logFile: String, port: Int? = nil, extraArguments: [String] = [],
+                httpHost: String = "127.0.0.1", clientHost: String = "127.0.0.1", launcher: [String] = []) throws {
         self.dataDirectory = dataDirectory
         self.logFile = logFile
         self.port = try port ?? Self.freePort()
-        self.baseURL = "http://127.0.0.1:\(self.port)"
+        self.baseURL = "http://\(clientHost):\(self.port)"
         self.extraArguments = extraArguments
+        self.httpHost = httpHost
+        self.launcher = launcher
     }
 
     /// Starts `ternd` with data in `root/data`, its log in `root/ternd.log`, and waits until it serves.
@@ -96,11 +106,18 @@ public actor TernProcess {
     public func start(timeout: Duration = .seconds(30)) async throws {
         precondition(process?.isRunning != true, "ternd is already running")
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try TernBinaries.path(of: "ternd"))
+        let ternd = try TernBinaries.path(of: "ternd")
         // The binary protocol defaults to the fixed port 7081; unless the test chose an address,
         // let the kernel pick one so that several servers can run side by side.
         let binary = extraArguments.contains("--binary") ? [] : ["--binary", "127.0.0.1:0"]
-        process.arguments = ["--data-dir", dataDirectory, "--http", "127.0.0.1:\(port)"] + binary + extraArguments
+        let arguments = ["--data-dir", dataDirectory, "--http", "\(httpHost):\(port)"] + binary + extraArguments
+        if let tool = launcher.first {
+            process.executableURL = URL(fileURLWithPath: tool)
+            process.arguments = Array(launcher.dropFirst()) + [ternd] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: ternd)
+            process.arguments = arguments
+        }
         let log = try Self.appendingHandle(logFile)
         let banner = "\n=== launch \(launches + 1): \(process.arguments!.joined(separator: " ")) ===\n"
         log.write(Data(banner.utf8))
