@@ -82,7 +82,8 @@ extension Broker {
     public func runProducerExpiry(settings: ProducerSettings) async {
         while !Task.isCancelled {
             do {
-                _ = try await expireProducers(idleSeconds: settings.idleExpiration)
+                // In a cluster only the leader decides time-driven commands.
+                if executor?.decidesTime ?? true { _ = try await expireProducers(idleSeconds: settings.idleExpiration) }
             } catch {
                 logger.error("producer expiry failed", metadata: ["tern.error": "\(error)"])
             }

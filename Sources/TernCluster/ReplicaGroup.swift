@@ -343,6 +343,13 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
             return
         }
         let needsPersist = ready.hardState != nil || !ready.entries.isEmpty || ready.compaction != nil
+        // A leader's appends and heartbeats promise nothing about its own disk, so they leave
+        // before its sync and the followers' syncs overlap the leader's (thesis §10.2.1; the
+        // leader's entry still counts toward commit only once it reported it persisted). Votes,
+        // vote answers and append answers wait for the sync.
+        let early = needsPersist ? ready.messages.filter(Self.maySendBeforeSync) : []
+        let late = needsPersist ? ready.messages.filter { !Self.maySendBeforeSync($0) } : ready.messages
+        if !early.isEmpty { transport.send(early.map { RaftEnvelope(group: group, message: $0) }) }
         let remaining = Mutex(ready.committedEntries.count + (needsPersist ? 1 : 0))
         let outputs = Mutex<[Raft.Index: Result<Machine.Output?, any Error>]>([:])
         let finish: @Sendable () -> Void = { [self] in
@@ -369,15 +376,17 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
                     self.halt("cannot persist the raft log: \(error)")
                     return
                 }
-                self.transport.send(ready.messages.map { RaftEnvelope(group: self.group, message: $0) })
+                if !late.isEmpty { self.transport.send(late.map { RaftEnvelope(group: self.group, message: $0) }) }
                 finish()
             })
-        } else if !ready.messages.isEmpty {
-            transport.send(ready.messages.map { RaftEnvelope(group: group, message: $0) })
+        } else if !late.isEmpty {
+            transport.send(late.map { RaftEnvelope(group: group, message: $0) })
         }
         for entry in ready.committedEntries {
             let group = self.group, logStore = self.logStore, machine = self.machine
-            storage.submit({ txn -> Machine.Output? in
+            // Not synced on its own: the entry is durable in the log on a majority, and a
+            // replica that loses the applied state in a crash applies the entry again.
+            storage.submit(durable: false, { txn -> Machine.Output? in
                 var output: Machine.Output?
                 if entry.kind == .normal, !entry.payload.isEmpty {
                     output = try machine.apply(entry.payload, in: txn)
@@ -391,6 +400,14 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         }
         if !needsPersist && ready.committedEntries.isEmpty {
             finished(ready, outputs: [:])
+        }
+    }
+
+    /// Messages a leader may send before its own entries are durable (thesis §10.2.1).
+    static func maySendBeforeSync(_ message: Raft.Message) -> Bool {
+        switch message.kind {
+        case .append, .heartbeat, .timeoutNow, .readIndexResponse: true
+        default: false
         }
     }
 

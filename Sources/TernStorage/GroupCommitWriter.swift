@@ -8,6 +8,9 @@ import Logging
 final class GroupCommitWriter: @unchecked Sendable {
     struct Job {
         var grows: Bool
+        /// Whether the job needs its commit synced; a batch of jobs that all say no commits
+        /// without a sync (the next synced commit makes it durable with everything before it).
+        var durable = true
         var run: (WriteTransaction) throws -> Void
         var complete: (Result<Void, any Error>) -> Void
     }
@@ -130,7 +133,13 @@ final class GroupCommitWriter: @unchecked Sendable {
                     }
                 }
             }
+            // A batch of nothing but non-durable jobs (state a replication log can rebuild)
+            // commits without a sync; LMDB stays consistent and rolls back to the last synced
+            // commit after a crash.
+            let skipSync = settings.durable && !batch.contains { $0.durable }
+            if skipSync { mdb_env_set_flags(env, UInt32(MDB_NOSYNC), 1) }
             let commit = mdb_txn_commit(txnPointer)
+            if skipSync { mdb_env_set_flags(env, UInt32(MDB_NOSYNC), 0) }
             if commit != MDB_SUCCESS {
                 let error: StorageError
                 do { try check(commit, "commit"); error = StorageError(.lmdb, "commit") } catch let e { error = e }

@@ -253,11 +253,16 @@ public final class Storage: @unchecked Sendable {
     /// Bodies submitted one after another from one thread run in that order, in the same or
     /// in consecutive transactions: a caller that must persist, then apply, several records
     /// submits them all at once and pays one sync when they fit one batch.
-    public func submit<T: Sendable>(grows: Bool = false, _ body: @escaping @Sendable (WriteTransaction) throws -> T,
+    ///
+    /// - Parameter durable: false for state that can be rebuilt from something already durable
+    ///   (a replica applying entries of its synced Raft log): a batch holding only such bodies
+    ///   commits without a sync, and a crash may lose it (never partly).
+    public func submit<T: Sendable>(grows: Bool = false, durable: Bool = true, _ body: @escaping @Sendable (WriteTransaction) throws -> T,
                                     completion: @escaping @Sendable (Result<T, any Error>) -> Void) {
         let box = ResultBox<T>()
         let job = GroupCommitWriter.Job(
             grows: grows,
+            durable: durable,
             run: { txn in box.value = try body(txn) },
             complete: { result in
                 switch result {
