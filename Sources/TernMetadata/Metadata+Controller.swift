@@ -168,6 +168,18 @@ extension Metadata {
         }
         /// Since when each registered node has been seen not alive (or missing from the view).
         public private(set) var notAliveSince: [String: Timestamp] = [:]
+        /// Each group's placement, kept while the eligible nodes stay the same (computing
+        /// 11,000 placements over 100 nodes on every plan would dominate its cost).
+        private var placements = PlacementCache()
+
+        struct PlacementCache: Sendable {
+            struct Entry: Sendable {
+                var factor: Int
+                var replicas: [String]
+            }
+            var basis: [Placement.Candidate] = []
+            var entries: [GroupID: Entry] = [:]
+        }
 
         public init(settings: Settings = Settings()) {
             self.settings = settings
@@ -300,6 +312,11 @@ extension Metadata {
                 .map { Placement.Candidate(id: $0.id, zone: $0.zone) }
             var changing = catalogue.groups.values.filter { !$0.learners.isEmpty }.count
             var rebalancing: [(group: GroupID, command: Command)] = []
+            let cache = placements.basis == eligible ? placements.entries : [:]
+            var prepared: Placement.Prepared? = nil
+            var nextCache: [GroupID: PlacementCache.Entry] = [:]
+            nextCache.reserveCapacity(catalogue.groups.count)
+            defer { placements = PlacementCache(basis: eligible, entries: nextCache) }
 
             for group in catalogue.groups.values.sorted(by: { $0.id < $1.id }) {
                 let liveVoters = group.replicas.filter(isAlive).count
@@ -307,7 +324,15 @@ extension Metadata {
                     plan.waiting[group.id] = .lostQuorum(liveVoters: liveVoters, voters: group.replicas.count)
                     continue
                 }
-                let step = nextStep(group, live: live, eligible: eligible, zone: { catalogue.nodes[$0]?.zone },
+                let placement: [String]
+                if let entry = cache[group.id], entry.factor == group.replicationFactor {
+                    placement = entry.replicas
+                } else {
+                    if prepared == nil { prepared = Placement.Prepared(eligible) }
+                    placement = Placement.choose(Placement.keyState(group.id), prepared: prepared!, count: group.replicationFactor)
+                }
+                nextCache[group.id] = PlacementCache.Entry(factor: group.replicationFactor, replicas: placement)
+                let step = nextStep(group, live: live, placement: placement, zone: { catalogue.nodes[$0]?.zone },
                                     isAlive: isAlive, isGone: isGone, isReplaceable: isReplaceable,
                                     caughtUp: progress[group.id]?.caughtUp ?? [])
                 guard let step else { continue }
@@ -364,7 +389,7 @@ extension Metadata {
         }
 
         /// The one change `group` needs next, ignoring quorum and progress (checked after).
-        private func nextStep(_ group: Group, live: [Placement.Candidate], eligible: [Placement.Candidate],
+        private func nextStep(_ group: Group, live: [Placement.Candidate], placement ideal: [String],
                               zone: (String) -> String?, isAlive: (String) -> Bool,
                               isGone: (String) -> Bool, isReplaceable: (String) -> Bool, caughtUp: Set<String>) -> Step? {
             // 1. A learner that is gone will not catch up: remove it (its replacement is chosen afresh).
@@ -376,10 +401,9 @@ extension Metadata {
                 guard isAlive(learner), caughtUp.contains(learner) else { return .wait(.learnerCatchingUp(learner)) }
                 return .change(.promoteLearner(group: group.id, node: learner, epoch: group.epoch))
             }
-            // 3. The voters against the group's placement: the rendezvous choice of its factor
-            //    among the eligible nodes (decision 105).
+            // 3. The voters against the group's placement (`ideal`): the rendezvous choice of its
+            //    factor among the eligible nodes (decision 105).
             let factor = group.replicationFactor
-            let ideal = Placement.replicas(for: group.id, among: eligible, count: factor)
             let idealSet = Set(ideal)
             let members = Set(group.members)
             func add(_ node: String) -> Command { .addLearner(group: group.id, node: node, epoch: group.epoch) }

@@ -42,12 +42,12 @@ extension Metadata {
         ///     when `count` ≤ 0.
         /// - Returns: distinct node ids, ordered by choice.
         public static func replicas(for key: UInt64, among candidates: [Candidate], count: Int) -> [String] {
-            choose(keyBytes(key), among: candidates, count: count, keeping: [])
+            choose(keyState(key), among: candidates, count: count, keeping: [])
         }
 
         /// The `count` replicas for a string key; see ``replicas(for:among:count:)-(UInt64,_,_)``.
         public static func replicas(for key: String, among candidates: [Candidate], count: Int) -> [String] {
-            choose(keyBytes(key), among: candidates, count: count, keeping: [])
+            choose(keyState(key), among: candidates, count: count, keeping: [])
         }
 
         /// The next replica for `key` when `current` replicas stay: the heaviest candidate not in
@@ -55,31 +55,42 @@ extension Metadata {
         /// replica's replacement is chosen (the runner-up of the same ranking).
         /// - Returns: nil when every candidate is already in `current`.
         public static func next(for key: UInt64, among candidates: [Candidate], keeping current: [Candidate]) -> String? {
-            choose(keyBytes(key), among: candidates, count: 1, keeping: current).first
+            choose(keyState(key), among: candidates, count: 1, keeping: current).first
         }
 
         /// The rendezvous weight of `node` for `key` (exposed for tests and tools).
-        public static func weight(for key: UInt64, node: String) -> UInt64 { weight(keyBytes(key), node) }
+        public static func weight(for key: UInt64, node: String) -> UInt64 { weight(keyState(key), node) }
 
         // MARK: - Internals
 
-        static func keyBytes(_ key: UInt64) -> [UInt8] {
-            [0x01] + (0..<8).map { UInt8(truncatingIfNeeded: key >> (56 - 8 * $0)) }
+        static let fnvOffset: UInt64 = 0xcbf2_9ce4_8422_2325
+        static let fnvPrime: UInt64 = 0x0000_0100_0000_01b3
+
+        /// FNV-1a over a 4-byte big-endian length and `bytes`: the hash state every node's
+        /// weight for this key continues from.
+        static func keyState(_ bytes: [UInt8]) -> UInt64 {
+            var hash = fnvOffset
+            let count = UInt32(truncatingIfNeeded: bytes.count)
+            for shift in stride(from: 24, through: 0, by: -8) {
+                hash = (hash ^ UInt64(UInt8(truncatingIfNeeded: count >> UInt32(shift)))) &* fnvPrime
+            }
+            for byte in bytes { hash = (hash ^ UInt64(byte)) &* fnvPrime }
+            return hash
         }
 
-        static func keyBytes(_ key: String) -> [UInt8] { [0x02] + Array(key.utf8) }
+        /// An integer key: a tag byte 0x01, then 8 bytes big-endian.
+        static func keyState(_ key: UInt64) -> UInt64 {
+            keyState([0x01] + (0..<8).map { UInt8(truncatingIfNeeded: key >> (56 - 8 * $0)) })
+        }
 
-        static func weight(_ key: [UInt8], _ node: String) -> UInt64 {
-            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-            func mix(_ byte: UInt8) {
-                hash ^= UInt64(byte)
-                hash = hash &* 0x0000_0100_0000_01b3
-            }
-            let count = UInt32(truncatingIfNeeded: key.count)
-            for shift in stride(from: 24, through: 0, by: -8) { mix(UInt8(truncatingIfNeeded: count >> UInt32(shift))) }
-            for byte in key { mix(byte) }
-            for byte in node.utf8 { mix(byte) }
-            // fmix64 (MurmurHash3, Appleby): every input bit affects every output bit.
+        /// A string key: a tag byte 0x02, then its UTF-8.
+        static func keyState(_ key: String) -> UInt64 { keyState([0x02] + Array(key.utf8)) }
+
+        /// The weight: FNV-1a continued over the node id's UTF-8, then fmix64 (MurmurHash3,
+        /// Appleby), so that every input bit affects every output bit.
+        static func weight(_ keyState: UInt64, _ node: String) -> UInt64 {
+            var hash = keyState
+            for byte in node.utf8 { hash = (hash ^ UInt64(byte)) &* fnvPrime }
             hash ^= hash >> 33
             hash = hash &* 0xff51_afd7_ed55_8ccd
             hash ^= hash >> 33
@@ -88,31 +99,76 @@ extension Metadata {
             return hash
         }
 
-        static func choose(_ key: [UInt8], among candidates: [Candidate], count: Int, keeping current: [Candidate]) -> [String] {
-            guard count > 0 else { return [] }
-            var seen = Set(current.map(\.id))
-            var ranked: [(weight: UInt64, candidate: Candidate)] = []
-            for candidate in candidates where seen.insert(candidate.id).inserted {
-                ranked.append((weight(key, candidate.id), candidate))
+        /// Candidates made ready for many placements: repeated ids dropped (first entry kept),
+        /// ids as UTF-8, zones numbered. The controller prepares the eligible nodes once a plan.
+        struct Prepared: Sendable {
+            var ids: [String] = []
+            var bytes: [[UInt8]] = []
+            var zones: [Int] = []
+            var zoneIndex: [String?: Int] = [:]
+
+            init(_ candidates: [Candidate], excluding excluded: Set<String> = []) {
+                var seen = excluded
+                for candidate in candidates where seen.insert(candidate.id).inserted {
+                    ids.append(candidate.id)
+                    bytes.append(Array(candidate.id.utf8))
+                    zones.append(zone(candidate.zone))
+                }
             }
-            ranked.sort { $0.weight != $1.weight ? $0.weight > $1.weight : $0.candidate.id < $1.candidate.id }
-            var perZone: [String?: Int] = [:]
-            for replica in current { perZone[replica.zone, default: 0] += 1 }
+
+            mutating func zone(_ zone: String?) -> Int {
+                if let index = zoneIndex[zone] { return index }
+                let index = zoneIndex.count
+                zoneIndex[zone] = index
+                return index
+            }
+        }
+
+        /// The weight for prepared id bytes (as ``weight(_:_:)``).
+        static func weight(_ keyState: UInt64, bytes: [UInt8]) -> UInt64 {
+            var hash = keyState
+            for byte in bytes { hash = (hash ^ UInt64(byte)) &* fnvPrime }
+            hash ^= hash >> 33
+            hash = hash &* 0xff51_afd7_ed55_8ccd
+            hash ^= hash >> 33
+            hash = hash &* 0xc4ce_b9fe_1a85_ec53
+            hash ^= hash >> 33
+            return hash
+        }
+
+        static func choose(_ key: UInt64, among candidates: [Candidate], count: Int, keeping current: [Candidate]) -> [String] {
+            guard count > 0, !candidates.isEmpty else { return [] }
+            var prepared = Prepared(candidates, excluding: Set(current.map(\.id)))
+            let load = current.map { prepared.zone($0.zone) }
+            return choose(key, prepared: prepared, count: count, keptZones: load)
+        }
+
+        /// Picks `count` of the prepared candidates one at a time: each the heaviest (ties:
+        /// smaller id) among those in the zones holding the fewest picks so far, `keptZones`
+        /// (zone numbers of replicas that stay) counting as picks. O(candidates × count).
+        static func choose(_ key: UInt64, prepared: Prepared, count: Int, keptZones: [Int] = []) -> [String] {
+            let n = prepared.ids.count
+            guard count > 0, n > 0 else { return [] }
+            var weights = [UInt64](repeating: 0, count: n)
+            for i in 0..<n { weights[i] = weight(key, bytes: prepared.bytes[i]) }
+            var taken = [Bool](repeating: false, count: n)
+            var load = [Int](repeating: 0, count: prepared.zoneIndex.count)
+            for zone in keptZones { load[zone] += 1 }
             var chosen: [String] = []
-            while chosen.count < count, !ranked.isEmpty {
-                // The heaviest candidate among those in the least-used zones.
-                var best = 0
-                var bestLoad = perZone[ranked[0].candidate.zone, default: 0]
-                for index in ranked.indices.dropFirst() where bestLoad > 0 {
-                    let load = perZone[ranked[index].candidate.zone, default: 0]
-                    if load < bestLoad {
-                        best = index
-                        bestLoad = load
+            while chosen.count < count {
+                var best = -1
+                for i in 0..<n where !taken[i] {
+                    guard best >= 0 else { best = i; continue }
+                    let (l, lb) = (load[prepared.zones[i]], load[prepared.zones[best]])
+                    if l < lb || (l == lb && (weights[i] > weights[best]
+                        || (weights[i] == weights[best] && prepared.ids[i] < prepared.ids[best]))) {
+                        best = i
                     }
                 }
-                let pick = ranked.remove(at: best).candidate
-                perZone[pick.zone, default: 0] += 1
-                chosen.append(pick.id)
+                guard best >= 0 else { break }
+                taken[best] = true
+                load[prepared.zones[best]] += 1
+                chosen.append(prepared.ids[best])
             }
             return chosen
         }

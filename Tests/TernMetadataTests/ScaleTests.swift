@@ -47,6 +47,7 @@ import TernCore
         var controller = Metadata.Controller()
         var plan = Metadata.Controller.Plan()
         let steady = clock.measure { plan = controller.plan(catalogue: catalogue, members: members, progress: progress, now: Samples.t0) }
+        let warm = clock.measure { plan = controller.plan(catalogue: catalogue, members: members, progress: progress, now: Samples.t0) }
         var dead = members
         dead[0].status = .dead
         let replacing = clock.measure {
@@ -57,7 +58,7 @@ import TernCore
         let decode = try clock.measure { _ = try Metadata.Codec.decodeCatalogue(bytes) }
         print("""
             metadata scale: \(catalogue.groups.count) groups on \(catalogue.nodes.count) nodes; snapshot \(bytes.count) bytes
-            plan, nothing to do: \(steady); plan, node-1 dead past replace-after: \(replacing) (\(plan.commands.count) commands, \(plan.waiting.count) waiting)
+            plan, nothing to do: \(steady) first, \(warm) again; plan, node-1 dead past replace-after: \(replacing) (\(plan.commands.count) commands, \(plan.waiting.count) waiting)
             encode: \(encode); decode + validate: \(decode)
             """)
     }
