@@ -80,13 +80,20 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     private let logger: Logger
     private let names: [Raft.NodeID: String]
     private let state: Mutex<State>
-    private let observer = Mutex<(@Sendable (Machine.Output) -> Void)?>(nil)
+    // Closures are kept in a struct, never as a Mutex's own value: `withLock`'s inout access to a
+    // value of function type re-abstracts it on every call, wrapping the closure in two more
+    // thunks each time until calling it overflows the stack.
+    private let observers = Mutex(Observers())
+
+    private struct Observers {
+        var applied: (@Sendable (Machine.Output) -> Void)?
+        var latency: (@Sendable (Duration) -> Void)?
+    }
     private let ticker = Mutex<TickTimer?>(nil)
 
     private struct TickTimer: @unchecked Sendable {  // DispatchSource is thread-safe
         let source: any DispatchSourceTimer
     }
-    private let latencyObserver = Mutex<(@Sendable (Duration) -> Void)?>(nil)
 
     private struct Pending {
         var term: Raft.Term
@@ -157,7 +164,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     /// Calls `observer` on this node for every entry applied here, whoever proposed it (the
     /// broker wakes long polls and counts metrics with it).
     public func setApplyObserver(_ observer: (@Sendable (Machine.Output) -> Void)?) {
-        self.observer.withLock { $0 = observer }
+        observers.withLock { $0.applied = observer }
     }
 
     /// Starts ticking (every ``Raft/Settings/tickInterval``) on a dispatch queue of its own, so
@@ -274,7 +281,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     /// Called with the time from proposal to answer of every write this node proposed and
     /// applied (replication latency: the leader's sync, a majority's, the apply).
     public func setLatencyObserver(_ observer: (@Sendable (Duration) -> Void)?) {
-        latencyObserver.withLock { $0 = observer }
+        observers.withLock { $0.latency = observer }
     }
 
     private struct LeaderChange {
@@ -418,7 +425,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
             guard let result = outputs[entry.index] else { continue }
             switch result {
             case .success(let output):
-                if let output { observer.withLock { $0 }?(output) }
+                if let output { observers.withLock { $0.applied }?(output) }
             case .failure(let error as TernError):
                 _ = error  // deterministic: the entry changed nothing on any replica
             case .failure(let error):
@@ -443,7 +450,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
                 }
             }
         }
-        let latency = latencyObserver.withLock { $0 }
+        let latency = observers.withLock { $0.latency }
         let now = ContinuousClock.now
         for (pending, answer) in answers {
             if case .success = answer { latency?(now - pending.proposed) }
