@@ -14,8 +14,12 @@ public enum Command: Sendable, Hashable {
     // Queues
     /// Creates the queue or applies the patch to it.
     case createOrUpdateQueue(QueueName, QueueAttributes.Patch)
-    /// Removes the queue's name at once; its messages are swept by later ``tick(limit:)``s.
+    /// Removes the queue's name (and its ``QueueMetadata``) at once; its messages are swept by
+    /// later ``tick(limit:)``s.
     case deleteQueue(QueueName)
+    /// Sets or removes tags and front-end attributes of a queue (``QueueMetadata``), optionally
+    /// only if they are still as they were read (``QueueMetadataPatch/expected``).
+    case updateQueueMetadata(QueueName, QueueMetadataPatch)
     /// Stores messages, all or nothing; their ids derive from `idSeed` and the command time
     /// (``ProducerBatch/messageID(seed:index:at:)``).
     case send(QueueName, [OutgoingMessage], idSeed: UInt64)
@@ -77,6 +81,8 @@ public enum Command: Sendable, Hashable {
         case .createOrUpdateQueue, .send, .sendIdempotent, .createOrUpdateTopic, .produce, .joinGroup, .commitOffsets,
              .resetOffsets, .initProducer, .commitTransaction:
             return true
+        case .updateQueueMetadata(_, let patch):
+            return patch.grows
         case .deleteQueue, .receive, .acknowledge, .changeVisibility, .changeVisibilityBatch, .purge, .redrive, .tick, .retention, .deleteTopic,
              .leaveGroup, .expireMembers, .expireProducers:
             return false
@@ -88,6 +94,7 @@ public enum Command: Sendable, Hashable {
         switch self {
         case .createOrUpdateQueue: "create_queue"
         case .deleteQueue: "delete_queue"
+        case .updateQueueMetadata: "update_queue_metadata"
         case .send: "send"
         case .sendIdempotent: "send_idempotent"
         case .receive: "receive"
@@ -117,7 +124,7 @@ public enum Command: Sendable, Hashable {
         switch self {
         case .createOrUpdateQueue(let name, _), .deleteQueue(let name), .send(let name, _, _), .sendIdempotent(let name, _, _, _),
              .receive(let name, _, _, _, _), .acknowledge(let name, _), .changeVisibility(let name, _, _), .redrive(let name, _, _),
-             .changeVisibilityBatch(let name, _),
+             .changeVisibilityBatch(let name, _), .updateQueueMetadata(let name, _),
              .createOrUpdateTopic(let name, _), .deleteTopic(let name), .joinGroup(let name, _, _, _), .leaveGroup(let name, _, _),
              .expireMembers(let name, _, _), .resetOffsets(let name, _, _):
             return name.rawValue
@@ -269,6 +276,8 @@ public struct CommandEffects: Sendable, Hashable {
 public enum CommandResult: Sendable {
     case queue(created: Bool, QueueRecord, oldestSentAt: Timestamp?)
     case queueDeleted(id: UInt32)
+    /// The queue's metadata after an update.
+    case queueMetadata(QueueMetadata, queueID: UInt32)
     case sent([SentMessage], duplicate: Bool, queueID: UInt32)
     case received([ReceivedMessage], queueID: UInt32)
     /// Per handle, the message's send time when it was deleted, or the error.

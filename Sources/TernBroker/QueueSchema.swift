@@ -14,10 +14,14 @@ public import TernStorage
 /// | `ready` | queue id u32, 9 − priority u8, sequence u64 | empty |
 /// | `inflight` | deadline ms u64, queue id u32, sequence u64 | empty |
 /// | `delayed` | due time ms u64, queue id u32, sequence u64 | empty |
+/// | `queue_metadata` | queue id u32 | ``QueueMetadata`` (tags, front-end attributes) |
 public enum QueueSchema {
     public static let databaseNames = ["meta", "queue_names", "queues", "messages", "bodies", "ready", "inflight", "delayed",
                                        "producers", "producer_sequences", "transactional_ids"]
-        + FifoSchema.databaseNames
+        + FifoSchema.databaseNames + [metadataDatabase]
+    /// The database of ``QueueMetadata`` records.
+    public static let metadataDatabase = "queue_metadata"
+
     /// Queues have a single partition; the key keeps the field so that queues and topic
     /// partitions share one key layout.
     public static let partition: UInt32 = 0

@@ -12,6 +12,8 @@ public struct QueueStore: Sendable {
     let meta, names, queues, messages, bodies, ready, inflight, delayed: Database
     /// FIFO queues' groups, locks and deduplication ids (see `FifoQueues.swift`).
     let fifoMessages, fifoInflight, fifoDedup, fifoDedupExpiry: Database
+    /// Front-end metadata (tags, opaque attributes) per queue id (see `QueueMetadata.swift`).
+    let queueMetadata: Database
 
     public init(storage: Storage) {
         meta = storage.database("meta")
@@ -26,6 +28,7 @@ public struct QueueStore: Sendable {
         fifoInflight = storage.database("fifo_inflight")
         fifoDedup = storage.database("fifo_dedup")
         fifoDedupExpiry = storage.database("fifo_dedup_expiry")
+        queueMetadata = storage.database(QueueSchema.metadataDatabase)
     }
 
     // MARK: Queue records
@@ -131,14 +134,15 @@ public struct QueueStore: Sendable {
         return next
     }
 
-    /// Removes `name` at once (a queue created under the same name later starts empty, with a
-    /// new id) and marks its record deleted; ``sweep(queue:below:limit:in:)`` then removes its
-    /// messages in small transactions.
+    /// Removes `name` and its front-end metadata at once (a queue created under the same name
+    /// later starts empty, with a new id) and marks its record deleted;
+    /// ``sweep(queue:below:limit:in:)`` then removes its messages in small transactions.
     /// - Returns: the deleted queue's id.
     /// - Throws: ``ErrorCode/queueNotFound``.
     public func delete(_ name: QueueName, in txn: WriteTransaction) throws -> UInt32 {
         var record = try record(named: name, in: txn)
         try txn.delete(names, Array(name.rawValue.utf8))
+        try txn.delete(queueMetadata, QueueSchema.queueIDKey(record.id))
         record.deleted = true
         try put(record, in: txn)
         return record.id

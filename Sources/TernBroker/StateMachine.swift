@@ -51,6 +51,10 @@ public struct StateMachine: Sendable {
         case .deleteQueue(let name):
             return .queueDeleted(id: try queues.delete(name, in: txn))
 
+        case .updateQueueMetadata(let name, let patch):
+            let (queue, metadata) = try queues.updateMetadata(name, patch, at: now, in: txn)
+            return .queueMetadata(metadata, queueID: queue)
+
         case .send(let name, let messages, let seed):
             let prepared = Self.prepare(messages, seed: seed, at: now)
             let sent = try queues.send(name, prepared, at: now, in: txn)

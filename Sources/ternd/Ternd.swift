@@ -198,6 +198,8 @@ struct Ternd: AsyncParsableCommand {
                            metadata: ["tern.clock_offset_ms": "\(offset)"])
         })
         let broker = try await Broker.open(storage: storage, clock: clock, commandLogBytes: configuration.commandLogBytes, logger: logger)
+        // Queue metadata the SQS endpoint kept outside broker state before decision 110.
+        try await SQS.migrateLegacyMetadata(storage: storage, broker: broker, logger: logger)
         metrics?.attach(broker: broker)
         metrics?.attach(storage: storage)
         let alerts = AlertMonitor(rules: configuration.alertRules, broker: broker, storage: storage, metrics: metrics, clock: clock,

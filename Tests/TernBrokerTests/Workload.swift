@@ -7,7 +7,8 @@ import TernTestKit
 /// priorities and delays, receives, acknowledgements, visibility changes, purges, redrives,
 /// time passing (delays, visibility timeouts, dead-letter moves, retention), topics with keyed
 /// and keyless records, consumer groups that join, consume, commit (also with stale
-/// generations), leave and expire, offset resets, idempotent producers, transactions,
+/// generations), leave and expire, offset resets, idempotent producers, transactions, queue
+/// metadata (tags, front-end attributes),
 /// producer expiry, and restarts. Failures the API reports (stale handles, fenced commits,
 /// full queues) are part of the workload.
 struct Workload {
@@ -83,7 +84,8 @@ struct Workload {
         case 90..<92: _ = try await broker.redrive(try QueueName(pick(["jobs-dlq", "orders-dlq.fifo"])))
         case 92..<94: try await recreate()
         case 94..<95: _ = try await broker.expireProducers(idleSeconds: 60)
-        case 95..<97:
+        case 95..<96: try await metadata()
+        case 96..<97:
             let name = try QueueName(pick(Self.queues))
             _ = try await broker.createOrUpdateQueue(name, patch: { var p = QueueAttributes.Patch(); p.visibilityTimeout = number(5...40); return p }())
         case 97..<98:
@@ -229,6 +231,18 @@ struct Workload {
         }
         _ = try await broker.commit(transaction)
         transactionSequence += 1
+    }
+
+    /// Tags and front-end attributes (SQS's), read-modify-write with the revision check;
+    /// `mail`'s are dropped with it when it is deleted and re-created.
+    mutating func metadata() async throws {
+        let queue = try QueueName(pick(["mail", "jobs", "orders.fifo"]))
+        let key = "k\(random.next() % 6)"
+        let value = chance(25) ? nil : "v\(random.next() % 100)"
+        let touch = chance(50)
+        try await broker.modifyQueueMetadata(queue, lastModified: touch ? .commandTime : .keep) { _, tags, attributes in
+            if key.hasSuffix("5") { attributes["Policy"] = value } else { tags[key] = value }
+        }
     }
 
     mutating func recreate() async throws {
