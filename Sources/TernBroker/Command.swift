@@ -74,6 +74,10 @@ public enum Command: Sendable, Hashable {
     /// Deletes producers idle for longer than `idleSeconds` before the command time.
     case expireProducers(idleSeconds: Int, limit: Int)
 
+    // Node-wide settings that are state
+    /// Sets the logical space quota (``StorageQuota``) in accounted bytes; nil removes it.
+    case setStorageLimit(bytes: UInt64?)
+
     /// Whether the command adds records (refused once the map reaches its reserve, which
     /// stays for the commands that free space: acknowledgements, purges, deletes).
     public var grows: Bool {
@@ -84,7 +88,7 @@ public enum Command: Sendable, Hashable {
         case .updateQueueMetadata(_, let patch):
             return patch.grows
         case .deleteQueue, .receive, .acknowledge, .changeVisibility, .changeVisibilityBatch, .purge, .redrive, .tick, .retention, .deleteTopic,
-             .leaveGroup, .expireMembers, .expireProducers:
+             .leaveGroup, .expireMembers, .expireProducers, .setStorageLimit:
             return false
         }
     }
@@ -116,6 +120,7 @@ public enum Command: Sendable, Hashable {
         case .initProducer: "init_producer"
         case .commitTransaction: "commit_transaction"
         case .expireProducers: "expire_producers"
+        case .setStorageLimit: "set_storage_limit"
         }
     }
 
@@ -131,7 +136,7 @@ public enum Command: Sendable, Hashable {
         case .produce(let produce): return produce.topic.rawValue
         case .commitOffsets(let commit): return commit.topic.rawValue
         case .purge(let id, _, _): return "queue#\(id)"
-        case .tick, .retention, .initProducer, .commitTransaction, .expireProducers: return nil
+        case .tick, .retention, .initProducer, .commitTransaction, .expireProducers, .setStorageLimit: return nil
         }
     }
 }
@@ -300,4 +305,6 @@ public enum CommandResult: Sendable {
     case producer(ProducerIdentity)
     case transaction(TransactionResult, queueIDs: [UInt32], sentAts: [Timestamp?])
     case producersExpired(Int)
+    /// The accounted bytes stored and the limit after ``Command/setStorageLimit(bytes:)``.
+    case storageLimit(used: UInt64, limit: UInt64?)
 }

@@ -22,7 +22,8 @@ public enum CommandCodec {
     enum Tag: UInt8 {
         case createOrUpdateQueue = 1, deleteQueue, send, sendIdempotent, receive, acknowledge, changeVisibility, purge, redrive,
              tick, retention, createOrUpdateTopic, deleteTopic, produce, joinGroup, leaveGroup, expireMembers, commitOffsets,
-             resetOffsets, initProducer, commitTransaction, expireProducers, changeVisibilityBatch, updateQueueMetadata
+             resetOffsets, initProducer, commitTransaction, expireProducers, changeVisibilityBatch, updateQueueMetadata,
+             setStorageLimit
     }
 
     /// Encodes `envelope`.
@@ -156,6 +157,8 @@ public enum CommandCodec {
                 array(t.offsets) { $0.offsetCommit($1) }
             case .expireProducers(let idle, let limit):
                 tag(.expireProducers); int(idle); int(limit)
+            case .setStorageLimit(let bytes):
+                tag(.setStorageLimit); optional(bytes) { $0.u64($1) }
             }
         }
 
@@ -337,6 +340,7 @@ public enum CommandCodec {
                 return .commitTransaction(TransactionCommand(producer: producer, sequence: sequence, acknowledgements: acks, sends: sends,
                                                              produces: produces, offsets: offsets))
             case .expireProducers: return .expireProducers(idleSeconds: try int(), limit: try int())
+            case .setStorageLimit: return .setStorageLimit(bytes: try optional { try $0.u64() })
             }
         }
 

@@ -161,7 +161,8 @@ public struct QueueMetadataPatch: Sendable, Hashable {
 extension QueueStore {
     /// The metadata of queue `id` (empty when it never had any).
     public func metadata(queue id: UInt32, in txn: Transaction) throws -> QueueMetadata {
-        try txn.get(queueMetadata, QueueSchema.queueIDKey(id)).map { try QueueMetadata(decoding: $0) } ?? QueueMetadata()
+        guard let queueMetadata else { return QueueMetadata() }
+        return try txn.get(queueMetadata, QueueSchema.queueIDKey(id)).map { try QueueMetadata(decoding: $0) } ?? QueueMetadata()
     }
 
     /// Applies `patch` to the metadata of the live queue `name` at `now`.
@@ -180,6 +181,7 @@ extension QueueStore {
         guard encoded.count <= QueueMetadata.maxRecordBytes else {
             throw TernError(.invalidAttribute, "the metadata of queue \(name) would take \(encoded.count) bytes, at most \(QueueMetadata.maxRecordBytes)")
         }
+        guard let queueMetadata else { throw StorageError(.closed, "database \(QueueSchema.metadataDatabase) was not opened") }
         try txn.put(queueMetadata, QueueSchema.queueIDKey(record.id), encoded)
         return (record.id, next)
     }

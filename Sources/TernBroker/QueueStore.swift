@@ -12,8 +12,11 @@ public struct QueueStore: Sendable {
     let meta, names, queues, messages, bodies, ready, inflight, delayed: Database
     /// FIFO queues' groups, locks and deduplication ids (see `FifoQueues.swift`).
     let fifoMessages, fifoInflight, fifoDedup, fifoDedupExpiry: Database
-    /// Front-end metadata (tags, opaque attributes) per queue id (see `QueueMetadata.swift`).
-    let queueMetadata: Database
+    /// Front-end metadata (tags, opaque attributes) per queue id (see `QueueMetadata.swift`);
+    /// nil only in a read-only environment written before it existed.
+    let queueMetadata: Database?
+    /// The logical space quota (decision 111).
+    public let quota: StorageQuota
 
     public init(storage: Storage) {
         meta = storage.database("meta")
@@ -28,7 +31,8 @@ public struct QueueStore: Sendable {
         fifoInflight = storage.database("fifo_inflight")
         fifoDedup = storage.database("fifo_dedup")
         fifoDedupExpiry = storage.database("fifo_dedup_expiry")
-        queueMetadata = storage.database(QueueSchema.metadataDatabase)
+        quota = StorageQuota(storage: storage)
+        queueMetadata = storage.hasDatabase(QueueSchema.metadataDatabase) ? storage.database(QueueSchema.metadataDatabase) : nil
     }
 
     // MARK: Queue records
@@ -64,8 +68,12 @@ public struct QueueStore: Sendable {
         }
     }
 
+    /// Writes `record`, moving the storage quota's counter by the change of its accounted bytes.
     func put(_ record: QueueRecord, in txn: WriteTransaction) throws {
-        try txn.put(queues, QueueSchema.queueIDKey(record.id), record.encoded())
+        let key = QueueSchema.queueIDKey(record.id)
+        let old = try txn.get(queues, key).map { try QueueRecord(decoding: $0).counts }
+        try quota.adjust(from: old.map(StorageQuota.accounted) ?? 0, to: StorageQuota.accounted(record.counts), in: txn)
+        try txn.put(queues, key, record.encoded())
     }
 
     /// The send time of the first message of `queue` in sequence order (approximately the oldest).
@@ -142,7 +150,7 @@ public struct QueueStore: Sendable {
     public func delete(_ name: QueueName, in txn: WriteTransaction) throws -> UInt32 {
         var record = try record(named: name, in: txn)
         try txn.delete(names, Array(name.rawValue.utf8))
-        try txn.delete(queueMetadata, QueueSchema.queueIDKey(record.id))
+        if let queueMetadata { try txn.delete(queueMetadata, QueueSchema.queueIDKey(record.id)) }
         record.deleted = true
         try put(record, in: txn)
         return record.id
@@ -171,6 +179,8 @@ public struct QueueStore: Sendable {
         }
         let finished = victims.count < limit
         if finished && record.deleted {
+            let stored = try self.record(id: id, in: txn).map { StorageQuota.accounted($0.counts) } ?? 0
+            try quota.adjust(from: stored, to: StorageQuota.accounted(record.counts), in: txn)
             try txn.delete(queues, QueueSchema.queueIDKey(id))
         } else if !victims.isEmpty {
             try put(record, in: txn)
@@ -233,6 +243,7 @@ public struct QueueStore: Sendable {
             addedBytes += UInt64(prepared.message.body.count)
             addedCount += 1
         }
+        try quota.check(adding: StorageQuota.accounted(messages: addedCount, bodyBytes: addedBytes), in: txn)
         try makeRoom(in: &record, count: addedCount, bytes: addedBytes, in: txn)
         var results = [SentMessage]()
         results.reserveCapacity(batch.count)

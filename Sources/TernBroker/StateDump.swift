@@ -52,7 +52,7 @@ public enum StateDump {
 
     /// The `meta` counters the dump renders, with their width in bytes.
     public static let metaCounters: [String: Int] = [
-        "next_queue_id": 4, "next_topic_id": 4, "next_producer_id": 8,
+        "next_queue_id": 4, "next_topic_id": 4, "next_producer_id": 8, "stored_bytes": 8, "storage_limit": 8,
     ]
 
     /// Whether `key` of `meta` belongs to the command log (`applied`, `log_*`) and is

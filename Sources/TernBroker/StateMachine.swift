@@ -196,6 +196,10 @@ public struct StateMachine: Sendable {
 
         case .expireProducers(let idleSeconds, let limit):
             return .producersExpired(try producers.expire(activeBefore: now.adding(seconds: -idleSeconds), limit: limit, in: txn))
+
+        case .setStorageLimit(let bytes):
+            try queues.quota.setLimit(bytes, in: txn)
+            return .storageLimit(used: try queues.quota.used(in: txn), limit: bytes)
         }
     }
 

@@ -88,6 +88,7 @@ struct CommandSummary {
             count = t.sends.reduce(0) { $0 + $1.messages.count } + t.produces.reduce(0) { $0 + $1.messages.count }
             detail = "producer \(t.producer.producerID): \(t.acknowledgements.count) ack(s), \(t.sends.count) send(s), \(t.produces.count) produce(s), \(t.offsets.count) offset commit(s)"
         case .expireProducers(let idle, _): detail = "idle over \(idle) s"
+        case .setStorageLimit(let bytes): detail = bytes.map { "\($0) bytes" } ?? "no limit"
         case .createOrUpdateQueue, .createOrUpdateTopic: detail = "attributes"
         case .deleteQueue, .deleteTopic: detail = ""
         case .updateQueueMetadata(_, let patch):

@@ -74,7 +74,23 @@ struct Verifier {
     mutating func run() throws -> VerifyReport {
         try verifyQueues()
         if TopicSchema.databaseNames.allSatisfy(storage.hasDatabase) { try verifyTopics() }
+        if storage.hasDatabase("topic_partitions") { verifyStoredBytes() }
         return report
+    }
+
+    /// The logical quota's counter (`meta` `stored_bytes`, decision 111) equals the sum of the
+    /// queue records' and partition states' accounted bytes.
+    mutating func verifyStoredBytes() {
+        let quota = StorageQuota(storage: storage)
+        do {
+            guard let stored = try txn.get(storage.database("meta"), Array("stored_bytes".utf8)) else { return }
+            var reader = BigEndianReader(stored)
+            let counter = try reader.readUInt64()
+            let sum = try quota.recomputed(in: txn)
+            if counter != sum { problem("meta[stored_bytes]: is \(counter), but the queues and topic partitions hold \(sum) accounted bytes") }
+        } catch {
+            problem("meta[stored_bytes]: \(error)")
+        }
     }
 
     // MARK: Queues

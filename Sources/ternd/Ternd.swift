@@ -48,6 +48,9 @@ struct Ternd: AsyncParsableCommand {
     @Option(name: .long, help: "Bytes of applied commands kept in the command log (the log database; the oldest are trimmed beyond it). 0 = off (the default).")
     var commandLogBytes: Int?
 
+    @Option(name: .long, help: "The logical space quota: bytes of stored messages (bodies + 128 B each, topic batches + 64 B) past which sends answer 507 StorageFull, decided as broker state so replicas agree. 'auto' (the default) = half of max-map-bytes less the delete reserve; 0 = off.")
+    var maxStorageBytes: String?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical. Default info.")
     var logLevel: String?
 
@@ -115,6 +118,7 @@ struct Ternd: AsyncParsableCommand {
         if let maxMapBytes { configuration.maxMapBytes = maxMapBytes }
         if let maxRequestBytes { configuration.maxRequestBytes = maxRequestBytes }
         if let commandLogBytes { configuration.commandLogBytes = commandLogBytes }
+        if let maxStorageBytes { try configuration.set("max_storage_bytes", maxStorageBytes, source: "--max-storage-bytes") }
         if let logLevel { configuration.logLevel = logLevel }
         if let logFormat { configuration.logFormat = logFormat }
         if let tlsCertificate { configuration.tlsCertificate = tlsCertificate }
@@ -200,6 +204,11 @@ struct Ternd: AsyncParsableCommand {
         let broker = try await Broker.open(storage: storage, clock: clock, commandLogBytes: configuration.commandLogBytes, logger: logger)
         // Queue metadata the SQS endpoint kept outside broker state before decision 110.
         try await SQS.migrateLegacyMetadata(storage: storage, broker: broker, logger: logger)
+        // The logical quota is state: set by a command (logged, replicated), only when it changed.
+        let usage = try await broker.setStorageLimit(configuration.effectiveStorageLimit)
+        logger.info("storage quota", metadata: [
+            "tern.stored_bytes": "\(usage.storedBytes)", "tern.max_storage_bytes": "\(usage.limitBytes.map(String.init) ?? "off")",
+        ])
         metrics?.attach(broker: broker)
         metrics?.attach(storage: storage)
         let alerts = AlertMonitor(rules: configuration.alertRules, broker: broker, storage: storage, metrics: metrics, clock: clock,

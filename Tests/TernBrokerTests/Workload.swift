@@ -8,7 +8,7 @@ import TernTestKit
 /// time passing (delays, visibility timeouts, dead-letter moves, retention), topics with keyed
 /// and keyless records, consumer groups that join, consume, commit (also with stale
 /// generations), leave and expire, offset resets, idempotent producers, transactions, queue
-/// metadata (tags, front-end attributes),
+/// metadata (tags, front-end attributes), the logical storage quota (sends refused at it),
 /// producer expiry, and restarts. Failures the API reports (stale handles, fenced commits,
 /// full queues) are part of the workload.
 struct Workload {
@@ -83,7 +83,14 @@ struct Workload {
         case 88..<90: _ = try await broker.purgeQueue(try QueueName(pick(["mail", "small", "jobs"])))
         case 90..<92: _ = try await broker.redrive(try QueueName(pick(["jobs-dlq", "orders-dlq.fifo"])))
         case 92..<94: try await recreate()
-        case 94..<95: _ = try await broker.expireProducers(idleSeconds: 60)
+        case 94..<95:
+            if chance(50) {
+                _ = try await broker.expireProducers(idleSeconds: 60)
+            } else {
+                // The logical quota: now and then just above what is stored (sends get refused), else off.
+                let used = try broker.storageUsage().storedBytes
+                _ = try await broker.setStorageLimit(chance(60) ? used + UInt64(number(0...3000)) : nil)
+            }
         case 95..<96: try await metadata()
         case 96..<97:
             let name = try QueueName(pick(Self.queues))
