@@ -124,22 +124,17 @@ public final class Broker: Sendable {
     }
 
     /// Removes every message (ready, delayed, in flight) that was in `name` when the call
-    /// started; their receipt handles then get `ReceiptHandleStale`.
-    /// - Returns: the number of messages removed.
+    /// started, atomically (decision 112): once this returns, none of them is delivered again,
+    /// even across a crash, and their receipt handles get `ReceiptHandleStale`. The records are
+    /// removed afterwards by the maintenance loop in chunks (resumed after a restart).
+    /// - Returns: the number of messages purged.
     /// - Throws: ``TernError`` `QueueNotFound`.
     public func purgeQueue(_ name: QueueName) async throws(TernError) -> Int {
-        let store = self.store
-        let record = try reading { txn in try store.record(named: name, in: txn) }
-        var total = 0
-        while true {
-            let outcome = try await execute(.purge(queueID: record.id, below: record.nextSequence, limit: Self.chunkSize))
-            guard case .purged(let removed, let finished) = outcome.result else { Self.unexpected(outcome.result) }
-            total += removed
-            if finished {
-                observers.emit(.purged(queue: name, count: total))
-                return total
-            }
-        }
+        let outcome = try await execute(.purgeQueue(name))
+        guard case .queuePurged(_, let purged, _) = outcome.result else { Self.unexpected(outcome.result) }
+        observers.emit(.purged(queue: name, count: purged))
+        signals.signal([Self.maintenanceKey])
+        return purged
     }
 
     /// Moves the ready messages of dead-letter queue `name` back to their source queues.

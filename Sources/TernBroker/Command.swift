@@ -36,8 +36,12 @@ public enum Command: Sendable, Hashable {
     /// expired or out-of-range entry fails in its slot, the others apply), as SQS's
     /// `ChangeMessageVisibilityBatch` does.
     case changeVisibilityBatch(QueueName, [VisibilityChange])
-    /// Removes up to `limit` messages of queue `queueID` below sequence `below` (one chunk of a purge).
+    /// Removes up to `limit` messages of queue `queueID` below sequence `below` (one chunk of a
+    /// purge as builds before decision 112 applied it; kept for their logs).
     case purge(queueID: UInt32, below: UInt64, limit: Int)
+    /// Purges the queue at once (decision 112): its messages are gone for clients in this one
+    /// command (a watermark), and ``tick(limit:)``s remove their records in chunks.
+    case purgeQueue(QueueName)
     /// Moves up to `limit` ready messages of a dead-letter queue, from sequence `after` on,
     /// back to their source queues (one chunk of a redrive).
     case redrive(QueueName, after: UInt64, limit: Int)
@@ -87,7 +91,7 @@ public enum Command: Sendable, Hashable {
             return true
         case .updateQueueMetadata(_, let patch):
             return patch.grows
-        case .deleteQueue, .receive, .acknowledge, .changeVisibility, .changeVisibilityBatch, .purge, .redrive, .tick, .retention, .deleteTopic,
+        case .deleteQueue, .receive, .acknowledge, .changeVisibility, .changeVisibilityBatch, .purge, .purgeQueue, .redrive, .tick, .retention, .deleteTopic,
              .leaveGroup, .expireMembers, .expireProducers, .setStorageLimit:
             return false
         }
@@ -106,6 +110,7 @@ public enum Command: Sendable, Hashable {
         case .changeVisibility: "change_visibility"
         case .changeVisibilityBatch: "change_visibility_batch"
         case .purge: "purge"
+        case .purgeQueue: "purge_queue"
         case .redrive: "redrive"
         case .tick: "tick"
         case .retention: "retention"
@@ -129,7 +134,7 @@ public enum Command: Sendable, Hashable {
         switch self {
         case .createOrUpdateQueue(let name, _), .deleteQueue(let name), .send(let name, _, _), .sendIdempotent(let name, _, _, _),
              .receive(let name, _, _, _, _), .acknowledge(let name, _), .changeVisibility(let name, _, _), .redrive(let name, _, _),
-             .changeVisibilityBatch(let name, _), .updateQueueMetadata(let name, _),
+             .changeVisibilityBatch(let name, _), .updateQueueMetadata(let name, _), .purgeQueue(let name),
              .createOrUpdateTopic(let name, _), .deleteTopic(let name), .joinGroup(let name, _, _, _), .leaveGroup(let name, _, _),
              .expireMembers(let name, _, _), .resetOffsets(let name, _, _):
             return name.rawValue
@@ -291,6 +296,8 @@ public enum CommandResult: Sendable {
     /// Per entry of a ``Command/changeVisibilityBatch(_:_:)``, nil when changed, else the error.
     case visibilityChangedBatch([TernError?], queueID: UInt32)
     case purged(removed: Int, finished: Bool)
+    /// How many messages a ``Command/purgeQueue(_:)`` purged, and its watermark.
+    case queuePurged(queueID: UInt32, purged: Int, below: UInt64)
     case redriven(moved: Int, next: UInt64?)
     case tick(QueueStore.DueReport, expired: Int, swept: Int, sweepMore: Bool)
     case retention(removed: Int, more: Bool)

@@ -23,7 +23,7 @@ public enum CommandCodec {
         case createOrUpdateQueue = 1, deleteQueue, send, sendIdempotent, receive, acknowledge, changeVisibility, purge, redrive,
              tick, retention, createOrUpdateTopic, deleteTopic, produce, joinGroup, leaveGroup, expireMembers, commitOffsets,
              resetOffsets, initProducer, commitTransaction, expireProducers, changeVisibilityBatch, updateQueueMetadata,
-             setStorageLimit
+             setStorageLimit, purgeQueue
     }
 
     /// Encodes `envelope`.
@@ -159,6 +159,8 @@ public enum CommandCodec {
                 tag(.expireProducers); int(idle); int(limit)
             case .setStorageLimit(let bytes):
                 tag(.setStorageLimit); optional(bytes) { $0.u64($1) }
+            case .purgeQueue(let name):
+                tag(.purgeQueue); self.name(name)
             }
         }
 
@@ -341,6 +343,7 @@ public enum CommandCodec {
                                                              produces: produces, offsets: offsets))
             case .expireProducers: return .expireProducers(idleSeconds: try int(), limit: try int())
             case .setStorageLimit: return .setStorageLimit(bytes: try optional { try $0.u64() })
+            case .purgeQueue: return .purgeQueue(try name())
             }
         }
 

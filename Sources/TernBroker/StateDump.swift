@@ -293,7 +293,7 @@ private struct Dumper {
             records.append(record)
         }
         for record in records {
-            try checkFields(record, ["id", "name", "deleted", "createdAt", "nextSequence", "counts", "attributes"])
+            try checkFields(record, ["id", "name", "deleted", "createdAt", "nextSequence", "counts", "attributes", "purgedBelow"])
             try checkFields(record.counts, ["ready", "inFlight", "delayed", "bytes"])
             let a = record.attributes
             try checkFields(a, ["visibilityTimeout", "retention", "maxMessageBytes", "delay", "maxReceiveCount", "deadLetterQueue",
@@ -302,6 +302,7 @@ private struct Dumper {
             try line("queue", [
                 "queue": .unsigned(UInt64(record.id)), "name": .string(record.name.rawValue), "deleted": .bool(record.deleted),
                 "created_at": Self.time(record.createdAt), "next_sequence": .unsigned(record.nextSequence),
+                "purged_below": .unsigned(record.purgedBelow),
                 "counts": .object(["ready": .unsigned(c.ready), "in_flight": .unsigned(c.inFlight), "delayed": .unsigned(c.delayed),
                                    "bytes": .unsigned(c.bytes)]),
                 "attributes": .object([

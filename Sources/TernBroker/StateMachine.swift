@@ -94,6 +94,10 @@ public struct StateMachine: Sendable {
             let (removed, finished) = try queues.sweep(queue: queue, below: bound, limit: limit, in: txn)
             return .purged(removed: removed, finished: finished)
 
+        case .purgeQueue(let name):
+            let (queue, purged, below) = try queues.purge(name, in: txn)
+            return .queuePurged(queueID: queue, purged: purged, below: below)
+
         case .redrive(let name, let resume, let limit):
             let (moved, next) = try queues.redrive(name, after: resume, limit: limit, in: txn)
             if moved > 0 { effects.queuesWithNewMessages.formUnion(try queues.allRecords(in: txn).map(\.id)) }
@@ -111,6 +115,10 @@ public struct StateMachine: Sendable {
                 let anotherDeleted = try queues.allRecords(in: txn).contains(where: \.deleted)
                 sweepMore = !result.finished || anotherDeleted
             }
+            // What purges left (decision 112), one chunk.
+            let purged = try queues.sweepPurged(limit: limit, in: txn)
+            swept += purged.removed
+            sweepMore = sweepMore || purged.more
             return .tick(report, expired: expired, swept: swept, sweepMore: sweepMore)
 
         case .retention(let limit):

@@ -165,7 +165,10 @@ struct Verifier {
             if key.sequence >= record.nextSequence {
                 problem("\(where_): sequence is not below the queue's next sequence \(record.nextSequence)")
             }
-            counted[key.queue, default: QueueCounts()].add(header.state, bytes: header.bodyBytes)
+            // Messages below a purge watermark are gone for clients and not counted (decision 112).
+            if key.sequence >= record.purgedBelow {
+                counted[key.queue, default: QueueCounts()].add(header.state, bytes: header.bodyBytes)
+            }
         }
         var bodiesSeen = Set<[UInt8]>()
         for entry in try entries("bodies") ?? [] {

@@ -6,7 +6,7 @@ import TernStorage
 import TernTestKit
 
 @Suite struct CommandCodecTests {
-    static let kinds = 25
+    static let kinds = 26
 
     @Test func everyKind_roundTrips_overManySeeds() throws {
         for seed in UInt64(1)...200 {

@@ -89,7 +89,7 @@ enum CommandSamples {
     /// The kinds the records of `Fixtures/commands-v2.hex` cover (version 2's, through tag 24).
     static let version2Kinds = 24
 
-    /// One command of every kind (25): the first 22 in ``Command`` case order, kinds added later
+    /// One command of every kind (26): the first 22 in ``Command`` case order, kinds added later
     /// appended at the end, so the seeded values of the earlier ones (and the fixture records
     /// made from them) stay the same; `attributes: false` gives messages as version 1 of the
     /// codec could carry them.
@@ -133,6 +133,7 @@ enum CommandSamples {
             }),
             .updateQueueMetadata(name(&random), metadataPatch(&random)),
             .setStorageLimit(bytes: optional(&random) { $0.next() % (1 << 40) }),
+            .purgeQueue(name(&random)),
         ]
     }
 }

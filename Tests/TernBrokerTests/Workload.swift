@@ -80,7 +80,18 @@ struct Workload {
         case 62..<75: try await group()
         case 75..<82: try await idempotent()
         case 82..<88: try await transaction()
-        case 88..<90: _ = try await broker.purgeQueue(try QueueName(pick(["mail", "small", "jobs"])))
+        case 88..<90:
+            let queue = try QueueName(pick(["mail", "small", "jobs"]))
+            if chance(80) {
+                _ = try await broker.purgeQueue(queue)
+            } else {
+                // A purge chunk as builds before decision 112 logged it (their logs still replay).
+                let record = try broker.describeQueueWithMetadata(queue)
+                let command = Command.purge(queueID: record.queueID, below: UInt64(number(1...400)), limit: number(1...50))
+                let machine = broker.machine
+                let envelope = CommandEnvelope(time: fixture.clock.now, command: command)
+                _ = try await fixture.storage.write { txn in try machine.apply(envelope, in: txn) }
+            }
         case 90..<92: _ = try await broker.redrive(try QueueName(pick(["jobs-dlq", "orders-dlq.fifo"])))
         case 92..<94: try await recreate()
         case 94..<95:
