@@ -45,6 +45,9 @@ public final class Broker: Sendable {
     /// How often retention and deleted-queue sweeping run, in milliseconds.
     static let maintenanceIntervalMilliseconds: Int64 = 1000
     static let chunkSize = 5000
+    /// The limit of the next due-work round (``runDueWork()``), ``chunkSize`` unless a full map
+    /// refused a round.
+    let dueWorkLimit = Mutex(Broker.chunkSize)
 
     private init(storage: Storage, clock: any TernClock, commandLogBytes: Int, logger: Logger) {
         self.storage = storage
@@ -56,12 +59,24 @@ public final class Broker: Sendable {
 
     /// Opens the broker on `storage` and applies, before returning, every visibility deadline
     /// and delay that passed while the broker was down (exactly as if it had been running).
+    /// A full map never stops the start: when due work does not fit (`StorageFull`), the broker
+    /// opens anyway, so that clients can acknowledge, purge and delete, and the maintenance
+    /// loop retries it in smaller chunks.
     /// - Parameter commandLogBytes: bytes of applied commands kept in the command log
     ///   (``CommandLog``); 0 (the default) = no log.
     /// - Throws: ``TernError`` (`InternalError`) when the stored data cannot be read.
     public static func open(storage: Storage, clock: any TernClock, commandLogBytes: Int = 0, logger: Logger) async throws -> Broker {
         let broker = Broker(storage: storage, clock: clock, commandLogBytes: commandLogBytes, logger: logger)
-        while try await broker.runDueWork().more {}
+        var failure: TernError?
+        do {
+            while try await broker.runDueWork().more {}
+        } catch {
+            failure = error
+        }
+        if let failure {
+            guard failure.code == .storageFull else { throw failure }
+            logger.warning("storage is full: due work left to the maintenance loop", metadata: ["tern.error": "\(failure)"])
+        }
         return broker
     }
 
@@ -335,8 +350,17 @@ public final class Broker: Sendable {
     /// visibility timeouts (back to ready, or to the dead-letter queue), passed delays,
     /// passed retention; and removes one chunk of a deleted queue's messages.
     public func runDueWork() async throws(TernError) -> DueWork {
-        let limit = Self.chunkSize
-        let outcome = try await execute(.tick(limit: limit))
+        // Halved after a full map refused a round (a smaller transaction fits the reserve),
+        // doubled back after each round that fits.
+        let limit = dueWorkLimit.withLock { $0 }
+        let outcome: CommandOutcome
+        do {
+            outcome = try await execute(.tick(limit: limit))
+            dueWorkLimit.withLock { $0 = min(Self.chunkSize, $0 * 2) }
+        } catch {
+            if error.code == .storageFull { dueWorkLimit.withLock { $0 = max(1, $0 / 2) } }
+            throw error
+        }
         guard case .tick(let report, let expired, let swept, let sweepMore) = outcome.result else { Self.unexpected(outcome.result) }
         let retention = try await runRetention()  // topics and FIFO dedup ids: Retention.swift
         return DueWork(processed: report.processed, deadLettered: report.deadLettered, expired: expired, swept: swept,
