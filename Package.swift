@@ -220,6 +220,14 @@ let package = Package(
         .testTarget(name: "TernReplicationTests", dependencies: ["TernReplication", "TernTestKit"], swiftSettings: strictSettings),
         .testTarget(name: "TernSimulationTests", dependencies: ["TernSimulation", "TernReplication"], swiftSettings: strictSettings),
         .testTarget(name: "TernGossipTests", dependencies: ["TernGossip", "TernSQS", "TernCore", "TernTestKit"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "TernSQSTests",
+            dependencies: [
+                "TernSQS", "TernServer", "TernBroker", "TernStorage", "TernTestKit",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(name: "TernWireTests", dependencies: ["TernWire", "TernCore", "TernTestKit"], swiftSettings: strictSettings),
         .testTarget(
             name: "TernClientTests",

@@ -48,6 +48,9 @@ public final class Broker: Sendable {
     /// Applies commands: nil = this node's group-commit writer; in a cluster, the replication
     /// group's log (``CommandExecutor``).
     let executor: (any CommandExecutor)?
+    /// The limit of the next due-work round (``runDueWork()``), ``chunkSize`` unless a full map
+    /// refused a round.
+    let dueWorkLimit = Mutex(Broker.chunkSize)
 
     private init(storage: Storage, clock: any TernClock, commandLogBytes: Int, executor: (any CommandExecutor)?, logger: Logger) {
         self.storage = storage
@@ -60,12 +63,24 @@ public final class Broker: Sendable {
 
     /// Opens the broker on `storage` and applies, before returning, every visibility deadline
     /// and delay that passed while the broker was down (exactly as if it had been running).
+    /// A full map never stops the start: when due work does not fit (`StorageFull`), the broker
+    /// opens anyway, so that clients can acknowledge, purge and delete, and the maintenance
+    /// loop retries it in smaller chunks.
     /// - Parameter commandLogBytes: bytes of applied commands kept in the command log
     ///   (``CommandLog``); 0 (the default) = no log.
     /// - Throws: ``TernError`` (`InternalError`) when the stored data cannot be read.
     public static func open(storage: Storage, clock: any TernClock, commandLogBytes: Int = 0, logger: Logger) async throws -> Broker {
         let broker = Broker(storage: storage, clock: clock, commandLogBytes: commandLogBytes, executor: nil, logger: logger)
-        while try await broker.runDueWork().more {}
+        var failure: TernError?
+        do {
+            while try await broker.runDueWork().more {}
+        } catch {
+            failure = error
+        }
+        if let failure {
+            guard failure.code == .storageFull else { throw failure }
+            logger.warning("storage is full: due work left to the maintenance loop", metadata: ["tern.error": "\(failure)"])
+        }
         return broker
     }
 
@@ -148,22 +163,17 @@ public final class Broker: Sendable {
     }
 
     /// Removes every message (ready, delayed, in flight) that was in `name` when the call
-    /// started; their receipt handles then get `ReceiptHandleStale`.
-    /// - Returns: the number of messages removed.
+    /// started, atomically (decision 112): once this returns, none of them is delivered again,
+    /// even across a crash, and their receipt handles get `ReceiptHandleStale`. The records are
+    /// removed afterwards by the maintenance loop in chunks (resumed after a restart).
+    /// - Returns: the number of messages purged.
     /// - Throws: ``TernError`` `QueueNotFound`.
     public func purgeQueue(_ name: QueueName) async throws(TernError) -> Int {
-        let store = self.store
-        let record = try reading { txn in try store.record(named: name, in: txn) }
-        var total = 0
-        while true {
-            let outcome = try await execute(.purge(queueID: record.id, below: record.nextSequence, limit: Self.chunkSize))
-            guard case .purged(let removed, let finished) = outcome.result else { Self.unexpected(outcome.result) }
-            total += removed
-            if finished {
-                observers.emit(.purged(queue: name, count: total))
-                return total
-            }
-        }
+        let outcome = try await execute(.purgeQueue(name))
+        guard case .queuePurged(_, let purged, _) = outcome.result else { Self.unexpected(outcome.result) }
+        observers.emit(.purged(queue: name, count: purged))
+        signals.signal([Self.maintenanceKey])
+        return purged
     }
 
     /// Moves the ready messages of dead-letter queue `name` back to their source queues.
@@ -364,8 +374,17 @@ public final class Broker: Sendable {
     /// visibility timeouts (back to ready, or to the dead-letter queue), passed delays,
     /// passed retention; and removes one chunk of a deleted queue's messages.
     public func runDueWork() async throws(TernError) -> DueWork {
-        let limit = Self.chunkSize
-        let outcome = try await execute(.tick(limit: limit))
+        // Halved after a full map refused a round (a smaller transaction fits the reserve),
+        // doubled back after each round that fits.
+        let limit = dueWorkLimit.withLock { $0 }
+        let outcome: CommandOutcome
+        do {
+            outcome = try await execute(.tick(limit: limit))
+            dueWorkLimit.withLock { $0 = min(Self.chunkSize, $0 * 2) }
+        } catch {
+            if error.code == .storageFull { dueWorkLimit.withLock { $0 = max(1, $0 / 2) } }
+            throw error
+        }
         guard case .tick(let report, let expired, let swept, let sweepMore) = outcome.result else { Self.unexpected(outcome.result) }
         let retention = try await runRetention()  // topics and FIFO dedup ids: Retention.swift
         return DueWork(processed: report.processed, deadLettered: report.deadLettered, expired: expired, swept: swept,

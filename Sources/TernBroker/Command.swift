@@ -14,8 +14,12 @@ public enum Command: Sendable, Hashable {
     // Queues
     /// Creates the queue or applies the patch to it.
     case createOrUpdateQueue(QueueName, QueueAttributes.Patch)
-    /// Removes the queue's name at once; its messages are swept by later ``tick(limit:)``s.
+    /// Removes the queue's name (and its ``QueueMetadata``) at once; its messages are swept by
+    /// later ``tick(limit:)``s.
     case deleteQueue(QueueName)
+    /// Sets or removes tags and front-end attributes of a queue (``QueueMetadata``), optionally
+    /// only if they are still as they were read (``QueueMetadataPatch/expected``).
+    case updateQueueMetadata(QueueName, QueueMetadataPatch)
     /// Stores messages, all or nothing; their ids derive from `idSeed` and the command time
     /// (``ProducerBatch/messageID(seed:index:at:)``).
     case send(QueueName, [OutgoingMessage], idSeed: UInt64)
@@ -32,8 +36,12 @@ public enum Command: Sendable, Hashable {
     /// expired or out-of-range entry fails in its slot, the others apply), as SQS's
     /// `ChangeMessageVisibilityBatch` does.
     case changeVisibilityBatch(QueueName, [VisibilityChange])
-    /// Removes up to `limit` messages of queue `queueID` below sequence `below` (one chunk of a purge).
+    /// Removes up to `limit` messages of queue `queueID` below sequence `below` (one chunk of a
+    /// purge as builds before decision 112 applied it; kept for their logs).
     case purge(queueID: UInt32, below: UInt64, limit: Int)
+    /// Purges the queue at once (decision 112): its messages are gone for clients in this one
+    /// command (a watermark), and ``tick(limit:)``s remove their records in chunks.
+    case purgeQueue(QueueName)
     /// Moves up to `limit` ready messages of a dead-letter queue, from sequence `after` on,
     /// back to their source queues (one chunk of a redrive).
     case redrive(QueueName, after: UInt64, limit: Int)
@@ -70,6 +78,10 @@ public enum Command: Sendable, Hashable {
     /// Deletes producers idle for longer than `idleSeconds` before the command time.
     case expireProducers(idleSeconds: Int, limit: Int)
 
+    // Node-wide settings that are state
+    /// Sets the logical space quota (``StorageQuota``) in accounted bytes; nil removes it.
+    case setStorageLimit(bytes: UInt64?)
+
     /// Whether the command adds records (refused once the map reaches its reserve, which
     /// stays for the commands that free space: acknowledgements, purges, deletes).
     public var grows: Bool {
@@ -77,8 +89,10 @@ public enum Command: Sendable, Hashable {
         case .createOrUpdateQueue, .send, .sendIdempotent, .createOrUpdateTopic, .produce, .joinGroup, .commitOffsets,
              .resetOffsets, .initProducer, .commitTransaction:
             return true
-        case .deleteQueue, .receive, .acknowledge, .changeVisibility, .changeVisibilityBatch, .purge, .redrive, .tick, .retention, .deleteTopic,
-             .leaveGroup, .expireMembers, .expireProducers:
+        case .updateQueueMetadata(_, let patch):
+            return patch.grows
+        case .deleteQueue, .receive, .acknowledge, .changeVisibility, .changeVisibilityBatch, .purge, .purgeQueue, .redrive, .tick, .retention, .deleteTopic,
+             .leaveGroup, .expireMembers, .expireProducers, .setStorageLimit:
             return false
         }
     }
@@ -88,6 +102,7 @@ public enum Command: Sendable, Hashable {
         switch self {
         case .createOrUpdateQueue: "create_queue"
         case .deleteQueue: "delete_queue"
+        case .updateQueueMetadata: "update_queue_metadata"
         case .send: "send"
         case .sendIdempotent: "send_idempotent"
         case .receive: "receive"
@@ -95,6 +110,7 @@ public enum Command: Sendable, Hashable {
         case .changeVisibility: "change_visibility"
         case .changeVisibilityBatch: "change_visibility_batch"
         case .purge: "purge"
+        case .purgeQueue: "purge_queue"
         case .redrive: "redrive"
         case .tick: "tick"
         case .retention: "retention"
@@ -109,6 +125,7 @@ public enum Command: Sendable, Hashable {
         case .initProducer: "init_producer"
         case .commitTransaction: "commit_transaction"
         case .expireProducers: "expire_producers"
+        case .setStorageLimit: "set_storage_limit"
         }
     }
 
@@ -117,14 +134,14 @@ public enum Command: Sendable, Hashable {
         switch self {
         case .createOrUpdateQueue(let name, _), .deleteQueue(let name), .send(let name, _, _), .sendIdempotent(let name, _, _, _),
              .receive(let name, _, _, _, _), .acknowledge(let name, _), .changeVisibility(let name, _, _), .redrive(let name, _, _),
-             .changeVisibilityBatch(let name, _),
+             .changeVisibilityBatch(let name, _), .updateQueueMetadata(let name, _), .purgeQueue(let name),
              .createOrUpdateTopic(let name, _), .deleteTopic(let name), .joinGroup(let name, _, _, _), .leaveGroup(let name, _, _),
              .expireMembers(let name, _, _), .resetOffsets(let name, _, _):
             return name.rawValue
         case .produce(let produce): return produce.topic.rawValue
         case .commitOffsets(let commit): return commit.topic.rawValue
         case .purge(let id, _, _): return "queue#\(id)"
-        case .tick, .retention, .initProducer, .commitTransaction, .expireProducers: return nil
+        case .tick, .retention, .initProducer, .commitTransaction, .expireProducers, .setStorageLimit: return nil
         }
     }
 }
@@ -269,6 +286,8 @@ public struct CommandEffects: Sendable, Hashable {
 public enum CommandResult: Sendable {
     case queue(created: Bool, QueueRecord, oldestSentAt: Timestamp?)
     case queueDeleted(id: UInt32)
+    /// The queue's metadata after an update.
+    case queueMetadata(QueueMetadata, queueID: UInt32)
     case sent([SentMessage], duplicate: Bool, queueID: UInt32)
     case received([ReceivedMessage], queueID: UInt32)
     /// Per handle, the message's send time when it was deleted, or the error.
@@ -277,6 +296,8 @@ public enum CommandResult: Sendable {
     /// Per entry of a ``Command/changeVisibilityBatch(_:_:)``, nil when changed, else the error.
     case visibilityChangedBatch([TernError?], queueID: UInt32)
     case purged(removed: Int, finished: Bool)
+    /// How many messages a ``Command/purgeQueue(_:)`` purged, and its watermark.
+    case queuePurged(queueID: UInt32, purged: Int, below: UInt64)
     case redriven(moved: Int, next: UInt64?)
     case tick(QueueStore.DueReport, expired: Int, swept: Int, sweepMore: Bool)
     case retention(removed: Int, more: Bool)
@@ -291,4 +312,6 @@ public enum CommandResult: Sendable {
     case producer(ProducerIdentity)
     case transaction(TransactionResult, queueIDs: [UInt32], sentAts: [Timestamp?])
     case producersExpired(Int)
+    /// The accounted bytes stored and the limit after ``Command/setStorageLimit(bytes:)``.
+    case storageLimit(used: UInt64, limit: UInt64?)
 }

@@ -22,7 +22,8 @@ public enum CommandCodec {
     enum Tag: UInt8 {
         case createOrUpdateQueue = 1, deleteQueue, send, sendIdempotent, receive, acknowledge, changeVisibility, purge, redrive,
              tick, retention, createOrUpdateTopic, deleteTopic, produce, joinGroup, leaveGroup, expireMembers, commitOffsets,
-             resetOffsets, initProducer, commitTransaction, expireProducers, changeVisibilityBatch
+             resetOffsets, initProducer, commitTransaction, expireProducers, changeVisibilityBatch, updateQueueMetadata,
+             setStorageLimit, purgeQueue
     }
 
     /// Encodes `envelope`.
@@ -91,6 +92,17 @@ public enum CommandCodec {
                 tag(.createOrUpdateQueue); self.name(name); self.patch(patch)
             case .deleteQueue(let name):
                 tag(.deleteQueue); self.name(name)
+            case .updateQueueMetadata(let name, let patch):
+                tag(.updateQueueMetadata); self.name(name)
+                for map in [patch.tags, patch.attributes] {
+                    array(map.sorted { $0.key < $1.key }) { w, entry in w.string(entry.key); w.optional(entry.value) { $0.string($1) } }
+                }
+                switch patch.lastModified {
+                case .keep: u8(0)
+                case .commandTime: u8(1)
+                case .at(let time): u8(2); u64(time.milliseconds)
+                }
+                optional(patch.expected) { w, expected in w.u32(expected.queueID); w.u64(expected.revision) }
             case .send(let name, let messages, let seed):
                 tag(.send); self.name(name); array(messages) { $0.message($1) }; u64(seed)
             case .sendIdempotent(let name, let messages, let stamp, let seed):
@@ -145,6 +157,10 @@ public enum CommandCodec {
                 array(t.offsets) { $0.offsetCommit($1) }
             case .expireProducers(let idle, let limit):
                 tag(.expireProducers); int(idle); int(limit)
+            case .setStorageLimit(let bytes):
+                tag(.setStorageLimit); optional(bytes) { $0.u64($1) }
+            case .purgeQueue(let name):
+                tag(.purgeQueue); self.name(name)
             }
         }
 
@@ -252,6 +268,25 @@ public enum CommandCodec {
             switch tag {
             case .createOrUpdateQueue: return .createOrUpdateQueue(try name(), try patch())
             case .deleteQueue: return .deleteQueue(try name())
+            case .updateQueueMetadata:
+                let name = try name()
+                var patch = QueueMetadataPatch()
+                for which in 0..<2 {
+                    let entries = try array(minimumBytes: 5) { r throws in (try r.string(), try r.optional { try $0.string() }) }
+                    var map = [String: String?]()
+                    for (key, value) in entries {
+                        guard map.updateValue(value, forKey: key) == nil else { throw StorageError(.corruptRecord, "metadata key \(key) twice") }
+                    }
+                    if which == 0 { patch.tags = map } else { patch.attributes = map }
+                }
+                switch try u8() {
+                case 0: patch.lastModified = .keep
+                case 1: patch.lastModified = .commandTime
+                case 2: patch.lastModified = .at(Timestamp(milliseconds: try u64()))
+                case let other: throw StorageError(.corruptRecord, "unknown last-modified rule \(other)")
+                }
+                patch.expected = try optional { r throws in QueueMetadataPatch.Expectation(queueID: try r.u32(), revision: try r.u64()) }
+                return .updateQueueMetadata(name, patch)
             case .send: return .send(try name(), try array(minimumBytes: 7) { try $0.message() }, idSeed: try u64())
             case .sendIdempotent:
                 return .sendIdempotent(try name(), try array(minimumBytes: 7) { try $0.message() }, stamp: try stamp(), idSeed: try u64())
@@ -307,6 +342,8 @@ public enum CommandCodec {
                 return .commitTransaction(TransactionCommand(producer: producer, sequence: sequence, acknowledgements: acks, sends: sends,
                                                              produces: produces, offsets: offsets))
             case .expireProducers: return .expireProducers(idleSeconds: try int(), limit: try int())
+            case .setStorageLimit: return .setStorageLimit(bytes: try optional { try $0.u64() })
+            case .purgeQueue: return .purgeQueue(try name())
             }
         }
 

@@ -166,10 +166,13 @@ extension QueueStore {
     }
 
     /// Whether a message of `group` is in flight in `queue`.
-    func isLocked(queue: UInt32, group: [UInt8], in txn: Transaction) throws -> Bool {
+    /// Whether a message of `group` with sequence `from` or above is in flight (locks of purged
+    /// messages, below the watermark, do not hold the group; decision 112).
+    func isLocked(queue: UInt32, group: [UInt8], from sequence: UInt64 = 0, in txn: Transaction) throws -> Bool {
         let prefix = FifoSchema.groupPrefix(queue: queue, group: group)
         return try txn.withCursor(fifoInflight) { cursor in
-            guard let entry = try cursor.seek(atOrAfter: prefix) else { return false }
+            let start = sequence == 0 ? prefix : FifoSchema.inflightKey(queue: queue, group: group, sequence: sequence)
+            guard let entry = try cursor.seek(atOrAfter: start) else { return false }
             return entry.key.starts(with: prefix) && entry.key.count == prefix.count + 8
         }
     }

@@ -14,10 +14,14 @@ public import TernStorage
 /// | `ready` | queue id u32, 9 − priority u8, sequence u64 | empty |
 /// | `inflight` | deadline ms u64, queue id u32, sequence u64 | empty |
 /// | `delayed` | due time ms u64, queue id u32, sequence u64 | empty |
+/// | `queue_metadata` | queue id u32 | ``QueueMetadata`` (tags, front-end attributes) |
 public enum QueueSchema {
     public static let databaseNames = ["meta", "queue_names", "queues", "messages", "bodies", "ready", "inflight", "delayed",
                                        "producers", "producer_sequences", "transactional_ids"]
-        + FifoSchema.databaseNames
+        + FifoSchema.databaseNames + [metadataDatabase]
+    /// The database of ``QueueMetadata`` records.
+    public static let metadataDatabase = "queue_metadata"
+
     /// Queues have a single partition; the key keeps the field so that queues and topic
     /// partitions share one key layout.
     public static let partition: UInt32 = 0
@@ -242,7 +246,8 @@ public enum MessageBody {
 /// Payload: id u32, flags u8 (bit 0 = deleted, data being swept), created at ms u64, next
 /// sequence u64, ready u64, in flight u64, delayed u64, bytes u64, name (u32 length + UTF-8),
 /// then the attributes (see ``encodeAttributes``), then a flags byte (bit 0 = content-based
-/// deduplication, bit 1 = overflow `drop_oldest`; absent in records written before FIFO queues).
+/// deduplication, bit 1 = overflow `drop_oldest`; absent in records written before FIFO queues),
+/// then the purge watermark u64 (absent in records written before decision 112: 0).
 public struct QueueRecord: Sendable, Hashable {
     public var id: UInt32
     public var name: QueueName
@@ -251,6 +256,12 @@ public struct QueueRecord: Sendable, Hashable {
     public var nextSequence: UInt64
     public var counts: QueueCounts
     public var attributes: QueueAttributes
+    /// Messages with a lower sequence were purged (decision 112): gone for clients at once,
+    /// not in ``counts``, removed by later ``Command/tick(limit:)``s; 0 = no purge.
+    public var purgedBelow: UInt64 = 0
+
+    /// Whether the message with `sequence` was purged (its records may still exist until swept).
+    public func isPurged(_ sequence: UInt64) -> Bool { sequence < purgedBelow }
 
     public init(id: UInt32, name: QueueName, createdAt: Timestamp, attributes: QueueAttributes) {
         self.id = id
@@ -285,6 +296,8 @@ public struct QueueRecord: Sendable, Hashable {
         writer.write(UInt64(a.maxBytes ?? 0))
         // Added with FIFO queues and overflow policies; records written before lack the byte.
         writer.write(UInt8((a.contentBasedDeduplication ? 1 : 0) | (a.overflow == .dropOldest ? 2 : 0)))
+        // Added with purge watermarks (decision 112); records written before lack it.
+        if purgedBelow != 0 { writer.write(purgedBelow) }
         return RecordCodec.encode(writer.bytes, compression: .never)
     }
 
@@ -329,6 +342,7 @@ public struct QueueRecord: Sendable, Hashable {
             a.contentBasedDeduplication = flags & 1 != 0
             a.overflow = flags & 2 != 0 ? .dropOldest : .reject
         }
+        if reader.remaining >= 8 { purgedBelow = try reader.readUInt64() }
         attributes = a
     }
 }

@@ -12,6 +12,11 @@ public struct QueueStore: Sendable {
     let meta, names, queues, messages, bodies, ready, inflight, delayed: Database
     /// FIFO queues' groups, locks and deduplication ids (see `FifoQueues.swift`).
     let fifoMessages, fifoInflight, fifoDedup, fifoDedupExpiry: Database
+    /// Front-end metadata (tags, opaque attributes) per queue id (see `QueueMetadata.swift`);
+    /// nil only in a read-only environment written before it existed.
+    let queueMetadata: Database?
+    /// The logical space quota (decision 111).
+    public let quota: StorageQuota
 
     public init(storage: Storage) {
         meta = storage.database("meta")
@@ -26,6 +31,8 @@ public struct QueueStore: Sendable {
         fifoInflight = storage.database("fifo_inflight")
         fifoDedup = storage.database("fifo_dedup")
         fifoDedupExpiry = storage.database("fifo_dedup_expiry")
+        quota = StorageQuota(storage: storage)
+        queueMetadata = storage.hasDatabase(QueueSchema.metadataDatabase) ? storage.database(QueueSchema.metadataDatabase) : nil
     }
 
     // MARK: Queue records
@@ -61,17 +68,62 @@ public struct QueueStore: Sendable {
         }
     }
 
+    /// Writes `record`, moving the storage quota's counter by the change of its accounted bytes.
     func put(_ record: QueueRecord, in txn: WriteTransaction) throws {
-        try txn.put(queues, QueueSchema.queueIDKey(record.id), record.encoded())
+        let key = QueueSchema.queueIDKey(record.id)
+        let old = try txn.get(queues, key).map { try QueueRecord(decoding: $0).counts }
+        try quota.adjust(from: old.map(StorageQuota.accounted) ?? 0, to: StorageQuota.accounted(record.counts), in: txn)
+        try txn.put(queues, key, record.encoded())
     }
 
     /// The send time of the first message of `queue` in sequence order (approximately the oldest).
     public func oldestSentAt(queue: UInt32, in txn: Transaction) throws -> Timestamp? {
         let prefix = QueueSchema.queuePrefix(queue)
+        let start = try firstUnpurgedKey(queue: queue, in: txn)
         return try txn.withCursor(messages) { cursor in
-            guard let entry = try cursor.seek(atOrAfter: prefix), entry.key.starts(with: prefix) else { return nil }
+            guard let entry = try cursor.seek(atOrAfter: start), entry.key.starts(with: prefix) else { return nil }
             return try MessageHeader(decoding: entry.value).sentAt
         }
+    }
+
+    /// The `messages` key where the messages clients can see start: the queue's first, or its
+    /// purge watermark's (decision 112).
+    func firstUnpurgedKey(queue: UInt32, in txn: Transaction) throws -> [UInt8] {
+        let below = try record(id: queue, in: txn)?.purgedBelow ?? 0
+        return below == 0 ? QueueSchema.queuePrefix(queue) : QueueSchema.messageKey(queue: queue, sequence: below)
+    }
+
+    /// Purges `name` at once (decision 112): every message there now (sequence below the next
+    /// one) is gone for clients — not received, not counted, its receipt handles stale — and
+    /// later ``Command/tick(limit:)``s remove its records in chunks, also after a restart.
+    /// - Returns: the queue's id, how many messages were purged, and the watermark.
+    /// - Throws: ``ErrorCode/queueNotFound``.
+    public func purge(_ name: QueueName, in txn: WriteTransaction) throws -> (queueID: UInt32, purged: Int, below: UInt64) {
+        var record = try record(named: name, in: txn)
+        let purged = Int(record.counts.total)
+        if record.nextSequence > record.purgedBelow {
+            record.purgedBelow = record.nextSequence
+            record.counts = QueueCounts()
+            try put(record, in: txn)
+        }
+        return (record.id, purged, record.purgedBelow)
+    }
+
+    /// Removes one chunk of what purges left (messages below their queue's watermark) for the
+    /// first live queue that has any. - Returns: messages removed and whether more remain.
+    func sweepPurged(limit: Int, in txn: WriteTransaction) throws -> (removed: Int, more: Bool) {
+        var removed = 0
+        for record in try allRecords(in: txn) where !record.deleted && record.purgedBelow > 0 && removed < limit {
+            let prefix = QueueSchema.queuePrefix(record.id)
+            let first = try txn.withCursor(messages) { cursor in try cursor.seek(atOrAfter: prefix) }
+            guard let first, first.key.starts(with: prefix), try QueueSchema.decodeMessageKey(first.key).sequence < record.purgedBelow else {
+                continue
+            }
+            let result = try sweep(queue: record.id, below: record.purgedBelow, limit: limit - removed, in: txn)
+            removed += result.removed
+            if !result.finished { return (removed, true) }
+        }
+        return (removed, removed >= limit)
     }
 
     // MARK: Create, update, delete
@@ -131,14 +183,15 @@ public struct QueueStore: Sendable {
         return next
     }
 
-    /// Removes `name` at once (a queue created under the same name later starts empty, with a
-    /// new id) and marks its record deleted; ``sweep(queue:below:limit:in:)`` then removes its
-    /// messages in small transactions.
+    /// Removes `name` and its front-end metadata at once (a queue created under the same name
+    /// later starts empty, with a new id) and marks its record deleted;
+    /// ``sweep(queue:below:limit:in:)`` then removes its messages in small transactions.
     /// - Returns: the deleted queue's id.
     /// - Throws: ``ErrorCode/queueNotFound``.
     public func delete(_ name: QueueName, in txn: WriteTransaction) throws -> UInt32 {
         var record = try record(named: name, in: txn)
         try txn.delete(names, Array(name.rawValue.utf8))
+        if let queueMetadata { try txn.delete(queueMetadata, QueueSchema.queueIDKey(record.id)) }
         record.deleted = true
         try put(record, in: txn)
         return record.id
@@ -167,6 +220,8 @@ public struct QueueStore: Sendable {
         }
         let finished = victims.count < limit
         if finished && record.deleted {
+            let stored = try self.record(id: id, in: txn).map { StorageQuota.accounted($0.counts) } ?? 0
+            try quota.adjust(from: stored, to: StorageQuota.accounted(record.counts), in: txn)
             try txn.delete(queues, QueueSchema.queueIDKey(id))
         } else if !victims.isEmpty {
             try put(record, in: txn)
@@ -229,6 +284,7 @@ public struct QueueStore: Sendable {
             addedBytes += UInt64(prepared.message.body.count)
             addedCount += 1
         }
+        try quota.check(adding: StorageQuota.accounted(messages: addedCount, bodyBytes: addedBytes), in: txn)
         try makeRoom(in: &record, count: addedCount, bytes: addedBytes, in: txn)
         var results = [SentMessage]()
         results.reserveCapacity(batch.count)
@@ -309,6 +365,12 @@ public struct QueueStore: Sendable {
                 var keys = [[UInt8]]()
                 var entry = try cursor.seek(atOrAfter: resumeAt)
                 while let current = entry, current.key.starts(with: prefix), keys.count < wanted {
+                    let ready = try QueueSchema.decodeReadyKey(current.key)
+                    if queueRecord.isPurged(ready.sequence) {
+                        // Purged messages come first within a priority: jump past them.
+                        entry = try cursor.seek(atOrAfter: QueueSchema.readyKey(queue: id, priority: ready.priority, sequence: queueRecord.purgedBelow))
+                        continue
+                    }
                     keys.append(current.key)
                     entry = try cursor.next()
                 }
@@ -323,7 +385,8 @@ public struct QueueStore: Sendable {
                 if fifo {
                     scanned += 1
                     facts = try fifoFacts(queue: id, sequence: sequence, in: txn)
-                    if let group = facts?.group, !groupsDelivered.contains(group), try isLocked(queue: id, group: group, in: txn) {
+                    if let group = facts?.group, !groupsDelivered.contains(group),
+                        try isLocked(queue: id, group: group, from: queueRecord.purgedBelow, in: txn) {
                         continue
                     }
                 }
@@ -498,7 +561,7 @@ public struct QueueStore: Sendable {
 
     /// The header of the message `handle` was issued for, nil when the handle is stale.
     private func current(_ record: QueueRecord, handle: ReceiptHandle, in txn: Transaction) throws -> MessageHeader? {
-        guard handle.queue == record.id,
+        guard handle.queue == record.id, !record.isPurged(handle.sequence),
             let header = try txn.withValue(messages, QueueSchema.messageKey(queue: record.id, sequence: handle.sequence), {
                 (stored) throws(StorageError) in try MessageHeader(decoding: stored)
             })
@@ -552,6 +615,12 @@ public struct QueueStore: Sendable {
                     try txn.delete(database, QueueSchema.timeKey(time, queue: queue, sequence: sequence))
                     continue
                 }
+                if record.isPurged(sequence) {
+                    // Purged: due work removes it instead of making it ready (not counted).
+                    try removeMessage(sequence: sequence, header: header, from: &record, in: txn)
+                    cache.update(record)
+                    continue
+                }
                 report.processed += 1
                 try txn.delete(database, QueueSchema.timeKey(time, queue: queue, sequence: sequence))
                 if state == .inFlight, record.attributes.fifo { try unlockGroup(queue: queue, sequence: sequence, in: txn) }
@@ -597,9 +666,10 @@ public struct QueueStore: Sendable {
         for var record in try allRecords(in: txn) where !record.deleted && removed < limit {
             let prefix = QueueSchema.queuePrefix(record.id)
             let cutoff = now.adding(seconds: -record.attributes.retention)
+            let start = record.purgedBelow == 0 ? prefix : QueueSchema.messageKey(queue: record.id, sequence: record.purgedBelow)
             let victims: [(UInt64, MessageHeader)] = try txn.withCursor(messages) { cursor in
                 var found = [(UInt64, MessageHeader)]()
-                var entry = try cursor.seek(atOrAfter: prefix)
+                var entry = try cursor.seek(atOrAfter: start)
                 while let current = entry, current.key.starts(with: prefix), removed + found.count < limit {
                     let header = try MessageHeader(decoding: current.value)
                     if header.sentAt > cutoff { break }
@@ -630,7 +700,7 @@ public struct QueueStore: Sendable {
         let dlq = try record(named: name, in: txn)
         var cache = RecordCache(store: self, txn: txn)
         cache.insert(dlq)
-        let start = QueueSchema.messageKey(queue: dlq.id, sequence: resume)
+        let start = QueueSchema.messageKey(queue: dlq.id, sequence: Swift.max(resume, dlq.purgedBelow))
         let prefix = QueueSchema.queuePrefix(dlq.id)
         let candidates: [(UInt64, MessageHeader)] = try txn.withCursor(messages) { cursor in
             var found = [(UInt64, MessageHeader)]()
@@ -730,7 +800,8 @@ public struct QueueStore: Sendable {
         }
         try txn.delete(messages, key)
         try txn.delete(bodies, key)
-        record.counts.remove(header.state, bytes: header.bodyBytes)
+        // A purged message left the counts when it was purged (decision 112).
+        if !record.isPurged(sequence) { record.counts.remove(header.state, bytes: header.bodyBytes) }
     }
 }
 

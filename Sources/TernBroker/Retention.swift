@@ -46,7 +46,8 @@ extension QueueStore {
         let victims: [(UInt64, MessageHeader)] = try txn.withCursor(messages) { cursor in
             var found = [(UInt64, MessageHeader)]()
             var counts = start
-            var entry = try cursor.seek(atOrAfter: prefix)
+            let start = record.purgedBelow == 0 ? prefix : QueueSchema.messageKey(queue: record.id, sequence: record.purgedBelow)
+            var entry = try cursor.seek(atOrAfter: start)
             while let current = entry, current.key.starts(with: prefix), over(counts) {
                 let header = try MessageHeader(decoding: current.value)
                 found.append((try QueueSchema.decodeMessageKey(current.key).sequence, header))

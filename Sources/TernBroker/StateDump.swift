@@ -32,7 +32,7 @@ public import TernStorage
 public enum StateDump {
     /// The databases the dump renders, in the order of their sections.
     public static let dumpedDatabases = [
-        "meta", "queues", "queue_names", "messages", "bodies", "fifo_messages", "ready", "inflight", "delayed",
+        "meta", "queues", "queue_names", "queue_metadata", "messages", "bodies", "fifo_messages", "ready", "inflight", "delayed",
         "fifo_inflight", "fifo_dedup", "fifo_dedup_expiry",
         "topics", "topic_names", "topic_partitions", "topic_batches", "group_offsets", "groups",
         "producers", "producer_sequences", "transactional_ids",
@@ -43,14 +43,18 @@ public enum StateDump {
         "log": "the command log: how the state was reached, not the state",
         "raft_state": "a replication group's Raft hard state and applied index: how this replica reached the state",
         "raft_log": "a replication group's Raft log: how the state was reached, not the state",
-        // Known gap: the SQS front end keeps tags and SQS-only attributes here, written outside
-        // the command log (not yet replayed or replicated; decision 41).
-        "sqs_queues": "SQS front-end metadata (tags, SQS-only attributes), not yet a command",
+    ]
+
+    /// Databases of earlier layouts that start-up migrates and empties: the dump accepts them
+    /// only empty (a record left means the directory was not opened by a `ternd` that migrates
+    /// it), with the reason.
+    public static let legacyDatabases: [String: String] = [
+        "sqs_queues": "SQS front-end metadata before it became broker state (decision 110); ternd moves it into queue_metadata at start",
     ]
 
     /// The `meta` counters the dump renders, with their width in bytes.
     public static let metaCounters: [String: Int] = [
-        "next_queue_id": 4, "next_topic_id": 4, "next_producer_id": 8,
+        "next_queue_id": 4, "next_topic_id": 4, "next_producer_id": 8, "stored_bytes": 8, "storage_limit": 8,
     ]
 
     /// Whether `key` of `meta` belongs to the command log (`applied`, `log_*`) and is
@@ -76,6 +80,16 @@ public enum StateDump {
     ///   ``StorageError`` when LMDB fails.
     public static func write(storage: Storage, to emit: (String) throws -> Void) throws {
         for name in try storage.namedDatabases() where excludedDatabases[name] == nil {
+            if let reason = legacyDatabases[name] {
+                guard storage.hasDatabase(name) else {
+                    throw Error(.databaseNotOpened, "database \(name) exists but was not opened (open StateDump.legacyDatabases too)")
+                }
+                let entries = try storage.read { txn in try txn.statistics(storage.database(name)).entries }
+                guard entries == 0 else {
+                    throw Error(.unknownRecord, "database \(name) holds \(entries) records of an earlier layout (\(reason)): start ternd on the directory once to migrate them")
+                }
+                continue
+            }
             guard dumpedDatabases.contains(name) else {
                 throw Error(.unknownDatabase, "database \(name) is not covered by the state dump (add it to StateDump or to its excluded databases)")
             }
@@ -165,6 +179,7 @@ private struct Dumper {
         try meta()
         try queues()
         try names("queue_names", type: "queue_name", idMember: "queue")
+        try queueMetadata()
         try messages()
         try ready()
         try timeIndex("inflight", type: "in_flight", timeMember: "deadline")
@@ -280,7 +295,7 @@ private struct Dumper {
             records.append(record)
         }
         for record in records {
-            try checkFields(record, ["id", "name", "deleted", "createdAt", "nextSequence", "counts", "attributes"])
+            try checkFields(record, ["id", "name", "deleted", "createdAt", "nextSequence", "counts", "attributes", "purgedBelow"])
             try checkFields(record.counts, ["ready", "inFlight", "delayed", "bytes"])
             let a = record.attributes
             try checkFields(a, ["visibilityTimeout", "retention", "maxMessageBytes", "delay", "maxReceiveCount", "deadLetterQueue",
@@ -289,6 +304,7 @@ private struct Dumper {
             try line("queue", [
                 "queue": .unsigned(UInt64(record.id)), "name": .string(record.name.rawValue), "deleted": .bool(record.deleted),
                 "created_at": Self.time(record.createdAt), "next_sequence": .unsigned(record.nextSequence),
+                "purged_below": .unsigned(record.purgedBelow),
                 "counts": .object(["ready": .unsigned(c.ready), "in_flight": .unsigned(c.inFlight), "delayed": .unsigned(c.delayed),
                                    "bytes": .unsigned(c.bytes)]),
                 "attributes": .object([
@@ -299,6 +315,24 @@ private struct Dumper {
                     "fifo": .bool(a.fifo), "max_messages": Self.optionalInt(a.maxMessages), "max_bytes": Self.optionalInt(a.maxBytes),
                     "content_based_deduplication": .bool(a.contentBasedDeduplication), "overflow": .string(a.overflow.rawValue),
                 ]),
+            ])
+        }
+    }
+
+    /// `queue_metadata`: one line per queue with tags or front-end attributes.
+    mutating func queueMetadata() throws {
+        var records = [(UInt32, QueueMetadata)]()
+        try forEach(QueueSchema.metadataDatabase) { entry in
+            var reader = try keyReader(QueueSchema.metadataDatabase, entry.key, width: 4)
+            records.append((try reader.readUInt32(), try decoding(QueueSchema.metadataDatabase, entry.key) { try QueueMetadata(decoding: entry.value) }))
+        }
+        for (queue, metadata) in records {
+            try checkFields(metadata, ["revision", "lastModified", "tags", "attributes"])
+            func object(_ map: [String: String]) -> JSON { .object(map.mapValues { .string($0) }) }
+            try line("queue_metadata", [
+                "queue": .unsigned(UInt64(queue)), "revision": .unsigned(metadata.revision),
+                "last_modified": metadata.lastModified.map(Self.time) ?? .null,
+                "tags": object(metadata.tags), "attributes": object(metadata.attributes),
             ])
         }
     }

@@ -51,6 +51,10 @@ public struct StateMachine: Sendable {
         case .deleteQueue(let name):
             return .queueDeleted(id: try queues.delete(name, in: txn))
 
+        case .updateQueueMetadata(let name, let patch):
+            let (queue, metadata) = try queues.updateMetadata(name, patch, at: now, in: txn)
+            return .queueMetadata(metadata, queueID: queue)
+
         case .send(let name, let messages, let seed):
             let prepared = Self.prepare(messages, seed: seed, at: now)
             let sent = try queues.send(name, prepared, at: now, in: txn)
@@ -90,6 +94,10 @@ public struct StateMachine: Sendable {
             let (removed, finished) = try queues.sweep(queue: queue, below: bound, limit: limit, in: txn)
             return .purged(removed: removed, finished: finished)
 
+        case .purgeQueue(let name):
+            let (queue, purged, below) = try queues.purge(name, in: txn)
+            return .queuePurged(queueID: queue, purged: purged, below: below)
+
         case .redrive(let name, let resume, let limit):
             let (moved, next) = try queues.redrive(name, after: resume, limit: limit, in: txn)
             if moved > 0 { effects.queuesWithNewMessages.formUnion(try queues.allRecords(in: txn).map(\.id)) }
@@ -107,6 +115,10 @@ public struct StateMachine: Sendable {
                 let anotherDeleted = try queues.allRecords(in: txn).contains(where: \.deleted)
                 sweepMore = !result.finished || anotherDeleted
             }
+            // What purges left (decision 112), one chunk.
+            let purged = try queues.sweepPurged(limit: limit, in: txn)
+            swept += purged.removed
+            sweepMore = sweepMore || purged.more
             return .tick(report, expired: expired, swept: swept, sweepMore: sweepMore)
 
         case .retention(let limit):
@@ -192,6 +204,10 @@ public struct StateMachine: Sendable {
 
         case .expireProducers(let idleSeconds, let limit):
             return .producersExpired(try producers.expire(activeBefore: now.adding(seconds: -idleSeconds), limit: limit, in: txn))
+
+        case .setStorageLimit(let bytes):
+            try queues.quota.setLimit(bytes, in: txn)
+            return .storageLimit(used: try queues.quota.used(in: txn), limit: bytes)
         }
     }
 

@@ -8,6 +8,7 @@ public struct TopicStore: Sendable {
     let meta, names, topics, partitions, batches, groupOffsets: Database
     /// nil only in a read-only environment written before groups were durable.
     let groups: Database?
+    let quota: StorageQuota
 
     public init(storage: Storage) {
         meta = storage.database("meta")
@@ -17,6 +18,7 @@ public struct TopicStore: Sendable {
         batches = storage.database("topic_batches")
         groupOffsets = storage.database("group_offsets")
         groups = storage.hasDatabase("groups") ? storage.database("groups") : nil
+        quota = StorageQuota(storage: storage)
     }
 
     /// The most bytes one fetch returns (at least one message is always returned).
@@ -61,8 +63,15 @@ public struct TopicStore: Sendable {
             .map { try PartitionState(decoding: $0) } ?? PartitionState()
     }
 
+    /// Writes `state`, moving the storage quota's counter by the change of its accounted bytes.
     func put(_ state: PartitionState, topic: UInt32, partition: Int, in txn: WriteTransaction) throws {
-        try txn.put(partitions, TopicSchema.partitionKey(topic: topic, partition: UInt32(partition)), state.encoded())
+        try put(state, key: TopicSchema.partitionKey(topic: topic, partition: UInt32(partition)), in: txn)
+    }
+
+    private func put(_ state: PartitionState, key: [UInt8], in txn: WriteTransaction) throws {
+        let old = try txn.get(partitions, key).map { try PartitionState(decoding: $0) }
+        try quota.adjust(from: old.map(StorageQuota.accounted) ?? 0, to: StorageQuota.accounted(state), in: txn)
+        try txn.put(partitions, key, state.encoded())
     }
 
     /// Every partition of `record` with its offsets and size.
@@ -139,7 +148,12 @@ public struct TopicStore: Sendable {
                 }
                 return keys
             }
-            for key in keys { try txn.delete(database, key) }
+            for key in keys {
+                if database == partitions, let stored = try txn.get(partitions, key) {
+                    try quota.adjust(from: StorageQuota.accounted(try PartitionState(decoding: stored)), to: 0, in: txn)
+                }
+                try txn.delete(database, key)
+            }
             removed += keys.count
         }
         if removed < limit {
@@ -170,6 +184,7 @@ public struct TopicStore: Sendable {
             TopicBatch.Entry(offsetDelta: UInt32(index), timestamp: now, key: message.key, value: message.value)
         })
         let encoded = batch.encoded()
+        try quota.check(adding: UInt64(encoded.count) + StorageQuota.batchOverheadBytes, in: txn)
         try txn.put(batches, TopicSchema.batchKey(topic: topic, partition: UInt32(partition), baseOffset: base), encoded)
         if state.batches == 0 { state.logStart = base }
         state.highWatermark = base + UInt64(messages.count)
@@ -283,7 +298,7 @@ public struct TopicStore: Sendable {
                     state.batches -= 1
                     state.logStart = victim.end
                 }
-                try txn.put(partitions, key, state.encoded())
+                try put(state, key: key, in: txn)
                 dropped += victims.count
             }
         }

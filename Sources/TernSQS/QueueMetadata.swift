@@ -1,23 +1,25 @@
+public import Logging
+public import TernBroker
 import TernCore
 public import TernStorage
 
-/// What SQS knows about a queue that the broker does not model: tags, the last-modified time,
-/// and the attributes Tern stores but does not act on (`ReceiveMessageWaitTimeSeconds` is acted
-/// on here; `RedriveAllowPolicy`, `Policy`, `KmsMasterKeyId`, `DeduplicationScope`, … are kept).
+/// A record of the `sqs_queues` database, where the SQS endpoint kept its queue metadata (tags,
+/// the last-modified time, SQS-only attributes) before that became broker state
+/// (``TernBroker/QueueMetadata``, changed by a command; decision 110). Only read, to migrate.
 ///
-/// Stored durably in the `sqs_queues` database of the broker's LMDB environment, keyed by queue
-/// name; the value is a ``RecordCodec`` record whose payload is a JSON object. Each record names
-/// the creation time of the broker queue it belongs to, so metadata of a deleted queue never
-/// attaches to a queue later re-created under the same name (it reads as absent and is replaced).
-struct QueueMetadata: Sendable, Hashable {
+/// Keyed by queue name; the value is a ``RecordCodec`` record whose payload is a JSON object
+/// `{"created": ms, "modified": ms, "tags": {…}, "attributes": {…}}`. A record whose `created`
+/// differs from the creation time of the live queue of that name belonged to a queue deleted
+/// since, and is dropped.
+struct LegacyQueueMetadata: Sendable, Hashable {
     /// The broker queue's creation time, in ms since 1970.
     var createdAt: UInt64
     /// The last time an attribute changed, in ms since 1970.
     var lastModified: UInt64
     var tags: [String: String] = [:]
-    /// SQS attributes stored for the client (name → value as SQS renders it).
     var attributes: [String: String] = [:]
 
+    /// The format as the SQS endpoint wrote it (kept for tests of the migration).
     func encoded() -> [UInt8] {
         let object = SQSOutput.structure([
             ("created", .int(Int(createdAt))), ("modified", .int(Int(lastModified))),
@@ -27,9 +29,11 @@ struct QueueMetadata: Sendable, Hashable {
         return RecordCodec.encode(JSON.serialize(object))
     }
 
-    init(createdAt: UInt64, lastModified: UInt64) {
+    init(createdAt: UInt64, lastModified: UInt64, tags: [String: String] = [:], attributes: [String: String] = [:]) {
         self.createdAt = createdAt
         self.lastModified = lastModified
+        self.tags = tags
+        self.attributes = attributes
     }
 
     /// - Throws: ``StorageError`` `corruptRecord` when the record or its JSON is malformed.
@@ -54,51 +58,58 @@ struct QueueMetadata: Sendable, Hashable {
     }
 }
 
-/// Reads and writes ``QueueMetadata`` records.
-struct QueueMetadataStore: Sendable {
-    /// The database this store needs; ternd opens it with the broker's.
-    static let databaseName = "sqs_queues"
+extension SQS {
+    /// The database where the SQS endpoint kept queue metadata before decision 110; `ternd`
+    /// opens it only to migrate and empty it (``migrateLegacyMetadata(storage:broker:logger:)``).
+    public static let legacyDatabaseName = "sqs_queues"
 
-    let storage: Storage
-    let database: Database
-
-    init(storage: Storage) {
-        self.storage = storage
-        database = storage.database(Self.databaseName)
-    }
-
-    /// The metadata of the queue `name` created at `createdAt`, nil when none was stored for it.
-    func load(_ name: QueueName, createdAt: Timestamp) throws -> QueueMetadata? {
-        let key = Array(name.rawValue.utf8)
-        let database = self.database
-        guard let record = try storage.read({ txn in try txn.get(database, key) }) else { return nil }
-        let metadata = try QueueMetadata(decoding: record)
-        return metadata.createdAt == createdAt.milliseconds ? metadata : nil
-    }
-
-    /// Applies `change` to the queue's metadata (fresh when none or stale) in one write transaction.
+    /// Moves every record of the legacy `sqs_queues` database into broker state: for each whose
+    /// queue still exists (same creation time), one ``TernBroker/Command/updateQueueMetadata(_:_:)``
+    /// with its tags, attributes and last-modified time (so the migration is in the command log,
+    /// and replays); then the record is deleted. Records of deleted queues, and corrupt ones
+    /// (logged), are deleted too. Idempotent: a crash midway repeats the rest at the next start.
+    /// - Parameter storage: opened with ``legacyDatabaseName`` (nothing happens when it was not).
+    /// - Returns: how many records were migrated into broker state.
+    /// - Throws: ``TernCore/TernError`` or ``TernStorage/StorageError`` when a write fails.
     @discardableResult
-    func update(_ name: QueueName, createdAt: Timestamp, now: Timestamp,
-                _ change: @escaping @Sendable (inout QueueMetadata) throws(SQSError) -> Void) async throws -> QueueMetadata {
-        let key = Array(name.rawValue.utf8)
-        let database = self.database
-        return try await storage.write { txn in
-            var metadata = QueueMetadata(createdAt: createdAt.milliseconds, lastModified: createdAt.milliseconds)
-            if let record = try txn.get(database, key), let stored = try? QueueMetadata(decoding: record),
-                stored.createdAt == createdAt.milliseconds
-            {
-                metadata = stored
+    public static func migrateLegacyMetadata(storage: Storage, broker: Broker, logger: Logger) async throws -> Int {
+        guard storage.hasDatabase(legacyDatabaseName) else { return 0 }
+        let database = storage.database(legacyDatabaseName)
+        let records: [Cursor.Entry] = try storage.read { txn in
+            try txn.withCursor(database) { cursor in
+                var found = [Cursor.Entry]()
+                var entry = try cursor.first()
+                while let current = entry {
+                    found.append(current)
+                    entry = try cursor.next()
+                }
+                return found
             }
-            try change(&metadata)
-            try txn.put(database, key, metadata.encoded())
-            return metadata
         }
-    }
-
-    /// Forgets the metadata of `name`.
-    func delete(_ name: QueueName) async throws {
-        let key = Array(name.rawValue.utf8)
-        let database = self.database
-        _ = try await storage.write { txn in try txn.delete(database, key) }
+        var migrated = 0
+        for (key, value) in records {
+            let text = String(decoding: key, as: UTF8.self)
+            do {
+                let legacy = try LegacyQueueMetadata(decoding: value)
+                if let name = try? QueueName(text), let queue = try? broker.describeQueueWithMetadata(name),
+                    queue.info.createdAt.milliseconds == legacy.createdAt {
+                    var patch = QueueMetadataPatch(lastModified: legacy.lastModified == legacy.createdAt
+                                                   ? .keep : .at(Timestamp(milliseconds: legacy.lastModified)))
+                    patch.tags = legacy.tags.mapValues { .some($0) }
+                    patch.attributes = legacy.attributes.mapValues { .some($0) }
+                    try await broker.updateQueueMetadata(name, patch)
+                    migrated += 1
+                }
+            } catch let error as StorageError {
+                logger.warning("dropping a corrupt sqs_queues record", metadata: ["tern.queue": "\(text)", "tern.error": "\(error)"])
+            }
+            _ = try await storage.write { txn in try txn.delete(database, key) }
+        }
+        if !records.isEmpty {
+            logger.info("migrated SQS queue metadata into broker state", metadata: [
+                "tern.records": "\(records.count)", "tern.migrated": "\(migrated)",
+            ])
+        }
+        return migrated
     }
 }

@@ -21,8 +21,10 @@ public enum SQS {
         public init() {}
     }
 
-    /// The databases the endpoint needs in the broker's environment (pass them to `Storage`).
-    public static let databaseNames = [QueueMetadataStore.databaseName]
+    /// The databases the endpoint needs in the broker's environment besides the broker's (pass
+    /// them to `Storage`): only the legacy `sqs_queues`, to migrate it
+    /// (``migrateLegacyMetadata(storage:broker:logger:)``); queue metadata is broker state.
+    public static let databaseNames = [legacyDatabaseName]
 
     static let targetPrefix = "AmazonSQS."
     /// SQS's 60-second windows: re-creating a deleted queue, and purging again.

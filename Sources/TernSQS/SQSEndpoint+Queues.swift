@@ -146,9 +146,9 @@ extension SQSEndpoint {
         }
         let target = try queueName(arn: arn, orElse: invalid("Dead-letter target ARN is not valid."))
         guard target != source else { throw invalid("Dead-letter target must differ from the source queue.") }
-        guard let info = try? broker.describeQueue(target) else { throw invalid("Dead letter target does not exist.") }
+        guard let described = try? broker.describeQueueWithMetadata(target) else { throw invalid("Dead letter target does not exist.") }
         guard target.isFIFO == source.isFIFO else { throw invalid("Dead-letter queue must be same type of queue as the source.") }
-        if let allow = (try? metadata.load(target, createdAt: info.createdAt))??.attributes["RedriveAllowPolicy"],
+        if let allow = described.metadata.attributes["RedriveAllowPolicy"],
             let allowValue = try? JSON.parse(Array(allow.utf8))
         {
             let allowPolicy = Parameters(value: allowValue, wire: .json)
@@ -188,7 +188,7 @@ extension SQSEndpoint {
             "ApproximateNumberOfMessagesNotVisible": String(info.counts.inFlight),
             "ApproximateNumberOfMessagesDelayed": String(info.counts.delayed),
             "CreatedTimestamp": String(info.createdAt.milliseconds / 1000),
-            "LastModifiedTimestamp": String((metadata?.lastModified ?? info.createdAt.milliseconds) / 1000),
+            "LastModifiedTimestamp": String((metadata?.lastModified ?? info.createdAt).milliseconds / 1000),
             "QueueArn": arn(of: info.name),
             "DelaySeconds": String(a.delay),
             "MaximumMessageSize": String(a.maxMessageBytes),
@@ -216,8 +216,8 @@ extension SQSEndpoint {
     /// - Throws: `QueueDoesNotExist`.
     func lookUp(_ p: Parameters) throws -> (QueueInfo, QueueMetadata?) {
         let name = try queueName(p.requiredString("QueueUrl"))
-        let info = try broker.describeQueue(name)
-        return (info, try metadata.load(name, createdAt: info.createdAt))
+        let queue = try broker.describeQueueWithMetadata(name)
+        return (queue.info, queue.metadata)
     }
 
     // MARK: Actions
@@ -235,8 +235,8 @@ extension SQSEndpoint {
         if name.isFIFO { change.patch.fifo = true }
         let tags = try validateTags(try p.stringMap("tags") ?? p.stringMap("Tags") ?? [:], existing: [:], queue: name)
         let now = nowMilliseconds
-        if let existing = try? broker.describeQueue(name) {
-            let current = attributes(of: existing, try metadata.load(name, createdAt: existing.createdAt))
+        if let existing = try? broker.describeQueueWithMetadata(name) {
+            let current = attributes(of: existing.info, existing.metadata)
             for (key, value) in change.normalized.sorted(by: { $0.key < $1.key }) where (current[key] ?? defaultText(key)) != value {
                 throw SQSError(.queueNameExists, "A queue already exists with the same name and a different value for attribute \(key)")
             }
@@ -254,9 +254,10 @@ extension SQSEndpoint {
         let (_, info) = try await broker.createOrUpdateQueue(name, patch: change.patch)
         let stored = change.stored
         if !stored.isEmpty || !tags.isEmpty {
-            try await metadata.update(name, createdAt: info.createdAt, now: info.createdAt) { meta throws(SQSError) in
-                for (key, value) in stored { meta.attributes[key] = value }
-                meta.tags = tags
+            try await broker.modifyQueueMetadata(name) { queue, currentTags, currentAttributes in
+                guard queue.info.createdAt == info.createdAt else { throw SQSError.queueDoesNotExist() }
+                for (key, value) in stored { currentAttributes[key] = value }
+                currentTags = tags
             }
         }
         return .structure([("QueueUrl", .string(url(of: name, caller)))])
@@ -312,7 +313,6 @@ extension SQSEndpoint {
             state.deleted[name.rawValue] = now
             state.purged[name.rawValue] = nil
         }
-        try await metadata.delete(name)
     }
 
     func getQueueAttributes(_ p: Parameters) throws -> SQSOutput {
@@ -333,10 +333,9 @@ extension SQSEndpoint {
         let change = try validate(requested, for: info.name, creating: false)
         let (_, updated) = try await broker.createOrUpdateQueue(info.name, patch: change.patch)
         let stored = change.stored
-        let now = nowMilliseconds
-        try await metadata.update(info.name, createdAt: updated.createdAt, now: broker.clock.now) { meta throws(SQSError) in
-            for (key, value) in stored { meta.attributes[key] = value }
-            meta.lastModified = now
+        try await broker.modifyQueueMetadata(info.name, lastModified: .commandTime) { queue, _, attributes in
+            guard queue.info.createdAt == updated.createdAt else { throw SQSError.queueDoesNotExist() }
+            for (key, value) in stored { attributes[key] = value }
         }
     }
 
@@ -384,8 +383,9 @@ extension SQSEndpoint {
         guard !tags.isEmpty else { throw SQSError(.invalidParameterValue, "The request must contain at least one tag.") }
         _ = try validateTags(tags, existing: meta?.tags ?? [:], queue: info.name)
         let name = info.name
-        try await metadata.update(info.name, createdAt: info.createdAt, now: broker.clock.now) { meta throws(SQSError) in
-            meta.tags = try self.validateTags(tags, existing: meta.tags, queue: name)
+        try await broker.modifyQueueMetadata(info.name) { queue, current, _ in
+            guard queue.info.createdAt == info.createdAt else { throw SQSError.queueDoesNotExist() }
+            current = try self.validateTags(tags, existing: current, queue: name)
         }
     }
 
@@ -393,8 +393,9 @@ extension SQSEndpoint {
         let (info, _) = try lookUp(p)
         guard let keys = try p.stringList("TagKeys") else { throw SQSError.missing("TagKeys") }
         guard !keys.isEmpty else { throw SQSError(.invalidParameterValue, "The request must contain at least one tag key.") }
-        try await metadata.update(info.name, createdAt: info.createdAt, now: broker.clock.now) { meta throws(SQSError) in
-            for key in keys { meta.tags[key] = nil }
+        try await broker.modifyQueueMetadata(info.name) { queue, tags, _ in
+            guard queue.info.createdAt == info.createdAt else { throw SQSError.queueDoesNotExist() }
+            for key in keys { tags[key] = nil }
         }
     }
 
@@ -447,15 +448,14 @@ extension SQSEndpoint {
         }
         guard actions.count <= 7 else { throw SQSError(.overLimit, "7 Actions were found, maximum allowed is 7.") }
         let arn = self.arn(of: info.name)
-        let now = nowMilliseconds
-        try await metadata.update(info.name, createdAt: info.createdAt, now: broker.clock.now) { meta throws(SQSError) in
-            var statements = Self.policyStatements(meta.attributes["Policy"])
+        try await broker.modifyQueueMetadata(info.name, lastModified: .commandTime) { queue, _, attributes in
+            guard queue.info.createdAt == info.createdAt else { throw SQSError.queueDoesNotExist() }
+            var statements = Self.policyStatements(attributes["Policy"])
             if statements.contains(where: { $0.sid == label }) {
                 throw SQSError.invalidValue(label, parameter: "Label", reason: "Already exists.")
             }
             statements.append((label, accounts, actions.map { $0 == "*" ? "SQS:*" : "SQS:" + $0 }, arn))
-            meta.attributes["Policy"] = Self.policy(statements, arn: arn)
-            meta.lastModified = now
+            attributes["Policy"] = Self.policy(statements, arn: arn)
         }
     }
 
@@ -463,15 +463,14 @@ extension SQSEndpoint {
         let (info, _) = try lookUp(p)
         let label = try p.requiredString("Label")
         let arn = self.arn(of: info.name)
-        let now = nowMilliseconds
-        try await metadata.update(info.name, createdAt: info.createdAt, now: broker.clock.now) { meta throws(SQSError) in
-            var statements = Self.policyStatements(meta.attributes["Policy"])
+        try await broker.modifyQueueMetadata(info.name, lastModified: .commandTime) { queue, _, attributes in
+            guard queue.info.createdAt == info.createdAt else { throw SQSError.queueDoesNotExist() }
+            var statements = Self.policyStatements(attributes["Policy"])
             guard statements.contains(where: { $0.sid == label }) else {
                 throw SQSError.invalidValue(label, parameter: "Label", reason: "can't find label.")
             }
             statements.removeAll { $0.sid == label }
-            meta.attributes["Policy"] = statements.isEmpty ? nil : Self.policy(statements, arn: arn)
-            meta.lastModified = now
+            attributes["Policy"] = statements.isEmpty ? nil : Self.policy(statements, arn: arn)
         }
     }
 

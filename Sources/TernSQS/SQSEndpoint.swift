@@ -20,7 +20,6 @@ public import TernStorage
 public final class SQSEndpoint: Sendable {
     let broker: Broker
     let settings: SQS.Settings
-    let metadata: QueueMetadataStore
     let authenticator: Authenticator
     let logger: Logger
     let recent = Mutex(RecentActions())
@@ -40,11 +39,11 @@ public final class SQSEndpoint: Sendable {
     }
 
     /// - Parameters:
-    ///   - storage: the broker's storage, opened with ``SQS/databaseNames`` as well.
+    ///   - storage: the broker's storage (queue metadata is broker state since decision 110;
+    ///     kept for source compatibility).
     public init(broker: Broker, storage: Storage, settings: SQS.Settings, logger: Logger) {
         self.broker = broker
         self.settings = settings
-        self.metadata = QueueMetadataStore(storage: storage)
         self.authenticator = Authenticator(settings: settings.auth)
         self.logger = logger
         self.moveTasks = MessageMoveTasks(logger: logger)

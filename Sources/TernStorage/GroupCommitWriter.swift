@@ -1,6 +1,9 @@
 internal import CLMDB
 import Foundation
 import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The one thread that owns LMDB write transactions. Operations submitted while a
 /// transaction commits wait in `pending` and are applied together in the next transaction,
@@ -16,6 +19,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     private let env: OpaquePointer
+    /// The data directory, whose file system's free space caps the map (``SpaceCheck``).
+    private let directory: String
     private let settings: Storage.Settings
     private let logger: Logger
     private let condition = NSCondition()
@@ -30,8 +35,9 @@ final class GroupCommitWriter: @unchecked Sendable {
         observerLock.withLock { self.observer = observer }
     }
 
-    init(env: OpaquePointer, settings: Storage.Settings, logger: Logger) {
+    init(env: OpaquePointer, directory: String, settings: Storage.Settings, logger: Logger) {
         self.env = env
+        self.directory = directory
         self.settings = settings
         self.logger = logger
         let thread = Thread { [self] in loop() }
@@ -96,7 +102,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             }
         }
         var failures = [Int: any Error]()
-        var space = SpaceCheck(env: env, limit: settings.maxMapBytes - settings.effectiveReservedBytes)
+        var space = SpaceCheck(env: env, limit: Self.growthLimit(env: env, directory: directory, settings: settings))
         attempts: while true {
             var txnPointer: OpaquePointer?
             let rc = mdb_txn_begin(env, nil, 0, &txnPointer)
@@ -160,6 +166,26 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
     }
 
+    /// The most bytes the environment may use before operations that add data are refused: the
+    /// map size less the delete reserve, or — when the data directory's file system cannot hold
+    /// that much — what the file already takes plus the file system's free bytes, less a reserve
+    /// of an eighth of that (2 MiB–512 MiB), so that deletes, acks and a restart (which needs
+    /// ``Storage/minimumFreeBytes``) still find room on a full disk (issue 14, item 5).
+    static func growthLimit(env: OpaquePointer, directory: String, settings: Storage.Settings) -> Int {
+        let mapLimit = settings.maxMapBytes - settings.effectiveReservedBytes
+        var fs = statvfs()
+        var info = MDB_envinfo()
+        var stat = MDB_stat()
+        guard statvfs(directory, &fs) == 0, mdb_env_info(env, &info) == MDB_SUCCESS, mdb_env_stat(env, &stat) == MDB_SUCCESS else {
+            return mapLimit
+        }
+        let free = Int(fs.f_bavail) * Int(fs.f_frsize)
+        let capacity = (info.me_last_pgno + 1) * Int(stat.ms_psize) + free
+        guard capacity < settings.maxMapBytes else { return mapLimit }
+        let reserve = max(2 * Storage.minimumFreeBytes, min(capacity / 8, 512 << 20))
+        return min(mapLimit, capacity - reserve)
+    }
+
     /// Whether the space in use — allocated pages minus free-listed pages as of the last commit,
     /// plus twice the key and value bytes this batch has written (B-tree page overhead) — reaches
     /// the map limit minus the reserved headroom. Reads the free list only near the limit.
@@ -211,7 +237,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         var stat = MDB_stat()
         guard mdb_env_info(env, &info) == MDB_SUCCESS, mdb_env_stat(env, &stat) == MDB_SUCCESS else { return false }
         let pageSize = Int(stat.ms_psize)
-        let limit = settings.maxMapBytes - settings.effectiveReservedBytes
+        let limit = Self.growthLimit(env: env, directory: directory, settings: settings)
         let allocated = (info.me_last_pgno + 1) * pageSize
         if allocated < limit { return false }
         var txn: OpaquePointer?

@@ -129,7 +129,7 @@ public final class Storage: @unchecked Sendable {
             databases[name] = Database(dbi: dbi, name: name)
         }
         try check(mdb_txn_commit(txn), "commit database creation")
-        writer = settings.readOnly ? nil : GroupCommitWriter(env: env!, settings: settings, logger: logger)
+        writer = settings.readOnly ? nil : GroupCommitWriter(env: env!, directory: directory, settings: settings, logger: logger)
     }
 
     /// Free bytes the data directory's file system must have at open, in bytes: LMDB maps

@@ -88,8 +88,13 @@ struct CommandSummary {
             count = t.sends.reduce(0) { $0 + $1.messages.count } + t.produces.reduce(0) { $0 + $1.messages.count }
             detail = "producer \(t.producer.producerID): \(t.acknowledgements.count) ack(s), \(t.sends.count) send(s), \(t.produces.count) produce(s), \(t.offsets.count) offset commit(s)"
         case .expireProducers(let idle, _): detail = "idle over \(idle) s"
+        case .setStorageLimit(let bytes): detail = bytes.map { "\($0) bytes" } ?? "no limit"
         case .createOrUpdateQueue, .createOrUpdateTopic: detail = "attributes"
-        case .deleteQueue, .deleteTopic: detail = ""
+        case .deleteQueue, .deleteTopic, .purgeQueue: detail = ""
+        case .updateQueueMetadata(_, let patch):
+            let changes = patch.tags.sorted { $0.key < $1.key }.map { "tag \($0.key)" + ($0.value == nil ? " removed" : " set") }
+                + patch.attributes.sorted { $0.key < $1.key }.map { "\($0.key)" + ($0.value == nil ? " removed" : " set") }
+            detail = changes.isEmpty ? "touched" : changes.joined(separator: ", ")
         }
     }
 }

@@ -34,7 +34,8 @@ struct DirectoryOptions: ParsableArguments {
         var logger = Logger(label: "tern-lmdb")
         logger.logLevel = .error
         var names = [String]()
-        for name in Broker.databaseNames + ProducerSchema.databaseNames where !names.contains(name) { names.append(name) }
+        for name in Broker.databaseNames + ProducerSchema.databaseNames + StateDump.legacyDatabases.keys.sorted()
+            where !names.contains(name) { names.append(name) }
         return try Storage(directory: directory, databases: names, settings: settings, logger: logger)
     }
 }

@@ -74,7 +74,23 @@ struct Verifier {
     mutating func run() throws -> VerifyReport {
         try verifyQueues()
         if TopicSchema.databaseNames.allSatisfy(storage.hasDatabase) { try verifyTopics() }
+        if storage.hasDatabase("topic_partitions") { verifyStoredBytes() }
         return report
+    }
+
+    /// The logical quota's counter (`meta` `stored_bytes`, decision 111) equals the sum of the
+    /// queue records' and partition states' accounted bytes.
+    mutating func verifyStoredBytes() {
+        let quota = StorageQuota(storage: storage)
+        do {
+            guard let stored = try txn.get(storage.database("meta"), Array("stored_bytes".utf8)) else { return }
+            var reader = BigEndianReader(stored)
+            let counter = try reader.readUInt64()
+            let sum = try quota.recomputed(in: txn)
+            if counter != sum { problem("meta[stored_bytes]: is \(counter), but the queues and topic partitions hold \(sum) accounted bytes") }
+        } catch {
+            problem("meta[stored_bytes]: \(error)")
+        }
     }
 
     // MARK: Queues
@@ -149,7 +165,10 @@ struct Verifier {
             if key.sequence >= record.nextSequence {
                 problem("\(where_): sequence is not below the queue's next sequence \(record.nextSequence)")
             }
-            counted[key.queue, default: QueueCounts()].add(header.state, bytes: header.bodyBytes)
+            // Messages below a purge watermark are gone for clients and not counted (decision 112).
+            if key.sequence >= record.purgedBelow {
+                counted[key.queue, default: QueueCounts()].add(header.state, bytes: header.bodyBytes)
+            }
         }
         var bodiesSeen = Set<[UInt8]>()
         for entry in try entries("bodies") ?? [] {

@@ -13,6 +13,7 @@ import Yams
 /// http: 0.0.0.0:7080
 /// binary: 0.0.0.0:7081
 /// max_map_bytes: 68719476736
+/// max_storage_bytes: auto
 /// max_request_bytes: 67108864
 /// sync: true
 /// log_level: info
@@ -42,6 +43,9 @@ struct Configuration: Equatable {
     var maxRequestBytes = HTTPAPI.Settings().maxRequestBytes
     /// Bytes of applied commands the command log keeps (0 = off; decision 36).
     var commandLogBytes = 0
+    /// The logical space quota in accounted bytes (decision 111): nil = `auto`, half of the map
+    /// size less the delete reserve; 0 = no logical quota (only the map's physical check).
+    var maxStorageBytes: Int?
     var sync = true
     var logLevel = "info"
     var logFormat = "text"
@@ -78,7 +82,7 @@ struct Configuration: Equatable {
     static let environmentVariables: [(String, String)] = [
         ("TERN_DATA_DIR", "data_dir"), ("TERN_HTTP", "http"), ("TERN_BINARY", "binary"),
         ("TERN_MAX_MAP_BYTES", "max_map_bytes"), ("TERN_MAX_REQUEST_BYTES", "max_request_bytes"), ("TERN_SYNC", "sync"),
-        ("TERN_COMMAND_LOG_BYTES", "command_log_bytes"),
+        ("TERN_COMMAND_LOG_BYTES", "command_log_bytes"), ("TERN_MAX_STORAGE_BYTES", "max_storage_bytes"),
         ("TERN_LOG_LEVEL", "log_level"), ("TERN_LOG_FORMAT", "log_format"), ("TERN_METRICS", "metrics"),
         ("TERN_CONSOLE", "console"), ("TERN_TLS_CERTIFICATE", "tls.certificate"), ("TERN_TLS_KEY", "tls.key"),
         ("TERN_AUTH_ENABLED", "auth.enabled"), ("TERN_ALERTS_INTERVAL", "alerts.interval"),
@@ -89,7 +93,7 @@ struct Configuration: Equatable {
     ]
 
     static let topLevelKeys: Set<String> = [
-        "data_dir", "http", "binary", "max_map_bytes", "max_request_bytes", "command_log_bytes", "sync", "log_level", "log_format", "metrics",
+        "data_dir", "http", "binary", "max_map_bytes", "max_request_bytes", "command_log_bytes", "max_storage_bytes", "sync", "log_level", "log_format", "metrics",
         "console", "tls", "auth", "alerts",
         "cluster",
         "max_connections", "header_read_timeout", "http_idle_timeout", "binary_idle_timeout", "max_in_flight_request_bytes",
@@ -177,6 +181,8 @@ struct Configuration: Equatable {
         case "max_map_bytes": maxMapBytes = try Self.int(value, name)
         case "max_request_bytes": maxRequestBytes = try Self.int(value, name)
         case "command_log_bytes": commandLogBytes = try Self.int(value, name)
+        case "max_storage_bytes":
+            maxStorageBytes = (value as? String)?.lowercased() == "auto" ? nil : try Self.int(value, name)
         case "sync": sync = try Self.bool(value, name)
         case "log_level": logLevel = try Self.string(value, name)
         case "log_format": logFormat = try Self.string(value, name)
@@ -202,6 +208,7 @@ struct Configuration: Equatable {
         guard maxMapBytes >= 1 << 20 else { throw ConfigurationError("max_map_bytes must be at least 1 MiB") }
         guard maxRequestBytes >= 1024 else { throw ConfigurationError("max_request_bytes must be at least 1 KiB") }
         guard commandLogBytes >= 0 else { throw ConfigurationError("command_log_bytes must be 0 (off) or more") }
+        if let maxStorageBytes, maxStorageBytes < 0 { throw ConfigurationError("max_storage_bytes must be auto, 0 (off) or more") }
         guard (tlsCertificate == nil) == (tlsKey == nil) else {
             throw ConfigurationError("tls needs both certificate and key")
         }
@@ -237,6 +244,16 @@ struct Configuration: Equatable {
         }
     }
 
+    /// The logical space quota to apply, in accounted bytes; nil = none. `auto` is half of
+    /// what the map leaves beside the delete reserve: message data takes about twice its
+    /// accounted bytes on disk when bodies fill overflow pages (decision 111).
+    var effectiveStorageLimit: UInt64? {
+        if let maxStorageBytes { return maxStorageBytes == 0 ? nil : UInt64(maxStorageBytes) }
+        var settings = Storage.Settings()
+        settings.maxMapBytes = maxMapBytes
+        return UInt64(max(0, maxMapBytes - settings.effectiveReservedBytes) / 2)
+    }
+
     // MARK: Printing
 
     /// The configuration as YAML, token secrets replaced by `<redacted>`.
@@ -245,6 +262,7 @@ struct Configuration: Equatable {
         var lines = [
             "data_dir: \(quoted(dataDir))", "http: \(quoted(http))", "binary: \(quoted(binary))",
             "max_map_bytes: \(maxMapBytes)", "max_request_bytes: \(maxRequestBytes)", "command_log_bytes: \(commandLogBytes)",
+            "max_storage_bytes: \(maxStorageBytes.map(String.init) ?? "auto")",
             "sync: \(sync)",
             "log_level: \(logLevel)", "log_format: \(logFormat)", "metrics: \(metrics)", "console: \(console)",
             "max_connections: \(maxConnections)", "header_read_timeout: \(Self.seconds(headerReadTimeout))",

@@ -48,6 +48,9 @@ struct Ternd: AsyncParsableCommand {
     @Option(name: .long, help: "Bytes of applied commands kept in the command log (the log database; the oldest are trimmed beyond it). 0 = off (the default).")
     var commandLogBytes: Int?
 
+    @Option(name: .long, help: "The logical space quota: bytes of stored messages (bodies + 128 B each, topic batches + 64 B) past which sends answer 507 StorageFull, decided as broker state so replicas agree. 'auto' (the default) = half of max-map-bytes less the delete reserve; 0 = off.")
+    var maxStorageBytes: String?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical. Default info.")
     var logLevel: String?
 
@@ -115,6 +118,7 @@ struct Ternd: AsyncParsableCommand {
         if let maxMapBytes { configuration.maxMapBytes = maxMapBytes }
         if let maxRequestBytes { configuration.maxRequestBytes = maxRequestBytes }
         if let commandLogBytes { configuration.commandLogBytes = commandLogBytes }
+        if let maxStorageBytes { try configuration.set("max_storage_bytes", maxStorageBytes, source: "--max-storage-bytes") }
         if let logLevel { configuration.logLevel = logLevel }
         if let logFormat { configuration.logFormat = logFormat }
         if let tlsCertificate { configuration.tlsCertificate = tlsCertificate }
@@ -208,6 +212,13 @@ struct Ternd: AsyncParsableCommand {
             broker = cluster!.node.data.broker
         } else {
             broker = try await Broker.open(storage: storage, clock: clock, commandLogBytes: configuration.commandLogBytes, logger: logger)
+            // Queue metadata the SQS endpoint kept outside broker state before decision 110.
+            try await SQS.migrateLegacyMetadata(storage: storage, broker: broker, logger: logger)
+            // The logical quota is state: set by a command (logged, replicated), only when it changed.
+            let usage = try await broker.setStorageLimit(configuration.effectiveStorageLimit)
+            logger.info("storage quota", metadata: [
+                "tern.stored_bytes": "\(usage.storedBytes)", "tern.max_storage_bytes": "\(usage.limitBytes.map(String.init) ?? "off")",
+            ])
         }
         metrics?.attach(broker: broker)
         if let cluster { metrics?.attach(cluster: cluster.node, links: cluster.links) }
@@ -278,7 +289,19 @@ struct Ternd: AsyncParsableCommand {
             "tern.sync": "\(configuration.sync)",
         ])
         cluster?.node.data.start()
+        // In a cluster the quota is the group's state: whichever node leads sets its configured
+        // limit (keep --max-storage-bytes the same on every node).
+        let quota = cluster.map { cluster in
+            Task {
+                let limit = configuration.effectiveStorageLimit
+                while !Task.isCancelled {
+                    if cluster.node.data.group.status.isServing { _ = try? await broker.setStorageLimit(limit) }
+                    try? await Task.sleep(for: .seconds(2))
+                }
+            }
+        }
         try await group.run()
+        quota?.cancel()
         if let cluster {
             cluster.node.data.stop()
             await cluster.links.shutdown()

@@ -6,7 +6,7 @@ import TernStorage
 import TernTestKit
 
 @Suite struct CommandCodecTests {
-    static let kinds = 23
+    static let kinds = 26
 
     @Test func everyKind_roundTrips_overManySeeds() throws {
         for seed in UInt64(1)...200 {
@@ -100,6 +100,26 @@ import TernTestKit
             let lines = expected.map { CommandCodec.encode($0).map { String(format: "%02x", $0) }.joined() }
             try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
         }
+        try Self.check(fixture: url, expected)
+    }
+
+    /// Records written by format version 2 (`Fixtures/commands-v2.hex`: one of each of the 24
+    /// kinds of that version, messages with attributes) decode to the commands they were made
+    /// from. `TERN_WRITE_FIXTURES=1` rewrites the file, only while this build writes version 2.
+    @Test func version2Fixtures_stillDecode() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/commands-v2.hex")
+        var random = SeededGenerator(seed: 2)
+        let expected = CommandSamples.everyKind(&random).prefix(CommandSamples.version2Kinds).enumerated().map { index, command in
+            CommandEnvelope(time: Timestamp(milliseconds: 1_764_590_000_000 + UInt64(index)), command: command)
+        }
+        if ProcessInfo.processInfo.environment["TERN_WRITE_FIXTURES"] == "1" && CommandCodec.currentVersion == 2 {
+            let lines = expected.map { CommandCodec.encode($0).map { String(format: "%02x", $0) }.joined() }
+            try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
+        }
+        try Self.check(fixture: url, expected)
+    }
+
+    static func check(fixture url: URL, _ expected: [CommandEnvelope]) throws {
         let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == expected.count)
         for (line, envelope) in zip(lines, expected) {

@@ -55,6 +55,18 @@ enum CommandSamples {
                                    generation: member ? UInt32(random.next() % 100) : nil, offsets: offsets)
     }
 
+    static func metadataPatch(_ random: inout SeededGenerator) -> QueueMetadataPatch {
+        var patch = QueueMetadataPatch()
+        for _ in 0..<(random.next() % 3) { patch.tags["team-\(random.next() % 9)"] = random.next() % 3 == 0 ? .some(nil) : "v\(random.next())" }
+        for _ in 0..<(random.next() % 3) {
+            patch.attributes[["Policy", "RedriveAllowPolicy", "ReceiveMessageWaitTimeSeconds"][Int(random.next() % 3)]] =
+                random.next() % 3 == 0 ? .some(nil) : "{\"ü\": \(random.next())}"
+        }
+        patch.lastModified = [.keep, .commandTime, .at(Timestamp(milliseconds: random.next() % 1_800_000_000_000))][Int(random.next() % 3)]
+        patch.expected = optional(&random) { .init(queueID: UInt32($0.next() % 100), revision: $0.next() % 50) }
+        return patch
+    }
+
     static func patch(_ random: inout SeededGenerator) -> QueueAttributes.Patch {
         var patch = QueueAttributes.Patch()
         patch.visibilityTimeout = optional(&random) { Int($0.next() % 43_200) }
@@ -74,8 +86,10 @@ enum CommandSamples {
     /// The kinds version 1 of the codec knew: the first entries of ``everyKind(_:attributes:)``
     /// (the records of `Fixtures/commands-v1.hex`).
     static let version1Kinds = 22
+    /// The kinds the records of `Fixtures/commands-v2.hex` cover (version 2's, through tag 24).
+    static let version2Kinds = 24
 
-    /// One command of every kind (23): the first 22 in ``Command`` case order, kinds added later
+    /// One command of every kind (26): the first 22 in ``Command`` case order, kinds added later
     /// appended at the end, so the seeded values of the earlier ones (and the fixture records
     /// made from them) stay the same; `attributes: false` gives messages as version 1 of the
     /// codec could carry them.
@@ -117,6 +131,9 @@ enum CommandSamples {
             .changeVisibilityBatch(name(&random), (0..<(random.next() % 3 + 1)).map { _ in
                 VisibilityChange(handle: handle(&random), timeout: Int(random.next() % 43_201))
             }),
+            .updateQueueMetadata(name(&random), metadataPatch(&random)),
+            .setStorageLimit(bytes: optional(&random) { $0.next() % (1 << 40) }),
+            .purgeQueue(name(&random)),
         ]
     }
 }

@@ -62,4 +62,51 @@ import TernTestKit
         try await f.send("again", Array(repeating: body, count: 10))
         #expect(try f.counts("again").ready == 10)
     }
+
+    /// Start-up and maintenance never wedge on a full map (issue 14, item 2): when thousands of
+    /// dead-letter moves are due at open on a map filled to its reserve, the broker opens anyway,
+    /// due work goes on in smaller rounds, and acks and purges work meanwhile.
+    @Test func openingWithHeavyDueWork_onAFullMap_neverFails() async throws {
+        let f = try await BrokerFixture(settings: Self.smallMap)
+        try await f.createQueue("dlq")
+        try await f.createQueue("jobs") { $0.maxReceiveCount = 1; $0.deadLetterQueue = try! QueueName("dlq"); $0.visibilityTimeout = 1 }
+        try await f.createQueue("filler")
+        let small = String(repeating: "m", count: 200)
+        var sent = 0
+        do {
+            while sent < 12_000 {
+                try await f.send("jobs", Array(repeating: small, count: 500))
+                sent += 500
+            }
+        } catch {
+            #expect(Self.isFull(error), "\(error)")
+        }
+        var inFlight = 0
+        while inFlight < sent {
+            let got = try await f.receive("jobs", max: 1000)
+            if got.isEmpty { break }
+            inFlight += got.count
+        }
+        let body = String(repeating: "x", count: 4 << 10)
+        do {
+            while true { try await f.send("filler", Array(repeating: body, count: 4)) }
+        } catch {
+            #expect(Self.isFull(error), "\(error)")
+        }
+        f.clock.advance(bySeconds: 5)
+        try await f.reopen()   // due at open: every in-flight message moves to the dead-letter queue
+        var rounds = 0
+        while rounds < 200 {
+            rounds += 1
+            do {
+                if try await f.broker.runDueWork().more { continue }
+                break
+            } catch {
+                #expect(Self.isFull(error), "\(error)")
+                _ = try await f.broker.purgeQueue(try QueueName("filler"))   // what an operator does: free space
+            }
+        }
+        #expect(try f.counts("dlq").ready + f.counts("jobs").ready == UInt64(inFlight), "every due message was handled, none lost")
+        #expect(try f.counts("jobs").inFlight == 0)
+    }
 }

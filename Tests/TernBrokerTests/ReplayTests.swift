@@ -35,6 +35,10 @@ import TernTestKit
         let expected = try StateDump.lines(storage: source.storage)
         let actual = try StateDump.lines(storage: replica)
         #expect(expected.count > 100)
+        for storage in [source.storage, replica] {
+            let quota = StorageQuota(storage: storage)
+            #expect(try storage.read { txn in try quota.used(in: txn) == quota.recomputed(in: txn) }, "the stored-bytes counter is the sum")
+        }
         if expected != actual {
             let first = (0..<min(expected.count, actual.count)).first { expected[$0] != actual[$0] } ?? min(expected.count, actual.count)
             Issue.record("seed \(seed): dumps differ at line \(first): \(expected.dropFirst(first).first ?? "<end>") vs \(actual.dropFirst(first).first ?? "<end>")")

@@ -112,6 +112,8 @@ import TernTestKit
         try await f.sendFifo("orders.fifo", group: "customer-2", ["o3"], dedup: "explicit \"id\"")
         _ = try await f.receive("orders.fifo", max: 1, visibilityTimeout: 60)
 
+        try await f.broker.updateQueueMetadata(try QueueName("work"), QueueMetadataPatch(tags: ["team": "a \"b\""], attributes: ["Policy": "{}"]))
+        try await f.broker.setStorageLimit(1 << 30)
         try await f.createQueue("doomed")
         try await f.send("doomed", ["bye"])
         try await f.broker.deleteQueue(try QueueName("doomed"))
@@ -188,7 +190,7 @@ import TernTestKit
         #expect(objects.count == lines.count)
         for line in lines { #expect(!line.contains("\n") && line.contains(#""type":""#), "\(line)") }
         let types = objects.map { $0["type"] as? String ?? "?" }
-        let sectionOrder = ["meta", "queue", "queue_name", "message", "ready", "in_flight", "delayed", "fifo_lock", "fifo_dedup",
+        let sectionOrder = ["meta", "queue", "queue_name", "queue_metadata", "message", "ready", "in_flight", "delayed", "fifo_lock", "fifo_dedup",
                             "fifo_dedup_expiry", "topic", "topic_name", "topic_partition", "topic_batch", "group_offset", "group_state",
                             "producer", "producer_sequences", "transactional_id"]
         // Sections appear in the fixed order (records follow their batch; sequences of queues and topics interleave by key).
@@ -206,8 +208,10 @@ import TernTestKit
         }
 
         let meta = objects.filter { $0["type"] as? String == "meta" }
-        #expect(meta.map { $0["key"] as? String } == ["next_producer_id", "next_queue_id", "next_topic_id"])
-        #expect(meta.map { Self.int($0["value"]) } == [3, 5, 2])
+        #expect(meta.map { $0["key"] as? String } == ["next_producer_id", "next_queue_id", "next_topic_id", "storage_limit", "stored_bytes"])
+        #expect(meta.prefix(4).map { Self.int($0["value"]) } == [3, 5, 2, 1 << 30])
+        let storedBytes = try f.storage.read { txn in try f.broker.machine.queues.quota.recomputed(in: txn) }
+        #expect(Self.int(meta.last?["value"]) == Int(storedBytes), "the stored-bytes counter is printed as stored, and matches")
 
         let queues = objects.filter { $0["type"] as? String == "queue" }
         #expect(queues.map { $0["name"] as? String } == ["dlq", "work", "orders.fifo", "doomed"])

@@ -7,7 +7,8 @@ import TernTestKit
 /// priorities and delays, receives, acknowledgements, visibility changes, purges, redrives,
 /// time passing (delays, visibility timeouts, dead-letter moves, retention), topics with keyed
 /// and keyless records, consumer groups that join, consume, commit (also with stale
-/// generations), leave and expire, offset resets, idempotent producers, transactions,
+/// generations), leave and expire, offset resets, idempotent producers, transactions, queue
+/// metadata (tags, front-end attributes), the logical storage quota (sends refused at it),
 /// producer expiry, and restarts. Failures the API reports (stale handles, fenced commits,
 /// full queues) are part of the workload.
 struct Workload {
@@ -79,11 +80,30 @@ struct Workload {
         case 62..<75: try await group()
         case 75..<82: try await idempotent()
         case 82..<88: try await transaction()
-        case 88..<90: _ = try await broker.purgeQueue(try QueueName(pick(["mail", "small", "jobs"])))
+        case 88..<90:
+            let queue = try QueueName(pick(["mail", "small", "jobs"]))
+            if chance(80) {
+                _ = try await broker.purgeQueue(queue)
+            } else {
+                // A purge chunk as builds before decision 112 logged it (their logs still replay).
+                let record = try broker.describeQueueWithMetadata(queue)
+                let command = Command.purge(queueID: record.queueID, below: UInt64(number(1...400)), limit: number(1...50))
+                let machine = broker.machine
+                let envelope = CommandEnvelope(time: fixture.clock.now, command: command)
+                _ = try await fixture.storage.write { txn in try machine.apply(envelope, in: txn) }
+            }
         case 90..<92: _ = try await broker.redrive(try QueueName(pick(["jobs-dlq", "orders-dlq.fifo"])))
         case 92..<94: try await recreate()
-        case 94..<95: _ = try await broker.expireProducers(idleSeconds: 60)
-        case 95..<97:
+        case 94..<95:
+            if chance(50) {
+                _ = try await broker.expireProducers(idleSeconds: 60)
+            } else {
+                // The logical quota: now and then just above what is stored (sends get refused), else off.
+                let used = try broker.storageUsage().storedBytes
+                _ = try await broker.setStorageLimit(chance(60) ? used + UInt64(number(0...3000)) : nil)
+            }
+        case 95..<96: try await metadata()
+        case 96..<97:
             let name = try QueueName(pick(Self.queues))
             _ = try await broker.createOrUpdateQueue(name, patch: { var p = QueueAttributes.Patch(); p.visibilityTimeout = number(5...40); return p }())
         case 97..<98:
@@ -229,6 +249,18 @@ struct Workload {
         }
         _ = try await broker.commit(transaction)
         transactionSequence += 1
+    }
+
+    /// Tags and front-end attributes (SQS's), read-modify-write with the revision check;
+    /// `mail`'s are dropped with it when it is deleted and re-created.
+    mutating func metadata() async throws {
+        let queue = try QueueName(pick(["mail", "jobs", "orders.fifo"]))
+        let key = "k\(random.next() % 6)"
+        let value = chance(25) ? nil : "v\(random.next() % 100)"
+        let touch = chance(50)
+        try await broker.modifyQueueMetadata(queue, lastModified: touch ? .commandTime : .keep) { _, tags, attributes in
+            if key.hasSuffix("5") { attributes["Policy"] = value } else { tags[key] = value }
+        }
     }
 
     mutating func recreate() async throws {

@@ -190,6 +190,50 @@ extension IntegrationTests {
             await server.terminate()
         }
 
+        /// The data file growing into a full file system (issue 14, item 5): free space is
+        /// checked before the file grows, so sends are refused with 507 while room is left for an
+        /// ack, a purge, a delete and a restart (which needs 1 MiB free), and sends resume after.
+        @Test(.timeLimit(.minutes(3)))
+        func sendsFillingTheFileSystem_stopWithRoomForDeletesAndARestart() async throws {
+            let root = try TemporaryDirectory(prefix: "tern-enospc")
+            defer { root.remove() }
+            let mountPoint = root.appending("fs")
+            try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+            guard try Self.runTool("/bin/mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", mountPoint]) == 0 else {
+                print("SKIPPED file-system growth test: cannot mount a tmpfs here (needs root and mount rights)")
+                return
+            }
+            defer { _ = try? Self.runTool("/bin/umount", ["-l", mountPoint]) }
+            let server = try TernProcess(dataDirectory: mountPoint + "/data", logFile: root.appending("ternd.log"))
+            try await server.start()
+            let api = QueueAPI(baseURL: server.baseURL)
+            _ = try await api.createQueue("q")
+            var random = SeededGenerator(seed: 16)
+            let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".utf8)
+            func body() -> String { String(decoding: (0..<100_000).map { _ in alphabet[Int(random.next() % 62)] }, as: UTF8.self) }
+            var refused: (status: Int, body: Data)?
+            for _ in 0..<400 {
+                let answer = try await api.send("q", body())
+                if answer.status != 201 { refused = answer; break }
+            }
+            let (status, reply) = try #require(refused, "40 MB of sends fitted into a 16 MiB file system")
+            #expect(status == 507 && HTTP.errorCode(reply) == "StorageFull", "\(status) \(text(reply))")
+            let (_, received, _) = try await api.receive("q", batchSize: 1)
+            #expect(try await api.acknowledge("q", received[0].receiptHandle) == 204, "an ack on a full file system")
+            #expect(try await api.purge("q").status == 200, "a purge on a full file system")
+            await server.terminate()
+            try await server.start()   // a restart on the full file system
+            _ = try await api.createQueue("other")
+            #expect(try await api.delete("other") == 204)
+            var resumed = 0
+            let deadline = ContinuousClock.now + .seconds(20)
+            while resumed == 0 && ContinuousClock.now < deadline {
+                if try await api.send("q", "after").status == 201 { resumed += 1 } else { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            #expect(resumed == 1, "sends resume once the purge is swept")
+            await server.terminate()
+        }
+
         /// A page on another origin tries to purge a queue and inject a message from headless
         /// Chromium (both as simple `no-cors` requests that need no preflight); the broker refuses
         /// both, and a request with a foreign `Host` (DNS rebinding) is refused too.

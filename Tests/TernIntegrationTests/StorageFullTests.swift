@@ -18,9 +18,50 @@ extension IntegrationTests {
             return String(decoding: prefix + rest, as: UTF8.self)
         }
 
+        /// The logical quota (decision 111): `--max-storage-bytes` is applied as broker state at
+        /// start; a send past it answers 507 `StorageFull` naming the quota, an ack makes room,
+        /// the counter survives a restart (and `tern-lmdb verify` agrees with it), and a
+        /// restart with the quota raised accepts sends again.
+        @Test(.timeLimit(.minutes(2)))
+        func logicalQuota_refusesSendsAt507_andIsState() async throws {
+            let root = try TemporaryDirectory(prefix: "tern-quota")
+            defer { root.remove() }
+            let each = 1024 + 128   // accounted bytes of a 1 KiB message
+            let server = try await TernProcess.launch(in: root, extraArguments: ["--max-storage-bytes", "\(each * 10)"])
+            let api = QueueAPI(baseURL: server.baseURL)
+            _ = try await api.createQueue("jobs")
+            let body = String(repeating: "q", count: 1024)
+            for _ in 0..<10 {
+                let (status, answer) = try await api.send("jobs", body)
+                try #require(status == 201, "\(text(answer))")
+            }
+            let refused = try await api.send("jobs", body)
+            #expect(refused.status == 507, "\(text(refused.body))")
+            #expect(HTTP.errorCode(refused.body) == "StorageFull")
+            #expect(text(refused.body).contains("quota"), "\(text(refused.body))")
+            let (_, received, _) = try await api.receive("jobs", batchSize: 1)
+            #expect(try await api.acknowledge("jobs", received[0].receiptHandle) == 204)
+            #expect(try await api.send("jobs", body).status == 201, "an ack made room")
+            #expect(try await api.send("jobs", body).status == 507)
+
+            await server.kill9()
+            try await server.start()
+            #expect(try await api.send("jobs", body).status == 507, "the counter survived the crash")
+            await server.terminate()
+            let verify = try await TernCLI.run(["verify", root.appending("data")], executable: "tern-lmdb", scratch: root)
+            #expect(verify.status == 0, "\(String(decoding: verify.standardOutput, as: UTF8.self)) \(verify.errorText)")
+
+            let raised = try TernProcess(dataDirectory: root.appending("data"), logFile: root.appending("ternd.log"),
+                                         extraArguments: ["--max-storage-bytes", "\(each * 20)"])
+            try await raised.start()
+            #expect(try await QueueAPI(baseURL: raised.baseURL).send("jobs", body).status == 201, "a raised quota accepts sends")
+            await raised.terminate()
+        }
+
         @Test(.timeLimit(.minutes(2)))
         func sendsUntilFull_get507StorageFull_whileAckPurgeAndDeleteSucceed_andSendsResumeAfterwards() async throws {
-            try await withServer(["--max-map-bytes", "\(Self.mapBytes)"]) { server, _ in
+            // The logical quota off: this exercises the map's physical check (the safety net).
+            try await withServer(["--max-map-bytes", "\(Self.mapBytes)", "--max-storage-bytes", "0"]) { server, _ in
                 let api = QueueAPI(baseURL: server.baseURL)
                 var random = SeededGenerator(seed: 507)
                 for queue in ["fill", "other"] {

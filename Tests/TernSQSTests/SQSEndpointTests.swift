@@ -106,6 +106,59 @@ final class EndpointFixture: @unchecked Sendable {
         #expect(fresh["Tags"] == nil, "metadata of the deleted queue does not attach to the new one")
     }
 
+    /// Data directories written before decision 110 kept metadata in `sqs_queues`, keyed by
+    /// name: the start-up migration moves it into broker state (through the command log) and
+    /// empties the legacy database; records of deleted queues are dropped.
+    @Test func legacyMetadata_isMigratedIntoBrokerState() async throws {
+        let f = try await EndpointFixture()
+        f.clock.advance(bySeconds: 1_700_000_000)
+        _ = await f.call("CreateQueue", #"{"QueueName":"q"}"#)
+        let info = try f.broker.describeQueue(try QueueName("q"))
+        let legacy = f.storage.database(SQS.legacyDatabaseName)
+        let created = info.createdAt.milliseconds
+        let current = LegacyQueueMetadata(createdAt: created, lastModified: created + 42_000, tags: ["team": "a"],
+                                          attributes: ["ReceiveMessageWaitTimeSeconds": "7"])
+        let stale = LegacyQueueMetadata(createdAt: created - 1, lastModified: created, tags: ["old": "x"])
+        try await f.storage.write { txn in
+            try txn.put(legacy, Array("q".utf8), current.encoded())
+            try txn.put(legacy, Array("gone".utf8), stale.encoded())
+        }
+        #expect(throws: StateDump.Error.self, "an unmigrated legacy database is not silently left out of the state") {
+            try StateDump.lines(storage: f.storage)
+        }
+        try await f.reopen()
+        #expect(try await SQS.migrateLegacyMetadata(storage: f.storage, broker: f.broker, logger: EndpointFixture.logger) == 1)
+        let (_, _, tags) = await f.call("ListQueueTags", #"{"QueueUrl":"\#(Self.url)"}"#)
+        #expect(tags["Tags"] == .object(["team": .string("a")]))
+        let (_, _, attributes) = await f.call("GetQueueAttributes",
+            #"{"QueueUrl":"\#(Self.url)","AttributeNames":["ReceiveMessageWaitTimeSeconds","LastModifiedTimestamp"]}"#)
+        #expect(attributes["Attributes"] == .object(["ReceiveMessageWaitTimeSeconds": .string("7"),
+                                                     "LastModifiedTimestamp": .string(String((created + 42_000) / 1000))]))
+        #expect(try f.storage.read { txn in try txn.statistics(legacy).entries } == 0)
+        #expect(try StateDump.lines(storage: f.storage).contains { $0.contains(#""type":"queue_metadata""#) })
+        #expect(try await SQS.migrateLegacyMetadata(storage: f.storage, broker: f.broker, logger: EndpointFixture.logger) == 0)
+    }
+
+    /// TagQueue and AddPermission are read-modify-writes of broker state: concurrent ones
+    /// both land (the revision check retries the loser).
+    @Test func concurrentTagsAndPermissions_areAllKept() async throws {
+        let f = try await EndpointFixture()
+        _ = await f.call("CreateQueue", #"{"QueueName":"q"}"#)
+        await withTaskGroup(of: Void.self) { group in
+            for i in 0..<8 {
+                group.addTask { _ = await f.call("TagQueue", #"{"QueueUrl":"\#(Self.url)","Tags":{"k\#(i)":"v"}}"#) }
+                group.addTask {
+                    _ = await f.call("AddPermission", #"{"QueueUrl":"\#(Self.url)","Label":"l\#(i)","AWSAccountIds":["123456789012"],"Actions":["SendMessage"]}"#)
+                }
+            }
+        }
+        let (_, _, tags) = await f.call("ListQueueTags", #"{"QueueUrl":"\#(Self.url)"}"#)
+        #expect(tags["Tags"]?.members?.count == 8)
+        let (_, _, attributes) = await f.call("GetQueueAttributes", #"{"QueueUrl":"\#(Self.url)","AttributeNames":["Policy"]}"#)
+        guard case .string(let policy)? = attributes["Attributes"]?["Policy"] else { Issue.record("\(attributes)"); return }
+        for i in 0..<8 { #expect(policy.contains(#""Sid":"l\#(i)""#)) }
+    }
+
     @Test func deletedName_isRefusedFor60Seconds() async throws {
         let f = try await EndpointFixture()
         _ = await f.call("CreateQueue", #"{"QueueName":"q"}"#)
