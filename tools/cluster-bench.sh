@@ -2,7 +2,7 @@
 # Replicated throughput and latency in one sitting (docs/performance.md, "Cluster"):
 #   1. durable produce, 1 KiB, batches of 1,000, 4 connections, binary: one node alone;
 #   2. the same against the leader of a 3-node cluster (replication factor 3, one disk);
-#   3. end-to-end latency at 10,000 msg/s in batches of 10 through the 3-node leader.
+#   3. end-to-end latency at 10,000 msg/s in batches of 100, then of 10, through the 3-node leader.
 #
 #   tools/cluster-bench.sh [BIN_DIR] [COUNT]
 #   tools/cluster-bench.sh .build-release/release 200000
@@ -40,6 +40,8 @@ done
 i=${leader#node-}
 echo "== 3 nodes, replication factor 3: produce to the leader ($leader)"
 "$BIN/tern-bench" produce --server "tern://127.0.0.1:$((BASE_PORT + 10 * i + 1))" --count "$COUNT" --batch 1000 --connections 4 --quiet
+echo "== 3 nodes: end-to-end at 10,000 msg/s, batches of 100, 20 s"
+"$BIN/tern-bench" end-to-end --server "tern://127.0.0.1:$((BASE_PORT + 10 * i + 1))" --queue e2e100 --rate 10000 --batch 100 --duration 20 --quiet
 echo "== 3 nodes: end-to-end at 10,000 msg/s, batches of 10, 20 s"
 "$BIN/tern-bench" end-to-end --server "tern://127.0.0.1:$((BASE_PORT + 10 * i + 1))" --queue e2e --rate 10000 --batch 10 --duration 20 --quiet
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -19,7 +19,7 @@ DIR=$(mktemp -d /tmp/tern-failover.XXXXXX)
 export TERN_BIN_DIR=$(cd "$BIN" && pwd)
 BASE_PORT=${BASE_PORT:-18000}
 
-cleanup() { "$ROOT/tools/cluster" stop "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+cleanup() { "$ROOT/tools/cluster" stop "$DIR" >/dev/null 2>&1 || true; [[ -n "${KEEP:-}" ]] && echo "kept $DIR" || rm -rf "$DIR"; }
 trap cleanup EXIT
 
 url() { echo "http://127.0.0.1:$((BASE_PORT + 10 * $1))"; }

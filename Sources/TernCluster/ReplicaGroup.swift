@@ -38,8 +38,10 @@ public protocol ReplicatedStateMachine: Sendable {
 public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     /// Timing of one replica.
     public struct Settings: Sendable {
-        /// Raft timing and flow control (CLUSTER.md defaults).
-        public var raft = Raft.Settings()
+        /// Raft timing and flow control: CLUSTER.md's defaults, except that the election timeout
+        /// is drawn from 1.5–2.5 s instead of 1.5–3 s, so that writes resume within 3 s of a
+        /// leader's death (decision 115).
+        public var raft = Raft.Settings().with { $0.electionTimeoutMax = .milliseconds(2500) }
         /// How long a proposal waits for its entry to be applied before it is answered
         /// `Unavailable`. Default 10 s.
         public var proposalTimeout: Duration = .seconds(10)

@@ -85,7 +85,7 @@ struct ClusterForwardingMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         let answer: HTTPClientResponse
         do {
-            answer = try await HTTPClient.shared.execute(outgoing, timeout: Self.timeout)
+            answer = try await ForwardingClient.shared.execute(outgoing, timeout: Self.timeout)
         } catch {
             // The leader went away mid-request: whether it applied the request is unknown.
             throw TernError(.unavailable, "forwarding to the leader \(leader) failed (\(error)); the request may or may not have been applied; retry")
@@ -101,3 +101,15 @@ struct ClusterForwardingMiddleware<Context: RequestContext>: RouterMiddleware {
 }
 
 typealias TernGossipAddress = Gossip.Address
+
+/// The HTTP client that forwards to leaders: a short connect timeout, so that a request for a
+/// leader that just died fails fast (`503`, retry) instead of waiting out the whole forwarding
+/// timeout, and a pool that does not keep idle connections to a node for long.
+enum ForwardingClient {
+    static let shared: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .milliseconds(500))
+        configuration.connectionPool = .init(idleTimeout: .seconds(10))
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+}
