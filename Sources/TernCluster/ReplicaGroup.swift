@@ -336,7 +336,8 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     /// Takes the next ready, unless one is being carried out, and carries it out.
     private func pump() {
         let ready: Raft.Ready? = state.withLock { s in
-            guard !s.inFlight, !s.halted, let ready = s.raft.ready() else { return nil }
+            // After stop() nothing new goes to the writer: the storage closes next.
+            guard !s.inFlight, !s.halted, !s.stopped, let ready = s.raft.ready() else { return nil }
             s.inFlight = true
             return ready
         }
