@@ -93,6 +93,14 @@ public final class Broker: Sendable {
         Broker(storage: storage, clock: clock, commandLogBytes: 0, executor: executor, logger: logger)
     }
 
+    /// Drops what this node keeps in memory about consumer groups (session timers, positions):
+    /// a replication group calls it when leadership changes, since another leader may have
+    /// changed the groups meanwhile; the next request reloads them from LMDB and every member's
+    /// session timer starts again then (as a new Kafka group coordinator does after failover).
+    public func forgetCoordinatorState() {
+        topicState.groups.withLock { $0.removeAll() }
+    }
+
     /// Reports the side effects of `outcome` (metrics) and wakes the long polls of queues
     /// that gained ready messages. A replication group calls it for every command it applies
     /// on this node, whoever proposed it.

@@ -58,6 +58,7 @@ public final class ReplicatedBroker: Sendable {
                                      settings: settings, logger: logger)
         let broker = Broker.replicated(storage: storage, clock: clock, executor: ReplicatedExecutor(group: group), logger: logger)
         group.setApplyObserver { outcome in broker.didApply(outcome) }
+        group.setLeaderObserver { broker.forgetCoordinatorState() }
         self.group = group
         self.broker = broker
     }

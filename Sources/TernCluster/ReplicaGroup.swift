@@ -90,6 +90,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     private struct Observers {
         var applied: (@Sendable (Machine.Output) -> Void)?
         var latency: (@Sendable (Duration) -> Void)?
+        var leader: (@Sendable () -> Void)?
     }
     private let ticker = Mutex<TickTimer?>(nil)
 
@@ -300,7 +301,14 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         return LeaderChange(leader: s.raft.leader, term: s.raft.term)
     }
 
+    /// Calls `observer` whenever this replica sees the group's leader change (to anyone, or
+    /// to none), after the change.
+    public func setLeaderObserver(_ observer: (@Sendable () -> Void)?) {
+        observers.withLock { $0.leader = observer }
+    }
+
     private func log(_ change: LeaderChange) {
+        observers.withLock { $0.leader }?()
         logger.info("raft leader changed", metadata: [
             "tern.leader": "\(change.leader.map { names[$0] ?? "\($0)" } ?? "none")", "tern.term": "\(change.term)",
         ])
