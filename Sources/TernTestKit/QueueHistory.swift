@@ -10,7 +10,11 @@ import Synchronization
 ///    ack of it was answered `204` (``Violation/deliveredAfterAck``);
 /// 4. receive counts never decrease: of two deliveries of a message, the one that started
 ///    after the other ended has the higher count (``Violation/receiveCountWentBack``);
-/// 5. at most one node served writes in any term (``Violation/twoLeadersInOneTerm``).
+/// 5. at most one node served writes in any term (``Violation/twoLeadersInOneTerm``);
+/// 6. FIFO queues deliver each message group in send order: the first deliveries of a group's
+///    messages, in the order their receives completed, have increasing sequence numbers
+///    (``Violation/fifoOrderBroken``). A receive that completed later was applied later (it
+///    could only take the group once the earlier delivery was acknowledged or timed out).
 ///
 /// Sends the client could not confirm (a timeout, a connection cut) are *indeterminate*: they
 /// may or may not be delivered, and are never counted as lost.
@@ -21,6 +25,17 @@ public final class QueueHistory: Sendable {
         public var receiveCount: Int
         public var invoked: Int
         public var completed: Int
+        /// FIFO deliveries: the message group and the message's number in its sender's sequence.
+        public var fifo: (group: String, sequence: Int)?
+        /// The position within its receive's batch.
+        public var ordinal = 0
+
+        public static func == (a: Delivery, b: Delivery) -> Bool {
+            a.body == b.body && a.messageID == b.messageID && a.receiveCount == b.receiveCount && a.invoked == b.invoked
+                && a.completed == b.completed && a.fifo?.group == b.fifo?.group && a.fifo?.sequence == b.fifo?.sequence && a.ordinal == b.ordinal
+        }
+
+        public func hash(into hasher: inout Hasher) { hasher.combine(messageID); hasher.combine(invoked) }
     }
 
     public enum Violation: Sendable, Hashable, CustomStringConvertible {
@@ -29,6 +44,7 @@ public final class QueueHistory: Sendable {
         case deliveredAfterAck(body: String, ackCompleted: Int, receiveInvoked: Int)
         case receiveCountWentBack(messageID: String, earlier: Int, later: Int)
         case twoLeadersInOneTerm(term: UInt64, nodes: [String])
+        case fifoOrderBroken(group: String, earlier: Int, later: Int)
 
         public var description: String {
             switch self {
@@ -38,6 +54,8 @@ public final class QueueHistory: Sendable {
                 "delivered by a receive invoked at \(receive), after its ack was answered at \(ack): \(body)"
             case .receiveCountWentBack(let id, let earlier, let later): "receive count of \(id) went from \(earlier) back to \(later)"
             case .twoLeadersInOneTerm(let term, let nodes): "term \(term) was served by \(nodes.joined(separator: ", "))"
+            case .fifoOrderBroken(let group, let earlier, let later):
+                "FIFO group \(group): message \(later) was first delivered after message \(earlier) although sent before it"
             }
         }
     }
@@ -68,8 +86,16 @@ public final class QueueHistory: Sendable {
     public func sendAcknowledged(_ body: String) { state.withLock { _ = $0.acknowledgedSends.insert(body) } }
     public func sendIndeterminate(_ body: String) { state.withLock { _ = $0.indeterminateSends.insert(body) } }
 
-    public func delivered(_ body: String, messageID: String, receiveCount: Int, invoked: Int, completed: Int) {
-        state.withLock { $0.deliveries.append(Delivery(body: body, messageID: messageID, receiveCount: receiveCount, invoked: invoked, completed: completed)) }
+    /// - Parameters:
+    ///   - fifo: for a FIFO queue, the message group and the message's number in its sender's
+    ///     sequence (one sender per group, sending in order).
+    ///   - ordinal: the message's position in its receive's batch.
+    public func delivered(_ body: String, messageID: String, receiveCount: Int, invoked: Int, completed: Int,
+                          fifo: (group: String, sequence: Int)? = nil, ordinal: Int = 0) {
+        state.withLock {
+            $0.deliveries.append(Delivery(body: body, messageID: messageID, receiveCount: receiveCount, invoked: invoked,
+                                          completed: completed, fifo: fifo, ordinal: ordinal))
+        }
     }
 
     /// An ack of `messageID` answered `204` at `completed`.
@@ -112,6 +138,18 @@ public final class QueueHistory: Sendable {
         }
         for (term, nodes) in servedBy.sorted(by: { $0.key < $1.key }) where nodes.count > 1 {
             violations.append(.twoLeadersInOneTerm(term: term, nodes: nodes.sorted()))
+        }
+        var first: [String: Delivery] = [:]
+        for delivery in deliveries where delivery.fifo != nil {
+            if let seen = first[delivery.messageID], (seen.completed, seen.ordinal) <= (delivery.completed, delivery.ordinal) { continue }
+            first[delivery.messageID] = delivery
+        }
+        let byGroup = Dictionary(grouping: first.values, by: { $0.fifo!.group })
+        for (group, list) in byGroup.sorted(by: { $0.key < $1.key }) {
+            let ordered = list.sorted { ($0.completed, $0.ordinal) < ($1.completed, $1.ordinal) }
+            for (a, b) in zip(ordered, ordered.dropFirst()) where b.fifo!.sequence < a.fifo!.sequence {
+                violations.append(.fifoOrderBroken(group: group, earlier: a.fifo!.sequence, later: b.fifo!.sequence))
+            }
         }
         return violations
     }

@@ -61,4 +61,26 @@ import TernTestKit
         h.served(by: "n3", term: 2)
         #expect(h.check() == [.twoLeadersInOneTerm(term: 2, nodes: ["n2", "n3"])])
     }
+
+    @Test func fifoDeliveriesOutOfSendOrderAreCaught() {
+        let h = Self.correct()
+        for k in 0..<3 { h.sendAcknowledged("f-\(k)") }
+        let r1 = h.now(), c1 = h.now()
+        h.delivered("f-0", messageID: "m-f0", receiveCount: 1, invoked: r1, completed: c1, fifo: ("g", 0), ordinal: 0)
+        h.delivered("f-2", messageID: "m-f2", receiveCount: 1, invoked: r1, completed: c1, fifo: ("g", 2), ordinal: 1)
+        let r2 = h.now(), c2 = h.now()
+        h.delivered("f-1", messageID: "m-f1", receiveCount: 1, invoked: r2, completed: c2, fifo: ("g", 1), ordinal: 0)
+        #expect(h.check() == [.fifoOrderBroken(group: "g", earlier: 2, later: 1)])
+    }
+
+    @Test func fifoRedeliveriesDoNotCountAsReordering() {
+        let h = Self.correct()
+        for k in 0..<2 { h.sendAcknowledged("f-\(k)") }
+        let r1 = h.now(), c1 = h.now()
+        h.delivered("f-0", messageID: "m-f0", receiveCount: 1, invoked: r1, completed: c1, fifo: ("g", 0))
+        let r2 = h.now(), c2 = h.now()
+        h.delivered("f-0", messageID: "m-f0", receiveCount: 2, invoked: r2, completed: c2, fifo: ("g", 0))
+        h.delivered("f-1", messageID: "m-f1", receiveCount: 1, invoked: r2, completed: c2, fifo: ("g", 0 + 1), ordinal: 1)
+        #expect(h.check().isEmpty)
+    }
 }

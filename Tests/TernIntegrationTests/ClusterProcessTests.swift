@@ -192,6 +192,10 @@ extension IntegrationTests {
             let history = QueueHistory()
             let created = try await Self.retrying { try await Self.call(.PUT, nodes[0].process.baseURL + "/queues/jobs", json: ["visibility_timeout": 5]) }
             #expect(created.status == 201)
+            let fifo = try await Self.retrying {
+                try await Self.call(.PUT, nodes[0].process.baseURL + "/queues/orders.fifo", json: ["fifo": true, "visibility_timeout": 5])
+            }
+            #expect(fifo.status == 201)
 
             let running = ManagedFlag()
             let workers = Self.workload(nodes, history: history, running: running)
@@ -259,6 +263,32 @@ extension IntegrationTests {
                             }
                         }
                     }
+                    // FIFO: one sender per message group, in order; one consumer.
+                    for sender in 0..<2 {
+                        group.addTask {
+                            var k = 0
+                            while running.value {
+                                let node = nodes[(sender + k) % nodes.count]
+                                let body = "f\(sender)-\(k)"
+                                k += 1
+                                let message: [String: Any] = ["message": body, "group_id": "g\(sender)", "deduplication_id": body]
+                                if let answer = try? await Self.call(.POST, node.process.baseURL + "/queues/orders.fifo/messages", json: message, timeout: 15),
+                                   answer.status == 201 {
+                                    history.sendAcknowledged(body)
+                                } else {
+                                    history.sendIndeterminate(body)
+                                    try? await Task.sleep(for: .milliseconds(100))
+                                }
+                            }
+                        }
+                    }
+                    group.addTask {
+                        var k = 0
+                        while running.value {
+                            k += 1
+                            await Self.consumeOnce(nodes[k % nodes.count], history: history, queue: "orders.fifo")
+                        }
+                    }
                 }
             }
         }
@@ -268,7 +298,9 @@ extension IntegrationTests {
             var idleSince = ContinuousClock.now
             var lastCount = 0
             while ContinuousClock.now - idleSince < .seconds(20) {
-                await Self.consumeOnce(nodes[Int.random(in: 0..<nodes.count)], history: history)
+                let node = nodes[Int.random(in: 0..<nodes.count)]
+                await Self.consumeOnce(node, history: history)
+                await Self.consumeOnce(node, history: history, queue: "orders.fifo")
                 let count = history.deliveredBodies.count
                 if count != lastCount { lastCount = count; idleSince = .now }
                 if history.check().allSatisfy({ if case .lostSend = $0 { return false } else { return true } }) { return }
@@ -290,6 +322,10 @@ extension IntegrationTests {
             let history = QueueHistory()
             let created = try await Self.retrying { try await Self.call(.PUT, nodes[0].process.baseURL + "/queues/jobs", json: ["visibility_timeout": 5]) }
             #expect(created.status == 201)
+            let fifo = try await Self.retrying {
+                try await Self.call(.PUT, nodes[0].process.baseURL + "/queues/orders.fifo", json: ["fifo": true, "visibility_timeout": 5])
+            }
+            #expect(fifo.status == 201)
             let running = ManagedFlag()
             let workers = Self.workload(nodes, history: history, running: running)
             var isolatedWrites: [Int] = []
@@ -322,21 +358,26 @@ extension IntegrationTests {
         }
 
         /// One receive (batch of 10, wait 1 s) and the acks of what it delivered, recorded.
-        static func consumeOnce(_ node: Node, history: QueueHistory) async {
+        static func consumeOnce(_ node: Node, history: QueueHistory, queue: String = "jobs") async {
             let invoked = history.now()
-            guard let answer = try? await call(.GET, node.process.baseURL + "/queues/jobs/messages?batch_size=10&wait_time=1", timeout: 15),
+            guard let answer = try? await call(.GET, node.process.baseURL + "/queues/\(queue)/messages?batch_size=10&wait_time=1", timeout: 15),
                   answer.status == 200 else {
                 try? await Task.sleep(for: .milliseconds(100))
                 return
             }
             let completed = history.now()
             let messages = answer.json["messages"] as? [[String: Any]] ?? []
-            for message in messages {
+            for (ordinal, message) in messages.enumerated() {
                 guard let body = message["body"] as? String, let id = message["id"] as? String,
                       let count = message["receive_count"] as? Int, let handle = message["receipt_handle"] as? String else { continue }
-                history.delivered(body, messageID: id, receiveCount: count, invoked: invoked, completed: completed)
+                // FIFO bodies are "f<sender>-<k>": group g<sender>, k-th message of its sender.
+                var fifo: (group: String, sequence: Int)?
+                if queue.hasSuffix(".fifo"), let dash = body.firstIndex(of: "-"), let k = Int(body[body.index(after: dash)...]) {
+                    fifo = ("g" + body[body.index(after: body.startIndex)..<dash], k)
+                }
+                history.delivered(body, messageID: id, receiveCount: count, invoked: invoked, completed: completed, fifo: fifo, ordinal: ordinal)
                 let escaped = handle.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? handle
-                if let ack = try? await call(.DELETE, node.process.baseURL + "/queues/jobs/messages/\(escaped)", timeout: 15), ack.status == 204 {
+                if let ack = try? await call(.DELETE, node.process.baseURL + "/queues/\(queue)/messages/\(escaped)", timeout: 15), ack.status == 204 {
                     history.acknowledged(id, completed: history.now())
                 }
             }
