@@ -45,6 +45,12 @@ public final class QueueHistory: Sendable {
         case receiveCountWentBack(messageID: String, earlier: Int, later: Int)
         case twoLeadersInOneTerm(term: UInt64, nodes: [String])
         case fifoOrderBroken(group: String, earlier: Int, later: Int)
+        /// Two acknowledged produces were given the same partition and offset.
+        case offsetReused(partition: Int, offset: Int, values: [String])
+        /// An acknowledged record is not in its partition at its offset (or holds another value).
+        case recordLost(partition: Int, offset: Int, value: String, found: String?)
+        /// A partition's committed offset is below one a commit was acknowledged with.
+        case commitUndone(partition: Int, acknowledged: Int, stored: Int?)
 
         public var description: String {
             switch self {
@@ -54,6 +60,9 @@ public final class QueueHistory: Sendable {
                 "delivered by a receive invoked at \(receive), after its ack was answered at \(ack): \(body)"
             case .receiveCountWentBack(let id, let earlier, let later): "receive count of \(id) went from \(earlier) back to \(later)"
             case .twoLeadersInOneTerm(let term, let nodes): "term \(term) was served by \(nodes.joined(separator: ", "))"
+            case .offsetReused(let p, let o, let values): "partition \(p) offset \(o) was acknowledged to \(values.joined(separator: " and "))"
+            case .recordLost(let p, let o, let value, let found): "acknowledged \(value) at \(p)/\(o); found \(found ?? "nothing")"
+            case .commitUndone(let p, let acked, let stored): "partition \(p): commit of \(acked) acknowledged, stored \(stored.map(String.init) ?? "none")"
             case .fifoOrderBroken(let group, let earlier, let later):
                 "FIFO group \(group): message \(later) was first delivered after message \(earlier) although sent before it"
             }
@@ -69,6 +78,10 @@ public final class QueueHistory: Sendable {
         var acks: [String: Int] = [:]
         var servedBy: [UInt64: Set<String>] = [:]
         var faults: [String] = []
+        /// Acknowledged produces: (partition, offset) → values (more than one is a violation).
+        var produced: [Int: [Int: [String]]] = [:]
+        /// The highest acknowledged commit per partition.
+        var commits: [Int: Int] = [:]
     }
     private let state = Mutex(State())
 
@@ -106,6 +119,40 @@ public final class QueueHistory: Sendable {
     /// A write `node` served as leader in `term` (from `Tern-Served-By` / `Tern-Term`).
     public func served(by node: String, term: UInt64) {
         state.withLock { _ = $0.servedBy[term, default: []].insert(node) }
+    }
+
+    /// A produce of `value` answered with `partition` and `offset`.
+    public func produced(_ value: String, partition: Int, offset: Int) {
+        state.withLock { $0.produced[partition, default: [:]][offset, default: []].append(value) }
+    }
+
+    /// An offset commit answered `204`.
+    public func committed(partition: Int, offset: Int) {
+        state.withLock { $0.commits[partition] = max($0.commits[partition] ?? 0, offset) }
+    }
+
+    public var producedCount: Int { state.withLock { $0.produced.values.reduce(0) { $0 + $1.count } } }
+
+    /// The topic guarantees against what the cluster holds at the end: `log` is every
+    /// partition read from its start (partition → offset → value), `stored` the group's
+    /// committed offset per partition (nil: none).
+    public func checkTopic(log: [Int: [Int: String]], stored: [Int: Int?]) -> [Violation] {
+        let (produced, commits) = state.withLock { ($0.produced, $0.commits) }
+        var violations: [Violation] = []
+        for (partition, offsets) in produced.sorted(by: { $0.key < $1.key }) {
+            for (offset, values) in offsets.sorted(by: { $0.key < $1.key }) {
+                if Set(values).count > 1 || values.count > 1 {
+                    violations.append(.offsetReused(partition: partition, offset: offset, values: values))
+                }
+                let found = log[partition]?[offset]
+                if found != values[0] { violations.append(.recordLost(partition: partition, offset: offset, value: values[0], found: found)) }
+            }
+        }
+        for (partition, acknowledged) in commits.sorted(by: { $0.key < $1.key }) {
+            let value = stored[partition] ?? nil
+            if (value ?? -1) < acknowledged { violations.append(.commitUndone(partition: partition, acknowledged: acknowledged, stored: value)) }
+        }
+        return violations
     }
 
     public func fault(_ description: String) { state.withLock { $0.faults.append(description) } }

@@ -83,4 +83,24 @@ import TernTestKit
         h.delivered("f-1", messageID: "m-f1", receiveCount: 1, invoked: r2, completed: c2, fifo: ("g", 0 + 1), ordinal: 1)
         #expect(h.check().isEmpty)
     }
+
+    static func topicHistory() -> QueueHistory {
+        let h = QueueHistory()
+        h.produced("a", partition: 0, offset: 0); h.produced("b", partition: 0, offset: 1); h.produced("c", partition: 1, offset: 0)
+        h.committed(partition: 0, offset: 1); h.committed(partition: 0, offset: 2)
+        return h
+    }
+
+    @Test func aCorrectTopicHistoryPasses() {
+        #expect(Self.topicHistory().checkTopic(log: [0: [0: "a", 1: "b"], 1: [0: "c"]], stored: [0: 2, 1: nil]).isEmpty)
+    }
+
+    @Test func aReusedOffsetALostRecordAndAnUndoneCommitAreCaught() {
+        let h = Self.topicHistory()
+        h.produced("d", partition: 1, offset: 0)
+        let violations = h.checkTopic(log: [0: [0: "a"], 1: [0: "c"]], stored: [0: 1])
+        #expect(violations.contains(.offsetReused(partition: 1, offset: 0, values: ["c", "d"])))
+        #expect(violations.contains(.recordLost(partition: 0, offset: 1, value: "b", found: nil)))
+        #expect(violations.contains(.commitUndone(partition: 0, acknowledged: 2, stored: 1)))
+    }
 }

@@ -196,6 +196,8 @@ extension IntegrationTests {
                 try await Self.call(.PUT, nodes[0].process.baseURL + "/queues/orders.fifo", json: ["fifo": true, "visibility_timeout": 5])
             }
             #expect(fifo.status == 201)
+            let topic = try await Self.retrying { try await Self.call(.PUT, nodes[0].process.baseURL + "/topics/events", json: ["partitions": 2]) }
+            #expect(topic.status == 201)
 
             let running = ManagedFlag()
             let workers = Self.workload(nodes, history: history, running: running)
@@ -222,6 +224,9 @@ extension IntegrationTests {
 
             let violations = history.check()
             #expect(violations.isEmpty, "\(violations.prefix(20)) after faults \(history.faults)")
+            let topicViolations = try await Self.checkTopic(nodes, history: history)
+            #expect(topicViolations.isEmpty, "\(topicViolations.prefix(20)) after faults \(history.faults)")
+            #expect(history.producedCount > 0, "records were produced to the topic")
             #expect(history.faults.count >= min(faults, 20), "faults injected: \(history.faults)")
             #expect(history.acknowledgedSendCount > 0)
             #expect(history.termsServed >= 2, "leadership moved during the run")
@@ -289,6 +294,24 @@ extension IntegrationTests {
                             await Self.consumeOnce(nodes[k % nodes.count], history: history, queue: "orders.fifo")
                         }
                     }
+                    // A topic: keyed produces, and one consumer-group member that commits what it read.
+                    group.addTask {
+                        var k = 0
+                        while running.value {
+                            let node = nodes[k % nodes.count]
+                            let value = "t-\(k)"
+                            k += 1
+                            if let answer = try? await Self.call(.POST, node.process.baseURL + "/topics/events/messages",
+                                                                 json: ["messages": [["key": "k\(k % 4)", "value": value]]], timeout: 15),
+                               answer.status == 201, let offsets = answer.json["offsets"] as? [[String: Any]],
+                               let partition = offsets.first?["partition"] as? Int, let offset = offsets.first?["offset"] as? Int {
+                                history.produced(value, partition: partition, offset: offset)
+                            } else {
+                                try? await Task.sleep(for: .milliseconds(100))
+                            }
+                        }
+                    }
+                    group.addTask { await Self.groupMember(nodes, history: history, running: running) }
                 }
             }
         }
@@ -326,6 +349,8 @@ extension IntegrationTests {
                 try await Self.call(.PUT, nodes[0].process.baseURL + "/queues/orders.fifo", json: ["fifo": true, "visibility_timeout": 5])
             }
             #expect(fifo.status == 201)
+            let topic = try await Self.retrying { try await Self.call(.PUT, nodes[0].process.baseURL + "/topics/events", json: ["partitions": 2]) }
+            #expect(topic.status == 201)
             let running = ManagedFlag()
             let workers = Self.workload(nodes, history: history, running: running)
             var isolatedWrites: [Int] = []
@@ -352,9 +377,75 @@ extension IntegrationTests {
 
             let violations = history.check()
             #expect(violations.isEmpty, "\(violations.prefix(20)) after faults \(history.faults)")
+            let topicViolations = try await Self.checkTopic(nodes, history: history)
+            #expect(topicViolations.isEmpty, "\(topicViolations.prefix(20)) after faults \(history.faults)")
+            #expect(history.producedCount > 0, "records were produced to the topic")
             #expect(!isolatedWrites.contains(201), "a node cut off from the majority acknowledged a write: \(isolatedWrites)")
             #expect(history.termsServed >= 2, "leadership moved during the run")
             #expect(history.acknowledgedSendCount > 0)
+        }
+
+        /// A consumer-group member of `events`/`indexers`: joins, consumes, commits the next
+        /// offsets of what it read (recording each commit answered `204`), joins again when the
+        /// group forgot it (a new leader restarts session timers; a rebalance fences it).
+        static func groupMember(_ nodes: [Node], history: QueueHistory, running: ManagedFlag) async {
+            var member: (id: String, generation: Int)?
+            var k = 0
+            while running.value {
+                k += 1
+                let base = nodes[k % nodes.count].process.baseURL + "/topics/events/groups/indexers"
+                guard let current = member else {
+                    if let joined = try? await call(.POST, base + "/members", json: ["session_timeout": 30], timeout: 15), joined.status == 201 || joined.status == 200,
+                       let id = joined.json["member_id"] as? String, let generation = joined.json["generation"] as? Int {
+                        member = (id, generation)
+                    } else {
+                        try? await Task.sleep(for: .milliseconds(200))
+                    }
+                    continue
+                }
+                guard let batch = try? await call(.GET, base + "/messages?member_id=\(current.id)&max=50&wait_time=1", timeout: 15) else { continue }
+                if batch.status == 404 || batch.status == 409 { member = nil; continue }
+                guard batch.status == 200 else { try? await Task.sleep(for: .milliseconds(100)); continue }
+                let generation = batch.json["generation"] as? Int ?? current.generation
+                member = (current.id, generation)
+                var next: [String: Int] = [:]
+                for record in batch.json["messages"] as? [[String: Any]] ?? [] {
+                    guard let partition = record["partition"] as? Int, let offset = record["offset"] as? Int else { continue }
+                    next["\(partition)"] = max(next["\(partition)"] ?? 0, offset + 1)
+                }
+                guard !next.isEmpty else { continue }
+                let commit = try? await call(.POST, base + "/offsets", json: ["member_id": current.id, "generation": generation, "offsets": next], timeout: 15)
+                if commit?.status == 204 {
+                    for (partition, offset) in next { history.committed(partition: Int(partition)!, offset: offset) }
+                } else if commit?.status == 404 || commit?.status == 409 {
+                    member = nil
+                }
+            }
+        }
+
+        /// Reads every partition of `events` from its start and the group's committed offsets,
+        /// through the leader, and checks them against the history.
+        static func checkTopic(_ nodes: [Node], history: QueueHistory) async throws -> [QueueHistory.Violation] {
+            let leader = try await leader(of: nodes).process.baseURL
+            var log: [Int: [Int: String]] = [:]
+            for partition in 0..<2 {
+                var offset = 0
+                while true {
+                    let page = try await retrying { try await call(.GET, leader + "/topics/events/partitions/\(partition)/messages?offset=\(offset)&max=1000") }
+                    let records = page.json["messages"] as? [[String: Any]] ?? []
+                    for record in records {
+                        if let o = record["offset"] as? Int, let value = record["value"] as? String { log[partition, default: [:]][o] = value }
+                    }
+                    guard let last = records.last?["offset"] as? Int else { break }
+                    offset = last + 1
+                }
+            }
+            let group = try await retrying { try await call(.GET, leader + "/topics/events/groups/indexers") }
+            var stored: [Int: Int?] = [:]
+            for partition in group.json["partitions"] as? [[String: Any]] ?? [] {
+                if let p = partition["partition"] as? Int { stored[p] = partition["committed"] as? Int }
+            }
+            return history.checkTopic(log: log, stored: stored)
         }
 
         /// One receive (batch of 10, wait 1 s) and the acks of what it delivered, recorded.
