@@ -241,7 +241,7 @@ let package = Package(
         .testTarget(
             name: "TernIntegrationTests",
             dependencies: [
-                "TernTestKit", "ternd", "tern", "tern-lmdb", "tern-bench", "TernClient",
+                "TernTestKit", "ternd", "tern", "tern-lmdb", "tern-bench", "TernClient", "TernServer",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strictSettings

@@ -4,7 +4,10 @@
 /// Views (hash routes): `#/` overview of queues (depth, rates, oldest age), topics (high
 /// watermarks, consumer-group lag) and the cluster's members (gossip view), refreshed every 2 s; `#/queue/NAME` with a live chart of
 /// depth and rates over the last 5 minutes, a peek at the next messages, and purge / redrive
-/// behind a confirmation; `#/group/TOPIC/GROUP` with lag per partition. With authentication
+/// behind a confirmation; `#/group/TOPIC/GROUP` with lag per partition; `#/cluster` with
+/// `GET /cluster` (members, the controller leader and term, and per queue and topic partition
+/// its leader, replicas, in-sync replicas, commit and applied index and lag), or a note that
+/// the node runs alone. With authentication
 /// on, the page asks for a bearer token (kept in `sessionStorage`, typed into a form: never
 /// in the URL, where it would land in logs, history and `Referer`).
 ///
@@ -37,7 +40,7 @@ enum Console {
 </style>
 </head>
 <body>
-<header><h1>Tern</h1><a href="#/">Overview</a><span class="muted" id="status">loading…</span></header>
+<header><h1>Tern</h1><a href="#/">Overview</a><a href="#/cluster">Cluster</a><span class="muted" id="status">loading…</span></header>
 <main id="view"></main>
 <div id="login" hidden style="padding:20px">
   <p>This broker requires a bearer token.</p>
@@ -138,10 +141,41 @@ function membersTable(cluster) {
   for (const m of cluster.members) {
     const n = esc(m.node_id), link = m.addresses.http ? `<a href="http://${esc(m.addresses.http)}/console">${esc(m.addresses.http)}</a>` : "–";
     html += `<tr data-member="${n}"><td>${n}${m.local ? " (this node)" : ""}</td><td data-field="state">${esc(m.state)}</td>` +
-      `<td data-field="incarnation">${m.incarnation}</td><td>${esc(m.addresses.gossip)}</td><td>${link}</td>` +
+      `<td data-field="incarnation">${esc(m.incarnation)}</td><td>${esc(m.addresses.gossip)}</td><td>${link}</td>` +
       `<td>${esc(m.zone || "–")}</td><td>${age(Math.max(0, (Date.now() - m.last_change) / 1000))}</td></tr>`;
   }
   return html + "</table>";
+}
+
+/// The cluster page: GET /cluster, or a note that the node is not part of a cluster.
+async function clusterPage() {
+  const c = await api("GET", "/cluster");
+  if (!c.clustered) {
+    view("<h2>Cluster</h2><p class='muted' id='cluster-alone'>This node runs alone: it is not part of a cluster " +
+         "(started without --controllers), so every queue and topic lives only here.</p>");
+    return;
+  }
+  const leader = c.controller && c.controller.leader;
+  const dash = v => v == null ? "–" : esc(v);
+  let html = `<h2>Cluster</h2><table id="controller"><tr><th>this node</th><th>controllers</th><th>controller leader</th><th>term</th></tr>` +
+    `<tr data-controller="${esc(c.node_id)}"><td data-field="node_id">${esc(c.node_id)}</td>` +
+    `<td data-field="controllers">${c.controllers.map(esc).join(" ")}</td>` +
+    `<td data-field="leader"${leader ? "" : " class='error'"}>${leader ? esc(leader) : "none (election in progress)"}</td>` +
+    `<td data-field="term">${dash(c.controller && c.controller.term)}</td></tr></table>`;
+  html += membersTable({gossip: true, members: c.members});
+  html += "<h2>Replication groups</h2><table id='groups'><tr><th>kind</th><th>name</th><th>partition</th><th>group</th><th>leader</th>" +
+    "<th>term</th><th>replicas</th><th>in sync</th><th>commit index</th><th>applied index</th><th>lag (entries)</th></tr>";
+  for (const g of c.groups) {
+    const key = esc(g.kind + ":" + g.name + (g.partition == null ? "" : ":" + g.partition));
+    html += `<tr data-group="${key}"><td>${esc(g.kind)}</td><td>${esc(g.name)}</td><td data-field="partition">${dash(g.partition)}</td>` +
+      `<td data-field="group">${dash(g.group)}</td><td data-field="leader"${g.leader ? "" : " class='error'"}>${g.leader ? esc(g.leader) : "none"}</td>` +
+      `<td data-field="term">${dash(g.term)}</td><td data-field="replicas">${g.replicas.map(esc).join(" ")}</td>` +
+      `<td data-field="in_sync">${g.in_sync == null ? "–" : g.in_sync.map(esc).join(" ")}</td>` +
+      `<td data-field="commit_index">${dash(g.commit_index)}</td><td data-field="applied_index">${dash(g.applied_index)}</td>` +
+      `<td data-field="lag">${dash(g.lag)}</td></tr>`;
+  }
+  html += "</table><p class='muted'>In sync and lag are known only to the group's leader; other nodes show –.</p>";
+  view(html);
 }
 
 function chart(points, series, height) {
@@ -214,6 +248,7 @@ async function render() {
     await updateRates();
     if (parts[0] === "queue" && parts[1]) await queuePage(parts[1]);
     else if (parts[0] === "group" && parts[1] && parts[2]) await groupPage(parts[1], parts[2]);
+    else if (parts[0] === "cluster") await clusterPage();
     else await overview();
     status.textContent = "updated " + new Date().toLocaleTimeString();
     status.className = "muted";
