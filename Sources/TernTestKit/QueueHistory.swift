@@ -13,8 +13,9 @@ import Synchronization
 /// 5. at most one node served writes in any term (``Violation/twoLeadersInOneTerm``);
 /// 6. FIFO queues deliver each message group in send order: the first deliveries of a group's
 ///    messages, in the order their receives completed, have increasing sequence numbers
-///    (``Violation/fifoOrderBroken``). A receive that completed later was applied later (it
-///    could only take the group once the earlier delivery was acknowledged or timed out).
+///    (``Violation/fifoOrderBroken``), among messages whose sends were acknowledged. A receive
+///    that completed later was applied later (it could only take the group once the earlier
+///    delivery was acknowledged or timed out).
 ///
 /// Sends the client could not confirm (a timeout, a connection cut) are *indeterminate*: they
 /// may or may not be delivered, and are never counted as lost.
@@ -187,7 +188,10 @@ public final class QueueHistory: Sendable {
             violations.append(.twoLeadersInOneTerm(term: term, nodes: nodes.sorted()))
         }
         var first: [String: Delivery] = [:]
-        for delivery in deliveries where delivery.fifo != nil {
+        // Only acknowledged sends promise an order: a send whose answer was lost may still be
+        // applied later (a request delayed in flight), as SQS FIFO producers know — they retry
+        // it with the same deduplication id before sending the next.
+        for delivery in deliveries where delivery.fifo != nil && sent.contains(delivery.body) {
             if let seen = first[delivery.messageID], (seen.completed, seen.ordinal) <= (delivery.completed, delivery.ordinal) { continue }
             first[delivery.messageID] = delivery
         }

@@ -89,6 +89,19 @@ extension IntegrationTests {
             throw TernProcess.Failure("no leader within 60 s; logs:\n" + nodes.map { "\($0.id): \($0.process.logTail(bytes: 3000))" }.joined(separator: "\n"))
         }
 
+        /// Runs `body`, then kills every node, also when `body` throws (a `defer` cannot await,
+        /// and a detached kill may never run before the test process exits).
+        static func killing<T>(_ nodes: [Node], _ body: () async throws -> T) async throws -> T {
+            do {
+                let result = try await body()
+                for node in nodes { await node.process.kill9() }
+                return result
+            } catch {
+                for node in nodes { await node.process.kill9() }
+                throw error
+            }
+        }
+
         /// Retries `body` on 503 (no leader now) until it answers something else, up to 60 s.
         static func retrying(_ body: () async throws -> Answer) async throws -> Answer {
             let deadline = ContinuousClock.now + .seconds(60)
@@ -103,47 +116,48 @@ extension IntegrationTests {
             let root = try TemporaryDirectory(prefix: "tern-cluster-routes")
             defer { root.remove() }
             let nodes = try await Self.startCluster(root)
-            defer { Task { for node in nodes { await node.process.kill9() } } }
-            let leader = try await Self.leader(of: nodes)
-            let follower = nodes.first { $0.id != leader.id }!
-            let base = follower.process.baseURL
+            try await Self.killing(nodes) {
+                let leader = try await Self.leader(of: nodes)
+                let follower = nodes.first { $0.id != leader.id }!
+                let base = follower.process.baseURL
 
-            let created = try await Self.retrying { try await Self.call(.PUT, base + "/queues/orders", json: ["visibility_timeout": 30]) }
-            #expect(created.status == 201, "created through a follower")
-            #expect(created.servedBy == leader.id, "the leader served it")
-            let sent = try await Self.call(.POST, base + "/queues/orders/messages", json: ["message": "hello"])
-            #expect(sent.status == 201)
-            let onLeader = try await Self.call(.GET, leader.process.baseURL + "/queues/orders")
-            let onFollower = try await Self.call(.GET, base + "/queues/orders")
-            #expect(onFollower.status == 200)
-            #expect((onFollower.json["messages"] as? NSDictionary) == (onLeader.json["messages"] as? NSDictionary))
-            let received = try await Self.call(.GET, base + "/queues/orders/messages?batch_size=10&wait_time=1")
-            let messages = received.json["messages"] as? [[String: Any]] ?? []
-            #expect(messages.count == 1)
-            #expect(messages.first?["body"] as? String == "hello")
-            let handle = messages.first?["receipt_handle"] as? String ?? ""
-            let escaped = handle.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? handle
-            let acked = try await Self.call(.DELETE, base + "/queues/orders/messages/\(escaped)")
-            #expect(acked.status == 204, "an ack through a follower: \(String(decoding: acked.body, as: UTF8.self))")
-            let missing = try await Self.call(.GET, base + "/queues/nope")
-            #expect(missing.status == 404, "errors are relayed as the leader answered them")
-            #expect(HTTP.errorCode(missing.body) == "QueueNotFound")
-            let topic = try await Self.call(.PUT, base + "/topics/events", json: ["partitions": 2])
-            #expect(topic.status == 201)
-            // A follower lists what it has applied: poll until it caught up with the topic.
-            var groups: [[String: Any]] = []
-            for _ in 0..<100 {
-                groups = try await Self.call(.GET, base + "/cluster").json["groups"] as? [[String: Any]] ?? []
-                if groups.filter({ $0["kind"] as? String == "topic" }).count == 2 { break }
-                try await Task.sleep(for: .milliseconds(100))
+                let created = try await Self.retrying { try await Self.call(.PUT, base + "/queues/orders", json: ["visibility_timeout": 30]) }
+                #expect(created.status == 201, "created through a follower")
+                #expect(created.servedBy == leader.id, "the leader served it")
+                let sent = try await Self.call(.POST, base + "/queues/orders/messages", json: ["message": "hello"])
+                #expect(sent.status == 201)
+                let onLeader = try await Self.call(.GET, leader.process.baseURL + "/queues/orders")
+                let onFollower = try await Self.call(.GET, base + "/queues/orders")
+                #expect(onFollower.status == 200)
+                #expect((onFollower.json["messages"] as? NSDictionary) == (onLeader.json["messages"] as? NSDictionary))
+                let received = try await Self.call(.GET, base + "/queues/orders/messages?batch_size=10&wait_time=1")
+                let messages = received.json["messages"] as? [[String: Any]] ?? []
+                #expect(messages.count == 1)
+                #expect(messages.first?["body"] as? String == "hello")
+                let handle = messages.first?["receipt_handle"] as? String ?? ""
+                let escaped = handle.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? handle
+                let acked = try await Self.call(.DELETE, base + "/queues/orders/messages/\(escaped)")
+                #expect(acked.status == 204, "an ack through a follower: \(String(decoding: acked.body, as: UTF8.self))")
+                let missing = try await Self.call(.GET, base + "/queues/nope")
+                #expect(missing.status == 404, "errors are relayed as the leader answered them")
+                #expect(HTTP.errorCode(missing.body) == "QueueNotFound")
+                let topic = try await Self.call(.PUT, base + "/topics/events", json: ["partitions": 2])
+                #expect(topic.status == 201)
+                // A follower lists what it has applied: poll until it caught up with the topic.
+                var groups: [[String: Any]] = []
+                for _ in 0..<100 {
+                    groups = try await Self.call(.GET, base + "/cluster").json["groups"] as? [[String: Any]] ?? []
+                    if groups.filter({ $0["kind"] as? String == "topic" }).count == 2 { break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(groups.contains { $0["kind"] as? String == "queue" && $0["name"] as? String == "orders" && $0["leader"] as? String == leader.id })
+                #expect(groups.filter { $0["kind"] as? String == "topic" }.count == 2, "one entry per topic partition")
+                let metrics = String(decoding: try await Self.call(.GET, leader.process.baseURL + "/metrics").body, as: UTF8.self)
+                #expect(metrics.contains("tern_raft_is_leader 1"), "the leader reports itself")
+                #expect(metrics.contains("tern_raft_replication_latency_seconds"), "writes were timed")
+                let followerMetrics = String(decoding: try await Self.call(.GET, base + "/metrics").body, as: UTF8.self)
+                #expect(followerMetrics.contains("tern_cluster_forwarded_requests_total"), "the follower counted its forwards")
             }
-            #expect(groups.contains { $0["kind"] as? String == "queue" && $0["name"] as? String == "orders" && $0["leader"] as? String == leader.id })
-            #expect(groups.filter { $0["kind"] as? String == "topic" }.count == 2, "one entry per topic partition")
-            let metrics = String(decoding: try await Self.call(.GET, leader.process.baseURL + "/metrics").body, as: UTF8.self)
-            #expect(metrics.contains("tern_raft_is_leader 1"), "the leader reports itself")
-            #expect(metrics.contains("tern_raft_replication_latency_seconds"), "writes were timed")
-            let followerMetrics = String(decoding: try await Self.call(.GET, base + "/metrics").body, as: UTF8.self)
-            #expect(followerMetrics.contains("tern_cluster_forwarded_requests_total"), "the follower counted its forwards")
         }
 
         /// A binary client pointed at a follower: reads and writes answer `NotLeader` naming the
@@ -153,31 +167,32 @@ extension IntegrationTests {
             let root = try TemporaryDirectory(prefix: "tern-cluster-binary")
             defer { root.remove() }
             let nodes = try await Self.startCluster(root)
-            defer { Task { for node in nodes { await node.process.kill9() } } }
-            let leader = try await Self.leader(of: nodes)
-            let follower = nodes.first { $0.id != leader.id }!
+            try await Self.killing(nodes) {
+                let leader = try await Self.leader(of: nodes)
+                let follower = nodes.first { $0.id != leader.id }!
 
-            var strict = TernClient.Settings()
-            strict.maxLeaderRedirects = 0
-            let pinned = TernClient(host: "127.0.0.1", port: follower.binaryPort, settings: strict)
-            do {
-                _ = try await pinned.createQueue("binary-jobs")
-                Issue.record("a follower created a queue")
-            } catch {
-                #expect(error.code == .notLeader)
-                #expect(error.message.hasSuffix(" at 127.0.0.1:\(leader.binaryPort)"), "\(error.message)")
+                var strict = TernClient.Settings()
+                strict.maxLeaderRedirects = 0
+                let pinned = TernClient(host: "127.0.0.1", port: follower.binaryPort, settings: strict)
+                do throws(TernError) {
+                    _ = try await pinned.createQueue("binary-jobs")
+                    Issue.record("a follower created a queue")
+                } catch {
+                    #expect(error.code == .notLeader)
+                    #expect(error.message.hasSuffix(" at 127.0.0.1:\(leader.binaryPort)"), "\(error.message)")
+                }
+                await pinned.close()
+
+                let client = TernClient(host: "127.0.0.1", port: follower.binaryPort)
+                defer { Task { await client.close() } }
+                let (created, _) = try await client.createQueue("binary-jobs")
+                #expect(created, "the queue did not exist: the NotLeader answer applied nothing")
+                #expect(client.currentAddress.port == leader.binaryPort, "the client now talks to the leader")
+                _ = try await client.send([OutgoingMessage(body: Array("hello".utf8))], to: "binary-jobs")
+                let received = try await client.receive(from: "binary-jobs", maxMessages: 10, waitTime: 1)
+                #expect(received.map { String(decoding: $0.body, as: UTF8.self) } == ["hello"])
+                try await client.acknowledge(received[0].receiptHandle, on: "binary-jobs")
             }
-            await pinned.close()
-
-            let client = TernClient(host: "127.0.0.1", port: follower.binaryPort)
-            defer { Task { await client.close() } }
-            let (created, _) = try await client.createQueue("binary-jobs")
-            #expect(created, "the queue did not exist: the NotLeader answer applied nothing")
-            #expect(client.currentAddress.port == leader.binaryPort, "the client now talks to the leader")
-            _ = try await client.send([OutgoingMessage(body: Array("hello".utf8))], to: "binary-jobs")
-            let received = try await client.receive(from: "binary-jobs", maxMessages: 10, waitTime: 1)
-            #expect(received.map { String(decoding: $0.body, as: UTF8.self) } == ["hello"])
-            try await client.acknowledge(received[0].receiptHandle, on: "binary-jobs")
         }
 
         /// Producers and consumers on every node while the leader is killed (`kill -9`) or
@@ -187,49 +202,50 @@ extension IntegrationTests {
             let root = try TemporaryDirectory(prefix: "tern-cluster-faults")
             defer { root.remove() }
             let nodes = try await Self.startCluster(root)
-            defer { Task { for node in nodes { await node.process.kill9() } } }
-            let faults = ProcessInfo.processInfo.environment["TERN_CLUSTER_FAULTS"].flatMap(Int.init) ?? 20
-            let history = QueueHistory()
-            let created = try await Self.retrying { try await Self.call(.PUT, nodes[0].process.baseURL + "/queues/jobs", json: ["visibility_timeout": 5]) }
-            #expect(created.status == 201)
-            let fifo = try await Self.retrying {
-                try await Self.call(.PUT, nodes[0].process.baseURL + "/queues/orders.fifo", json: ["fifo": true, "visibility_timeout": 5])
-            }
-            #expect(fifo.status == 201)
-            let topic = try await Self.retrying { try await Self.call(.PUT, nodes[0].process.baseURL + "/topics/events", json: ["partitions": 2]) }
-            #expect(topic.status == 201)
-
-            let running = ManagedFlag()
-            let workers = Self.workload(nodes, history: history, running: running)
-
-            for fault in 0..<faults {
-                guard let leader = try? await Self.leader(of: nodes) else { break }
-                if fault % 3 == 2 {
-                    history.fault("SIGSTOP \(leader.id) for 4 s")
-                    await leader.process.pause()
-                    try await Task.sleep(for: .seconds(4))
-                    await leader.process.resume()
-                } else {
-                    history.fault("kill -9 \(leader.id)")
-                    await leader.process.kill9()
-                    _ = try? await Self.leader(of: nodes, excluding: [leader.id])
-                    try await leader.process.start(timeout: .seconds(60))
+            try await Self.killing(nodes) {
+                let faults = ProcessInfo.processInfo.environment["TERN_CLUSTER_FAULTS"].flatMap(Int.init) ?? 20
+                let history = QueueHistory()
+                let created = try await Self.retrying { try await Self.call(.PUT, nodes[0].process.baseURL + "/queues/jobs", json: ["visibility_timeout": 5]) }
+                #expect(created.status == 201)
+                let fifo = try await Self.retrying {
+                    try await Self.call(.PUT, nodes[0].process.baseURL + "/queues/orders.fifo", json: ["fifo": true, "visibility_timeout": 5])
                 }
-                try await Task.sleep(for: .milliseconds(500))
+                #expect(fifo.status == 201)
+                let topic = try await Self.retrying { try await Self.call(.PUT, nodes[0].process.baseURL + "/topics/events", json: ["partitions": 2]) }
+                #expect(topic.status == 201)
+
+                let running = ManagedFlag()
+                let workers = Self.workload(nodes, history: history, running: running)
+
+                for fault in 0..<faults {
+                    guard let leader = try? await Self.leader(of: nodes) else { break }
+                    if fault % 3 == 2 {
+                        history.fault("SIGSTOP \(leader.id) for 4 s")
+                        await leader.process.pause()
+                        try await Task.sleep(for: .seconds(4))
+                        await leader.process.resume()
+                    } else {
+                        history.fault("kill -9 \(leader.id)")
+                        await leader.process.kill9()
+                        _ = try? await Self.leader(of: nodes, excluding: [leader.id])
+                        try await leader.process.start(timeout: .seconds(60))
+                    }
+                    try await Task.sleep(for: .milliseconds(500))
+                }
+                running.value = false
+                await workers.value
+
+                await Self.drain(nodes, history: history)
+
+                let violations = history.check()
+                #expect(violations.isEmpty, "\(violations.prefix(20)) after faults \(history.faults)")
+                let topicViolations = try await Self.checkTopic(nodes, history: history)
+                #expect(topicViolations.isEmpty, "\(topicViolations.prefix(20)) after faults \(history.faults)")
+                #expect(history.producedCount > 0, "records were produced to the topic")
+                #expect(history.faults.count >= min(faults, 20), "faults injected: \(history.faults)")
+                #expect(history.acknowledgedSendCount > 0)
+                #expect(history.termsServed >= 2, "leadership moved during the run")
             }
-            running.value = false
-            await workers.value
-
-            await Self.drain(nodes, history: history)
-
-            let violations = history.check()
-            #expect(violations.isEmpty, "\(violations.prefix(20)) after faults \(history.faults)")
-            let topicViolations = try await Self.checkTopic(nodes, history: history)
-            #expect(topicViolations.isEmpty, "\(topicViolations.prefix(20)) after faults \(history.faults)")
-            #expect(history.producedCount > 0, "records were produced to the topic")
-            #expect(history.faults.count >= min(faults, 20), "faults injected: \(history.faults)")
-            #expect(history.acknowledgedSendCount > 0)
-            #expect(history.termsServed >= 2, "leadership moved during the run")
         }
 
         /// Three producers and two consumers, each going round the nodes, until `running` clears.
@@ -268,18 +284,20 @@ extension IntegrationTests {
                             }
                         }
                     }
-                    // FIFO: one sender per message group, in order; one consumer.
+                    // FIFO: one sender per message group, in order, retrying a send whose answer
+                    // it did not get (same deduplication id) before the next, as SQS advises; one consumer.
                     for sender in 0..<2 {
                         group.addTask {
-                            var k = 0
+                            var k = 0, attempt = 0
                             while running.value {
-                                let node = nodes[(sender + k) % nodes.count]
+                                attempt += 1
+                                let node = nodes[(sender + attempt) % nodes.count]
                                 let body = "f\(sender)-\(k)"
-                                k += 1
                                 let message: [String: Any] = ["message": body, "group_id": "g\(sender)", "deduplication_id": body]
                                 if let answer = try? await Self.call(.POST, node.process.baseURL + "/queues/orders.fifo/messages", json: message, timeout: 15),
-                                   answer.status == 201 {
+                                   answer.status == 201 || answer.status == 200 {
                                     history.sendAcknowledged(body)
+                                    k += 1
                                 } else {
                                     history.sendIndeterminate(body)
                                     try? await Task.sleep(for: .milliseconds(100))
@@ -341,48 +359,49 @@ extension IntegrationTests {
             let root = try TemporaryDirectory(prefix: "tern-cluster-partitions")
             defer { root.remove() }
             let nodes = try await Self.startCluster(root, namespaces: namespaces)
-            defer { Task { for node in nodes { await node.process.kill9() } } }
-            let history = QueueHistory()
-            let created = try await Self.retrying { try await Self.call(.PUT, nodes[0].process.baseURL + "/queues/jobs", json: ["visibility_timeout": 5]) }
-            #expect(created.status == 201)
-            let fifo = try await Self.retrying {
-                try await Self.call(.PUT, nodes[0].process.baseURL + "/queues/orders.fifo", json: ["fifo": true, "visibility_timeout": 5])
-            }
-            #expect(fifo.status == 201)
-            let topic = try await Self.retrying { try await Self.call(.PUT, nodes[0].process.baseURL + "/topics/events", json: ["partitions": 2]) }
-            #expect(topic.status == 201)
-            let running = ManagedFlag()
-            let workers = Self.workload(nodes, history: history, running: running)
-            var isolatedWrites: [Int] = []
-            for cycle in 0..<4 {
-                let leader = try await Self.leader(of: nodes)
-                let victim = cycle == 3 ? nodes.first { $0.id != leader.id }! : leader
-                let index = nodes.firstIndex { $0.id == victim.id }!
-                history.fault("cut \(victim.id) off (\(victim.id == leader.id ? "leader" : "follower")) for 6 s")
-                try namespaces.cut(index)
-                try await Task.sleep(for: .seconds(4))
-                // Past the election timeout the cut-off node must not acknowledge a write.
-                if let answer = try? await Self.call(.POST, victim.process.baseURL + "/queues/jobs/messages", json: ["message": "isolated-\(cycle)"], timeout: 15) {
-                    isolatedWrites.append(answer.status)
-                    if answer.status == 201 { history.sendAcknowledged("isolated-\(cycle)") } else { history.sendIndeterminate("isolated-\(cycle)") }
+            try await Self.killing(nodes) {
+                let history = QueueHistory()
+                let created = try await Self.retrying { try await Self.call(.PUT, nodes[0].process.baseURL + "/queues/jobs", json: ["visibility_timeout": 5]) }
+                #expect(created.status == 201)
+                let fifo = try await Self.retrying {
+                    try await Self.call(.PUT, nodes[0].process.baseURL + "/queues/orders.fifo", json: ["fifo": true, "visibility_timeout": 5])
                 }
-                _ = try await Self.leader(of: nodes, excluding: [victim.id])
-                try await Task.sleep(for: .seconds(2))
-                try namespaces.heal(index)
-                try await Task.sleep(for: .seconds(2))
-            }
-            running.value = false
-            await workers.value
-            await Self.drain(nodes, history: history)
+                #expect(fifo.status == 201)
+                let topic = try await Self.retrying { try await Self.call(.PUT, nodes[0].process.baseURL + "/topics/events", json: ["partitions": 2]) }
+                #expect(topic.status == 201)
+                let running = ManagedFlag()
+                let workers = Self.workload(nodes, history: history, running: running)
+                var isolatedWrites: [Int] = []
+                for cycle in 0..<4 {
+                    let leader = try await Self.leader(of: nodes)
+                    let victim = cycle == 3 ? nodes.first { $0.id != leader.id }! : leader
+                    let index = nodes.firstIndex { $0.id == victim.id }!
+                    history.fault("cut \(victim.id) off (\(victim.id == leader.id ? "leader" : "follower")) for 6 s")
+                    try namespaces.cut(index)
+                    try await Task.sleep(for: .seconds(4))
+                    // Past the election timeout the cut-off node must not acknowledge a write.
+                    if let answer = try? await Self.call(.POST, victim.process.baseURL + "/queues/jobs/messages", json: ["message": "isolated-\(cycle)"], timeout: 15) {
+                        isolatedWrites.append(answer.status)
+                        if answer.status == 201 { history.sendAcknowledged("isolated-\(cycle)") } else { history.sendIndeterminate("isolated-\(cycle)") }
+                    }
+                    _ = try await Self.leader(of: nodes, excluding: [victim.id])
+                    try await Task.sleep(for: .seconds(2))
+                    try namespaces.heal(index)
+                    try await Task.sleep(for: .seconds(2))
+                }
+                running.value = false
+                await workers.value
+                await Self.drain(nodes, history: history)
 
-            let violations = history.check()
-            #expect(violations.isEmpty, "\(violations.prefix(20)) after faults \(history.faults)")
-            let topicViolations = try await Self.checkTopic(nodes, history: history)
-            #expect(topicViolations.isEmpty, "\(topicViolations.prefix(20)) after faults \(history.faults)")
-            #expect(history.producedCount > 0, "records were produced to the topic")
-            #expect(!isolatedWrites.contains(201), "a node cut off from the majority acknowledged a write: \(isolatedWrites)")
-            #expect(history.termsServed >= 2, "leadership moved during the run")
-            #expect(history.acknowledgedSendCount > 0)
+                let violations = history.check()
+                #expect(violations.isEmpty, "\(violations.prefix(20)) after faults \(history.faults)")
+                let topicViolations = try await Self.checkTopic(nodes, history: history)
+                #expect(topicViolations.isEmpty, "\(topicViolations.prefix(20)) after faults \(history.faults)")
+                #expect(history.producedCount > 0, "records were produced to the topic")
+                #expect(!isolatedWrites.contains(201), "a node cut off from the majority acknowledged a write: \(isolatedWrites)")
+                #expect(history.termsServed >= 2, "leadership moved during the run")
+                #expect(history.acknowledgedSendCount > 0)
+            }
         }
 
         /// A consumer-group member of `events`/`indexers`: joins, consumes, commits the next
