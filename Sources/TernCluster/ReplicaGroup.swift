@@ -86,6 +86,9 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     // value of function type re-abstracts it on every call, wrapping the closure in two more
     // thunks each time until calling it overflows the stack.
     private let observers = Mutex(Observers())
+    /// Entries whose command failed with a ``TernError`` (the same on every replica): the next
+    /// entries may be applied past them. Pruned once the stored applied index passes them.
+    private let deterministicFailures = Mutex<Set<Raft.Index>>([])
 
     private struct Observers {
         var applied: (@Sendable (Machine.Output) -> Void)?
@@ -404,13 +407,30 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
             let group = self.group, logStore = self.logStore, machine = self.machine
             // Not synced on its own: the entry is durable in the log on a majority, and a
             // replica that loses the applied state in a crash applies the entry again.
-            storage.submit(durable: false, { txn -> Machine.Output? in
-                var output: Machine.Output?
-                if entry.kind == .normal, !entry.payload.isEmpty {
-                    output = try machine.apply(entry.payload, in: txn)
+            storage.submit(durable: false, { [self] txn -> Machine.Output? in
+                // In order and never past a gap: every earlier entry is applied (its effects and
+                // index stored in one transaction) or failed deterministically (it changes
+                // nothing anywhere). An entry after one that failed otherwise is not applied,
+                // so a replica that halts on a disk error cannot skip it after a restart.
+                let stored = try logStore.loadApplied(group: group, in: txn)
+                guard entry.index > stored else { return nil }  // applied before a restart
+                var previous = entry.index - 1
+                while previous > stored, deterministicFailures.withLock({ $0.contains(previous) }) { previous -= 1 }
+                guard previous <= stored else {
+                    throw StorageError(.corruptRecord, "entry \(entry.index) of group \(group) follows entry \(previous), which was not applied")
                 }
-                try logStore.saveApplied(group: group, entry.index, in: txn)
-                return output
+                do {
+                    var output: Machine.Output?
+                    if entry.kind == .normal, !entry.payload.isEmpty {
+                        output = try machine.apply(entry.payload, in: txn)
+                    }
+                    try logStore.saveApplied(group: group, entry.index, in: txn)
+                    deterministicFailures.withLock { set in if !set.isEmpty { set = set.filter { $0 > stored } } }
+                    return output
+                } catch let error as TernError {
+                    deterministicFailures.withLock { _ = $0.insert(entry.index) }
+                    throw error
+                }
             }, completion: { (result: Result<Machine.Output?, any Error>) in
                 outputs.withLock { $0[entry.index] = result }
                 finish()
