@@ -56,10 +56,9 @@ struct ClusterForwardingMiddleware<Context: RequestContext>: RouterMiddleware {
             } catch let error as TernError where error.code == .notLeader {
                 // Leadership moved while the request was served: nothing was applied.
                 throw TernError(.unavailable, error.message + "; retry")
-            } catch let error as TernError {
-                // Rendered here so that errors the leader answered carry the headers too.
-                response = ErrorMiddleware<Context>().render(error)
             }
+            // Errors thrown here are rendered (and counted in metrics) by the outer middleware,
+            // without these headers: only successful answers say who served them.
             response.headers[Self.servedByHeader] = node.nodeID
             response.headers[Self.termHeader] = String(term)
             return response
