@@ -84,13 +84,15 @@ import TernTestKit
         return try names.map { try Node(name: $0, network: network, clock: clock) }
     }
 
-    /// Polls `condition` until it holds or 30 s pass.
+    /// Polls `condition` until it holds or 60 s pass, checking once more at the end (on a
+    /// loaded machine this task may not run again until the deadline has passed).
     static func eventually(_ what: String, _ condition: () throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
+        let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             if try condition() { return }
             try await Task.sleep(for: .milliseconds(20))
         }
+        if try condition() { return }
         Issue.record("timed out waiting for \(what)")
         throw CancellationError()
     }
