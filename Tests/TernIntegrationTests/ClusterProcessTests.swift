@@ -205,14 +205,7 @@ extension IntegrationTests {
             try await Self.killing(nodes) {
                 let faults = ProcessInfo.processInfo.environment["TERN_CLUSTER_FAULTS"].flatMap(Int.init) ?? 20
                 let history = QueueHistory()
-                let created = try await Self.retrying { try await Self.call(.PUT, nodes[0].process.baseURL + "/queues/jobs", json: ["visibility_timeout": 5]) }
-                #expect(created.status == 201)
-                let fifo = try await Self.retrying {
-                    try await Self.call(.PUT, nodes[0].process.baseURL + "/queues/orders.fifo", json: ["fifo": true, "visibility_timeout": 5])
-                }
-                #expect(fifo.status == 201)
-                let topic = try await Self.retrying { try await Self.call(.PUT, nodes[0].process.baseURL + "/topics/events", json: ["partitions": 2]) }
-                #expect(topic.status == 201)
+                try await Self.createWorkloadQueues(nodes)
 
                 let running = ManagedFlag()
                 let workers = Self.workload(nodes, history: history, running: running)
@@ -237,15 +230,31 @@ extension IntegrationTests {
 
                 await Self.drain(nodes, history: history)
 
-                let violations = history.check()
-                #expect(violations.isEmpty, "\(violations.prefix(20)) after faults \(history.faults)")
-                let topicViolations = try await Self.checkTopic(nodes, history: history)
-                #expect(topicViolations.isEmpty, "\(topicViolations.prefix(20)) after faults \(history.faults)")
-                #expect(history.producedCount > 0, "records were produced to the topic")
+                try await Self.checkHistory(nodes, history)
                 #expect(history.faults.count >= min(faults, 20), "faults injected: \(history.faults)")
                 #expect(history.acknowledgedSendCount > 0)
                 #expect(history.termsServed >= 2, "leadership moved during the run")
             }
+        }
+
+        /// The queue, FIFO queue and topic that ``workload(_:history:running:)`` uses.
+        static func createWorkloadQueues(_ nodes: [Node]) async throws {
+            let base = nodes[0].process.baseURL
+            let created = try await retrying { try await call(.PUT, base + "/queues/jobs", json: ["visibility_timeout": 5]) }
+            #expect(created.status == 201)
+            let fifo = try await retrying { try await call(.PUT, base + "/queues/orders.fifo", json: ["fifo": true, "visibility_timeout": 5]) }
+            #expect(fifo.status == 201)
+            let topic = try await retrying { try await call(.PUT, base + "/topics/events", json: ["partitions": 2]) }
+            #expect(topic.status == 201)
+        }
+
+        /// Every check of the queues' history and of the topic against what the cluster holds.
+        static func checkHistory(_ nodes: [Node], _ history: QueueHistory) async throws {
+            let violations = history.check()
+            #expect(violations.isEmpty, "\(violations.prefix(20)) after faults \(history.faults)")
+            let topicViolations = try await checkTopic(nodes, history: history)
+            #expect(topicViolations.isEmpty, "\(topicViolations.prefix(20)) after faults \(history.faults)")
+            #expect(history.producedCount > 0, "records were produced to the topic")
         }
 
         /// Three producers and two consumers, each going round the nodes, until `running` clears.
@@ -361,14 +370,7 @@ extension IntegrationTests {
             let nodes = try await Self.startCluster(root, namespaces: namespaces)
             try await Self.killing(nodes) {
                 let history = QueueHistory()
-                let created = try await Self.retrying { try await Self.call(.PUT, nodes[0].process.baseURL + "/queues/jobs", json: ["visibility_timeout": 5]) }
-                #expect(created.status == 201)
-                let fifo = try await Self.retrying {
-                    try await Self.call(.PUT, nodes[0].process.baseURL + "/queues/orders.fifo", json: ["fifo": true, "visibility_timeout": 5])
-                }
-                #expect(fifo.status == 201)
-                let topic = try await Self.retrying { try await Self.call(.PUT, nodes[0].process.baseURL + "/topics/events", json: ["partitions": 2]) }
-                #expect(topic.status == 201)
+                try await Self.createWorkloadQueues(nodes)
                 let running = ManagedFlag()
                 let workers = Self.workload(nodes, history: history, running: running)
                 var isolatedWrites: [Int] = []
@@ -393,11 +395,7 @@ extension IntegrationTests {
                 await workers.value
                 await Self.drain(nodes, history: history)
 
-                let violations = history.check()
-                #expect(violations.isEmpty, "\(violations.prefix(20)) after faults \(history.faults)")
-                let topicViolations = try await Self.checkTopic(nodes, history: history)
-                #expect(topicViolations.isEmpty, "\(topicViolations.prefix(20)) after faults \(history.faults)")
-                #expect(history.producedCount > 0, "records were produced to the topic")
+                try await Self.checkHistory(nodes, history)
                 #expect(!isolatedWrites.contains(201), "a node cut off from the majority acknowledged a write: \(isolatedWrites)")
                 #expect(history.termsServed >= 2, "leadership moved during the run")
                 #expect(history.acknowledgedSendCount > 0)
