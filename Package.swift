@@ -36,11 +36,12 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
         .systemLibrary(name: "CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
+        .target(name: "CCRC32C"),
         .target(name: "TernCore", swiftSettings: strictSettings),
         .target(
             name: "TernStorage",
             dependencies: [
-                "TernCore", "CLMDB", "CSnappy",
+                "TernCore", "CLMDB", "CSnappy", "CCRC32C",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

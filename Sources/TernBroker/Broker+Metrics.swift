@@ -10,11 +10,11 @@ public enum BrokerEvent: Sendable, Hashable {
     /// `count` messages of `bytes` body bytes in total were stored in `queue`.
     case sent(queue: QueueName, count: Int, bytes: Int)
     /// `count` messages were delivered from `queue` (and deleted on delivery when
-    /// `autoAcknowledged`, each then also reported as ``acknowledged(queue:secondsInQueue:)``).
+    /// `autoAcknowledged`, then also reported as ``acknowledged(queue:secondsInQueue:)``).
     case received(queue: QueueName, count: Int, autoAcknowledged: Bool)
-    /// A message of `queue` was acknowledged `secondsInQueue` seconds after it was sent (or
-    /// removed on delivery, when auto-acknowledged).
-    case acknowledged(queue: QueueName, secondsInQueue: Double)
+    /// Messages of `queue` were acknowledged (or removed on delivery, when auto-acknowledged) in
+    /// one command: one element per message, the seconds from its send to its deletion.
+    case acknowledged(queue: QueueName, secondsInQueue: [Double])
     /// `count` messages of `queue` moved to its dead-letter queue.
     case deadLettered(queue: QueueName, count: Int)
     /// `count` messages of `queue` were deleted because their retention passed.

@@ -243,12 +243,16 @@ public final class Broker: Sendable {
             var generator = BatchRandom()
             let outcome = try await execute(.receive(name, maxMessages: maxMessages, visibilityTimeout: visibilityTimeout,
                                                      autoAcknowledge: autoAcknowledge, nonceSeed: generator.next()))
-            guard case .received(let messages, _) = outcome.result else { Self.unexpected(outcome.result) }
+            guard case .received(var messages, let queueID) = outcome.result else { Self.unexpected(outcome.result) }
             let now = outcome.time
+            if !messages.isEmpty && !autoAcknowledge {
+                let delivered = messages
+                messages = try reading { txn in try store.bodies(of: delivered, queue: queueID, in: txn) }
+            }
             if !messages.isEmpty {
                 observers.emit(.received(queue: name, count: messages.count, autoAcknowledged: autoAcknowledge))
                 if autoAcknowledge {
-                    observers.emit(messages.map { .acknowledged(queue: name, secondsInQueue: max(0, $0.sentAt.seconds(until: now))) })
+                    observers.emit(.acknowledged(queue: name, secondsInQueue: messages.map { max(0, $0.sentAt.seconds(until: now)) }))
                 }
                 if !autoAcknowledge { wakeMaintenance(ifEarlierThan: now.adding(seconds: timeout)) }
                 return messages
@@ -267,7 +271,7 @@ public final class Broker: Sendable {
         guard case .acknowledged(let results) = outcome.result, let result = results.first else { Self.unexpected(outcome.result) }
         switch result {
         case .success(let sentAt):
-            observers.emit(.acknowledged(queue: name, secondsInQueue: max(0, sentAt.seconds(until: outcome.time))))
+            observers.emit(.acknowledged(queue: name, secondsInQueue: [max(0, sentAt.seconds(until: outcome.time))]))
         case .failure(let error):
             throw error
         }
@@ -301,14 +305,15 @@ public final class Broker: Sendable {
         let outcome = try await execute(.acknowledge(name, parsed.map(\.handle)))
         guard case .acknowledged(let outcomes) = outcome.result else { Self.unexpected(outcome.result) }
         let now = outcome.time
-        var events = [BrokerEvent]()
+        var secondsInQueue = [Double]()
+        secondsInQueue.reserveCapacity(outcomes.count)
         for (slot, outcome) in zip(parsed, outcomes) {
             switch outcome {
-            case .success(let sentAt): events.append(.acknowledged(queue: name, secondsInQueue: max(0, sentAt.seconds(until: now))))
+            case .success(let sentAt): secondsInQueue.append(max(0, sentAt.seconds(until: now)))
             case .failure(let error): results[slot.index] = error
             }
         }
-        observers.emit(events)
+        if !secondsInQueue.isEmpty { observers.emit(.acknowledged(queue: name, secondsInQueue: secondsInQueue)) }
         return results
     }
 

@@ -408,9 +408,15 @@ public struct QueueStore: Sendable {
                     cache.update(record)
                     continue
                 }
-                // The body straight from the map page: checked and copied (or decompressed) once.
-                guard let storedBody = try txn.withValue(bodies, key, { (stored) throws(StorageError) in try MessageBody.decode(stored) }) else {
-                    throw StorageError(.corruptRecord, "message \(id)/\(sequence) has no body")
+                // An auto-acknowledged message's body is read here, before it is deleted; the others'
+                // are read after the commit, outside the writer (``bodies(of:queue:in:)``).
+                var storedBody: (body: [UInt8], attributes: [MessageAttribute]) = ([], [])
+                if autoAcknowledge {
+                    // Straight from the map page: checked and copied (or decompressed) once.
+                    guard let stored = try txn.withValue(bodies, key, { (stored) throws(StorageError) in try MessageBody.decode(stored) }) else {
+                        throw StorageError(.corruptRecord, "message \(id)/\(sequence) has no body")
+                    }
+                    storedBody = stored
                 }
                 header.receiveCount += 1
                 if header.firstReceivedAt.milliseconds == 0 { header.firstReceivedAt = now }
@@ -443,6 +449,38 @@ public struct QueueStore: Sendable {
         }
         try cache.flush(in: txn)
         return delivered
+    }
+
+    /// `delivered` (the result of a ``receive(_:maxMessages:visibilityTimeout:nonceSeed:autoAcknowledge:at:effects:in:)``
+    /// that did not acknowledge, committed) with each message's body and attributes read from
+    /// `txn`, a read transaction begun after that commit. Reading them here keeps the checksum,
+    /// decompression and copy of every body out of the single writer (and off followers, which
+    /// apply the receive but answer no one).
+    ///
+    /// A message whose delivery is no longer the current one — acknowledged or received again
+    /// between the commit and `txn` (possible only with a visibility timeout that already
+    /// passed, e.g. 0) — is left out: its receipt handle would be stale and another consumer
+    /// has it.
+    /// - Throws: ``StorageError`` (`corruptRecord` when a current delivery's body is missing or
+    ///   fails its checksum).
+    public func bodies(of delivered: [ReceivedMessage], queue id: UInt32, in txn: Transaction) throws -> [ReceivedMessage] {
+        var complete = [ReceivedMessage]()
+        complete.reserveCapacity(delivered.count)
+        for var message in delivered {
+            let key = QueueSchema.messageKey(queue: id, sequence: message.sequence)
+            let current = try txn.withValue(messages, key) { (stored) throws(StorageError) in
+                let header = try MessageHeader(decoding: stored)
+                return header.state == .inFlight && header.receiveCount == message.receiveCount
+            }
+            guard current == true else { continue }
+            guard let stored = try txn.withValue(bodies, key, { (stored) throws(StorageError) in try MessageBody.decode(stored) }) else {
+                throw StorageError(.corruptRecord, "message \(id)/\(message.sequence) has no body")
+            }
+            message.body = stored.body
+            message.attributes = stored.attributes
+            complete.append(message)
+        }
+        return complete
     }
 
     // MARK: Acknowledge and change visibility

@@ -152,7 +152,7 @@ extension Broker {
                 observers.emit(.sent(queue: send.queue, count: send.messages.count, bytes: send.messages.reduce(0) { $0 + $1.body.count }))
             }
             for (ack, sentAt) in zip(transaction.acknowledgements, sentAts) {
-                observers.emit(.acknowledged(queue: ack.queue, secondsInQueue: Swift.max(0, sentAt?.seconds(until: outcome.time) ?? 0)))
+                observers.emit(.acknowledged(queue: ack.queue, secondsInQueue: [Swift.max(0, sentAt?.seconds(until: outcome.time) ?? 0)]))
             }
             for (produce, offsets) in zip(produces, result.produced) {
                 producedEvents(produce, offsets: offsets)

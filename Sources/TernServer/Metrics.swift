@@ -242,8 +242,8 @@ public final class TernMetrics: Sendable {
             counters(queue).received.increment(by: Int64(count))
         case .acknowledged(let queue, let seconds):
             let c = counters(queue)
-            c.acknowledged.increment()
-            c.timeInQueue.recordNanoseconds(Int64((seconds * 1e9).rounded()))
+            c.acknowledged.increment(by: Int64(seconds.count))
+            for value in seconds { c.timeInQueue.recordNanoseconds(Int64((value * 1e9).rounded())) }
         case .deadLettered(let queue, let count):
             counters(queue).deadLettered.increment(by: Int64(count))
         case .expired(let queue, let count):

@@ -68,13 +68,15 @@ struct Produce: AsyncParsableCommand {
 struct Consume: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Receive + ack in batches (or, with --topic, fetches by offset); latency per round.")
     @OptionGroup var options: LoadOptions
+    @Flag(help: "Wait for each batch's acknowledgement before the next receive (default: the ack of one batch overlaps the receive of the next).")
+    var sequentialAcks = false
 
     func run() async throws {
         let recorder = LatencyRecorder()
         let start = monotonicMicroseconds()
         let deadline: UInt64? = options.duration.map { (seconds: Double) -> UInt64 in start + UInt64(seconds * 1e6) }
         let ticker = progress("consume", recorder: recorder, start: start, quiet: options.quiet)
-        let consumed = Counter()
+        let consumed = Counter(), received = Counter()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<options.connections {
                 if let topic = options.topic {
@@ -105,19 +107,35 @@ struct Consume: AsyncParsableCommand {
                     }
                     continue
                 }
+                let sequentialAcks = self.sequentialAcks
                 group.addTask {
                     let transport = try makeTransport(options)
-                    while keepGoing(deadline: deadline, remaining: options.count - consumed.value) {
+                    // With --count the queue was filled beforehand: a worker that finds it empty (the
+                    // rest is in flight with the others) stops at once instead of long-polling, so
+                    // the run's time has no idle tail. With --duration it long-polls for new messages.
+                    let waitTime = deadline == nil ? 0 : 1
+                    // The acknowledgement of one batch overlaps the receive of the next (at most one
+                    // of each in flight per connection), as a consumer with prefetch does; the round's
+                    // latency runs from its receive to its ack's answer.
+                    var pendingAck: Task<Void, any Error>?
+                    while keepGoing(deadline: deadline, remaining: options.count - received.value) {
                         let begin = monotonicMicroseconds()
-                        let messages = try await transport.receive(from: options.queue, max: min(options.batch, 1000), waitTime: 1)
+                        let messages = try await transport.receive(from: options.queue, max: min(options.batch, 1000), waitTime: waitTime)
                         if messages.isEmpty {
                             if deadline == nil { break }
                             continue
                         }
-                        try await transport.acknowledge(messages.map(\.handle), on: options.queue)
-                        consumed.add(messages.count)
-                        recorder.record(microseconds: monotonicMicroseconds() - begin, count: messages.count, size: messages[0].body.count)
+                        received.add(messages.count)
+                        try await pendingAck?.value
+                        let handles = messages.map(\.handle), count = messages.count, size = messages[0].body.count
+                        let ack = Task {
+                            try await transport.acknowledge(handles, on: options.queue)
+                            consumed.add(count)
+                            recorder.record(microseconds: monotonicMicroseconds() - begin, count: count, size: size)
+                        }
+                        if sequentialAcks { try await ack.value } else { pendingAck = ack }
                     }
+                    try await pendingAck?.value
                     await transport.close()
                 }
             }

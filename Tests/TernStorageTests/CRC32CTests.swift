@@ -43,7 +43,7 @@ import TernTestKit
         #expect(c == whole)
     }
 
-    /// The slicing-by-8 implementation against a bit-at-a-time reference, for every length up to 64
+    /// The checksum against a bit-at-a-time reference, for every length up to 64
     /// (all head/tail combinations of the 8-byte loop).
     @Test func checksum_ofEveryShortLength_matchesBitwiseReference() {
         var random = SeededGenerator(seed: 7)
@@ -51,6 +51,25 @@ import TernTestKit
             let data = random.bytes(count: length)
             #expect(CRC32C.checksum(data) == Self.reference(data), "length \(length)")
         }
+    }
+
+    /// The CPU instruction path (when this machine has one) and the software path agree for
+    /// every length up to 300 at every start alignment, and when continued from a nonzero CRC.
+    @Test func hardwareAndSoftware_agreeAtEveryLengthAndAlignment() {
+        var random = SeededGenerator(seed: 0x5E42)
+        let data = random.bytes(count: 320)
+        data.withUnsafeBytes { all in
+            for offset in 0..<8 {
+                for length in 0...300 {
+                    let piece = UnsafeRawBufferPointer(rebasing: all[offset..<(offset + length)])
+                    #expect(CRC32C.checksum(piece) == CRC32C.softwareChecksum(piece), "offset \(offset), length \(length)")
+                    #expect(CRC32C.checksum(piece, continuing: 0xDEAD_BEEF) == CRC32C.softwareChecksum(piece, continuing: 0xDEAD_BEEF))
+                }
+            }
+        }
+        // The software path alone still meets the standard check value.
+        let check = Array("123456789".utf8).withUnsafeBytes { CRC32C.softwareChecksum($0) }
+        #expect(check == 0xE306_9283)
     }
 
     @Test func checksum_ofNonContiguousCollection_matchesArray() {
