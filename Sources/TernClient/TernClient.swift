@@ -62,6 +62,16 @@ public final class TernClient: Sendable {
         /// before it fails with the last one. `NotLeader` means nothing was applied, so the
         /// request is sent again unchanged. Default 3; 0 = never follow.
         public var maxLeaderRedirects = 3
+        /// Further nodes of the cluster, as `HOST:PORT` of their binary listeners (Kafka's
+        /// `bootstrap.servers`): when the node calls go to cannot be reached, a new connection
+        /// tries these, and every node learned from `Metadata`, in order. Only opening a
+        /// connection moves on this way (nothing has been sent yet); a call whose connection
+        /// breaks still fails with `Unavailable`. Entries that do not parse are ignored.
+        public var bootstrapServers: [String] = []
+        /// In a cluster, whether each new connection asks the node it reached for `Metadata`
+        /// (one round trip), remembers the other nodes, and moves to the data group's leader,
+        /// so that calls go straight there instead of being answered `NotLeader`. Default true.
+        public var discoverLeader = true
         public init() {}
     }
 
@@ -69,8 +79,19 @@ public final class TernClient: Sendable {
     public let host: String
     public let port: Int
     public let settings: Settings
-    /// Where calls go now: `host:port` until a cluster node answered `NotLeader` naming another.
+    /// Where calls go now: `host:port` until a cluster node answered `NotLeader` naming another,
+    /// `Metadata` named the leader, or the node could not be reached and another was.
     private let target: Mutex<(host: String, port: Int)>
+    /// Every node a new connection may try: `host:port`, ``Settings/bootstrapServers``, and the
+    /// nodes `Metadata` named (at most ``maxKnownNodes``), in that order.
+    private let known: Mutex<[Endpoint]>
+    /// The most nodes ``known`` keeps.
+    static let maxKnownNodes = 64
+
+    struct Endpoint: Hashable, Sendable {
+        var host: String
+        var port: Int
+    }
     let logger: Logger
     private let group: any EventLoopGroup
     private let connector: Connector
@@ -87,7 +108,17 @@ public final class TernClient: Sendable {
         self.logger = logger
         self.connector = Connector()
         self.target = Mutex((host, port))
+        var known = [Endpoint(host: host, port: port)]
+        for server in settings.bootstrapServers {
+            guard let address = Self.address(from: server) else { continue }
+            let endpoint = Endpoint(host: address.host, port: address.port)
+            if !known.contains(endpoint) { known.append(endpoint) }
+        }
+        self.known = Mutex(known)
     }
+
+    /// The nodes a new connection may try, in order (see ``Settings/bootstrapServers``).
+    public var knownNodes: [(host: String, port: Int)] { known.withLock { $0.map { ($0.host, $0.port) } } }
 
     /// The address calls go to now (the leader the client was redirected to, in a cluster).
     public var currentAddress: (host: String, port: Int) { target.withLock { $0 } }
@@ -125,7 +156,7 @@ public final class TernClient: Sendable {
         while true {
             let (host, port) = currentAddress
             let connection = try await connector.connection { () async throws(TernError) -> ClientConnection in
-                try await ClientConnection.connect(host: host, port: port, group: self.group, settings: self.settings)
+                try await self.openConnection()
             }
             let response = try await connection.call(request, timeout: settings.requestTimeout)
             guard case .error(let error) = response else { return response }
@@ -135,6 +166,72 @@ public final class TernClient: Sendable {
             logger.debug("following NotLeader", metadata: ["tern.leader": "\(leader.host):\(leader.port)"])
             target.withLock { $0 = leader }
             await connector.replace(ifCurrent: connection)
+        }
+    }
+
+    /// Who leads what in the cluster and where its nodes listen, as the node calls go to knows it
+    /// (``WireMetadata/alone`` from a node that runs alone). Also remembers the nodes it names.
+    /// - Throws: ``TernError`` as ``call(_:)``.
+    public func metadata() async throws(TernError) -> WireMetadata {
+        guard case .metadata(let metadata) = try await call(.metadata) else { throw unexpected() }
+        learn(metadata)
+        return metadata
+    }
+
+    /// Opens the connection calls use: to ``currentAddress``, else to the other ``knownNodes`` in
+    /// order (nothing was sent on a connection that failed to open, so trying the next is safe).
+    /// In a cluster, with ``Settings/discoverLeader``, the node reached is asked `Metadata` and
+    /// the connection moves to the data group's leader when another node leads.
+    /// - Throws: ``TernError`` `Unavailable` (or the handshake's error) of the last node tried.
+    private func openConnection() async throws(TernError) -> ClientConnection {
+        let first = currentAddress
+        var candidates = [Endpoint(host: first.host, port: first.port)]
+        for endpoint in known.withLock({ $0 }) where !candidates.contains(endpoint) { candidates.append(endpoint) }
+        var lastError: TernError?
+        for endpoint in candidates {
+            let connection: ClientConnection
+            do {
+                connection = try await ClientConnection.connect(host: endpoint.host, port: endpoint.port, group: group, settings: settings)
+            } catch {
+                lastError = error
+                continue
+            }
+            if endpoint != candidates[0] {
+                logger.info("node unreachable; calls go to another", metadata: [
+                    "tern.unreachable": "\(first.host):\(first.port)", "tern.node": "\(endpoint.host):\(endpoint.port)",
+                ])
+            }
+            target.withLock { $0 = (endpoint.host, endpoint.port) }
+            guard settings.discoverLeader, let leader = await leaderAddress(askingOn: connection),
+                  leader != endpoint else { return connection }
+            do {
+                let direct = try await ClientConnection.connect(host: leader.host, port: leader.port, group: group, settings: settings)
+                connection.close()
+                target.withLock { $0 = (leader.host, leader.port) }
+                logger.debug("connected to the leader", metadata: ["tern.leader": "\(leader.host):\(leader.port)"])
+                return direct
+            } catch {
+                return connection  // the node reached still answers (NotLeader names the leader)
+            }
+        }
+        throw lastError ?? TernError(.unavailable, "no node of the cluster could be reached")
+    }
+
+    /// Asks `connection` for `Metadata`; remembers the nodes it names and returns the data
+    /// group's leader's binary address (nil outside a cluster, with no leader now, or from a
+    /// broker that does not know `Metadata`).
+    private func leaderAddress(askingOn connection: ClientConnection) async -> Endpoint? {
+        guard case .metadata(let metadata)? = try? await connection.call(.metadata, timeout: settings.requestTimeout),
+              metadata.clustered else { return nil }
+        learn(metadata)
+        return metadata.groups.first?.leaderBinary.flatMap(Self.address(from:)).map { Endpoint(host: $0.host, port: $0.port) }
+    }
+
+    /// Adds the binary addresses of the nodes `metadata` names to ``knownNodes``.
+    private func learn(_ metadata: WireMetadata) {
+        let learned = metadata.nodes.compactMap { $0.binary.flatMap(Self.address(from:)) }.map { Endpoint(host: $0.host, port: $0.port) }
+        known.withLock { known in
+            for endpoint in learned where !known.contains(endpoint) && known.count < Self.maxKnownNodes { known.append(endpoint) }
         }
     }
 

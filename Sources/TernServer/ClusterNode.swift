@@ -4,6 +4,7 @@ public import TernBroker
 public import TernCluster
 public import TernGossip
 public import TernReplication
+public import TernWire
 
 /// This node's part in a cluster, as the listeners see it: the replication group that holds
 /// the queues and topics (``ReplicatedBroker``), the gossip membership that says where its
@@ -63,6 +64,27 @@ public final class ClusterNode: Sendable {
             return .unavailable("the data group's leader \(leader) is not known to gossip yet; retry")
         }
         return .forward(leader: leader, address: address)
+    }
+
+    /// What `Metadata` (binary API key 59) answers: the data group's leader and its binary
+    /// address, and every node with its binary address — the controllers first, in their
+    /// configured order, then other members gossip knows.
+    public func metadata() -> WireMetadata {
+        let status = data.group.status
+        let members = gossip.members()
+        func node(_ id: String) -> WireMetadata.Node {
+            let found = members.first { $0.member.node.id.rawValue == id }
+            let reachable = id == nodeID || found.map { $0.member.state == .alive || $0.member.state == .suspect } ?? false
+            return WireMetadata.Node(nodeID: id, binary: found?.member.node.binary?.description, reachable: reachable)
+        }
+        var nodes = controllers.map(node)
+        for member in members where !controllers.contains(member.member.node.id.rawValue) {
+            nodes.append(node(member.member.node.id.rawValue))
+        }
+        let leader = status.leader.map { data.group.name(of: $0) ?? "\($0)" }
+        let group = WireMetadata.Group(id: ClusterNode.dataGroup, scope: .everything, leader: leader,
+                                       leaderBinary: leader.flatMap { node($0).binary }, term: status.term)
+        return WireMetadata(clustered: true, nodeID: nodeID, nodes: nodes, groups: [group])
     }
 
     /// The node a Raft id names, and its binary address (the transport's resolver).

@@ -21,7 +21,7 @@ enum WireAuthorization {
             return [.produce(queue)]
         case .receive(let queue, _, _, _, _), .acknowledge(let queue, _), .changeVisibility(let queue, _, _):
             return [.consume(queue)]
-        case .describeTopic, .listTopics, .describeCluster:
+        case .describeTopic, .listTopics, .describeCluster, .metadata:
             return [.authenticated]
         case .createTopic, .deleteTopic:
             return [.admin]

@@ -52,6 +52,8 @@ public struct WireRequestHandler: Sendable {
             return .queues(try broker.listQueues())
         case .describeCluster:
             return .cluster(cluster?.wireView() ?? .alone)
+        case .metadata:
+            return .metadata(clusterNode?.metadata() ?? .alone)
         case .deleteQueue(let name):
             try await broker.deleteQueue(try QueueName(name))
             return .done
@@ -186,7 +188,7 @@ public struct WireRequestHandler: Sendable {
     /// authentication, cluster description and node-to-node frames).
     static func isDataRequest(_ request: WireRequest) -> Bool {
         switch request {
-        case .apiVersions, .authenticate, .describeCluster, .peerHello, .raftBatch: false
+        case .apiVersions, .authenticate, .describeCluster, .metadata, .peerHello, .raftBatch: false
         default: true
         }
     }

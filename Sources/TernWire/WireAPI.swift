@@ -32,6 +32,9 @@ public enum WireAPI: UInt16, CaseIterable, Sendable, CustomStringConvertible {
     case commitOffsets = 40
     case resetOffsets = 41
     case describeGroup = 42
+    /// Who leads each replication group, and where the cluster's nodes listen (Kafka's
+    /// `Metadata`): clients send straight to leaders and know where to go when a node dies.
+    case metadata = 59
     /// The gossip membership view of the answering node (Kafka's `DescribeCluster` has key 60 too).
     case describeCluster = 60
     /// Node to node: opens a peer connection (who is sending, to whom, proof of the cluster key).
@@ -77,6 +80,7 @@ public enum WireAPI: UInt16, CaseIterable, Sendable, CustomStringConvertible {
         case .commitOffsets: "CommitOffsets"
         case .resetOffsets: "ResetOffsets"
         case .describeGroup: "DescribeGroup"
+        case .metadata: "Metadata"
         case .describeCluster: "DescribeCluster"
         case .peerHello: "PeerHello"
         case .raftBatch: "RaftBatch"

@@ -100,3 +100,118 @@ extension WireReader {
         return WireClusterView(gossip: gossip, nodeID: nodeID, members: members)
     }
 }
+
+/// The answer to `Metadata` (API key 59): who leads each replication group now and where the
+/// cluster's nodes listen, as the answering node knows it (Kafka's `Metadata`). A client sends
+/// straight to a group's leader, and falls back to the other nodes when its node cannot be
+/// reached. A node alone answers ``alone``.
+public struct WireMetadata: Sendable, Hashable {
+    /// One replication group and its leader.
+    public struct Group: Sendable, Hashable {
+        /// What a group holds. Step one of the cluster has one group holding every queue and topic.
+        public enum Scope: UInt8, Sendable, Hashable, CaseIterable {
+            /// Every queue and topic (the one data group of cluster step one).
+            case everything = 0
+        }
+
+        /// The group's id (1 for the data group of step one).
+        public var id: UInt64
+        public var scope: Scope
+        /// The leader's node id; nil while no leader is known (an election is under way).
+        public var leader: String?
+        /// The leader's binary listener, `HOST:PORT`, when gossip knows it.
+        public var leaderBinary: String?
+        /// The leader's Raft term, as the answering node saw it.
+        public var term: UInt64
+
+        public init(id: UInt64, scope: Scope, leader: String?, leaderBinary: String?, term: UInt64) {
+            self.id = id
+            self.scope = scope
+            self.leader = leader
+            self.leaderBinary = leaderBinary
+            self.term = term
+        }
+    }
+
+    /// A node of the cluster and its binary listener.
+    public struct Node: Sendable, Hashable {
+        public var nodeID: String
+        /// `HOST:PORT` of its binary listener, when gossip knows it.
+        public var binary: String?
+        /// Whether gossip sees it alive (or suspect) now.
+        public var reachable: Bool
+
+        public init(nodeID: String, binary: String?, reachable: Bool) {
+            self.nodeID = nodeID
+            self.binary = binary
+            self.reachable = reachable
+        }
+    }
+
+    /// Whether the answering node runs in a cluster.
+    public var clustered: Bool
+    /// The answering node's id.
+    public var nodeID: String?
+    /// The voters of the groups (`--controllers`), then any other member gossip knows.
+    public var nodes: [Node]
+    public var groups: [Group]
+
+    public init(clustered: Bool, nodeID: String?, nodes: [Node], groups: [Group]) {
+        self.clustered = clustered
+        self.nodeID = nodeID
+        self.nodes = nodes
+        self.groups = groups
+    }
+
+    /// A node outside a cluster: it serves everything itself.
+    public static let alone = WireMetadata(clustered: false, nodeID: nil, nodes: [], groups: [])
+}
+
+extension ByteBuffer {
+    mutating func writeMetadata(_ metadata: WireMetadata) {
+        writeWireBool(metadata.clustered)
+        writeWireOptional(metadata.nodeID) { $0.writeWireString($1) }
+        writeInteger(UInt32(metadata.nodes.count))
+        for node in metadata.nodes {
+            writeWireString(node.nodeID)
+            writeWireOptional(node.binary) { $0.writeWireString($1) }
+            writeWireBool(node.reachable)
+        }
+        writeInteger(UInt32(metadata.groups.count))
+        for group in metadata.groups {
+            writeInteger(group.id)
+            writeInteger(group.scope.rawValue)
+            writeWireOptional(group.leader) { $0.writeWireString($1) }
+            writeWireOptional(group.leaderBinary) { $0.writeWireString($1) }
+            writeInteger(group.term)
+        }
+    }
+}
+
+extension WireReader {
+    mutating func readMetadata() throws(TernError) -> WireMetadata {
+        let clustered = try readBool("clustered")
+        let nodeID = try readOptional("node id") { (r: inout WireReader) throws(TernError) in try r.readString("node id") }
+        let nodeCount = try readCount("node count", minimumElementBytes: 4)
+        var nodes = [WireMetadata.Node]()
+        nodes.reserveCapacity(nodeCount)
+        for _ in 0..<nodeCount {
+            let id = try readString("node id")
+            let binary = try readOptional("binary address") { (r: inout WireReader) throws(TernError) in try r.readString("binary address") }
+            nodes.append(WireMetadata.Node(nodeID: id, binary: binary, reachable: try readBool("reachable")))
+        }
+        let groupCount = try readCount("group count", minimumElementBytes: 19)
+        var groups = [WireMetadata.Group]()
+        groups.reserveCapacity(groupCount)
+        for _ in 0..<groupCount {
+            let id = try read(UInt64.self, "group id")
+            guard let scope = WireMetadata.Group.Scope(rawValue: try read(UInt8.self, "scope")) else {
+                throw TernError(.invalidFrame, "unknown group scope")
+            }
+            let leader = try readOptional("leader") { (r: inout WireReader) throws(TernError) in try r.readString("leader") }
+            let binary = try readOptional("leader address") { (r: inout WireReader) throws(TernError) in try r.readString("leader address") }
+            groups.append(WireMetadata.Group(id: id, scope: scope, leader: leader, leaderBinary: binary, term: try read(UInt64.self, "term")))
+        }
+        return WireMetadata(clustered: clustered, nodeID: nodeID, nodes: nodes, groups: groups)
+    }
+}

@@ -58,6 +58,8 @@ public enum WireRequest: Sendable, Hashable {
     case describeGroup(topic: String, group: String)
     /// The gossip membership view of the answering node.
     case describeCluster
+    /// Who leads each replication group and where the nodes listen (``WireMetadata``).
+    case metadata
     /// Node to node: the first frame of a peer connection after `ApiVersions`; answered with
     /// ``WireResponse/done`` or an error.
     case peerHello(WirePeerHello)
@@ -97,6 +99,7 @@ public enum WireRequest: Sendable, Hashable {
         case .resetOffsets: .resetOffsets
         case .describeGroup: .describeGroup
         case .describeCluster: .describeCluster
+        case .metadata: .metadata
         case .peerHello: .peerHello
         case .raftBatch: .raftBatch
         }
@@ -135,7 +138,7 @@ public enum WireRequest: Sendable, Hashable {
             buffer.writePatch(patch)
         case .describeQueue(let name), .deleteQueue(let name), .purgeQueue(let name), .redrive(let name):
             buffer.writeWireString(name)
-        case .listQueues, .describeCluster:
+        case .listQueues, .describeCluster, .metadata:
             break
         case .send(let queue, let producer, let messages):
             buffer.writeWireString(queue)
@@ -273,6 +276,7 @@ public enum WireRequest: Sendable, Hashable {
         case .describeQueue: self = .describeQueue(name: try r.readString("queue name"))
         case .listQueues: self = .listQueues
         case .describeCluster: self = .describeCluster
+        case .metadata: self = .metadata
         case .deleteQueue: self = .deleteQueue(name: try r.readString("queue name"))
         case .purgeQueue: self = .purgeQueue(name: try r.readString("queue name"))
         case .redrive: self = .redrive(name: try r.readString("queue name"))

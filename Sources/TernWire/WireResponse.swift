@@ -39,6 +39,8 @@ public enum WireResponse: Sendable, Equatable {
     case group(WireGroupInfo)
     /// DescribeCluster.
     case cluster(WireClusterView)
+    /// Metadata.
+    case metadata(WireMetadata)
     /// Any API: the request failed and changed nothing.
     case error(TernError)
 
@@ -151,6 +153,8 @@ public enum WireResponse: Sendable, Equatable {
             buffer.writeGroupInfo(info)
         case .cluster(let view):
             buffer.writeClusterView(view)
+        case .metadata(let metadata):
+            buffer.writeMetadata(metadata)
         case .error:
             preconditionFailure("handled above")
         }
@@ -275,6 +279,8 @@ public enum WireResponse: Sendable, Equatable {
             self = .group(try r.readGroupInfo())
         case .describeCluster:
             self = .cluster(try r.readClusterView())
+        case .metadata:
+            self = .metadata(try r.readMetadata())
         }
         try r.expectEnd("the \(api) response")
     }

@@ -57,10 +57,11 @@ import TernWire
 
     @Test func longPoll_waitsItsWaitTimeBeyondTheRequestTimeout_withoutTimingOut() async throws {
         try await WireServerFixture.with { f in
-            let client = f.client { $0.requestTimeout = .seconds(1) }
+            // A request timeout of 3 s leaves room for a loaded machine's scheduling delays.
+            let client = f.client { $0.requestTimeout = .seconds(3) }
             try await client.createQueue("q")
-            // The broker holds the receive for its 2 s wait time, longer than the request timeout.
-            #expect(try await client.receive(from: "q", waitTime: 2).isEmpty)
+            // The broker holds the receive for its 4 s wait time, longer than the request timeout.
+            #expect(try await client.receive(from: "q", waitTime: 4).isEmpty)
             #expect(try await client.describeQueue("q").counts.total == 0)
             await client.close()
         }

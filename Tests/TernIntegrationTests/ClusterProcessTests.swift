@@ -173,6 +173,7 @@ extension IntegrationTests {
 
                 var strict = TernClient.Settings()
                 strict.maxLeaderRedirects = 0
+                strict.discoverLeader = false
                 let pinned = TernClient(host: "127.0.0.1", port: follower.binaryPort, settings: strict)
                 do throws(TernError) {
                     _ = try await pinned.createQueue("binary-jobs")
@@ -192,6 +193,51 @@ extension IntegrationTests {
                 let received = try await client.receive(from: "binary-jobs", maxMessages: 10, waitTime: 1)
                 #expect(received.map { String(decoding: $0.body, as: UTF8.self) } == ["hello"])
                 try await client.acknowledge(received[0].receiptHandle, on: "binary-jobs")
+            }
+        }
+
+        /// `Metadata` on connect sends a client straight to the leader and teaches it the other
+        /// nodes; a client given only the leader's address goes on to the new leader by itself
+        /// after that leader is killed.
+        @Test func binaryClientsGoStraightToTheLeader_andOnToTheNextWhenItDies() async throws {
+            let root = try TemporaryDirectory(prefix: "tern-cluster-metadata")
+            defer { root.remove() }
+            let nodes = try await Self.startCluster(root)
+            try await Self.killing(nodes) {
+                let leader = try await Self.leader(of: nodes)
+                let follower = nodes.first { $0.id != leader.id }!
+
+                let viaFollower = TernClient(host: "127.0.0.1", port: follower.binaryPort)
+                let metadata = try await viaFollower.metadata()
+                #expect(viaFollower.currentAddress.port == leader.binaryPort, "the first connection moved to the leader")
+                #expect(metadata.clustered && metadata.nodeID == leader.id)
+                #expect(metadata.groups.map(\.leader) == [leader.id])
+                #expect(metadata.groups.first?.leaderBinary == "127.0.0.1:\(leader.binaryPort)")
+                #expect(Set(metadata.nodes.map(\.nodeID)) == Set(nodes.map(\.id)))
+                await viaFollower.close()
+
+                let client = TernClient(host: "127.0.0.1", port: leader.binaryPort)
+                _ = try await client.createQueue("failover")
+                #expect(Set(client.knownNodes.map(\.port)) == Set(nodes.map(\.binaryPort)), "learned every node from Metadata")
+                await leader.process.kill9()
+                // Until a new leader serves, calls fail (Unavailable: nothing was applied, or
+                // the outcome is unknown); the client finds the new leader by itself.
+                var sent = false
+                let deadline = ContinuousClock.now + .seconds(60)
+                while !sent && ContinuousClock.now < deadline {
+                    do {
+                        _ = try await client.send([OutgoingMessage(body: Array("after".utf8))], to: "failover")
+                        sent = true
+                    } catch {
+                        try await Task.sleep(for: .milliseconds(200))
+                    }
+                }
+                #expect(sent, "no send succeeded within 60 s of the leader's death")
+                let successor = try await Self.leader(of: nodes, excluding: [leader.id])
+                #expect(client.currentAddress.port == successor.binaryPort, "calls go to the new leader")
+                let received = try await client.receive(from: "failover", maxMessages: 10, waitTime: 1)
+                #expect(received.contains { String(decoding: $0.body, as: UTF8.self) == "after" })
+                await client.close()
             }
         }
 

@@ -74,6 +74,7 @@ enum WireSamples {
                 produces: [.init(topic: "upper", messages: [TopicMessage(key: Array("k".utf8), value: Array("V".utf8)),
                                                             TopicMessage(value: [], partition: 2)])])),
             .describeCluster,
+            .metadata,
         ] + topicRequests + peerRequests
     }()
 
@@ -181,6 +182,14 @@ enum WireSamples {
             WireClusterMember(nodeID: "n2", state: .left, incarnation: 3, gossip: "10.0.0.2:7946", http: nil, binary: "10.0.0.2:7081",
                               zone: nil, startedAt: 1, lastChange: 2, isLocal: false),
         ]))),
+        (.metadata, .metadata(.alone)),
+        (.metadata, .metadata(WireMetadata(clustered: true, nodeID: "n2", nodes: [
+            WireMetadata.Node(nodeID: "n1", binary: "10.0.0.1:7081", reachable: true),
+            WireMetadata.Node(nodeID: "n2", binary: nil, reachable: true),
+            WireMetadata.Node(nodeID: "n3", binary: "10.0.0.3:7081", reachable: false),
+        ], groups: [WireMetadata.Group(id: 1, scope: .everything, leader: "n1", leaderBinary: "10.0.0.1:7081", term: 7)]))),
+        (.metadata, .metadata(WireMetadata(clustered: true, nodeID: "n1", nodes: [],
+                                           groups: [WireMetadata.Group(id: 1, scope: .everything, leader: nil, leaderBinary: nil, term: 0)]))),
         (.send, .error(TernError(.outOfOrderSequence, "expected 5, got 7"))),
         (.peerHello, .done),
         (.peerHello, .error(TernError(.notInCluster, "this node does not run in a cluster"))),
