@@ -18,6 +18,11 @@ extension TernMetrics.Name {
     public static let peerFramesSent = "tern_peer_frames_sent_total"
     public static let peerMessagesSent = "tern_peer_messages_sent_total"
     public static let peerMessagesDropped = "tern_peer_messages_dropped_total"  // reason
+    /// Peer connections whose `PeerHello` was accepted, and attempts that failed (refused,
+    /// timed out, TLS handshake or hello refused): a failing count with no established ones
+    /// points at a wrong cluster key, certificate or address.
+    public static let peerConnectionsEstablished = "tern_peer_connections_established_total"
+    public static let peerConnectFailures = "tern_peer_connect_failures_total"
 }
 
 /// The cluster's metrics (docs/operations.md, "Metrics"): the data group's Raft state and
@@ -26,7 +31,7 @@ extension TernMetrics.Name {
 /// what changed since the previous scrape.
 final class ClusterMetrics: Sendable {
     private struct Seen {
-        var leaderChanges = 0, elections = 0, forwarded = 0, frames = 0, messages = 0
+        var leaderChanges = 0, elections = 0, forwarded = 0, frames = 0, messages = 0, established = 0, failures = 0
         var dropped: [String: Int] = [:]
         /// Per replica: when its lag was last 0 (this node's clock), for the lag in seconds.
         var caughtUp: [Raft.NodeID: ContinuousClock.Instant] = [:]
@@ -60,6 +65,8 @@ final class ClusterMetrics: Sendable {
                 (TernMetrics.Name.clusterForwardedRequests, [], node.forwardedRequests - s.forwarded),
                 (TernMetrics.Name.peerFramesSent, [], counters.framesSent - s.frames),
                 (TernMetrics.Name.peerMessagesSent, [], counters.messagesSent - s.messages),
+                (TernMetrics.Name.peerConnectionsEstablished, [], counters.connectionsEstablished - s.established),
+                (TernMetrics.Name.peerConnectFailures, [], counters.connectFailures - s.failures),
             ]
             for reason in PeerLinks.DropReason.allCases {
                 let total = counters.dropped[reason] ?? 0
@@ -71,6 +78,8 @@ final class ClusterMetrics: Sendable {
             s.forwarded = node.forwardedRequests
             s.frames = counters.framesSent
             s.messages = counters.messagesSent
+            s.established = counters.connectionsEstablished
+            s.failures = counters.connectFailures
             return out
         }
         for (name, dimensions, delta) in deltas {

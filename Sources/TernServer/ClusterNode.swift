@@ -5,6 +5,7 @@ public import TernCluster
 public import TernGossip
 public import TernReplication
 public import TernWire
+public import NIOSSL
 
 /// This node's part in a cluster, as the listeners see it: the replication group that holds
 /// the queues and topics (``ReplicatedBroker``), the gossip membership that says where its
@@ -33,12 +34,24 @@ public final class ClusterNode: Sendable {
     public let gossip: GossipService
     /// Requests forwarded to the leader, over HTTP and the binary protocol (a metric).
     let forwarded = Atomic<Int>(0)
+    /// The client HTTP requests are forwarded to the leader with, and the scheme they use
+    /// (`https` when the nodes' listeners serve TLS).
+    let forwarding: ForwardingClient
 
-    public init(nodeID: String, controllers: [String], data: ReplicatedBroker, gossip: GossipService) {
+    /// - Parameter forwardingTLS: TLS towards the other nodes' HTTP listeners (when the nodes
+    ///   serve TLS; ``TLSSettings/peerClientConfiguration()``); nil = plain HTTP.
+    public init(nodeID: String, controllers: [String], data: ReplicatedBroker, gossip: GossipService,
+                forwardingTLS: TLSConfiguration? = nil) {
         self.nodeID = nodeID
         self.controllers = controllers
         self.data = data
         self.gossip = gossip
+        self.forwarding = forwardingTLS.map(ForwardingClient.init(tls:)) ?? .plain
+    }
+
+    /// Stops the forwarding client's connections (at shutdown; the plain client is shared and stays).
+    public func shutdown() async {
+        if forwarding.isOwned { try? await forwarding.client.shutdown() }
     }
 
     /// The gossip view of a member by its node id.

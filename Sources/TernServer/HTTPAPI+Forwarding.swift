@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import TernCore
 import TernGossip
 
@@ -75,7 +76,7 @@ struct ClusterForwardingMiddleware<Context: RequestContext>: RouterMiddleware {
 
     private func forward(_ request: Request, to address: TernGossipAddress, leader: String) async throws -> Response {
         let host = address.host.contains(":") ? "[\(address.host)]" : address.host
-        var outgoing = HTTPClientRequest(url: "http://\(host):\(address.port)\(request.uri.description)")
+        var outgoing = HTTPClientRequest(url: "\(node.forwarding.scheme)://\(host):\(address.port)\(request.uri.description)")
         outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
         for field in request.headers where !Self.hopByHop.contains(field.name.canonicalName.lowercased()) {
             outgoing.headers.add(name: field.name.canonicalName, value: field.value)
@@ -87,7 +88,7 @@ struct ClusterForwardingMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         let answer: HTTPClientResponse
         do {
-            answer = try await ForwardingClient.shared.execute(outgoing, timeout: Self.timeout)
+            answer = try await node.forwarding.client.execute(outgoing, timeout: Self.timeout)
         } catch {
             // The leader went away mid-request: whether it applied the request is unknown.
             throw TernError(.unavailable, "forwarding to the leader \(leader) failed (\(error)); the request may or may not have been applied; retry")
@@ -107,11 +108,34 @@ typealias TernGossipAddress = Gossip.Address
 /// The HTTP client that forwards to leaders: a short connect timeout, so that a request for a
 /// leader that just died fails fast (`503`, retry) instead of waiting out the whole forwarding
 /// timeout, and a pool that does not keep idle connections to a node for long.
-enum ForwardingClient {
-    static let shared: HTTPClient = {
+struct ForwardingClient: Sendable {
+    let client: HTTPClient
+    /// `http`, or `https` when the nodes serve TLS.
+    let scheme: String
+    /// Whether the client was made for this node (and must be shut down with it).
+    let isOwned: Bool
+
+    static func configuration(tls: TLSConfiguration?) -> HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .milliseconds(500))
         configuration.connectionPool = .init(idleTimeout: .seconds(10))
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }()
+        configuration.tlsConfiguration = tls
+        return configuration
+    }
+
+    /// Plain HTTP, one client for the process.
+    static let plain = ForwardingClient(
+        client: HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration(tls: nil)), scheme: "http", isOwned: false)
+
+    /// HTTPS with `tls` (the other nodes' certificates checked against its trust roots).
+    init(tls: TLSConfiguration) {
+        self.init(client: HTTPClient(eventLoopGroupProvider: .singleton, configuration: Self.configuration(tls: tls)),
+                  scheme: "https", isOwned: true)
+    }
+
+    private init(client: HTTPClient, scheme: String, isOwned: Bool) {
+        self.client = client
+        self.scheme = scheme
+        self.isOwned = isOwned
+    }
 }

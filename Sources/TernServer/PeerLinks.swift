@@ -2,6 +2,7 @@ import Crypto
 public import Logging
 public import NIOCore
 import NIOPosix
+public import NIOSSL
 import Synchronization
 public import TernCluster
 public import TernCore
@@ -70,6 +71,10 @@ public final class PeerLinks: RaftTransport {
         /// The largest answer frame read from a peer, in bytes. Default 1,048,576 (answers are
         /// `ApiVersions`, `PeerHello` and error frames).
         public var maxAnswerFrameBytes: Int = 1 << 20
+        /// TLS towards the peers (their binary listeners serve TLS when ternd has a certificate);
+        /// nil = plain TCP. Made from ``TLSSettings/peerClientConfiguration()``: the peer's
+        /// certificate must be valid for the host or IP address its gossip announces.
+        public var tls: NIOSSLContext?
 
         public init() {}
 
@@ -254,6 +259,10 @@ public final class PeerLinks: RaftTransport {
         }
         let hello = makeHello(to: peer)
         let maxAnswerBytes = settings.maxAnswerFrameBytes
+        let tls = settings.tls
+        // A host name is checked against the certificate's DNS names; an IP address (what
+        // gossip usually announces) against its IP addresses.
+        let serverHostname = (try? SocketAddress(ipAddress: address.host, port: 0)) == nil ? address.host : nil
         let timeout = TimeAmount(settings.connectTimeout)
         let onAnswer: @Sendable (TernError?) -> Void = { [self] error in
             run(state.withLock { $0.helloAnswered(peer, generation: generation, error: error, settings: settings, nodeID: nodeID) })
@@ -272,6 +281,7 @@ public final class PeerLinks: RaftTransport {
                     var wire = WireSettings()
                     wire.maxFrameBytes = maxAnswerBytes
                     let sync = channel.pipeline.syncOperations
+                    if let tls { try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverHostname)) }
                     try sync.addHandler(ByteToMessageHandler(WireFrameDecoder(settings: wire)))
                     try sync.addHandler(MessageToByteHandler(WireFrameEncoder()))
                     try sync.addHandler(PeerAnswerHandler(onHelloAnswer: onAnswer))

@@ -1,4 +1,6 @@
+public import AsyncHTTPClient
 public import Foundation
+import NIOSSL
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -62,6 +64,8 @@ public actor TernProcess {
     public nonisolated let extraArguments: [String]
     /// The host `--http` binds (default 127.0.0.1; `0.0.0.0` inside a network namespace).
     public nonisolated let httpHost: String
+    /// Trust roots for ``baseURL`` when the process serves TLS; nil = plain HTTP.
+    public nonisolated let tlsTrustRoots: String?
     /// Put before the `ternd` command line, e.g. `["ip", "netns", "exec", NAME]`; empty = run
     /// `ternd` directly. The process started is still `ternd` (`ip netns exec` execs it), so
     /// signals reach it.
@@ -78,12 +82,17 @@ public actor TernProcess {
     /// - Parameters:
     ///   - port: the HTTP port; nil picks a free one (see ``freePort()``).
     ///   - clientHost: the host clients use in ``baseURL`` (default 127.0.0.1).
+    ///   - tlsTrustRoots: when the process serves TLS (`--tls-certificate` in `extraArguments`),
+    ///     a PEM file of certificates that validate its certificate: ``baseURL`` is then
+    ///     `https://…` and the readiness check trusts these.
     public init(dataDirectory: String, logFile: String, port: Int? = nil, extraArguments: [String] = [],
-                httpHost: String = "127.0.0.1", clientHost: String = "127.0.0.1", launcher: [String] = []) throws {
+                httpHost: String = "127.0.0.1", clientHost: String = "127.0.0.1", launcher: [String] = [],
+                tlsTrustRoots: String? = nil) throws {
         self.dataDirectory = dataDirectory
         self.logFile = logFile
         self.port = try port ?? Self.freePort()
-        self.baseURL = "http://\(clientHost):\(self.port)"
+        self.tlsTrustRoots = tlsTrustRoots
+        self.baseURL = "\(tlsTrustRoots == nil ? "http" : "https")://\(clientHost):\(self.port)"
         self.extraArguments = extraArguments
         self.httpHost = httpHost
         self.launcher = launcher
@@ -130,20 +139,35 @@ public actor TernProcess {
         self.process = process
         launches += 1
 
-        let http = HTTP()
+        let tlsClient = try tlsTrustRoots.map(Self.httpsClient(trusting:))
+        let http = tlsClient.map { HTTP(client: $0) } ?? HTTP()
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if !process.isRunning {
                 closeLogIfExited()
+                try? await tlsClient?.shutdown()
                 throw Failure("ternd exited with status \(process.terminationStatus) before it was ready; log:\n\(logTail())")
             }
             if let (status, _) = try? await http.request(.GET, baseURL + "/health", timeout: .seconds(1)), status == 200 {
+                try? await tlsClient?.shutdown()
                 return
             }
             try await Task.sleep(for: .milliseconds(50))
         }
+        try? await tlsClient?.shutdown()
         await kill9()
         throw Failure("ternd did not answer GET /health with 200 within \(timeout); log:\n\(logTail())")
+    }
+
+    /// An HTTPS client that trusts the certificates in `path` (shut it down after use).
+    /// - Throws: `NIOSSLError` when the file cannot be read.
+    public static func httpsClient(trusting path: String) throws -> HTTPClient {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(path))
+        var configuration = HTTPClient.Configuration()
+        configuration.tlsConfiguration = tls
+        configuration.timeout = .init(connect: .seconds(5))
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
     /// Whether the process is running.

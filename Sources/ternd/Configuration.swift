@@ -53,6 +53,8 @@ struct Configuration: Equatable {
     var console = true
     var tlsCertificate: String?
     var tlsKey: String?
+    /// `tls.ca`: trust roots for connections to the other cluster nodes (nil = the system's).
+    var tlsTrustRoots: String?
     var auth = Auth.Settings()
     /// Seconds between alert evaluations.
     var alertInterval = 10
@@ -84,7 +86,7 @@ struct Configuration: Equatable {
         ("TERN_MAX_MAP_BYTES", "max_map_bytes"), ("TERN_MAX_REQUEST_BYTES", "max_request_bytes"), ("TERN_SYNC", "sync"),
         ("TERN_COMMAND_LOG_BYTES", "command_log_bytes"), ("TERN_MAX_STORAGE_BYTES", "max_storage_bytes"),
         ("TERN_LOG_LEVEL", "log_level"), ("TERN_LOG_FORMAT", "log_format"), ("TERN_METRICS", "metrics"),
-        ("TERN_CONSOLE", "console"), ("TERN_TLS_CERTIFICATE", "tls.certificate"), ("TERN_TLS_KEY", "tls.key"),
+        ("TERN_CONSOLE", "console"), ("TERN_TLS_CERTIFICATE", "tls.certificate"), ("TERN_TLS_KEY", "tls.key"), ("TERN_TLS_CA", "tls.ca"),
         ("TERN_AUTH_ENABLED", "auth.enabled"), ("TERN_ALERTS_INTERVAL", "alerts.interval"),
         ("TERN_MAX_CONNECTIONS", "max_connections"), ("TERN_HEADER_READ_TIMEOUT", "header_read_timeout"),
         ("TERN_HTTP_IDLE_TIMEOUT", "http_idle_timeout"), ("TERN_BINARY_IDLE_TIMEOUT", "binary_idle_timeout"),
@@ -118,9 +120,10 @@ struct Configuration: Equatable {
             case "sqs":
                 try sqs.apply(yaml: value)
             case "tls":
-                let tls = try Self.mapping(value, "tls", allowed: ["certificate", "key"])
+                let tls = try Self.mapping(value, "tls", allowed: ["certificate", "key", "ca"])
                 if let v = tls["certificate"] { tlsCertificate = try Self.string(v, "tls.certificate") }
                 if let v = tls["key"] { tlsKey = try Self.string(v, "tls.key") }
+                if let v = tls["ca"] { tlsTrustRoots = try Self.string(v, "tls.ca") }
             case "auth":
                 let auth = try Self.mapping(value, "auth", allowed: ["enabled", "tokens"])
                 if let v = auth["enabled"] { self.auth.enabled = try Self.bool(v, "auth.enabled") }
@@ -163,6 +166,7 @@ struct Configuration: Equatable {
             switch key {
             case "tls.certificate": tlsCertificate = value
             case "tls.key": tlsKey = value
+            case "tls.ca": tlsTrustRoots = value
             case "auth.enabled": auth.enabled = try Self.bool(value, variable)
             case "alerts.interval": alertInterval = try Self.int(value, variable)
             default: try set(key, value, source: variable)
@@ -234,9 +238,8 @@ struct Configuration: Equatable {
         guard Set(alertRules.map(\.name)).count == alertRules.count else { throw ConfigurationError("alerts.rules names must be unique") }
         try cluster.validate()
         if cluster.replicates {
-            // Step one of the cluster (docs/cluster.md): forwarding between nodes speaks plain
-            // HTTP, and the SQS front end still writes outside the replicated commands.
-            if tlsCertificate != nil { throw ConfigurationError("TLS is not supported together with controllers yet (forwarding between nodes is plain HTTP)") }
+            // Step one of the cluster (docs/cluster.md): the SQS front end still writes outside
+            // the replicated commands.
             if sqs.listen != nil { throw ConfigurationError("the SQS endpoint is not supported together with controllers yet") }
             guard let binary = parseAddress(binary), binary.1 != 0 else {
                 throw ConfigurationError("with controllers the binary listener needs a fixed port (the others send replication to it), got \(binary)")
@@ -273,6 +276,7 @@ struct Configuration: Equatable {
         ]
         if let tlsCertificate, let tlsKey {
             lines += ["tls:", "  certificate: \(quoted(tlsCertificate))", "  key: \(quoted(tlsKey))"]
+            if let tlsTrustRoots { lines.append("  ca: \(quoted(tlsTrustRoots))") }
         } else {
             lines.append("tls: null")
         }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Synchronization
 import Foundation
 import Logging
+import NIOSSL
 import TernBroker
 import TernCluster
 import TernCore
@@ -75,18 +76,27 @@ extension Ternd {
     /// its transport to the other nodes, and the routing of requests.
     /// - Throws: ``ExitMessage`` when the data directory holds state written by a node running
     ///   alone (joining it to a cluster would make it diverge from the others).
+    /// - Parameter tls: the node's TLS (its listeners serve TLS): replication and forwarding to
+    ///   the other nodes then use TLS too, checking their certificates against its trust roots.
     func makeClusterNode(_ configuration: Configuration, storage: Storage, gossip: GossipService, clock: any TernClock,
-                         logger: Logger) throws -> (node: ClusterNode, links: PeerLinks) {
+                         tls: TLSSettings?, logger: Logger) throws -> (node: ClusterNode, links: PeerLinks) {
         let cluster = configuration.cluster
         try Self.checkJoinable(storage, dataDir: configuration.dataDir)
         let nodeID = cluster.effectiveNodeID
         let resolver = NodeResolver()
         var linkSettings = PeerLinks.Settings()
         linkSettings.clusterKey = try cluster.keyFile.map(ClusterConfiguration.readKey)
+        let peerTLS: TLSConfiguration?
+        do {
+            peerTLS = try tls?.peerClientConfiguration()
+            linkSettings.tls = try peerTLS.map(NIOSSLContext.init(configuration:))
+        } catch {
+            throw ExitMessage("ternd: cannot load the TLS trust roots \(tls?.trustRootsPath ?? "(system)"): \(error)")
+        }
         let links = PeerLinks(nodeID: nodeID, settings: linkSettings, logger: logger) { id in resolver.address(of: id) }
         let data = try ReplicatedBroker(group: ClusterNode.dataGroup, node: nodeID, voters: cluster.controllers, storage: storage,
                                         transport: links, clock: clock, logger: logger)
-        let node = ClusterNode(nodeID: nodeID, controllers: cluster.controllers, data: data, gossip: gossip)
+        let node = ClusterNode(nodeID: nodeID, controllers: cluster.controllers, data: data, gossip: gossip, forwardingTLS: peerTLS)
         resolver.set(node)
         logger.info("cluster node", metadata: [
             "tern.node_id": "\(nodeID)", "tern.controllers": "\(cluster.controllers)",

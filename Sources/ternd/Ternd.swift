@@ -63,6 +63,9 @@ struct Ternd: AsyncParsableCommand {
     @Option(name: .long, help: "PEM private key for TLS on the HTTP and binary listeners (with --tls-certificate).")
     var tlsKey: String?
 
+    @Option(name: .long, help: "In a cluster with TLS: PEM certificates (a CA, or the nodes' own) the other nodes' certificates are checked against. Default: the system's trust roots.")
+    var tlsCa: String?
+
     @Option(name: .long, help: "Open client connections (HTTP and binary) served normally; 64 more serve only /health, metrics and admin. Default 10000.")
     var maxConnections: Int?
 
@@ -123,6 +126,7 @@ struct Ternd: AsyncParsableCommand {
         if let logFormat { configuration.logFormat = logFormat }
         if let tlsCertificate { configuration.tlsCertificate = tlsCertificate }
         if let tlsKey { configuration.tlsKey = tlsKey }
+        if let tlsCa { configuration.tlsTrustRoots = tlsCa }
         if noSync { configuration.sync = false }
         cluster.apply(to: &configuration.cluster)
         if let maxConnections { configuration.maxConnections = maxConnections }
@@ -207,8 +211,11 @@ struct Ternd: AsyncParsableCommand {
         let gossip = try makeGossipService(configuration, metrics: metrics, logger: logger)
         let broker: Broker
         var cluster: (node: ClusterNode, links: PeerLinks)?
+        let tls = configuration.tlsCertificate.map {
+            TLSSettings(certificatePath: $0, keyPath: configuration.tlsKey!, trustRootsPath: configuration.tlsTrustRoots)
+        }
         if replicates, let gossip {
-            cluster = try makeClusterNode(configuration, storage: storage, gossip: gossip, clock: clock, logger: logger)
+            cluster = try makeClusterNode(configuration, storage: storage, gossip: gossip, clock: clock, tls: tls, logger: logger)
             broker = cluster!.node.data.broker
         } else {
             broker = try await Broker.open(storage: storage, clock: clock, commandLogBytes: configuration.commandLogBytes, logger: logger)
@@ -233,7 +240,6 @@ struct Ternd: AsyncParsableCommand {
         apiSettings.requestBytes = requestBytes
         var operations = HTTPAPI.Operations(metrics: metrics, alerts: alerts, auth: configuration.auth)
         operations.console = configuration.console
-        let tls = configuration.tlsCertificate.map { TLSSettings(certificatePath: $0, keyPath: configuration.tlsKey!) }
         operations.cluster = gossip
         operations.clusterNode = cluster?.node
         let (host, port) = parseAddress(configuration.http)!
@@ -305,6 +311,7 @@ struct Ternd: AsyncParsableCommand {
         if let cluster {
             cluster.node.data.stop()
             await cluster.links.shutdown()
+            await cluster.node.shutdown()
         }
         storage.close()
         logger.info("ternd stopped")
