@@ -24,38 +24,50 @@ public struct ReceiptHandle: Hashable, Sendable, CustomStringConvertible {
     /// - Throws: ``TernError`` with ``ErrorCode/invalidReceiptHandle`` when `string` is not a
     ///   handle Tern could have issued.
     public init(parsing string: String) throws(TernError) {
-        let utf8 = Array(string.utf8)
-        guard utf8.count == Self.hexLength else {
-            throw TernError(.invalidReceiptHandle, "receipt handle must be \(Self.hexLength) hex digits")
-        }
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(29)
-        var index = 0
-        while index < utf8.count {
-            guard let high = Self.nibble(utf8[index]), let low = Self.nibble(utf8[index + 1]) else {
-                throw TernError(.invalidReceiptHandle, "receipt handle must be hex digits")
+        var string = string
+        // Read in place from the string's UTF-8 (native strings are contiguous): this runs
+        // once per acknowledged message, on the request's thread.
+        let parsed = string.withUTF8 { utf8 -> (queue: UInt64, sequence: UInt64, high: UInt64, low: UInt64)? in
+            guard utf8.count == Self.hexLength else { return nil }
+            func integer(_ digits: Range<Int>) -> UInt64? {
+                var value: UInt64 = 0
+                for index in digits {
+                    guard let nibble = Self.nibble(utf8[index]) else { return nil }
+                    value = value << 4 | UInt64(nibble)
+                }
+                return value
             }
-            bytes.append(high << 4 | low)
-            index += 2
+            guard let version = integer(0..<2), version == UInt64(Self.version),
+                  let queue = integer(2..<10), let sequence = integer(10..<26),
+                  let high = integer(26..<42), let low = integer(42..<58) else { return nil }
+            return (queue, sequence, high, low)
         }
-        guard bytes[0] == Self.version else {
-            throw TernError(.invalidReceiptHandle, "unknown receipt handle version \(bytes[0])")
+        guard let parsed else {
+            guard string.utf8.count == Self.hexLength else {
+                throw TernError(.invalidReceiptHandle, "receipt handle must be \(Self.hexLength) hex digits")
+            }
+            let bytes = Array(string.utf8)
+            if let high = Self.nibble(bytes[0]), let low = Self.nibble(bytes[1]), high << 4 | low != Self.version,
+               bytes.allSatisfy({ Self.nibble($0) != nil }) {
+                throw TernError(.invalidReceiptHandle, "unknown receipt handle version \(high << 4 | low)")
+            }
+            throw TernError(.invalidReceiptHandle, "receipt handle must be hex digits")
         }
-        func integer(_ range: Range<Int>) -> UInt64 { range.reduce(0) { $0 << 8 | UInt64(bytes[$1]) } }
-        queue = UInt32(integer(1..<5))
-        sequence = integer(5..<13)
-        nonce = ReceiptNonce(high: integer(13..<21), low: integer(21..<29))
+        queue = UInt32(parsed.queue)
+        sequence = parsed.sequence
+        nonce = ReceiptNonce(high: parsed.high, low: parsed.low)
         guard nonce != .none else { throw TernError(.invalidReceiptHandle, "receipt handle has an empty nonce") }
     }
 
-    /// 58 lowercase hex digits: version (2), queue (8), sequence (16), nonce (32).
     public var description: String {
-        // Written digit by digit into one buffer: this runs once per delivered message.
-        String(unsafeUninitializedCapacity: 58) { buffer in
+        // Written digit by digit into one buffer: this runs once per delivered message (in the
+        // writer). The digits are ASCII, so the buffer is valid UTF-8 as written.
+        String(unsafeUninitializedCapacity: Self.hexLength) { buffer in
             var index = 0
             func put(_ value: UInt64, digits: Int) {
                 for shift in stride(from: (digits - 1) * 4, through: 0, by: -4) {
-                    buffer[index] = Self.hexDigits[Int((value >> UInt64(shift)) & 0xF)]
+                    let digit = UInt8(truncatingIfNeeded: (value >> UInt64(shift)) & 0xF)
+                    buffer[index] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
                     index += 1
                 }
             }
@@ -67,8 +79,6 @@ public struct ReceiptHandle: Hashable, Sendable, CustomStringConvertible {
             return index
         }
     }
-
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     private static func nibble(_ c: UInt8) -> UInt8? {
         switch c {
