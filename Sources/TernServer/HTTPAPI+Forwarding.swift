@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
 import TernCore
 import TernGossip
@@ -74,6 +75,18 @@ struct ClusterForwardingMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 
+    /// Whether `error` means the connection to the leader never opened (refused, unreachable,
+    /// timed out while connecting), so that nothing of the request reached it.
+    static func isConnectFailure(_ error: any Error) -> Bool {
+        if let error = error as? HTTPClientError { return error == .connectTimeout }
+        if error is NIOConnectionError { return true }  // every connection attempt failed
+        if let error = error as? ChannelError, case .connectTimeout = error { return true }
+        if let error = error as? IOError {
+            return [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, ETIMEDOUT].contains(error.errnoCode)
+        }
+        return false
+    }
+
     private func forward(_ request: Request, to address: TernGossipAddress, leader: String) async throws -> Response {
         let host = address.host.contains(":") ? "[\(address.host)]" : address.host
         var outgoing = HTTPClientRequest(url: "\(node.forwarding.scheme)://\(host):\(address.port)\(request.uri.description)")
@@ -89,6 +102,9 @@ struct ClusterForwardingMiddleware<Context: RequestContext>: RouterMiddleware {
         let answer: HTTPClientResponse
         do {
             answer = try await node.forwarding.client.execute(outgoing, timeout: Self.timeout)
+        } catch where Self.isConnectFailure(error) {
+            // No connection to the leader was made: the request was never sent.
+            throw TernError(.unavailable, "the leader \(leader) could not be reached (\(error)); the request was not applied; retry")
         } catch {
             // The leader went away mid-request: whether it applied the request is unknown.
             throw TernError(.unavailable, "forwarding to the leader \(leader) failed (\(error)); the request may or may not have been applied; retry")

@@ -196,6 +196,32 @@ extension IntegrationTests {
             }
         }
 
+        /// A follower that forwards to a leader which just died (before anyone noticed) answers
+        /// `503` saying the request was not applied — the connection was refused, nothing was
+        /// sent — and, once a new leader serves, the retried request succeeds exactly once.
+        @Test func aForwardToALeaderThatJustDied_saysTheRequestWasNotApplied() async throws {
+            let root = try TemporaryDirectory(prefix: "tern-cluster-refused")
+            defer { root.remove() }
+            let nodes = try await Self.startCluster(root)
+            try await Self.killing(nodes) {
+                let leader = try await Self.leader(of: nodes)
+                let follower = nodes.first { $0.id != leader.id }!
+                // Created on the leader itself: the follower has no pooled connection to it.
+                #expect(try await Self.call(.PUT, leader.process.baseURL + "/queues/refused").status == 201)
+                await leader.process.kill9()
+                let refused = try await Self.call(.POST, follower.process.baseURL + "/queues/refused/messages", json: ["message": "once"])
+                #expect(refused.status == 503)
+                let message = String(decoding: refused.body, as: UTF8.self)
+                #expect(message.contains("could not be reached") && message.contains("was not applied"), "\(message)")
+                let sent = try await Self.retrying {
+                    try await Self.call(.POST, follower.process.baseURL + "/queues/refused/messages", json: ["message": "once"])
+                }
+                #expect(sent.status == 201)
+                let received = try await Self.call(.GET, follower.process.baseURL + "/queues/refused/messages?batch_size=10&wait_time=1")
+                #expect((received.json["messages"] as? [[String: Any]])?.count == 1, "the refused forward applied nothing")
+            }
+        }
+
         /// `Metadata` on connect sends a client straight to the leader and teaches it the other
         /// nodes; a client given only the leader's address goes on to the new leader by itself
         /// after that leader is killed.
