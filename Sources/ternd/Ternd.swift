@@ -283,6 +283,8 @@ struct Ternd: AsyncParsableCommand {
         }
         // Gossip stops first: the node leaves (members see "left") while it still serves.
         if let gossip { services.append(.init(service: gossip)) }
+        // A leader hands its leadership over before even gossip stops (decision 125).
+        if let cluster { services.append(.init(service: LeadershipHandOffService(node: cluster.node, logger: logger))) }
         let group = ServiceGroup(
             configuration: .init(
                 services: services,

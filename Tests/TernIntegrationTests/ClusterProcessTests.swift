@@ -196,6 +196,33 @@ extension IntegrationTests {
             }
         }
 
+        /// A leader stopped with `SIGTERM` hands its leadership over before it exits: the
+        /// moment its process is gone, the others already follow a new leader (after a crash
+        /// they would wait out an election timeout of 1.5–2.5 s first), and nothing written
+        /// before is lost.
+        @Test func aLeaderStoppedWithSIGTERM_handsItsLeadershipOverBeforeItExits() async throws {
+            let root = try TemporaryDirectory(prefix: "tern-cluster-handoff")
+            defer { root.remove() }
+            let nodes = try await Self.startCluster(root)
+            try await Self.killing(nodes) {
+                let leader = try await Self.leader(of: nodes)
+                #expect(try await Self.call(.PUT, leader.process.baseURL + "/queues/handoff").status == 201)
+                #expect(try await Self.call(.POST, leader.process.baseURL + "/queues/handoff/messages", json: ["message": "kept"]).status == 201)
+                let status = await leader.process.terminate()
+                #expect(status == 0, "a clean exit")
+                var leaders = Set<String>()
+                for node in nodes where node.id != leader.id {
+                    let controller = try await Self.call(.GET, node.process.baseURL + "/cluster").json["controller"] as? [String: Any]
+                    if let id = controller?["leader"] as? String { leaders.insert(id) }
+                }
+                #expect(leaders.count == 1 && !leaders.contains(leader.id), "the others follow a new leader as soon as the old one exited: \(leaders)")
+                #expect(leader.process.logTail(bytes: 20_000).contains("handed the data group's leadership over before stopping"))
+                let successor = try await Self.leader(of: nodes, excluding: [leader.id])
+                let received = try await Self.call(.GET, successor.process.baseURL + "/queues/handoff/messages?batch_size=10&wait_time=1")
+                #expect((received.json["messages"] as? [[String: Any]])?.first?["body"] as? String == "kept")
+            }
+        }
+
         /// A follower that forwards to a leader which just died (before anyone noticed) answers
         /// `503` saying the request was not applied — the connection was refused, nothing was
         /// sent — and, once a new leader serves, the retried request succeeds exactly once.
