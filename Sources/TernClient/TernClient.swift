@@ -154,10 +154,11 @@ public final class TernClient: Sendable {
     public func call(_ request: WireRequest) async throws(TernError) -> WireResponse {
         var redirects = 0
         while true {
-            let (host, port) = currentAddress
             let connection = try await connector.connection { () async throws(TernError) -> ClientConnection in
                 try await self.openConnection()
             }
+            // Read after connecting: opening may have moved the calls to the leader or another node.
+            let (host, port) = currentAddress
             let response = try await connection.call(request, timeout: settings.requestTimeout)
             guard case .error(let error) = response else { return response }
             guard error.code == .notLeader, redirects < settings.maxLeaderRedirects,

@@ -81,9 +81,9 @@ struct ClusterForwardingMiddleware<Context: RequestContext>: RouterMiddleware {
         if let error = error as? HTTPClientError { return error == .connectTimeout }
         if error is NIOConnectionError { return true }  // every connection attempt failed
         if let error = error as? ChannelError, case .connectTimeout = error { return true }
-        if let error = error as? IOError {
-            return [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, ETIMEDOUT].contains(error.errnoCode)
-        }
+        // Refused is only ever the answer to a connection attempt (a reset of an open
+        // connection is ECONNRESET); unreachable and timed out can also end an open one.
+        if let error = error as? IOError { return error.errnoCode == ECONNREFUSED }
         return false
     }
 

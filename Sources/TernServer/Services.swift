@@ -33,8 +33,8 @@ public struct LeadershipHandOffService: Service {
     }
 
     public func run() async throws {
-        // Until shutdown begins; nothing else to do.
-        try? await gracefulShutdown()
+        // Until shutdown begins; nothing else to do. Cancelled (the service group failed): no hand-over.
+        do { try await gracefulShutdown() } catch { return }
         guard node.data.group.status.role == .leader else { return }
         if let successor = await node.handOffLeadership(timeout: timeout) {
             logger.info("handed the data group's leadership over before stopping", metadata: ["tern.leader": "\(successor)"])
