@@ -457,10 +457,11 @@ public struct QueueStore: Sendable {
     /// decompression and copy of every body out of the single writer (and off followers, which
     /// apply the receive but answer no one).
     ///
-    /// A message whose delivery is no longer the current one — acknowledged or received again
-    /// between the commit and `txn` (possible only with a visibility timeout that already
+    /// A message whose delivery is no longer the current one — acknowledged, moved or received
+    /// again between the commit and `txn` (possible only with a visibility timeout that already
     /// passed, e.g. 0) — is left out: its receipt handle would be stale and another consumer
-    /// has it.
+    /// has it. One whose visibility merely expired (it is ready again, not received since) is
+    /// delivered, as before: its handle still acknowledges it.
     /// - Throws: ``StorageError`` (`corruptRecord` when a current delivery's body is missing or
     ///   fails its checksum).
     public func bodies(of delivered: [ReceivedMessage], queue id: UInt32, in txn: Transaction) throws -> [ReceivedMessage] {
@@ -469,8 +470,8 @@ public struct QueueStore: Sendable {
         for var message in delivered {
             let key = QueueSchema.messageKey(queue: id, sequence: message.sequence)
             let current = try txn.withValue(messages, key) { (stored) throws(StorageError) in
-                let header = try MessageHeader(decoding: stored)
-                return header.state == .inFlight && header.receiveCount == message.receiveCount
+                // Every delivery counts one more receive: the same count is the same delivery.
+                try MessageHeader(decoding: stored).receiveCount == message.receiveCount
             }
             guard current == true else { continue }
             guard let stored = try txn.withValue(bodies, key, { (stored) throws(StorageError) in try MessageBody.decode(stored) }) else {

@@ -56,6 +56,23 @@ import TernTestKit
         #expect(try read(second).isEmpty)
     }
 
+    @Test func aDeliveryWhoseVisibilityMerelyExpired_isStillHandedOut_andItsHandleAcknowledges() async throws {
+        let fixture = try await BrokerFixture()
+        try await fixture.createQueue("q")
+        try await fixture.send("q", ["back"])
+        let now = fixture.clock.now.milliseconds
+        let (first, queue) = try await receive(fixture, at: now, visibility: 0, seed: 1)
+        // Due work returns it to ready before the bodies are read; nobody received it since.
+        let machine = fixture.broker.machine
+        let tick = CommandEnvelope(time: Timestamp(milliseconds: now + 1), command: .tick(limit: 100))
+        _ = try await fixture.storage.write { txn in try machine.apply(tick, in: txn) }
+        #expect(try fixture.counts("q").ready == 1)
+        let complete = try fixture.storage.read { txn in try machine.queues.bodies(of: first, queue: queue, in: txn) }
+        #expect(complete.map(\.text) == ["back"])
+        try await fixture.broker.acknowledge(try QueueName("q"), receiptHandle: complete[0].receiptHandle)
+        #expect(try fixture.counts("q").total == 0)
+    }
+
     @Test func broker_receive_deliversBodies_andAutoAcknowledgeStillWorks() async throws {
         let fixture = try await BrokerFixture()
         try await fixture.createQueue("q")
