@@ -80,7 +80,7 @@ final class ClientConnection: Sendable {
                                 try NIOSSLClientHandler(context: sslContext, serverHostname: isAddress ? nil : serverName))
                         }
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireFrameDecoder(settings: settings)))
-                        try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(WireFrameEncoder()))
+                        try channel.pipeline.syncOperations.addHandler(WireFrameWriter())
                         return try NIOAsyncChannel<WireFrame, WireFrame>(wrappingChannelSynchronously: channel)
                     }
                 }

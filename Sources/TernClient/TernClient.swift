@@ -114,6 +114,18 @@ public final class TernClient: Sendable {
         await connector.close()
     }
 
+    /// Opens the connection now (TCP, TLS, `ApiVersions`, `Authenticate` when a token is set)
+    /// instead of on the first call; does nothing when it is open.
+    /// - Throws: ``TernError`` `Unavailable` when the broker cannot be reached or closes the
+    ///   connection (for example at its `max_connections`), `UnsupportedVersion`, or the
+    ///   broker's answer to `Authenticate`.
+    public func connect() async throws(TernError) {
+        let (host, port) = currentAddress
+        _ = try await connector.connection { () async throws(TernError) -> ClientConnection in
+            try await ClientConnection.connect(host: host, port: port, group: self.group, settings: self.settings)
+        }
+    }
+
     // MARK: Raw requests
 
     /// Sends one request and returns its response (an error response is thrown).

@@ -273,7 +273,7 @@ public final class PeerLinks: RaftTransport {
                     wire.maxFrameBytes = maxAnswerBytes
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(ByteToMessageHandler(WireFrameDecoder(settings: wire)))
-                    try sync.addHandler(MessageToByteHandler(WireFrameEncoder()))
+                    try sync.addHandler(WireFrameWriter())
                     try sync.addHandler(PeerAnswerHandler(onHelloAnswer: onAnswer))
                 }
             }

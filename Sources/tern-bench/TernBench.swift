@@ -16,7 +16,7 @@ struct TernBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tern-bench",
         abstract: "Load generator for Tern: throughput and latency percentiles (hdrhistogram).",
-        subcommands: [Produce.self, Consume.self, EndToEnd.self, RawLMDB.self, Pipeline.self])
+        subcommands: [Produce.self, Consume.self, EndToEnd.self, RawLMDB.self, Connections.self, Pipeline.self])
 }
 
 /// Options shared by the commands that talk to a broker.
