@@ -12,10 +12,12 @@
 #    its idle RssAnon;
 # 2. `tern-bench connections`: for each count, opens that many idle binary connections (each
 #    completes the ApiVersions handshake), reads RssAnon, closes them, reads it again;
-# 3. `tern-bench produce --connections 64 --batch 1`: single-message durable sends of 1 KiB over
-#    64 connections, then RssAnon right after the run and 10 s later;
-# 4. again 64 idle connections after the busy run.
-# Each reading waits 3 s after the connections open or close.
+# 3. busy runs, each followed by RssAnon right after it and 12 s later: single-message durable
+#    sends of 1 KiB over 64 connections (`tern-bench produce --connections 64 --batch 1`), then
+#    produce and receive + ack in batches of 1,000 over 4 connections (frames of 1 MiB);
+# 4. again 64 idle connections after the busy runs.
+# Each reading waits 3 s after the connections open, 12 s after they close (ternd trims its heap
+# every 10 s by default, decision 121).
 set -euo pipefail
 BIN=${1:-.build-release/release}
 COUNTS=${2:-1,64,1000,10000}
@@ -50,17 +52,29 @@ curl -fs "http://127.0.0.1:$HTTP_PORT/health" >/dev/null || { echo "ternd did no
 echo "ternd pid $TERND_PID, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 "$BIN/tern-bench" connections --server "tern://127.0.0.1:$BINARY_PORT" --pid "$TERND_PID" --counts "$COUNTS"
 
-"$BIN/tern-bench" produce --server "tern://127.0.0.1:$BINARY_PORT" --queue single --connections 64 --batch 1 \
-    --count "$SINGLE_COUNT" --quiet --json >"$WORK_DIR/single.json"
-AFTER_RUN=$(rss_anon)
-sleep 10
-AFTER_CALM=$(rss_anon)
-RATE=$(sed -n 's/.*"messages_per_second" *: *\([0-9.]*\).*/\1/p' "$WORK_DIR/single.json" | cut -d. -f1)
+# A busy run: its rate, then RssAnon right after it and 12 s later.
+BUSY_ROWS=()
+busy() {
+    local label=$1
+    shift
+    "$BIN/tern-bench" "$@" --server "tern://127.0.0.1:$BINARY_PORT" --quiet --json >"$WORK_DIR/busy.json"
+    local after calm rate
+    after=$(rss_anon)
+    sleep 12
+    calm=$(rss_anon)
+    rate=$(sed -n 's/.*"messages_per_second" *: *\([0-9.]*\).*/\1/p' "$WORK_DIR/busy.json" | cut -d. -f1)
+    BUSY_ROWS+=("| $label | ${rate:-?} | $after | $calm |")
+}
+busy "single-message sends of 1 KiB, 64 connections, $SINGLE_COUNT messages" \
+    produce --queue single --connections 64 --batch 1 --count "$SINGLE_COUNT"
+busy "produce 1 KiB in batches of 1,000, 4 connections, 200,000 messages" \
+    produce --queue batch --connections 4 --batch 1000 --count 200000
+busy "receive + ack in batches of 1,000, 4 connections, 200,000 messages" \
+    consume --queue batch --connections 4 --batch 1000 --count 200000
 echo
-echo "| single-message sends, 64 connections, $SINGLE_COUNT × 1 KiB | RssAnon (KiB) |"
-echo "|---|---:|"
-echo "| right after the run (${RATE:-?} msg/s) | $AFTER_RUN |"
-echo "| 10 s later | $AFTER_CALM |"
+echo "| busy run (in this order) | msg/s | RssAnon right after (KiB) | 12 s later (KiB) |"
+echo "|---|---:|---:|---:|"
+printf '%s\n' "${BUSY_ROWS[@]}"
 echo
-echo "after the busy run:"
+echo "after the busy runs:"
 "$BIN/tern-bench" connections --server "tern://127.0.0.1:$BINARY_PORT" --pid "$TERND_PID" --counts 64

@@ -113,6 +113,11 @@ final class ClientConnection: Sendable {
         await box.set(connection)
         let timeout = clientSettings.requestTimeout
         let response = try await connection.call(.apiVersions(clientName: clientName), timeout: timeout)
+        if case .error(let error) = response {
+            // The broker's refusal (for example `Overloaded` past its connection cap).
+            connection.close()
+            throw error
+        }
         guard case .apiVersions(_, let apis) = response else {
             connection.close()
             throw TernError(.invalidFrame, "unexpected answer to ApiVersions: \(response)")

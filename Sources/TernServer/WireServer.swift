@@ -296,6 +296,8 @@ struct WireConnection: Sendable {
             // socket instead of filling memory.
             var inFlight = 0
             var inFlightBytes = 0
+            // A reserve connection (past max_connections) that has not become a peer.
+            var isReserve: Bool { slot?.admission == .reserve && !(slot?.isReleased ?? true) }
             do {
                 for try await frame in inbound {
                     if drain.isDraining {
@@ -337,6 +339,13 @@ struct WireConnection: Sendable {
                             await write(.done, to: frame, outbound: outbound)
                         }
                         continue
+                    }
+                    if isReserve, !Self.isHandshake(request) {
+                        // Past max_connections (decision 72): the handshake and PeerHello pass
+                        // (a peer node leaves the cap, decision 102); anything else is refused.
+                        await reply(Self.overloaded(slot), to: frame, outbound: outbound)
+                        badFrames.log("closing binary connection: too many open connections", peer: peer, metadata: [:], logger: logger)
+                        break
                     }
                     if case .authenticate(let token) = request {
                         // In line, before any later request of the connection is looked at.
@@ -397,6 +406,18 @@ struct WireConnection: Sendable {
             orderedContinuation?.finish()
         }
         answeredContinuation.finish()
+    }
+
+    /// The `ApiVersions` handshake, which a reserve connection may still make.
+    static func isHandshake(_ request: WireRequest) -> Bool {
+        if case .apiVersions = request { return true }
+        return false
+    }
+
+    /// `Overloaded`, the answer to requests of a connection past `max_connections`.
+    static func overloaded(_ slot: ConnectionSlot?) -> TernError {
+        let limit = slot.map { " (max_connections \($0.limiter.maxConnections))" } ?? ""
+        return TernError(.overloaded, "too many open connections\(limit): this connection is closed; retry later")
     }
 
     /// Writes `response` as the answer to `frame` (same API key, version and correlation id);

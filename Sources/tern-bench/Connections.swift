@@ -31,8 +31,11 @@ struct Connections: AsyncParsableCommand {
     @Option(help: "Connections being opened at the same time.")
     var parallel = 64
 
-    @Option(help: "Seconds waited after opening and after closing, before memory is read.")
+    @Option(help: "Seconds waited after opening, before memory is read.")
     var settle = 3.0
+
+    @Option(help: "Seconds waited after closing, before memory is read (ternd's memory_trim_interval is 10 s by default).")
+    var settleAfterClose = 12.0
 
     @Flag(help: "Print the rows as JSON on standard output.")
     var json = false
@@ -54,15 +57,15 @@ struct Connections: AsyncParsableCommand {
         let sizes = counts.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !sizes.isEmpty, sizes.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--counts must list positive integers") }
         guard parallel >= 1 else { throw ValidationError("--parallel must be at least 1") }
-        try await pause()
+        try await pause(settle)
         let baseline = try Self.rssAnonKiB(pid: pid)
         var rows: [Row] = []
         for count in sizes {
             let clients = try await open(count, host: host, port: port)
-            try await pause()
+            try await pause(settle)
             let opened = try Self.rssAnonKiB(pid: pid)
             for client in clients { await client.close() }
-            try await pause()
+            try await pause(settleAfterClose)
             let closed = try Self.rssAnonKiB(pid: pid)
             rows.append(Row(connections: count, openKiB: opened, bytesPerConnection: (opened - baseline) * 1024 / count, closedKiB: closed))
         }
@@ -82,7 +85,7 @@ struct Connections: AsyncParsableCommand {
         }
     }
 
-    func pause() async throws { try await Task.sleep(for: .milliseconds(Int(settle * 1000))) }
+    func pause(_ seconds: Double) async throws { try await Task.sleep(for: .milliseconds(Int(seconds * 1000))) }
 
     /// Opens `count` clients, `parallel` at a time, each through the `ApiVersions` handshake.
     /// - Throws: the first connection that fails (at ternd's `max_connections` + reserve, or
