@@ -11,7 +11,8 @@
 # 1. starts ternd on a fresh data directory with its own ports (7450 HTTP, 7451 binary) and reads
 #    its idle RssAnon;
 # 2. `tern-bench connections`: for each count, opens that many idle binary connections (each
-#    completes the ApiVersions handshake), reads RssAnon, closes them, reads it again;
+#    completes the ApiVersions handshake), reads RssAnon, closes them, reads it again; then the
+#    same with 200 connections that each sent and received a batch of 1,000 × 1 KiB first;
 # 3. busy runs, each followed by RssAnon right after it and 12 s later: single-message durable
 #    sends of 1 KiB over 64 connections (`tern-bench produce --connections 64 --batch 1`), then
 #    produce and receive + ack in batches of 1,000 over 4 connections (frames of 1 MiB);
@@ -22,6 +23,7 @@ set -euo pipefail
 BIN=${1:-.build-release/release}
 COUNTS=${2:-1,64,1000,10000}
 SINGLE_COUNT=${3:-200000}
+WARM_COUNT=${TERN_MEMORY_WARM_COUNT:-200}
 HTTP_PORT=${TERN_MEMORY_HTTP_PORT:-7450}
 BINARY_PORT=${TERN_MEMORY_BINARY_PORT:-7451}
 for tool in ternd tern-bench; do
@@ -51,6 +53,9 @@ curl -fs "http://127.0.0.1:$HTTP_PORT/health" >/dev/null || { echo "ternd did no
 
 echo "ternd pid $TERND_PID, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 "$BIN/tern-bench" connections --server "tern://127.0.0.1:$BINARY_PORT" --pid "$TERND_PID" --counts "$COUNTS"
+echo
+echo "connections that each sent a batch of 1,000 × 1 KiB and received + acknowledged 1,000 (1 MiB frames), then idle:"
+"$BIN/tern-bench" connections --server "tern://127.0.0.1:$BINARY_PORT" --pid "$TERND_PID" --counts "$WARM_COUNT" --send-batch 1000
 
 # A busy run: its rate, then RssAnon right after it and 12 s later.
 BUSY_ROWS=()

@@ -341,7 +341,7 @@ struct WireConnection: Sendable {
                         continue
                     }
                     if isReserve, !Self.isHandshake(request) {
-                        // Past max_connections (decision 72): the handshake and PeerHello pass
+                        // Past max_connections (decision 122): the handshake and PeerHello pass
                         // (a peer node leaves the cap, decision 102); anything else is refused.
                         await reply(Self.overloaded(slot), to: frame, outbound: outbound)
                         badFrames.log("closing binary connection: too many open connections", peer: peer, metadata: [:], logger: logger)

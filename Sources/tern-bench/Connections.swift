@@ -37,6 +37,15 @@ struct Connections: AsyncParsableCommand {
     @Option(help: "Seconds waited after closing, before memory is read (ternd's memory_trim_interval is 10 s by default).")
     var settleAfterClose = 12.0
 
+    @Option(help: "Before idling, each connection sends one batch of this many messages and receives + acknowledges a batch as large (frames of about this × --message-size bytes each way); 0 = only the handshake.")
+    var sendBatch = 0
+
+    @Option(help: "Body size of --send-batch messages, in bytes.")
+    var messageSize = 1024
+
+    @Option(help: "The queue --send-batch uses (created when missing).")
+    var queue = "connections"
+
     @Flag(help: "Print the rows as JSON on standard output.")
     var json = false
 
@@ -57,6 +66,12 @@ struct Connections: AsyncParsableCommand {
         let sizes = counts.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !sizes.isEmpty, sizes.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--counts must list positive integers") }
         guard parallel >= 1 else { throw ValidationError("--parallel must be at least 1") }
+        guard (0...1000).contains(sendBatch) else { throw ValidationError("--send-batch must be 0 to 1000") }
+        if sendBatch > 0 {
+            let setup = TernClient(host: host, port: port)
+            try await setup.createQueue(queue)
+            await setup.close()
+        }
         try await pause(settle)
         let baseline = try Self.rssAnonKiB(pid: pid)
         var rows: [Row] = []
@@ -94,6 +109,8 @@ struct Connections: AsyncParsableCommand {
         var clients: [TernClient] = []
         clients.reserveCapacity(count)
         var next = 0
+        let (batch, queue) = (sendBatch, queue)
+        let body = [UInt8](repeating: UInt8(ascii: "x"), count: messageSize)
         while next < count {
             let wave = min(parallel, count - next)
             let opened = try await withThrowingTaskGroup(of: TernClient.self) { group in
@@ -101,6 +118,13 @@ struct Connections: AsyncParsableCommand {
                     group.addTask {
                         let client = TernClient(host: host, port: port)
                         try await client.connect()
+                        if batch > 0 {
+                            _ = try await client.send(Array(repeating: OutgoingMessage(body: body), count: batch), to: queue)
+                            let received = try await client.receive(from: queue, maxMessages: batch, waitTime: 1)
+                            for result in try await client.acknowledge(received.map(\.receiptHandle), on: queue) {
+                                if let result { throw result }
+                            }
+                        }
                         return client
                     }
                 }
