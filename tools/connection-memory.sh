@@ -17,8 +17,8 @@
 #    sends of 1 KiB over 64 connections (`tern-bench produce --connections 64 --batch 1`), then
 #    produce and receive + ack in batches of 1,000 over 4 connections (frames of 1 MiB);
 # 4. again 64 idle connections after the busy runs.
-# Each reading waits 3 s after the connections open, 12 s after they close (ternd trims its heap
-# every 10 s by default, decision 121).
+# Each reading waits 3 s after the connections open (12 s after the batches), 12 s after they
+# close (ternd trims its heap every 10 s by default, decision 121).
 set -euo pipefail
 BIN=${1:-.build-release/release}
 COUNTS=${2:-1,64,1000,10000}
@@ -55,7 +55,8 @@ echo "ternd pid $TERND_PID, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg
 "$BIN/tern-bench" connections --server "tern://127.0.0.1:$BINARY_PORT" --pid "$TERND_PID" --counts "$COUNTS"
 echo
 echo "connections that each sent a batch of 1,000 × 1 KiB and received + acknowledged 1,000 (1 MiB frames), then idle:"
-"$BIN/tern-bench" connections --server "tern://127.0.0.1:$BINARY_PORT" --pid "$TERND_PID" --counts "$WARM_COUNT" --send-batch 1000
+"$BIN/tern-bench" connections --server "tern://127.0.0.1:$BINARY_PORT" --pid "$TERND_PID" --counts "$WARM_COUNT" --send-batch 1000 \
+    --settle 12
 
 # A busy run: its rate, then RssAnon right after it and 12 s later.
 BUSY_ROWS=()

@@ -23,8 +23,8 @@ public struct MemoryTrimmer: Service {
         /// How often the allocator's figures are read; nil = never trim. Default 10 s.
         public var interval: Duration? = .seconds(10)
         /// Growth of resident-but-unused heap since the last trim that makes the trimmer trim,
-        /// in bytes. Default 1,048,576 (1 MiB).
-        public var minimumRetainedBytes = 1 << 20
+        /// in bytes. Default 262,144 (256 KiB).
+        public var minimumRetainedBytes = 256 << 10
         public init() {}
     }
 
