@@ -37,6 +37,8 @@ let package = Package(
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
         .systemLibrary(name: "CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
         .target(name: "CCRC32C"),
+        // glibc's <malloc.h> (mallinfo2, malloc_trim) for TernServer's MemoryTrimmer.
+        .systemLibrary(name: "CMalloc"),
         .target(name: "TernCore", swiftSettings: strictSettings),
         .target(
             name: "TernStorage",
@@ -112,7 +114,7 @@ let package = Package(
         .target(
             name: "TernServer",
             dependencies: [
-                "TernCore", "TernStorage", "TernBroker", "TernWire", "TernGossip", "TernCluster", "TernReplication",
+                "TernCore", "TernStorage", "TernBroker", "TernWire", "TernGossip", "TernCluster", "TernReplication", "CMalloc",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -80,7 +80,7 @@ final class ClientConnection: Sendable {
                                 try NIOSSLClientHandler(context: sslContext, serverHostname: isAddress ? nil : serverName))
                         }
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireFrameDecoder(settings: settings)))
-                        try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(WireFrameEncoder()))
+                        try channel.pipeline.syncOperations.addHandler(WireFrameWriter())
                         return try NIOAsyncChannel<WireFrame, WireFrame>(wrappingChannelSynchronously: channel)
                     }
                 }
@@ -113,6 +113,11 @@ final class ClientConnection: Sendable {
         await box.set(connection)
         let timeout = clientSettings.requestTimeout
         let response = try await connection.call(.apiVersions(clientName: clientName), timeout: timeout)
+        if case .error(let error) = response {
+            // The broker's refusal (for example `Overloaded` past its connection cap).
+            connection.close()
+            throw error
+        }
         guard case .apiVersions(_, let apis) = response else {
             connection.close()
             throw TernError(.invalidFrame, "unexpected answer to ApiVersions: \(response)")

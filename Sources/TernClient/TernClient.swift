@@ -145,6 +145,18 @@ public final class TernClient: Sendable {
         await connector.close()
     }
 
+    /// Opens the connection now (TCP, TLS, `ApiVersions`, `Authenticate` when a token is set)
+    /// instead of on the first call; does nothing when it is open.
+    /// - Throws: ``TernError`` `Unavailable` when the broker cannot be reached or closes the
+    ///   connection (for example at its `max_connections`), `UnsupportedVersion`, or the
+    ///   broker's answer to `Authenticate`.
+    public func connect() async throws(TernError) {
+        let (host, port) = currentAddress
+        _ = try await connector.connection { () async throws(TernError) -> ClientConnection in
+            try await ClientConnection.connect(host: host, port: port, group: self.group, settings: self.settings)
+        }
+    }
+
     // MARK: Raw requests
 
     /// Sends one request and returns its response (an error response is thrown).
@@ -203,7 +215,7 @@ public final class TernClient: Sendable {
                 ])
             }
             target.withLock { $0 = (endpoint.host, endpoint.port) }
-            guard settings.discoverLeader, let leader = await leaderAddress(askingOn: connection),
+            guard settings.discoverLeader, let leader = try await leaderAddress(askingOn: connection),
                   leader != endpoint else { return connection }
             do {
                 let direct = try await ClientConnection.connect(host: leader.host, port: leader.port, group: group, settings: settings)
@@ -221,9 +233,15 @@ public final class TernClient: Sendable {
     /// Asks `connection` for `Metadata`; remembers the nodes it names and returns the data
     /// group's leader's binary address (nil outside a cluster, with no leader now, or from a
     /// broker that does not know `Metadata`).
-    private func leaderAddress(askingOn connection: ClientConnection) async -> Endpoint? {
-        guard case .metadata(let metadata)? = try? await connection.call(.metadata, timeout: settings.requestTimeout),
-              metadata.clustered else { return nil }
+    /// - Throws: the broker's `Overloaded` (past its connection cap it closes the connection
+    ///   after the answer, so calls could not go on it).
+    private func leaderAddress(askingOn connection: ClientConnection) async throws(TernError) -> Endpoint? {
+        let answer = try? await connection.call(.metadata, timeout: settings.requestTimeout)
+        if case .error(let error)? = answer, error.code == .overloaded {
+            connection.close()
+            throw error
+        }
+        guard case .metadata(let metadata)? = answer, metadata.clustered else { return nil }
         learn(metadata)
         return metadata.groups.first?.leaderBinary.flatMap(Self.address(from:)).map { Endpoint(host: $0.host, port: $0.port) }
     }

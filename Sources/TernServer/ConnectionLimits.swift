@@ -9,7 +9,9 @@ import TernCore
 /// Up to ``maxConnections`` connections are served normally. The next ``reserve`` connections
 /// are accepted as *reserve* connections: over HTTP they may only call `GET /health`,
 /// `GET /metrics`, `GET /alerts` and admin requests (everything else is answered `503` with
-/// `Retry-After`); over the binary protocol they are closed at once. Past both, a new
+/// `Retry-After`); over the binary protocol they may make the `ApiVersions` handshake and
+/// become a peer node (`PeerHello`), and any other request is answered `Overloaded` and the
+/// connection closed. Past both, a new
 /// connection is closed as soon as it is accepted, so that the listen backlog never fills and
 /// the reserve stays usable (nginx's `worker_connections`, HAProxy's `maxconn`, where the
 /// excess waits in the backlog, do not keep `/health` answering).
@@ -64,6 +66,9 @@ final class ConnectionSlot: Sendable {
         admission = limiter.opened()
         if admission == .refused { released.store(true, ordering: .relaxed) }
     }
+
+    /// Whether the place was given back (or never taken).
+    var isReleased: Bool { released.load(ordering: .acquiring) }
 
     /// Gives the place back; later calls do nothing.
     func release() {

@@ -283,7 +283,7 @@ public final class PeerLinks: RaftTransport {
                     let sync = channel.pipeline.syncOperations
                     if let tls { try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverHostname)) }
                     try sync.addHandler(ByteToMessageHandler(WireFrameDecoder(settings: wire)))
-                    try sync.addHandler(MessageToByteHandler(WireFrameEncoder()))
+                    try sync.addHandler(WireFrameWriter())
                     try sync.addHandler(PeerAnswerHandler(onHelloAnswer: onAnswer))
                 }
             }

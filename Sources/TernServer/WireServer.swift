@@ -10,7 +10,7 @@ public import TernWire
 
 /// The binary-protocol server (`docs/protocol.md`) as a ServiceLifecycle `Service`.
 ///
-/// Channel handlers only frame bytes (``WireFrameDecoder``/``WireFrameEncoder``); each
+/// Channel handlers only frame bytes (``WireFrameDecoder``/``WireFrameWriter``); each
 /// connection runs in Swift concurrency over `NIOAsyncChannel`, where ``WireRequestHandler``
 /// turns requests into broker calls.
 ///
@@ -136,7 +136,7 @@ public struct WireServer: Service {
                         try sync.addHandler(FrameBudgetHandler(budget: requestBytes, maxFrameBytes: wireSettings.maxFrameBytes))
                     }
                     try sync.addHandler(ByteToMessageHandler(WireFrameDecoder(settings: wireSettings, limit: limit)))
-                    try sync.addHandler(MessageToByteHandler(WireFrameEncoder()))
+                    try sync.addHandler(WireFrameWriter())
                     // Few decoded frames wait in the inbound stream: the in-flight bound below
                     // stops reading the socket soon after it is reached.
                     let asyncChannel = try NIOAsyncChannel<WireFrame, WireFrame>(
@@ -268,18 +268,25 @@ struct WireConnection: Sendable {
         [ErrorCode.invalidFrame, .unsupportedVersion, .frameTooLarge].contains(error.code)
     }
 
+    /// Reads the connection's frames and answers them until the client closes, a bad frame, or
+    /// a drain.
+    ///
+    /// Memory per connection (issue 13, decision 120): the requests are child tasks of a
+    /// *discarding* task group, so a finished request's task and its task-local allocations
+    /// are freed when it completes (a plain `TaskGroup` keeps every finished child until
+    /// `next()` or the end of the group: ~7 KiB per answered request, for the connection's
+    /// lifetime). The ordered lane (idempotent sends, transaction commits) gets its task on
+    /// the first ordered request, not on every connection. Every answer written from this loop
+    /// goes through ``write(_:to:outbound:)`` / ``reply(_:to:outbound:)``, separate async
+    /// functions, so that their temporaries live in a short-lived frame of their own instead of
+    /// this loop's frame, which lives as long as the connection.
     func serve(inbound: NIOAsyncChannelInboundStream<WireFrame>, outbound: NIOAsyncChannelOutboundWriter<WireFrame>) async throws {
-        let (ordered, orderedContinuation) = AsyncStream.makeStream(of: (WireFrame, WireRequest).self)
         // One element (the request's size in bytes) per answered request.
         let (answered, answeredContinuation) = AsyncStream.makeStream(of: Int.self)
         var answers = answered.makeAsyncIterator()
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await (frame, request) in ordered {
-                    await self.answer(frame, request, outbound: outbound)
-                    answeredContinuation.yield(frame.payload.readableBytes)
-                }
-            }
+        await withDiscardingTaskGroup { group in
+            // The lane of requests applied one after another; opened on the first one.
+            var orderedContinuation: AsyncStream<(WireFrame, WireRequest)>.Continuation?
             var negotiated = false
             var secret: String?
             // The node id of the peer whose PeerHello was accepted on this connection.
@@ -289,19 +296,19 @@ struct WireConnection: Sendable {
             // socket instead of filling memory.
             var inFlight = 0
             var inFlightBytes = 0
+            // A reserve connection (past max_connections) that has not become a peer.
+            var isReserve: Bool { slot?.admission == .reserve && !(slot?.isReleased ?? true) }
             do {
                 for try await frame in inbound {
                     if drain.isDraining {
-                        try? await outbound.write(WireResponse.error(TernError(.unavailable, "the broker is shutting down")).frame(
-                            apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
+                        await reply(TernError(.unavailable, "the broker is shutting down"), to: frame, outbound: outbound)
                         continue
                     }
                     let request: WireRequest
                     do throws(TernError) {
                         request = try WireRequest(decoding: frame)
                     } catch {
-                        try? await outbound.write(WireResponse.error(error).frame(
-                            apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
+                        await reply(error, to: frame, outbound: outbound)
                         if !negotiated || Self.closesConnection(error) {
                             badFrames.log("closing binary connection after a bad frame", peer: peer,
                                           metadata: ["tern.error": "\(error)"], logger: logger)
@@ -311,8 +318,7 @@ struct WireConnection: Sendable {
                     }
                     if !negotiated {
                         guard case .apiVersions = request else {
-                            try? await outbound.write(WireResponse.error(TernError(.invalidFrame, "the first request on a connection must be ApiVersions"))
-                                .frame(apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
+                            await reply(TernError(.invalidFrame, "the first request on a connection must be ApiVersions"), to: frame, outbound: outbound)
                             badFrames.log("closing binary connection: the first request was not ApiVersions", peer: peer,
                                           metadata: ["tern.api_key": "\(frame.apiKey)"], logger: logger)
                             break
@@ -323,42 +329,43 @@ struct WireConnection: Sendable {
                         // In line and in arrival order (Raft does not need it, but a peer's
                         // messages then reach the driver as they were sent); never answered
                         // on success except PeerHello.
-                        let outcome = handlePeer(request, peerNodeID: &peerNodeID)
-                        if let error = outcome {
-                            try? await outbound.write(WireResponse.error(error).frame(
-                                apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
+                        if let error = handlePeer(request, peerNodeID: &peerNodeID) {
+                            await reply(error, to: frame, outbound: outbound)
                             if !PeerEndpoint.keepsConnection(error) {
                                 badFrames.log("closing peer connection", peer: peer, metadata: ["tern.error": "\(error)"], logger: logger)
                                 break
                             }
                         } else if case .peerHello = request {
-                            try? await outbound.write(WireResponse.done.frame(apiKey: frame.apiKey, apiVersion: frame.apiVersion,
-                                                                              correlationID: frame.correlationID))
+                            await write(.done, to: frame, outbound: outbound)
                         }
                         continue
+                    }
+                    if isReserve, !Self.isHandshake(request) {
+                        // Past max_connections (decision 122): the handshake and PeerHello pass
+                        // (a peer node leaves the cap, decision 102); anything else is refused.
+                        await reply(Self.overloaded(slot), to: frame, outbound: outbound)
+                        badFrames.log("closing binary connection: too many open connections", peer: peer, metadata: [:], logger: logger)
+                        break
                     }
                     if case .authenticate(let token) = request {
                         // In line, before any later request of the connection is looked at.
                         if authenticator.settings.enabled {
                             guard authenticator.token(forSecret: token) != nil else {
-                                try? await outbound.write(WireResponse.error(TernError(.unauthorized, "the bearer token is not valid"))
-                                    .frame(apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
+                                await reply(TernError(.unauthorized, "the bearer token is not valid"), to: frame, outbound: outbound)
                                 badFrames.log("closing binary connection after an invalid token", peer: peer, metadata: [:], logger: logger)
                                 break
                             }
                             secret = token
                             frameLimit?.set(fullFrameBytes)
                         }
-                        try? await outbound.write(WireResponse.done.frame(apiKey: frame.apiKey, apiVersion: frame.apiVersion,
-                                                                          correlationID: frame.correlationID))
+                        await write(.done, to: frame, outbound: outbound)
                         continue
                     }
                     do throws(TernError) {
                         try authorize(request, secret: secret)
                     } catch {
                         // Refused before the broker sees it: nothing changes; the connection stays.
-                        try? await outbound.write(WireResponse.error(error).frame(
-                            apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
+                        await reply(error, to: frame, outbound: outbound)
                         continue
                     }
                     let bytes = frame.payload.readableBytes
@@ -371,7 +378,17 @@ struct WireConnection: Sendable {
                     inFlightBytes += bytes
                     drain.started()
                     if Self.isOrdered(request) {
-                        orderedContinuation.yield((frame, request))
+                        if orderedContinuation == nil {
+                            let (ordered, continuation) = AsyncStream.makeStream(of: (WireFrame, WireRequest).self)
+                            orderedContinuation = continuation
+                            group.addTask {
+                                for await (frame, request) in ordered {
+                                    await self.answer(frame, request, outbound: outbound)
+                                    answeredContinuation.yield(frame.payload.readableBytes)
+                                }
+                            }
+                        }
+                        orderedContinuation?.yield((frame, request))
                         continue
                     }
                     group.addTask {
@@ -380,15 +397,40 @@ struct WireConnection: Sendable {
                     }
                 }
             } catch let error as TernError {
-                try? await outbound.write(WireResponse.error(error).frame(apiKey: WireFrame.unknownAPIKey, correlationID: 0))
+                await reply(error, to: WireFrame(apiKey: WireFrame.unknownAPIKey, apiVersion: 0, correlationID: 0, payload: ByteBuffer()),
+                            outbound: outbound)
                 badFrames.log("closing binary connection after a bad frame", peer: peer, metadata: ["tern.error": "\(error)"], logger: logger)
             } catch {
                 logger.debug("binary connection failed", metadata: ["tern.error": "\(error)"])
             }
-            orderedContinuation.finish()
-            await group.waitForAll()
-            answeredContinuation.finish()
+            orderedContinuation?.finish()
         }
+        answeredContinuation.finish()
+    }
+
+    /// The `ApiVersions` handshake, which a reserve connection may still make.
+    static func isHandshake(_ request: WireRequest) -> Bool {
+        if case .apiVersions = request { return true }
+        return false
+    }
+
+    /// `Overloaded`, the answer to requests of a connection past `max_connections`.
+    static func overloaded(_ slot: ConnectionSlot?) -> TernError {
+        let limit = slot.map { " (max_connections \($0.limiter.maxConnections))" } ?? ""
+        return TernError(.overloaded, "too many open connections\(limit): this connection is closed; retry later")
+    }
+
+    /// Writes `response` as the answer to `frame` (same API key, version and correlation id);
+    /// a connection that closed meanwhile is ignored.
+    @inline(never)
+    func write(_ response: WireResponse, to frame: WireFrame, outbound: NIOAsyncChannelOutboundWriter<WireFrame>) async {
+        try? await outbound.write(response.frame(apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
+    }
+
+    /// Writes the error frame of `error` as the answer to `frame`.
+    @inline(never)
+    func reply(_ error: TernError, to frame: WireFrame, outbound: NIOAsyncChannelOutboundWriter<WireFrame>) async {
+        await write(.error(error), to: frame, outbound: outbound)
     }
 
     /// Handles a node-to-node request: a `PeerHello` (once per connection; accepted, it lifts

@@ -40,12 +40,17 @@ public struct WireFrame: Sendable, Hashable {
 
     /// Writes the whole frame (size field included) to `buffer`.
     public func write(to buffer: inout ByteBuffer) {
+        writeHeader(to: &buffer)
+        var payload = payload
+        buffer.writeBuffer(&payload)
+    }
+
+    /// Writes the size field and the header (12 bytes), not the payload, to `buffer`.
+    public func writeHeader(to buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt32(Self.headerBytes + payload.readableBytes))
         buffer.writeInteger(apiKey)
         buffer.writeInteger(apiVersion)
         buffer.writeInteger(correlationID)
-        var payload = payload
-        buffer.writeBuffer(&payload)
     }
 
     /// The frame as bytes (size field included).

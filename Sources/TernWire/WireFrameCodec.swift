@@ -84,3 +84,49 @@ public struct WireFrameEncoder: MessageToByteEncoder {
         data.write(to: &out)
     }
 }
+
+/// Writes ``WireFrame``s to the byte stream without keeping a buffer between frames: the
+/// encoder of every binary connection (server, client, peer links).
+///
+/// NIO's `MessageToByteHandler` (with ``WireFrameEncoder``) encodes every frame into one buffer
+/// it keeps for the channel's lifetime, and clearing a `ByteBuffer` keeps its capacity: after
+/// one 1 MiB response a connection held 1 MiB until it closed (issue 13, decision 120). This
+/// handler writes a frame whose payload has at most ``copyLimit`` bytes as one new buffer of
+/// exactly the frame's size, and a larger one as a 12-byte header buffer followed by the payload
+/// buffer itself (no copy of the payload; both go out in one `writev`). Nothing stays allocated
+/// once the write has completed.
+public final class WireFrameWriter: ChannelOutboundHandler, RemovableChannelHandler {
+    public typealias OutboundIn = WireFrame
+    public typealias OutboundOut = ByteBuffer
+
+    /// The largest payload copied behind its header into one buffer, in bytes (16 KiB); larger
+    /// payloads are written as they are, after a separate header buffer.
+    public static let copyLimit = 16 << 10
+
+    public init() {}
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let buffers = Self.buffers(for: Self.unwrapOutboundIn(data), allocator: context.channel.allocator)
+        if let payload = buffers.payload {
+            context.write(Self.wrapOutboundOut(buffers.head), promise: nil)
+            context.write(Self.wrapOutboundOut(payload), promise: promise)
+        } else {
+            context.write(Self.wrapOutboundOut(buffers.head), promise: promise)
+        }
+    }
+
+    /// The buffers `frame` is written as, in order: for a payload of up to ``copyLimit`` bytes,
+    /// the whole frame in one buffer of exactly its size (`payload` nil); for a larger one, the
+    /// 12-byte size field and header, then the payload buffer itself.
+    public static func buffers(for frame: WireFrame, allocator: ByteBufferAllocator) -> (head: ByteBuffer, payload: ByteBuffer?) {
+        let headerBytes = WireFrame.sizeFieldBytes + WireFrame.headerBytes
+        if frame.payload.readableBytes <= copyLimit {
+            var buffer = allocator.buffer(capacity: headerBytes + frame.payload.readableBytes)
+            frame.write(to: &buffer)
+            return (buffer, nil)
+        }
+        var header = allocator.buffer(capacity: headerBytes)
+        frame.writeHeader(to: &header)
+        return (header, frame.payload)
+    }
+}

@@ -10,13 +10,14 @@ import Foundation
 /// tern-bench end-to-end --rate 10000 --duration 30
 /// tern-bench produce  --topic logs --partitions 8 --batch 500 --count 1000000
 /// tern-bench consume  --topic logs --connections 4 --batch 1000 --count 1000000
+/// tern-bench connections --server tern://127.0.0.1:7081 --pid $(pgrep -x ternd) --counts 1,64,1000,10000
 /// ```
 @main
 struct TernBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tern-bench",
         abstract: "Load generator for Tern: throughput and latency percentiles (hdrhistogram).",
-        subcommands: [Produce.self, Consume.self, EndToEnd.self, RawLMDB.self, Pipeline.self])
+        subcommands: [Produce.self, Consume.self, EndToEnd.self, RawLMDB.self, Connections.self, Pipeline.self])
 }
 
 /// Options shared by the commands that talk to a broker.

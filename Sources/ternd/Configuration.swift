@@ -28,6 +28,7 @@ import Yams
 /// http_idle_timeout: 60
 /// binary_idle_timeout: 600
 /// max_in_flight_request_bytes: 268435456
+/// memory_trim_interval: 10
 /// cors_origins: [https://app.example.com]
 /// allowed_hosts: [tern.internal]
 /// alerts:
@@ -72,6 +73,9 @@ struct Configuration: Equatable {
     var binaryIdleTimeout: Double = 600
     /// Bytes of HTTP bodies and binary frames being received, across all connections.
     var maxInFlightRequestBytes = RequestBytesBudget().limit
+    /// Seconds between checks for freed heap memory to give back to the system (decision 121);
+    /// 0 = never.
+    var memoryTrimInterval: Double = 10
     /// Origins allowed to call the HTTP API from a browser (CORS); empty = CORS off.
     var corsOrigins: [String] = []
     /// Host names accepted in `Host` besides loopback ones (the check is on when the HTTP
@@ -90,7 +94,8 @@ struct Configuration: Equatable {
         ("TERN_AUTH_ENABLED", "auth.enabled"), ("TERN_ALERTS_INTERVAL", "alerts.interval"),
         ("TERN_MAX_CONNECTIONS", "max_connections"), ("TERN_HEADER_READ_TIMEOUT", "header_read_timeout"),
         ("TERN_HTTP_IDLE_TIMEOUT", "http_idle_timeout"), ("TERN_BINARY_IDLE_TIMEOUT", "binary_idle_timeout"),
-        ("TERN_MAX_IN_FLIGHT_REQUEST_BYTES", "max_in_flight_request_bytes"), ("TERN_CORS_ORIGINS", "cors_origins"),
+        ("TERN_MAX_IN_FLIGHT_REQUEST_BYTES", "max_in_flight_request_bytes"), ("TERN_MEMORY_TRIM_INTERVAL", "memory_trim_interval"),
+        ("TERN_CORS_ORIGINS", "cors_origins"),
         ("TERN_ALLOWED_HOSTS", "allowed_hosts"),
     ]
 
@@ -99,7 +104,7 @@ struct Configuration: Equatable {
         "console", "tls", "auth", "alerts",
         "cluster",
         "max_connections", "header_read_timeout", "http_idle_timeout", "binary_idle_timeout", "max_in_flight_request_bytes",
-        "cors_origins", "allowed_hosts",
+        "memory_trim_interval", "cors_origins", "allowed_hosts",
         "sqs",
     ]
 
@@ -197,6 +202,7 @@ struct Configuration: Equatable {
         case "http_idle_timeout": httpIdleTimeout = try Self.double(value, name)
         case "binary_idle_timeout": binaryIdleTimeout = try Self.double(value, name)
         case "max_in_flight_request_bytes": maxInFlightRequestBytes = try Self.int(value, name)
+        case "memory_trim_interval": memoryTrimInterval = try Self.double(value, name)
         case "cors_origins": corsOrigins = try Self.list(value, name)
         case "allowed_hosts": allowedHosts = try Self.list(value, name)
         default: throw ConfigurationError("unknown setting \(name)")
@@ -223,7 +229,7 @@ struct Configuration: Equatable {
         guard alertInterval >= 1 else { throw ConfigurationError("alerts.interval must be at least 1 second") }
         guard maxConnections >= 1 else { throw ConfigurationError("max_connections must be at least 1") }
         for (name, value) in [("header_read_timeout", headerReadTimeout), ("http_idle_timeout", httpIdleTimeout),
-                              ("binary_idle_timeout", binaryIdleTimeout)] {
+                              ("binary_idle_timeout", binaryIdleTimeout), ("memory_trim_interval", memoryTrimInterval)] {
             guard value >= 0, value.isFinite else { throw ConfigurationError("\(name) must be 0 (off) or a positive number of seconds") }
         }
         guard maxInFlightRequestBytes >= maxRequestBytes else {
@@ -271,6 +277,7 @@ struct Configuration: Equatable {
             "max_connections: \(maxConnections)", "header_read_timeout: \(Self.seconds(headerReadTimeout))",
             "http_idle_timeout: \(Self.seconds(httpIdleTimeout))", "binary_idle_timeout: \(Self.seconds(binaryIdleTimeout))",
             "max_in_flight_request_bytes: \(maxInFlightRequestBytes)",
+            "memory_trim_interval: \(Self.seconds(memoryTrimInterval))",
             "cors_origins: [\(corsOrigins.map(quoted).joined(separator: ", "))]",
             "allowed_hosts: [\(allowedHosts.map(quoted).joined(separator: ", "))]",
         ]

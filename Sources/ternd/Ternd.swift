@@ -81,6 +81,9 @@ struct Ternd: AsyncParsableCommand {
     @Option(name: .long, help: "Bytes of request bodies and binary frames being received, all connections together; past it HTTP answers 503 and binary connections wait. Default 256 MiB.")
     var maxInFlightRequestBytes: Int?
 
+    @Option(name: .long, help: "Seconds between checks for heap memory freed after a burst, which is then given back to the system (malloc_trim); 0 = never. Default 10.")
+    var memoryTrimInterval: Double?
+
     @Option(name: .long, help: "Comma-separated origins (scheme://host[:port]) allowed to call the HTTP API from a browser (CORS). Default none.")
     var corsOrigins: String?
 
@@ -134,6 +137,7 @@ struct Ternd: AsyncParsableCommand {
         if let httpIdleTimeout { configuration.httpIdleTimeout = httpIdleTimeout }
         if let binaryIdleTimeout { configuration.binaryIdleTimeout = binaryIdleTimeout }
         if let maxInFlightRequestBytes { configuration.maxInFlightRequestBytes = maxInFlightRequestBytes }
+        if let memoryTrimInterval { configuration.memoryTrimInterval = memoryTrimInterval }
         if let corsOrigins { configuration.corsOrigins = try Configuration.list(corsOrigins, "--cors-origins") }
         if let allowedHosts { configuration.allowedHosts = try Configuration.list(allowedHosts, "--allowed-hosts") }
         if let sqs { configuration.sqs.listen = sqs }
@@ -278,6 +282,9 @@ struct Ternd: AsyncParsableCommand {
             .init(service: MaintenanceService(broker: broker)), .init(service: alerts), .init(service: app),
             .init(service: WireServer(broker: broker, settings: wireSettings, logger: logger)),
         ]
+        var trimSettings = MemoryTrimmer.Settings()
+        trimSettings.interval = Configuration.duration(configuration.memoryTrimInterval)
+        services.insert(.init(service: MemoryTrimmer(settings: trimSettings, logger: logger)), at: 0)
         if let sqsApp = try sqsApplication(configuration, broker: broker, storage: storage, tls: tls, metrics: metrics, logger: logger) {
             services.append(.init(service: sqsApp))
         }

@@ -60,7 +60,7 @@ final class StallingProxy: Sendable {
 
     private static func framed(_ channel: any Channel) throws -> NIOAsyncChannel<WireFrame, WireFrame> {
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireFrameDecoder()))
-        try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(WireFrameEncoder()))
+        try channel.pipeline.syncOperations.addHandler(WireFrameWriter())
         return try NIOAsyncChannel<WireFrame, WireFrame>(wrappingChannelSynchronously: channel)
     }
 

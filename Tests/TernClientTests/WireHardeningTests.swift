@@ -186,6 +186,42 @@ import Testing
         }
     }
 
+    /// Decision 72 over the binary protocol: a connection on the reserve (past max_connections)
+    /// may make the handshake, but its first request is answered `Overloaded` and it is closed;
+    /// once a normal connection closes, a new client is served again.
+    @Test func connectionCap_reserveConnection_isAnsweredOverloaded_thenClosed() async throws {
+        let limiter = ConnectionLimiter(maxConnections: 1, reserve: 1)
+        try await WireServerFixture.with(configure: { $0.connections = limiter }) { f in
+            let first = f.client()
+            _ = try await first.listQueues()
+            let second = f.client()
+            do throws(TernError) {
+                _ = try await second.listQueues()
+                Issue.record("a request on a reserve connection was served")
+            } catch {
+                #expect(error.code == .overloaded, "\(error)")
+                #expect(error.message.contains("max_connections 1"), "\(error.message)")
+            }
+            #expect(await Self.eventually { limiter.openConnections == 1 }, "the reserve connection was closed")
+            #expect(try f.broker.listQueues().isEmpty, "nothing changed")
+            await first.close()
+            #expect(await Self.eventually { limiter.openConnections == 0 })
+            let third = f.client()
+            #expect(try await third.listQueues().isEmpty, "served on the freed place")
+            await second.close()
+            await third.close()
+        }
+    }
+
+    /// Polls `condition` every 20 ms for up to 10 s.
+    static func eventually(_ condition: () -> Bool) async -> Bool {
+        for _ in 0..<500 {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return condition()
+    }
+
     @Test func budget_reservesWholeFrames_andAlwaysLetsOneThrough() {
         let budget = RequestBytesBudget(limit: 100)
         #expect(budget.tryReserve(60))

@@ -88,6 +88,7 @@ extension IntegrationTests {
                 cors_origins: [https://app.example, "http://localhost:3000"]
                 max_connections: 500
                 binary_idle_timeout: 120
+                memory_trim_interval: 30
                 """)
             let result = try await runTernd(["--config", path, "--allowed-hosts", "tern.internal, tern.local", "--http-idle-timeout", "0",
                                              "--print-config"],
@@ -99,11 +100,12 @@ extension IntegrationTests {
             #expect(lines.contains("max_connections: 500") && lines.contains("binary_idle_timeout: 120"))
             #expect(lines.contains("header_read_timeout: 2.5") && lines.contains("http_idle_timeout: 0"))
             #expect(lines.contains("max_in_flight_request_bytes: 134217728"))
+            #expect(lines.contains("memory_trim_interval: 30"))
 
             let defaults = try await runTernd(["--print-config"])
             let defaultLines = Set(defaults.output.split(separator: "\n").map(String.init))
             #expect(defaultLines.isSuperset(of: ["max_connections: 10000", "header_read_timeout: 10", "http_idle_timeout: 60",
-                                                 "binary_idle_timeout: 600", "max_in_flight_request_bytes: 268435456",
+                                                 "binary_idle_timeout: 600", "max_in_flight_request_bytes: 268435456", "memory_trim_interval: 10",
                                                  "cors_origins: []", "allowed_hosts: []"]), "\(defaults.output)")
             let bad = try await runTernd(["--cors-origins", "https://app.example/path", "--print-config"])
             #expect(bad.status != 0 && bad.error.contains("cors_origins"), "\(bad.error)")

@@ -300,7 +300,7 @@ import TernWire
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireFrameDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(WireFrameEncoder()))
+                    try channel.pipeline.syncOperations.addHandler(WireFrameWriter())
                     try channel.pipeline.syncOperations.addHandler(StallingPeer())
                 }
             }
@@ -464,7 +464,7 @@ struct RawPeer {
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireFrameDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(WireFrameEncoder()))
+                    try channel.pipeline.syncOperations.addHandler(WireFrameWriter())
                     return try NIOAsyncChannel<WireFrame, WireFrame>(wrappingChannelSynchronously: channel)
                 }
             }
