@@ -17,6 +17,30 @@ public protocol ReplicatedStateMachine: Sendable {
     associatedtype Output: Sendable
     /// Applies one committed entry's payload (never the empty no-op of a new leader).
     func apply(_ payload: [UInt8], in txn: WriteTransaction) throws -> Output
+    /// The LMDB databases that hold the state, all of it: a snapshot is their contents (with
+    /// the group's applied index), and installing one replaces them.
+    var databaseNames: [String] { get }
+}
+
+/// How a follower installs the snapshots its leader sends (decision 117): where it fetches
+/// the state's chunks, and the directory the incoming file is written to.
+public struct SnapshotInstaller: Sendable {
+    public var source: any SnapshotSource
+    /// `DATA_DIR/snapshots`; the incoming file is `incoming-group-G.snap` there.
+    public var directory: String
+    /// Bytes asked per chunk. Default 1 MiB.
+    public var chunkBytes: Int = 1 << 20
+    /// The first wait before fetching again after a failed attempt, doubled per failure up to
+    /// 5 s. Default 200 ms.
+    public var retryBackoff: Duration = .milliseconds(200)
+    /// Test hook: called after each entry written by an install, in its transaction; a throw
+    /// aborts the transaction (a crash in the middle of an install).
+    @_spi(Testing) public var planted: (@Sendable (Int) throws -> Void)?
+
+    public init(source: any SnapshotSource, directory: String) {
+        self.source = source
+        self.directory = directory
+    }
 }
 
 /// This node's replica of one replication group: a ``Raft/Instance`` driven by real time, its
@@ -47,8 +71,69 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         public var proposalTimeout: Duration = .seconds(10)
         /// The most proposals waiting at once; more are refused with `Overloaded`. Default 65,536.
         public var maxPendingProposals = 65_536
+        /// When each replica compacts its own log (decision 116).
+        public var compaction = Compaction()
 
         public init() {}
+
+        /// Checks the settings.
+        /// - Throws: ``ReplicationError`` (`invalidSettings`) naming the first one out of range.
+        public func validate() throws(ReplicationError) {
+            try raft.validate()
+            try compaction.validate()
+        }
+    }
+
+    /// Log compaction (Raft §7): every replica compacts its own log, as every etcd member
+    /// snapshots on its own (etcd's `--snapshot-count`, `SnapshotCatchUpEntries`). The state
+    /// machine's LMDB databases are the snapshot, so compacting costs one deletion of log
+    /// entries; the Raft snapshot's data is a one-byte descriptor (``ReplicaGroup/snapshotDescriptor``).
+    ///
+    /// Once ``logEntries`` applied entries lie past the snapshot point, the log is compacted
+    /// through the applied index less ``catchUpEntries``; a leader keeps, beyond that, the
+    /// entries a follower within ``logEntries`` of the applied index still needs (a slow but
+    /// replicating follower), never more. A follower further behind, or whose next entry is
+    /// gone, is sent a snapshot. The log in memory and in LMDB therefore holds at most
+    /// ``logEntries`` applied entries, plus the entries not applied yet (bounded by
+    /// ``Raft/Settings/maxUncommittedBytes`` on a leader).
+    public struct Compaction: Sendable, Hashable {
+        /// Applied entries past the snapshot point that start a compaction. Default 10,000
+        /// (etcd's default `--snapshot-count` since 3.6).
+        public var logEntries = 10_000
+        /// Applied entries kept after a compaction, for followers a little behind (etcd's
+        /// `SnapshotCatchUpEntries`, 5,000). Default 5,000; less than ``logEntries``.
+        public var catchUpEntries = 5_000
+
+        public init() {}
+
+        /// Compaction every `entries` applied entries, keeping half of them.
+        public init(logEntries entries: Int) {
+            logEntries = entries
+            catchUpEntries = entries / 2
+        }
+
+        /// - Throws: ``ReplicationError`` (`invalidSettings`) when ``logEntries`` is below 1 or
+        ///   ``catchUpEntries`` is negative or not below ``logEntries``.
+        public func validate() throws(ReplicationError) {
+            guard logEntries >= 1 else { throw ReplicationError(.invalidSettings, "compaction.logEntries must be at least 1") }
+            guard catchUpEntries >= 0, catchUpEntries < logEntries else {
+                throw ReplicationError(.invalidSettings, "compaction.catchUpEntries must be 0 or more and less than logEntries")
+            }
+        }
+
+        /// The index to compact through, or nil when the log is not due for compaction.
+        /// - Parameters:
+        ///   - applied: the highest applied index; `snapshotIndex`: the current snapshot point.
+        ///   - followerMatches: on a leader, each follower's highest replicated index.
+        func target(applied: Raft.Index, snapshotIndex: Raft.Index, followerMatches: [Raft.Index]) -> Raft.Index? {
+            guard applied > snapshotIndex, applied - snapshotIndex >= UInt64(logEntries) else { return nil }
+            var target = applied - UInt64(catchUpEntries)
+            // A follower within logEntries of the applied index keeps its entries: it is
+            // replicating, and a snapshot would cost it (and the leader) the whole state.
+            let floor = applied - UInt64(logEntries)  // ≥ snapshotIndex
+            for match in followerMatches where match > floor && match < target { target = match }
+            return target > snapshotIndex ? target : nil
+        }
     }
 
     /// A snapshot of the replica's Raft state, for `GET /cluster`, metrics and tests.
@@ -70,7 +155,18 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         public var isServing: Bool
         /// Whether the replica stopped after a failure it cannot apply past (see ``ReplicatedStateMachine``).
         public var halted: Bool
+        /// The index the log is compacted (or a snapshot installed) through; 0 for none.
+        public var snapshotIndex: Raft.Index
+        /// Entries the replica holds in memory (and in LMDB): those past the snapshot point.
+        public var entriesInMemory: Int
+        /// Whether the replica is installing a snapshot received from the leader.
+        public var installingSnapshot: Bool
     }
+
+    /// The Raft snapshot data every replica gives ``Raft/Instance/compact(through:data:)``: a
+    /// format byte (1: "the state is the replica's LMDB databases; fetch it with
+    /// `SnapshotChunk`"), not the state itself, which is too large for one message.
+    public static var snapshotDescriptor: [UInt8] { [1] }
 
     public let group: UInt64
     public let node: Raft.NodeID
@@ -79,6 +175,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     private let machine: Machine
     private let transport: any RaftTransport
     private let settings: Settings
+    private let installer: SnapshotInstaller?
     private let logger: Logger
     private let names: [Raft.NodeID: String]
     private let state: Mutex<State>
@@ -94,6 +191,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         var applied: (@Sendable (Machine.Output) -> Void)?
         var latency: (@Sendable (Duration) -> Void)?
         var leader: (@Sendable () -> Void)?
+        var installed: (@Sendable () -> Void)?
     }
     private let ticker = Mutex<TickTimer?>(nil)
 
@@ -118,6 +216,10 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         var lastLeader: Raft.NodeID?
         var elections = 0
         var lastRole: Raft.Role = .follower
+        var installing = false
+        var snapshotsInstalled = 0
+        var snapshotInstallFailures = 0
+        var snapshotBytesReceived: UInt64 = 0
     }
 
     /// Opens the replica from what `storage` holds for `group` (a new replica starts empty).
@@ -128,14 +230,19 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     ///     and the state machine's databases.
     /// - Throws: ``StorageError`` when the stored log cannot be read;
     ///   ``ReplicationError`` (`invalidSettings`).
+    ///   - installer: how snapshots from the leader are fetched and installed; nil: a follower
+    ///     that is sent one halts (it cannot catch up).
     public init(group: UInt64, node: String, voters: [String], storage: Storage, machine: Machine,
-                transport: any RaftTransport, settings: Settings = Settings(), logger: Logger) throws {
+                transport: any RaftTransport, settings: Settings = Settings(), installer: SnapshotInstaller? = nil,
+                logger: Logger) throws {
         self.group = group
+        self.installer = installer
         self.node = RaftNodeID.of(node)
         self.storage = storage
         self.logStore = RaftLogStore(storage: storage)
         self.machine = machine
         self.transport = transport
+        try settings.validate()
         self.settings = settings
         var logger = logger
         logger[metadataKey: "tern.group"] = "\(group)"
@@ -203,7 +310,10 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     /// Hands a message from a peer to Raft.
     public func step(_ message: Raft.Message) {
         let (accepted, change) = state.withLock { s -> (Bool, LeaderChange?) in
-            guard !s.stopped, !s.halted else { return (false, nil) }
+            // While a snapshot is installed, Raft stands still: the instance already counts the
+            // snapshot as its state, so it must neither campaign nor answer before the state is
+            // really there (the leader retries what it sends meanwhile).
+            guard !s.stopped, !s.halted, !s.installing else { return (false, nil) }
             s.raft.step(message)
             return (true, Self.observeRole(&s))
         }
@@ -216,7 +326,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         let now = ContinuousClock.now
         var change: LeaderChange?
         let expired: [Pending] = state.withLock { s in
-            guard !s.stopped, !s.halted else { return [] }
+            guard !s.stopped, !s.halted, !s.installing else { return [] }
             s.raft.tick()
             change = Self.observeRole(&s)
             let late = s.pending.filter { $0.value.deadline <= now }
@@ -274,8 +384,10 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
             return Status(group: group, node: node, role: s.raft.role, term: s.raft.term, leader: s.raft.leader,
                           commitIndex: s.raft.commitIndex, appliedIndex: s.raft.appliedIndex, lastIndex: s.raft.lastIndex,
                           voters: s.raft.configuration.voters, learners: s.raft.configuration.learners, match: match,
-                          isServing: s.raft.role == .leader && s.raft.appliedIndex >= s.raft.termStartIndex && !s.halted,
-                          halted: s.halted)
+                          isServing: s.raft.role == .leader && s.raft.appliedIndex >= s.raft.termStartIndex && !s.halted
+                            && !s.installing,
+                          halted: s.halted, snapshotIndex: s.raft.snapshotIndex, entriesInMemory: s.raft.entries.count,
+                          installingSnapshot: s.installing)
         }
     }
 
@@ -357,10 +469,12 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     }
 
     private func carryOut(_ ready: Raft.Ready) {
-        if ready.snapshot != nil {
-            // Snapshot transfer between nodes is not built yet (docs/cluster.md, "what is not
-            // built yet"): a follower that needs one stops rather than install an empty state.
-            halt("the leader sent a snapshot; installing snapshots is not supported yet (rebuild this node's data by hand)")
+        if let snapshot = ready.snapshot {
+            guard let installer else {
+                halt("the leader sent a snapshot and this replica cannot install one")
+                return
+            }
+            install(snapshot, then: ready, installer: installer)
             return
         }
         let needsPersist = ready.hardState != nil || !ready.entries.isEmpty || ready.compaction != nil
@@ -466,7 +580,10 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         }
         let halted = failure != nil
         state.withLock { s in
-            if !halted { s.raft.advance(ready) }
+            if !halted {
+                s.raft.advance(ready)
+                compactIfDue(&s)
+            }
             s.inFlight = false
             for entry in ready.committedEntries {
                 guard let pending = s.pending.removeValue(forKey: entry.index) else { continue }
@@ -492,6 +609,141 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
             return
         }
         pump()
+    }
+
+    // MARK: Installing snapshots
+
+    /// Calls `observer` after every snapshot installed here (the broker drops what it keeps in
+    /// memory about the state it replaced).
+    public func setSnapshotObserver(_ observer: (@Sendable () -> Void)?) {
+        observers.withLock { $0.installed = observer }
+    }
+
+    /// Snapshots installed since start, attempts that failed (and were retried), and chunk
+    /// bytes received.
+    public var snapshotCounts: (installed: Int, failures: Int, bytesReceived: UInt64) {
+        state.withLock { ($0.snapshotsInstalled, $0.snapshotInstallFailures, $0.snapshotBytesReceived) }
+    }
+
+    /// Installs `snapshot` (Raft §7, InstallSnapshot), then carries out the rest of `ready`.
+    ///
+    /// The state is fetched from the leader (else the other members, in turn) into
+    /// `incoming-group-G.snap`, synced and checked (size, CRC32C, header), then one write
+    /// transaction replaces the state machine's databases and applied index with the file's
+    /// and the stored log with the snapshot point. Only then are the ready's messages (the
+    /// acknowledgement of the snapshot) sent. A failed attempt (the peer unreachable, a
+    /// checksum mismatch, a failed transaction) changes nothing stored and is retried with
+    /// backoff; a crash leaves the old state, and the leader sends the snapshot again. The
+    /// hard state (term, vote) is this node's own throughout.
+    private func install(_ snapshot: Raft.Snapshot, then ready: Raft.Ready, installer: SnapshotInstaller) {
+        let preferred = state.withLock { s -> [Raft.NodeID] in
+            s.installing = true
+            let others = s.raft.configuration.members.subtracting([node]).sorted()
+            guard let leader = s.raft.leader, leader != node else { return others }
+            return [leader] + others.filter { $0 != leader }
+        }
+        let meta = snapshot.metadata
+        logger.info("installing snapshot", metadata: [
+            "tern.snapshot_index": "\(meta.index)", "tern.snapshot_term": "\(meta.term)",
+            "tern.from": "\(preferred.first.map { names[$0] ?? "\($0)" } ?? "none")",
+        ])
+        Task.detached { [self] in
+            var failures = 0
+            while true {
+                if state.withLock({ $0.stopped }) { return }
+                guard !preferred.isEmpty else { halt("no member to fetch a snapshot from"); return }
+                let peer = preferred[failures % preferred.count]
+                do {
+                    let applied = try await fetchAndInstall(meta, from: peer, installer: installer)
+                    logger.info("snapshot installed", metadata: [
+                        "tern.snapshot_index": "\(meta.index)", "tern.applied": "\(applied)",
+                    ])
+                    break
+                } catch {
+                    failures += 1
+                    state.withLock { $0.snapshotInstallFailures += 1 }
+                    logger.warning("snapshot install failed; retrying", metadata: [
+                        "tern.from": "\(names[peer] ?? "\(peer)")", "tern.error": "\(error)", "tern.attempt": "\(failures)",
+                    ])
+                    let wait = min(installer.retryBackoff * (1 << min(failures - 1, 10)), .seconds(5))
+                    try? await Task.sleep(for: wait)
+                }
+            }
+            state.withLock { s in
+                s.installing = false
+                s.snapshotsInstalled += 1
+            }
+            observers.withLock { $0.installed }?()
+            var rest = ready
+            rest.snapshot = nil
+            carryOut(rest)
+        }
+    }
+
+    /// One attempt: fetch the state from `peer` into the incoming file, check it, install it.
+    /// - Returns: the applied index of the installed state (≥ `meta.index`).
+    private func fetchAndInstall(_ meta: Raft.SnapshotMetadata, from peer: Raft.NodeID,
+                                 installer: SnapshotInstaller) async throws -> UInt64 {
+        let path = installer.directory + "/incoming-group-\(group).snap"
+        try FileManager.default.createDirectory(atPath: installer.directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let output = try OutputFile(path: path)
+        var info: SnapshotFile.Info?
+        var snapshotID: UInt64 = 0
+        do {
+            defer { output.close() }
+            var offset: UInt64 = 0
+            repeat {
+                let request = SnapshotChunkRequest(group: group, snapshotID: snapshotID, minApplied: meta.index, offset: offset,
+                                                   maxBytes: UInt32(min(installer.chunkBytes, SnapshotChunk.maxBytes)))
+                let chunk = try await installer.source.chunk(request, from: peer)
+                if snapshotID == 0 {
+                    guard chunk.snapshotID != 0, chunk.info.group == group, chunk.info.applied >= meta.index else {
+                        throw TernError(.invalidFrame, "the peer served a snapshot of group \(chunk.info.group) at \(chunk.info.applied), not one of group \(group) at \(meta.index) or later")
+                    }
+                    snapshotID = chunk.snapshotID
+                    info = chunk.info
+                }
+                guard chunk.snapshotID == snapshotID, chunk.info == info, chunk.offset == offset,
+                      chunk.data.count <= Int(request.maxBytes), offset + UInt64(chunk.data.count) <= chunk.info.bytes,
+                      !chunk.data.isEmpty || offset == chunk.info.bytes else {
+                    throw TernError(.invalidFrame, "the peer's snapshot chunk does not follow the previous one")
+                }
+                try output.write(chunk.data)
+                offset += UInt64(chunk.data.count)
+                state.withLock { $0.snapshotBytesReceived += UInt64(chunk.data.count) }
+            } while offset < info!.bytes
+            try output.sync()
+        }
+        guard let info else { throw TernError(.internalError, "no snapshot was fetched") }
+        try SnapshotFile.verify(path: path, expected: info)
+        let group = self.group, storage = self.storage, databases = machine.databaseNames, planted = installer.planted
+        let point = RaftLogStore.SnapshotPoint(index: meta.index, term: meta.term,
+                                               configuration: Raft.Codec.encode(meta.configuration))
+        return try await storage.write { txn in
+            let applied = try SnapshotFile.install(path: path, group: group, databases: databases, storage: storage, in: txn,
+                                                   planted: planted)
+            try RaftLogStore(storage: storage).installSnapshot(group: group, point, in: txn)
+            return applied
+        }
+    }
+
+    /// Compacts the log when ``Settings/compaction`` says it is due (decision 116). The state
+    /// through the applied index is stored already (each entry's effects and the applied index
+    /// in one transaction), so the snapshot is that state: only the log entries go.
+    private func compactIfDue(_ s: inout State) {
+        var matches: [Raft.Index] = []
+        if s.raft.role == .leader {
+            for member in s.raft.configuration.members where member != node {
+                if let progress = s.raft.replicationProgress(of: member) { matches.append(progress.match) }
+            }
+        }
+        // After a restart that followed an install, the applied index may lie past the log's
+        // end (the installed state was ahead of the snapshot point): compact only what is in it.
+        let applied = min(s.raft.appliedIndex, s.raft.lastIndex)
+        guard let target = settings.compaction.target(applied: applied, snapshotIndex: s.raft.snapshotIndex,
+                                                      followerMatches: matches) else { return }
+        s.raft.compact(through: target, data: Self.snapshotDescriptor)
     }
 
     /// Stops this replica for good (until restart): it would diverge from the others otherwise.

@@ -1,0 +1,304 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+@_spi(Testing) import TernCluster
+import TernBroker
+import TernCore
+import TernReplication
+import TernStorage
+import TernTestKit
+
+/// Log compaction and snapshot transfer (decisions 116, 117) with three replicas of one group
+/// in one process over ``LocalNetwork``, each with its own LMDB environment and
+/// ``SnapshotServer``; snapshot chunks go straight to the peer's server (``LocalSnapshots``),
+/// with faults planted where a test asks.
+@Suite(.serialized) struct SnapshotTransferTests {
+    static let logger = Logger(label: "test")
+    static let names = ["n1", "n2", "n3"]
+    /// A small bound, so that a few hundred commands compact the logs.
+    static let logEntries = 100
+
+    static var settings: ReplicaGroup<BrokerStateMachine>.Settings {
+        var settings = ReplicatedBrokerTests.raftSettings
+        settings.compaction = .init(logEntries: logEntries)
+        return settings
+    }
+
+    /// Chunks fetched from the peer's server in process; `corruptNext` flips one byte of the
+    /// next chunk served (a transfer damaged on the way).
+    final class LocalSnapshots: SnapshotSource, @unchecked Sendable {
+        let servers = Mutex<[Raft.NodeID: SnapshotServer]>([:])
+        let corruptNext = Mutex(false)
+
+        func chunk(_ request: SnapshotChunkRequest, from peer: Raft.NodeID) async throws -> SnapshotChunk {
+            guard let server = servers.withLock({ $0[peer] }) else { throw TernError(.unavailable, "peer \(peer) is down") }
+            var chunk = try await server.chunk(request)
+            if !chunk.data.isEmpty, corruptNext.withLock({ let c = $0; $0 = false; return c }) {
+                chunk.data[chunk.data.count / 2] ^= 0x40
+            }
+            return chunk
+        }
+    }
+
+    final class Node: @unchecked Sendable {
+        let name: String
+        let directory: TemporaryDirectory
+        let network: LocalNetwork
+        let snapshots: LocalSnapshots
+        var storage: Storage
+        var replica: ReplicatedBroker
+        var server: SnapshotServer
+
+        init(name: String, network: LocalNetwork, snapshots: LocalSnapshots) throws {
+            self.name = name
+            self.network = network
+            self.snapshots = snapshots
+            directory = try TemporaryDirectory(prefix: "tern-snapshot-\(name)")
+            (storage, replica, server) = try Self.open(name, directory, network, snapshots, planted: nil)
+        }
+
+        static func openStorage(_ directory: TemporaryDirectory) throws -> Storage {
+            try Storage(directory: directory.path + "/data", databases: Broker.databaseNames + RaftLogStore.databaseNames,
+                        settings: ReplicatedBrokerTests.storageSettings, logger: SnapshotTransferTests.logger)
+        }
+
+        static func open(_ name: String, _ directory: TemporaryDirectory, _ network: LocalNetwork, _ snapshots: LocalSnapshots,
+                         planted: (@Sendable (Int) throws -> Void)?) throws -> (Storage, ReplicatedBroker, SnapshotServer) {
+            try FileManager.default.createDirectory(atPath: directory.path + "/data", withIntermediateDirectories: true)
+            let storage = try openStorage(directory)
+            let id = RaftNodeID.of(name)
+            let server = try SnapshotServer(storage: storage, settings: .init(directory: directory.path + "/snapshots"), logger: SnapshotTransferTests.logger)
+            var installer = SnapshotInstaller(source: snapshots, directory: directory.path + "/snapshots")
+            installer.chunkBytes = 4096  // many chunks per transfer
+            installer.retryBackoff = .milliseconds(50)
+            installer.planted = planted
+            let replica = try ReplicatedBroker(group: 1, node: name, voters: SnapshotTransferTests.names, storage: storage,
+                                               transport: network.transport(for: id), clock: ManualClock(),
+                                               settings: SnapshotTransferTests.settings, installer: installer, logger: SnapshotTransferTests.logger)
+            let group = replica.group
+            network.register(id) { envelope in group.step(envelope.message) }
+            snapshots.servers.withLock { $0[id] = server }
+            replica.start()
+            return (storage, replica, server)
+        }
+
+        var id: Raft.NodeID { RaftNodeID.of(name) }
+
+        /// Stops the replica and closes its environment, as a crash would.
+        func crash() async {
+            network.isolate(id)
+            snapshots.servers.withLock { _ = $0.removeValue(forKey: id) }
+            replica.stop()
+            await server.close()
+            try? await Task.sleep(for: .milliseconds(300))  // let writes handed to the writer finish
+            storage.close()
+        }
+
+        func restart(planted: (@Sendable (Int) throws -> Void)? = nil) async throws {
+            (storage, replica, server) = try Self.open(name, directory, network, snapshots, planted: planted)
+            await Task.yield()
+            await server.register(group: 1, databases: Broker.databaseNames)
+            network.heal(id)
+        }
+
+        deinit { directory.remove() }
+    }
+
+    static func makeCluster() async throws -> [Node] {
+        let network = LocalNetwork()
+        let snapshots = LocalSnapshots()
+        let nodes = try names.map { try Node(name: $0, network: network, snapshots: snapshots) }
+        for node in nodes { await node.server.register(group: 1, databases: Broker.databaseNames) }
+        return nodes
+    }
+
+    static func send(_ count: Int, to queue: QueueName, via nodes: [Node], tag: String) async throws {
+        var sent = 0
+        while sent < count {
+            let serving = try await servingLeader(nodes)
+            let batch = min(25, count - sent)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for k in 0..<batch {
+                    let body = Array("\(tag)-\(sent + k)".utf8)
+                    group.addTask { _ = try await serving.replica.broker.send(queue, [OutgoingMessage(body: body)]) }
+                }
+                try await group.waitForAll()
+            }
+            sent += batch
+        }
+    }
+
+    static func servingLeader(_ nodes: [Node]) async throws -> Node {
+        var found: Node?
+        try await ReplicatedBrokerTests.eventually("a serving leader") {
+            found = nodes.first { $0.replica.group.status.isServing }
+            return found != nil
+        }
+        return found!
+    }
+
+    /// Waits until every node has applied the leader's commit index, then returns the dumps.
+    static func convergedDumps(_ nodes: [Node]) async throws -> [[String]] {
+        try await ReplicatedBrokerTests.eventually("replicas to apply everything") {
+            let statuses = nodes.map { $0.replica.group.status }
+            guard let commit = statuses.first(where: { $0.role == .leader })?.commitIndex else { return false }
+            return statuses.allSatisfy { $0.appliedIndex >= commit && !$0.installingSnapshot }
+        }
+        return try nodes.map { try StateDump.lines(storage: $0.storage) }
+    }
+
+    static func storedEntries(_ node: Node) throws -> Int {
+        let logStore = RaftLogStore(storage: node.storage)
+        return try node.storage.read { txn in try logStore.entries(group: 1, from: 0, through: .max, in: txn).count }
+    }
+
+    @Test func theLogStaysBoundedInMemoryAndInLMDBOverALongRun() async throws {
+        let nodes = try await Self.makeCluster()
+        let queue = try QueueName("bounded")
+        _ = try await Self.servingLeader(nodes).replica.broker.createOrUpdateQueue(queue, patch: .init())
+        // Sampled all along the run, on every replica.
+        let peaks = Mutex((entries: 0, applied: 0))
+        let sampling = Task {
+            while !Task.isCancelled {
+                for node in nodes {
+                    let status = node.replica.group.status
+                    peaks.withLock {
+                        $0.entries = max($0.entries, status.entriesInMemory)
+                        $0.applied = max($0.applied, Int(status.appliedIndex - status.snapshotIndex))
+                    }
+                }
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+        }
+        for round in 0..<20 { try await Self.send(100, to: queue, via: nodes, tag: "r\(round)") }
+        sampling.cancel()
+        _ = try await Self.convergedDumps(nodes)
+        for node in nodes {
+            let status = node.replica.group.status
+            #expect(status.snapshotIndex >= 1_900, "\(node.name) compacted its log (snapshot index \(status.snapshotIndex))")
+            #expect(status.entriesInMemory < Self.logEntries, "\(node.name) holds \(status.entriesInMemory) entries in memory")
+            #expect(try Self.storedEntries(node) < Self.logEntries, "\(node.name)'s LMDB log is bounded too")
+        }
+        let peak = peaks.withLock { $0 }
+        // Applied entries past the snapshot point never reach the bound; the log may hold, on
+        // top, entries not applied yet (a follower receives up to 64 appends ahead), but it
+        // does not grow with the run (2,000 entries, 20 times the bound).
+        #expect(peak.applied < Self.logEntries, "at most \(peak.applied) applied entries were kept")
+        #expect(peak.entries < 5 * Self.logEntries, "at most \(peak.entries) entries were in memory during the run")
+        let serving = try await Self.servingLeader(nodes)
+        #expect(try serving.replica.broker.describeQueue(queue).counts.total == 2_000)
+    }
+
+    @Test func aFollowerStoppedWhileTheOthersCompactedCatchesUpBySnapshot() async throws {
+        let nodes = try await Self.makeCluster()
+        let queue = try QueueName("catch-up")
+        let leader = try await Self.servingLeader(nodes)
+        _ = try await leader.replica.broker.createOrUpdateQueue(queue, patch: .init())
+        try await Self.send(50, to: queue, via: nodes, tag: "before")
+        let follower = nodes.first { $0 !== leader }!
+        await follower.crash()
+        try await Self.send(400, to: queue, via: nodes, tag: "after")
+        let received = try await Self.servingLeader(nodes).replica.broker.receive(queue, maxMessages: 7)
+        #expect(received.count == 7)
+        let lastIndexBefore = follower.replica.group.status.lastIndex
+        let current = try await Self.servingLeader(nodes)
+        #expect(current.replica.group.status.snapshotIndex > lastIndexBefore,
+                "the others compacted past the stopped follower's log")
+
+        try await follower.restart()
+        let dumps = try await Self.convergedDumps(nodes)
+        #expect(dumps[0] == dumps[1] && dumps[1] == dumps[2], "the follower reached the leader's state")
+        #expect(follower.replica.group.snapshotCounts.installed == 1)
+        #expect(follower.replica.group.snapshotCounts.bytesReceived > 0)
+        #expect(!FileManager.default.fileExists(atPath: follower.directory.path + "/snapshots/incoming-group-1.snap"))
+
+        // It goes on replicating from the log after the snapshot.
+        try await Self.send(20, to: queue, via: nodes, tag: "later")
+        let later = try await Self.convergedDumps(nodes)
+        #expect(later[0] == later[1] && later[1] == later[2])
+        #expect(follower.replica.group.snapshotCounts.installed == 1)
+    }
+
+    @Test func aCrashDuringAnInstallLeavesTheOldStateAndARestartInstalls() async throws {
+        let nodes = try await Self.makeCluster()
+        let queue = try QueueName("crash-install")
+        let leader = try await Self.servingLeader(nodes)
+        _ = try await leader.replica.broker.createOrUpdateQueue(queue, patch: .init())
+        try await Self.send(60, to: queue, via: nodes, tag: "before")
+        let before = try await Self.convergedDumps(nodes)
+        let follower = nodes.first { $0 !== leader }!
+        let oldDump = before[nodes.firstIndex { $0 === follower }!]
+        let oldPoint = try follower.storage.read { txn in try RaftLogStore(storage: follower.storage).load(group: 1, in: txn).snapshot }
+        await follower.crash()
+        try await Self.send(400, to: queue, via: nodes, tag: "after")
+
+        // The install fails half-way through its transaction, every time, until the node "crashes".
+        let failed = Atomic<Int>(0)
+        try await follower.restart(planted: { written in
+            if written == 200 {
+                failed.add(1, ordering: .relaxed)
+                throw StorageError(.fileSystem, "planted crash in the middle of an install")
+            }
+        })
+        try await ReplicatedBrokerTests.eventually("an install to fail") { failed.load(ordering: .relaxed) >= 1 }
+        await follower.crash()
+
+        let reopened = try Node.openStorage(follower.directory)
+        #expect(try StateDump.lines(storage: reopened) == oldDump, "the old state is intact")
+        #expect(try reopened.read { txn in try RaftLogStore(storage: reopened).load(group: 1, in: txn).snapshot } == oldPoint)
+        reopened.close()
+
+        try await follower.restart()
+        let dumps = try await Self.convergedDumps(nodes)
+        #expect(dumps[0] == dumps[1] && dumps[1] == dumps[2], "the retried install reached the leader's state")
+        #expect(follower.replica.group.snapshotCounts.installed == 1)
+    }
+
+    @Test func aSnapshotDamagedInTransitIsRefusedAndFetchedAgain() async throws {
+        let nodes = try await Self.makeCluster()
+        let queue = try QueueName("checksum")
+        let leader = try await Self.servingLeader(nodes)
+        _ = try await leader.replica.broker.createOrUpdateQueue(queue, patch: .init())
+        let follower = nodes.first { $0 !== leader }!
+        await follower.crash()
+        try await Self.send(300, to: queue, via: nodes, tag: "m")
+        follower.snapshots.corruptNext.withLock { $0 = true }
+        try await follower.restart()
+        let dumps = try await Self.convergedDumps(nodes)
+        #expect(dumps[0] == dumps[1] && dumps[1] == dumps[2])
+        let counts = follower.replica.group.snapshotCounts
+        #expect(counts.failures >= 1, "the damaged transfer was refused")
+        #expect(counts.installed == 1)
+    }
+
+    @Test func verifyRefusesAFileWhoseChecksumDoesNotMatch() async throws {
+        let directory = try TemporaryDirectory(prefix: "tern-snapshot-file")
+        defer { directory.remove() }
+        let storage = try Storage(directory: directory.path, databases: Broker.databaseNames + RaftLogStore.databaseNames,
+                                  settings: ReplicatedBrokerTests.storageSettings, logger: Self.logger)
+        defer { storage.close() }
+        try await storage.write { txn in
+            try txn.put(storage.database("queue_names"), Array("q".utf8), [0, 0, 0, 1])
+            try RaftLogStore(storage: storage).saveApplied(group: 1, 42, in: txn)
+        }
+        let path = directory.path + "/s.snap"
+        let info = try SnapshotFile.write(storage: storage, group: 1, databases: Broker.databaseNames, to: path)
+        #expect(info.applied == 42)
+        try SnapshotFile.verify(path: path, expected: info)
+        let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        var bytes = original
+        bytes[bytes.count - 2] ^= 1
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect {
+            try SnapshotFile.verify(path: path, expected: info)
+        } throws: { error in
+            (error as? StorageError)?.code == .corruptRecord && "\(error)".contains("checksum mismatch")
+        }
+        // A file of another group is refused too, even with the right checksum.
+        var other = info
+        other.group = 2
+        try Data(original).write(to: URL(fileURLWithPath: path))
+        #expect(throws: StorageError.self) { try SnapshotFile.verify(path: path, expected: other) }
+    }
+}
