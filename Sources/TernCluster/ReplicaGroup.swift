@@ -271,6 +271,9 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         state = Mutex(State(raft: raft))
     }
 
+    /// The state machine's databases (what a snapshot of this group holds).
+    public var databaseNames: [String] { machine.databaseNames }
+
     /// The string id of a member (as given to `--node-id`), when known.
     public func name(of node: Raft.NodeID) -> String? { names[node] }
 

@@ -4,6 +4,7 @@ public import TernBroker
 public import TernCluster
 public import TernGossip
 public import TernReplication
+public import TernCore
 
 /// This node's part in a cluster, as the listeners see it: the replication group that holds
 /// the queues and topics (``ReplicatedBroker``), the gossip membership that says where its
@@ -30,11 +31,14 @@ public final class ClusterNode: Sendable {
     public let controllers: [String]
     public let data: ReplicatedBroker
     public let gossip: GossipService
+    /// Serves snapshot files of the data group to followers that need one (nil: none served).
+    public let snapshots: SnapshotServer?
     /// Requests forwarded to the leader, over HTTP and the binary protocol (a metric).
     let forwarded = Atomic<Int>(0)
 
-    public init(nodeID: String, controllers: [String], data: ReplicatedBroker, gossip: GossipService) {
+    public init(nodeID: String, controllers: [String], data: ReplicatedBroker, gossip: GossipService, snapshots: SnapshotServer? = nil) {
         self.nodeID = nodeID
+        self.snapshots = snapshots
         self.controllers = controllers
         self.data = data
         self.gossip = gossip
@@ -76,6 +80,14 @@ public final class ClusterNode: Sendable {
         for envelope in envelopes where envelope.group == ClusterNode.dataGroup {
             data.group.step(envelope.message)
         }
+    }
+
+    /// Serves a peer's `SnapshotChunk` request.
+    /// - Throws: ``TernError`` `NotInCluster` when this node serves no snapshots, else what
+    ///   ``SnapshotServer/chunk(_:)`` throws.
+    public func snapshotChunk(_ request: SnapshotChunkRequest) async throws(TernError) -> SnapshotChunk {
+        guard let snapshots else { throw TernError(.notInCluster, "this node serves no snapshots") }
+        return try await snapshots.chunk(request)
     }
 
     /// The id of the one data group of step one.

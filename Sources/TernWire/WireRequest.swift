@@ -63,6 +63,8 @@ public enum WireRequest: Sendable, Hashable {
     case peerHello(WirePeerHello)
     /// Node to node: Raft messages; no answer unless refused.
     case raftBatch(WireRaftBatch)
+    /// Node to node: one chunk of a snapshot; answered with ``WireResponse/snapshotChunk(_:)``.
+    case snapshotChunk(WireSnapshotChunkRequest)
 
     /// The API this request belongs to.
     public var api: WireAPI {
@@ -99,6 +101,7 @@ public enum WireRequest: Sendable, Hashable {
         case .describeCluster: .describeCluster
         case .peerHello: .peerHello
         case .raftBatch: .raftBatch
+        case .snapshotChunk: .snapshotChunk
         }
     }
 
@@ -248,6 +251,8 @@ public enum WireRequest: Sendable, Hashable {
             hello.write(to: &buffer)
         case .raftBatch(let batch):
             batch.write(to: &buffer)
+        case .snapshotChunk(let request):
+            request.write(to: &buffer)
         }
     }
 
@@ -406,6 +411,8 @@ public enum WireRequest: Sendable, Hashable {
             self = .peerHello(try r.readPeerHello())
         case .raftBatch:
             self = .raftBatch(try r.readRaftBatch())
+        case .snapshotChunk:
+            self = .snapshotChunk(try r.readSnapshotChunkRequest())
         }
         try r.expectEnd("the \(api) request")
     }

@@ -39,6 +39,8 @@ public enum WireResponse: Sendable, Equatable {
     case group(WireGroupInfo)
     /// DescribeCluster.
     case cluster(WireClusterView)
+    /// SnapshotChunk (node to node).
+    case snapshotChunk(WireSnapshotChunk)
     /// Any API: the request failed and changed nothing.
     case error(TernError)
 
@@ -59,6 +61,8 @@ public enum WireResponse: Sendable, Equatable {
             return messages.reduce(6) { $0 + 37 + $1.body.count + $1.receiptHandle.utf8.count }
         case .consumed(let messages, _):
             return messages.reduce(256) { $0 + 64 + $1.value.count + ($1.key?.count ?? 0) }
+        case .snapshotChunk(let chunk):
+            return 64 + chunk.data.count
         default:
             return 64
         }
@@ -151,6 +155,8 @@ public enum WireResponse: Sendable, Equatable {
             buffer.writeGroupInfo(info)
         case .cluster(let view):
             buffer.writeClusterView(view)
+        case .snapshotChunk(let chunk):
+            chunk.write(to: &buffer)
         case .error:
             preconditionFailure("handled above")
         }
@@ -275,6 +281,8 @@ public enum WireResponse: Sendable, Equatable {
             self = .group(try r.readGroupInfo())
         case .describeCluster:
             self = .cluster(try r.readClusterView())
+        case .snapshotChunk:
+            self = .snapshotChunk(try r.readSnapshotChunk())
         }
         try r.expectEnd("the \(api) response")
     }

@@ -33,6 +33,9 @@ struct ClusterOptions: ParsableArguments {
     @Option(name: .long, help: "Copies of each queue and topic; default and, for now, only value: the number of controllers.")
     var replicationFactor: Int?
 
+    @Option(name: .long, help: "Applied entries a replica's Raft log holds before it is compacted (half are kept; a follower further behind gets a snapshot). Default 10000.")
+    var raftLogEntries: Int?
+
     func apply(to cluster: inout ClusterConfiguration) {
         if let nodeID { cluster.nodeID = nodeID }
         if let gossip { cluster.gossip = gossip }
@@ -41,6 +44,7 @@ struct ClusterOptions: ParsableArguments {
         if let clusterKey { cluster.keyFile = clusterKey }
         if let controllers { try? cluster.set("controllers", controllers) }
         if let replicationFactor { cluster.replicationFactor = replicationFactor }
+        if let raftLogEntries { cluster.raftLogEntries = raftLogEntries }
     }
 }
 
@@ -84,9 +88,16 @@ extension Ternd {
         var linkSettings = PeerLinks.Settings()
         linkSettings.clusterKey = try cluster.keyFile.map(ClusterConfiguration.readKey)
         let links = PeerLinks(nodeID: nodeID, settings: linkSettings, logger: logger) { id in resolver.address(of: id) }
+        // Snapshot files, served and received (decision 117); emptied at start.
+        let snapshotDirectory = configuration.dataDir + "/snapshots"
+        let snapshots = try SnapshotServer(storage: storage, settings: .init(directory: snapshotDirectory), logger: logger)
+        var settings = ReplicaGroup<BrokerStateMachine>.Settings()
+        settings.compaction = .init(logEntries: cluster.raftLogEntries)
+        let installer = SnapshotInstaller(source: PeerSnapshotClient(links: links), directory: snapshotDirectory)
         let data = try ReplicatedBroker(group: ClusterNode.dataGroup, node: nodeID, voters: cluster.controllers, storage: storage,
-                                        transport: links, clock: clock, logger: logger)
-        let node = ClusterNode(nodeID: nodeID, controllers: cluster.controllers, data: data, gossip: gossip)
+                                        transport: links, clock: clock, settings: settings, installer: installer, logger: logger)
+        let node = ClusterNode(nodeID: nodeID, controllers: cluster.controllers, data: data, gossip: gossip, snapshots: snapshots)
+        Task { await snapshots.register(group: ClusterNode.dataGroup, databases: data.group.databaseNames) }
         resolver.set(node)
         logger.info("cluster node", metadata: [
             "tern.node_id": "\(nodeID)", "tern.controllers": "\(cluster.controllers)",
