@@ -89,12 +89,13 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     /// machine's LMDB databases are the snapshot, so compacting costs one deletion of log
     /// entries; the Raft snapshot's data is a one-byte descriptor (``ReplicaGroup/snapshotDescriptor``).
     ///
-    /// Once ``logEntries`` applied entries lie past the snapshot point, the log is compacted
-    /// through the applied index less ``catchUpEntries``; a leader keeps, beyond that, the
-    /// entries a follower within ``logEntries`` of the applied index still needs (a slow but
-    /// replicating follower), never more. A follower further behind, or whose next entry is
-    /// gone, is sent a snapshot. The log in memory and in LMDB therefore holds at most
-    /// ``logEntries`` applied entries, plus the entries not applied yet (bounded by
+    /// Once ``logEntries`` applied entries, or ``logBytes`` of them, lie past the snapshot point,
+    /// the log is compacted so that at most ``catchUpEntries`` and ``catchUpBytes`` of applied
+    /// entries stay; a leader keeps, beyond that, the entries a follower within ``logEntries``
+    /// and ``logBytes`` of the applied index still needs (a slow but replicating follower),
+    /// never more. A follower further behind, or whose next entry is gone, is sent a snapshot.
+    /// The log in memory and in LMDB therefore holds at most ``logEntries`` applied entries and
+    /// about ``logBytes`` of them, plus the entries not applied yet (bounded by
     /// ``Raft/Settings/maxUncommittedBytes`` on a leader).
     public struct Compaction: Sendable, Hashable {
         /// Applied entries past the snapshot point that start a compaction. Default 10,000
@@ -103,37 +104,107 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         /// Applied entries kept after a compaction, for followers a little behind (etcd's
         /// `SnapshotCatchUpEntries`, 5,000). Default 5,000; less than ``logEntries``.
         public var catchUpEntries = 5_000
+        /// Bytes of applied entries (``Raft/Entry/encodedBytes``) past the snapshot point that
+        /// start a compaction: a batch of 1,000 messages of 1 KiB is one entry of 1 MiB. Default
+        /// 67,108,864 (64 MiB).
+        public var logBytes = 64 << 20
+        /// Bytes of applied entries kept after a compaction. Default 33,554,432 (32 MiB); at
+        /// most ``logBytes``.
+        public var catchUpBytes = 32 << 20
 
         public init() {}
 
-        /// Compaction every `entries` applied entries, keeping half of them.
+        /// Compaction every `entries` applied entries (or ``logBytes``), keeping half of them.
         public init(logEntries entries: Int) {
             logEntries = entries
             catchUpEntries = entries / 2
         }
 
-        /// - Throws: ``ReplicationError`` (`invalidSettings`) when ``logEntries`` is below 1 or
-        ///   ``catchUpEntries`` is negative or not below ``logEntries``.
+        /// - Throws: ``ReplicationError`` (`invalidSettings`) when ``logEntries`` or ``logBytes``
+        ///   is below 1, or a catch-up figure is negative or not below its bound.
         public func validate() throws(ReplicationError) {
-            guard logEntries >= 1 else { throw ReplicationError(.invalidSettings, "compaction.logEntries must be at least 1") }
-            guard catchUpEntries >= 0, catchUpEntries < logEntries else {
-                throw ReplicationError(.invalidSettings, "compaction.catchUpEntries must be 0 or more and less than logEntries")
+            guard logEntries >= 1, logBytes >= 1 else {
+                throw ReplicationError(.invalidSettings, "compaction.logEntries and logBytes must be at least 1")
+            }
+            guard catchUpEntries >= 0, catchUpEntries < logEntries, catchUpBytes >= 0, catchUpBytes <= logBytes else {
+                throw ReplicationError(.invalidSettings, "compaction.catchUpEntries must be 0 or more and less than logEntries, catchUpBytes 0 to logBytes")
             }
         }
 
         /// The index to compact through, or nil when the log is not due for compaction.
         /// - Parameters:
-        ///   - applied: the highest applied index; `snapshotIndex`: the current snapshot point.
+        ///   - applied: the highest applied index in the log; `snapshotIndex`: the snapshot point.
+        ///   - sizes: the bytes of the applied entries past the snapshot point.
         ///   - followerMatches: on a leader, each follower's highest replicated index.
-        func target(applied: Raft.Index, snapshotIndex: Raft.Index, followerMatches: [Raft.Index]) -> Raft.Index? {
-            guard applied > snapshotIndex, applied - snapshotIndex >= UInt64(logEntries) else { return nil }
-            var target = applied - UInt64(catchUpEntries)
-            // A follower within logEntries of the applied index keeps its entries: it is
-            // replicating, and a snapshot would cost it (and the leader) the whole state.
-            let floor = applied - UInt64(logEntries)  // ≥ snapshotIndex
+        func target(applied: Raft.Index, snapshotIndex: Raft.Index, sizes: AppliedSizes,
+                    followerMatches: [Raft.Index]) -> Raft.Index? {
+            guard applied > snapshotIndex else { return nil }
+            let entries = applied - snapshotIndex
+            guard entries >= UInt64(logEntries) || sizes.bytes(after: snapshotIndex) >= logBytes else { return nil }
+            var target = max(entries > UInt64(catchUpEntries) ? applied - UInt64(catchUpEntries) : snapshotIndex,
+                             sizes.lowestIndex(keepingAtMost: catchUpBytes, applied: applied))
+            // A follower within the bounds keeps its entries: it is replicating, and a snapshot
+            // would cost it (and the leader) the whole state.
+            let floor = max(entries > UInt64(logEntries) ? applied - UInt64(logEntries) : snapshotIndex,
+                            sizes.lowestIndex(keepingAtMost: logBytes, applied: applied))
             for match in followerMatches where match > floor && match < target { target = match }
-            return target > snapshotIndex ? target : nil
+            return target > snapshotIndex ? min(target, applied) : nil
         }
+    }
+
+    /// The sizes of the applied entries past the snapshot point, as prefix sums, so that the
+    /// compaction rule can count bytes without walking the log.
+    struct AppliedSizes: Sendable {
+        /// The index of the first entry counted; `cumulative[k]` is the bytes of entries
+        /// `first…first + k`.
+        private(set) var first: Raft.Index = 1
+        private var cumulative: [Int] = []
+        private var dropped = 0
+
+        var total: Int { (cumulative.last ?? dropped) - dropped }
+
+        /// Counts `index` (`bytes` bytes); an index that does not follow the last one counted
+        /// starts the count again there (entries before it count as 0 bytes).
+        mutating func append(_ index: Raft.Index, bytes: Int) {
+            if cumulative.isEmpty || index != first + UInt64(cumulative.count) {
+                first = index
+                cumulative = []
+                dropped = 0
+            }
+            cumulative.append((cumulative.last ?? 0) + bytes)
+        }
+
+        /// Bytes of the counted entries after `index`.
+        func bytes(after index: Raft.Index) -> Int {
+            guard let last = cumulative.last else { return 0 }
+            if index < first { return last - dropped }
+            let k = Int(index - first)
+            return k >= cumulative.count ? 0 : last - cumulative[k]
+        }
+
+        /// The lowest index t such that the counted entries after t hold at most `limit` bytes.
+        func lowestIndex(keepingAtMost limit: Int, applied: Raft.Index) -> Raft.Index {
+            guard let last = cumulative.last, last - dropped > limit else { return first > 0 ? first - 1 : 0 }
+            // cumulative is increasing: find the first k with last - cumulative[k] <= limit.
+            var low = 0, high = cumulative.count - 1
+            while low < high {
+                let mid = (low + high) / 2
+                if last - cumulative[mid] <= limit { high = mid } else { low = mid + 1 }
+            }
+            return first + UInt64(low)
+        }
+
+        /// Forgets the entries through `index` (compacted).
+        mutating func drop(through index: Raft.Index) {
+            guard index >= first, !cumulative.isEmpty else { return }
+            let count = min(Int(index - first) + 1, cumulative.count)
+            dropped = cumulative[count - 1]
+            cumulative.removeFirst(count)
+            first += UInt64(count)
+            if cumulative.isEmpty { dropped = 0 }
+        }
+
+        mutating func reset() { self = AppliedSizes() }
     }
 
     /// A snapshot of the replica's Raft state, for `GET /cluster`, metrics and tests.
@@ -217,6 +288,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         var elections = 0
         var lastRole: Raft.Role = .follower
         var installing = false
+        var appliedSizes = AppliedSizes()
         var snapshotsInstalled = 0
         var snapshotInstallFailures = 0
         var snapshotBytesReceived: UInt64 = 0
@@ -268,7 +340,11 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         let raft = try Raft.Instance(id: self.node, bootstrap: Raft.Configuration(voters: Set(voters.map(RaftNodeID.of))),
                                      initialState: initial, settings: settings.raft,
                                      randomSeed: UInt64.random(in: 1...UInt64.max))
-        state = Mutex(State(raft: raft))
+        var sizes = AppliedSizes()
+        for entry in raft.entries where entry.index <= raft.appliedIndex { sizes.append(entry.index, bytes: entry.encodedBytes) }
+        var initialState = State(raft: raft)
+        initialState.appliedSizes = sizes
+        state = Mutex(initialState)
     }
 
     /// The state machine's databases (what a snapshot of this group holds).
@@ -585,6 +661,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         state.withLock { s in
             if !halted {
                 s.raft.advance(ready)
+                for entry in ready.committedEntries { s.appliedSizes.append(entry.index, bytes: entry.encodedBytes) }
                 compactIfDue(&s)
             }
             s.inFlight = false
@@ -675,6 +752,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
             state.withLock { s in
                 s.installing = false
                 s.snapshotsInstalled += 1
+                s.appliedSizes.reset()
             }
             observers.withLock { $0.installed }?()
             var rest = ready
@@ -745,8 +823,9 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         // end (the installed state was ahead of the snapshot point): compact only what is in it.
         let applied = min(s.raft.appliedIndex, s.raft.lastIndex)
         guard let target = settings.compaction.target(applied: applied, snapshotIndex: s.raft.snapshotIndex,
-                                                      followerMatches: matches) else { return }
+                                                      sizes: s.appliedSizes, followerMatches: matches) else { return }
         s.raft.compact(through: target, data: Self.snapshotDescriptor)
+        s.appliedSizes.drop(through: target)
     }
 
     /// Stops this replica for good (until restart): it would diverge from the others otherwise.

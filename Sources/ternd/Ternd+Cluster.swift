@@ -36,6 +36,9 @@ struct ClusterOptions: ParsableArguments {
     @Option(name: .long, help: "Applied entries a replica's Raft log holds before it is compacted (half are kept; a follower further behind gets a snapshot). Default 10000.")
     var raftLogEntries: Int?
 
+    @Option(name: .long, help: "Bytes of applied entries a replica's Raft log holds before it is compacted (half are kept). Default 67108864 (64 MiB).")
+    var raftLogBytes: Int?
+
     func apply(to cluster: inout ClusterConfiguration) {
         if let nodeID { cluster.nodeID = nodeID }
         if let gossip { cluster.gossip = gossip }
@@ -45,6 +48,7 @@ struct ClusterOptions: ParsableArguments {
         if let controllers { try? cluster.set("controllers", controllers) }
         if let replicationFactor { cluster.replicationFactor = replicationFactor }
         if let raftLogEntries { cluster.raftLogEntries = raftLogEntries }
+        if let raftLogBytes { cluster.raftLogBytes = raftLogBytes }
     }
 }
 
@@ -92,7 +96,7 @@ extension Ternd {
         let snapshotDirectory = configuration.dataDir + "/snapshots"
         let snapshots = try SnapshotServer(storage: storage, settings: .init(directory: snapshotDirectory), logger: logger)
         var settings = ReplicaGroup<BrokerStateMachine>.Settings()
-        settings.compaction = .init(logEntries: cluster.raftLogEntries)
+        settings.compaction = cluster.compaction
         let installer = SnapshotInstaller(source: PeerSnapshotClient(links: links), directory: snapshotDirectory)
         let data = try ReplicatedBroker(group: ClusterNode.dataGroup, node: nodeID, voters: cluster.controllers, storage: storage,
                                         transport: links, clock: clock, settings: settings, installer: installer, logger: logger)

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
-@_spi(Testing) import TernCluster
+@_spi(Testing) @testable import TernCluster
 import TernBroker
 import TernCore
 import TernReplication
@@ -300,5 +300,50 @@ import TernTestKit
         other.group = 2
         try Data(original).write(to: URL(fileURLWithPath: path))
         #expect(throws: StorageError.self) { try SnapshotFile.verify(path: path, expected: other) }
+    }
+}
+
+/// The compaction rule alone (decision 116), on figures.
+@Suite struct CompactionRuleTests {
+    typealias Compaction = ReplicaGroup<BrokerStateMachine>.Compaction
+
+    static func sizes(_ range: ClosedRange<UInt64>, bytes: Int) -> ReplicaGroup<BrokerStateMachine>.AppliedSizes {
+        var sizes = ReplicaGroup<BrokerStateMachine>.AppliedSizes()
+        for index in range { sizes.append(index, bytes: bytes) }
+        return sizes
+    }
+
+    @Test func smallEntries_compactByCount_keepingTheCatchUpEntries() {
+        let rule = Compaction()
+        let few = Self.sizes(1...9_999, bytes: 100)
+        #expect(rule.target(applied: 9_999, snapshotIndex: 0, sizes: few, followerMatches: []) == nil, "not due yet")
+        let due = Self.sizes(1...10_000, bytes: 100)
+        #expect(rule.target(applied: 10_000, snapshotIndex: 0, sizes: due, followerMatches: []) == 5_000)
+    }
+
+    @Test func largeEntries_compactByBytes() {
+        let rule = Compaction()  // 64 MiB, keeping 32 MiB
+        let entries = Self.sizes(1...63, bytes: 1 << 20)
+        #expect(rule.target(applied: 63, snapshotIndex: 0, sizes: entries, followerMatches: []) == nil)
+        let due = Self.sizes(1...64, bytes: 1 << 20)
+        #expect(rule.target(applied: 64, snapshotIndex: 0, sizes: due, followerMatches: []) == 32, "32 entries of 1 MiB stay")
+    }
+
+    @Test func aReplicatingFollowerKeepsItsEntries_aDeadOneDoesNot() {
+        let rule = Compaction(logEntries: 100)
+        let sizes = Self.sizes(1...100, bytes: 10)
+        #expect(rule.target(applied: 100, snapshotIndex: 0, sizes: sizes, followerMatches: [30]) == 30, "a follower 70 behind")
+        #expect(rule.target(applied: 100, snapshotIndex: 0, sizes: sizes, followerMatches: [0]) == 50, "one past the bound gets a snapshot")
+        #expect(rule.target(applied: 100, snapshotIndex: 0, sizes: sizes, followerMatches: [90, 30]) == 30)
+    }
+
+    @Test func sizesCountAfterCompactionAndRestartAfterAGap() {
+        var sizes = Self.sizes(1...10, bytes: 5)
+        #expect(sizes.bytes(after: 0) == 50 && sizes.bytes(after: 4) == 30 && sizes.bytes(after: 10) == 0)
+        #expect(sizes.lowestIndex(keepingAtMost: 12, applied: 10) == 8)
+        sizes.drop(through: 4)
+        #expect(sizes.total == 30 && sizes.bytes(after: 2) == 30 && sizes.bytes(after: 6) == 20)
+        sizes.append(20, bytes: 7)  // a gap: counting starts again
+        #expect(sizes.total == 7 && sizes.first == 20)
     }
 }
