@@ -247,6 +247,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     private let transport: any RaftTransport
     private let settings: Settings
     private let installer: SnapshotInstaller?
+    private let bootstrap: Raft.Configuration
     private let logger: Logger
     private let names: [Raft.NodeID: String]
     private let state: Mutex<State>
@@ -322,7 +323,19 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         var names: [Raft.NodeID: String] = [:]
         for voter in voters + [node] { names[RaftNodeID.of(voter)] = voter }
         self.names = names
-        let logStore = self.logStore
+        let bootstrap = Raft.Configuration(voters: Set(voters.map(RaftNodeID.of)))
+        self.bootstrap = bootstrap
+        let (raft, sizes) = try Self.load(group: group, node: RaftNodeID.of(node), bootstrap: bootstrap, storage: storage,
+                                          logStore: RaftLogStore(storage: storage), settings: settings)
+        var initialState = State(raft: raft)
+        initialState.appliedSizes = sizes
+        state = Mutex(initialState)
+    }
+
+    /// A Raft instance from what `storage` holds for `group`, and the sizes of its applied
+    /// entries in memory.
+    private static func load(group: UInt64, node: Raft.NodeID, bootstrap: Raft.Configuration, storage: Storage,
+                             logStore: RaftLogStore, settings: Settings) throws -> (Raft.Instance, AppliedSizes) {
         let (stored, applied) = try storage.read { txn in
             (try logStore.load(group: group, in: txn), try logStore.loadApplied(group: group, in: txn))
         }
@@ -337,14 +350,11 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
             snapshot: snapshot,
             entries: stored.entries.map { Raft.Entry(index: $0.index, term: $0.term, kind: Raft.Entry.Kind(rawValue: $0.kind) ?? .normal, payload: $0.payload) },
             applied: applied)
-        let raft = try Raft.Instance(id: self.node, bootstrap: Raft.Configuration(voters: Set(voters.map(RaftNodeID.of))),
-                                     initialState: initial, settings: settings.raft,
+        let raft = try Raft.Instance(id: node, bootstrap: bootstrap, initialState: initial, settings: settings.raft,
                                      randomSeed: UInt64.random(in: 1...UInt64.max))
         var sizes = AppliedSizes()
         for entry in raft.entries where entry.index <= raft.appliedIndex { sizes.append(entry.index, bytes: entry.encodedBytes) }
-        var initialState = State(raft: raft)
-        initialState.appliedSizes = sizes
-        state = Mutex(initialState)
+        return (raft, sizes)
     }
 
     /// The state machine's databases (what a snapshot of this group holds).
@@ -732,6 +742,15 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
             while true {
                 if state.withLock({ $0.stopped }) { return }
                 guard !preferred.isEmpty else { halt("no member to fetch a snapshot from"); return }
+                if failures > 0 && failures % (2 * preferred.count) == 0 {
+                    // Every member failed twice (none reachable, or none has applied far enough:
+                    // the leader may be gone before the others learned the commit). Waiting on
+                    // would keep this node from voting, and the others may need its vote to
+                    // elect a leader that can serve: give the snapshot up and go back to what
+                    // is stored, as after a crash (nothing of the ready was persisted or sent).
+                    abandonInstall(reason: "every member failed twice")
+                    return
+                }
                 let peer = preferred[failures % preferred.count]
                 do {
                     let applied = try await fetchAndInstall(meta, from: peer, installer: installer)
@@ -758,6 +777,26 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
             var rest = ready
             rest.snapshot = nil
             carryOut(rest)
+        }
+    }
+
+    /// Drops the Raft instance's view that the snapshot is installed and reloads it from
+    /// storage (the old state), then takes Raft messages again; the leader sends the snapshot
+    /// again when it still has to.
+    private func abandonInstall(reason: String) {
+        logger.warning("snapshot install abandoned; going on from the stored state", metadata: ["tern.reason": "\(reason)"])
+        do {
+            let (raft, sizes) = try Self.load(group: group, node: node, bootstrap: bootstrap, storage: storage,
+                                              logStore: logStore, settings: settings)
+            state.withLock { s in
+                s.raft = raft
+                s.appliedSizes = sizes
+                s.installing = false
+                s.inFlight = false
+            }
+            pump()
+        } catch {
+            halt("cannot reload the raft log after an abandoned snapshot install: \(error)")
         }
     }
 

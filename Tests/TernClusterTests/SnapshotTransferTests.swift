@@ -30,8 +30,11 @@ import TernTestKit
     final class LocalSnapshots: SnapshotSource, @unchecked Sendable {
         let servers = Mutex<[Raft.NodeID: SnapshotServer]>([:])
         let corruptNext = Mutex(false)
+        /// Every peer answers `Unavailable` (none has applied far enough, say).
+        let refuseAll = Mutex(false)
 
         func chunk(_ request: SnapshotChunkRequest, from peer: Raft.NodeID) async throws -> SnapshotChunk {
+            if refuseAll.withLock({ $0 }) { throw TernError(.unavailable, "planted: this node has not applied that far") }
             guard let server = servers.withLock({ $0[peer] }) else { throw TernError(.unavailable, "peer \(peer) is down") }
             var chunk = try await server.chunk(request)
             if !chunk.data.isEmpty, corruptNext.withLock({ let c = $0; $0 = false; return c }) {
@@ -270,6 +273,37 @@ import TernTestKit
         let counts = follower.replica.group.snapshotCounts
         #expect(counts.failures >= 1, "the damaged transfer was refused")
         #expect(counts.installed == 1)
+    }
+
+    /// The installing node takes no Raft messages; if no member can serve the snapshot (here:
+    /// all refuse) and the leader is gone, the last follower needs its vote. It gives the
+    /// install up after every member failed twice, goes back to its stored state and votes, a
+    /// leader is elected, and the install succeeds once a member can serve.
+    @Test func aFollowerThatCannotGetItsSnapshotGivesItUpSoTheOthersCanElectALeader() async throws {
+        let nodes = try await Self.makeCluster()
+        let queue = try QueueName("abandon")
+        let leader = try await Self.servingLeader(nodes)
+        _ = try await leader.replica.broker.createOrUpdateQueue(queue, patch: .init())
+        let follower = nodes.first { $0 !== leader }!
+        await follower.crash()
+        try await Self.send(300, to: queue, via: nodes, tag: "m")
+        follower.snapshots.refuseAll.withLock { $0 = true }
+        try await follower.restart()
+        try await ReplicatedBrokerTests.eventually("the follower to try to install") {
+            follower.replica.group.snapshotCounts.failures >= 1
+        }
+        await leader.crash()
+        let survivors = nodes.filter { $0 !== leader }
+        // Still refused: a leader can be elected only with the follower's vote (2 of 3), which a
+        // follower that kept waiting for its snapshot would never give.
+        try await ReplicatedBrokerTests.eventually("a leader among the survivors") {
+            survivors.contains { $0.replica.group.status.role == .leader }
+        }
+        follower.snapshots.refuseAll.withLock { $0 = false }
+        try await Self.send(20, to: queue, via: survivors, tag: "after")
+        let dumps = try await Self.convergedDumps(survivors)
+        #expect(dumps[0] == dumps[1], "the follower installed a snapshot once one was served")
+        #expect(follower.replica.group.snapshotCounts.installed >= 1)
     }
 
     @Test func verifyRefusesAFileWhoseChecksumDoesNotMatch() async throws {
