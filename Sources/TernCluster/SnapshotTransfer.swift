@@ -94,7 +94,7 @@ public actor SnapshotServer {
     let storage: Storage
     let settings: Settings
     let logger: Logger
-    private var databases: [UInt64: [String]] = [:]
+    private nonisolated let databases = Mutex<[UInt64: [String]]>([:])
     private var current: Current?
     private var making: Task<Current, any Error>?
     private var sweeper: Task<Void, Never>?
@@ -121,7 +121,7 @@ public actor SnapshotServer {
     }
 
     /// Serves `group`, whose state machine keeps its state in `databases`.
-    public func register(group: UInt64, databases names: [String]) { databases[group] = names }
+    public nonisolated func register(group: UInt64, databases names: [String]) { databases.withLock { $0[group] = names } }
 
     public nonisolated var counters: Counters { counts.withLock { $0 } }
 
@@ -130,7 +130,7 @@ public actor SnapshotServer {
     ///   an offset past the end), `Conflict` (the snapshot id is no longer served),
     ///   `Unavailable` (this node has not applied `minApplied`, or the file cannot be made).
     public func chunk(_ request: SnapshotChunkRequest) async throws(TernError) -> SnapshotChunk {
-        guard let names = databases[request.group] else {
+        guard let names = databases.withLock({ $0[request.group] }) else {
             throw TernError(.invalidParameter, "this node serves no snapshots of group \(request.group)")
         }
         guard (1...UInt32(SnapshotChunk.maxBytes)).contains(request.maxBytes) else {

@@ -68,9 +68,9 @@ public final class PeerSnapshotClient: SnapshotSource {
     private func send(_ request: WireRequest, on channel: any Channel) async throws -> WireFrame {
         let promise = channel.eventLoop.makePromise(of: WireFrame.self)
         let id = correlation.add(1, ordering: .relaxed).newValue
-        let timeout = channel.eventLoop.scheduleTask(in: TimeAmount(requestTimeout)) {
-            promise.fail(TernError(.unavailable, "the peer did not answer within \(self.requestTimeout)"))
-        }
+        // A late answer is never matched to the next request: the connection goes, and closing
+        // it fails every waiting request (the promise is completed once, by the handler).
+        let timeout = channel.eventLoop.scheduleTask(in: TimeAmount(requestTimeout)) { channel.close(promise: nil) }
         channel.writeAndFlush(PeerRequest(frame: request.frame(correlationID: id), promise: promise), promise: nil)
         defer { timeout.cancel() }
         return try await promise.futureResult.get()

@@ -101,7 +101,7 @@ extension Ternd {
         let data = try ReplicatedBroker(group: ClusterNode.dataGroup, node: nodeID, voters: cluster.controllers, storage: storage,
                                         transport: links, clock: clock, settings: settings, installer: installer, logger: logger)
         let node = ClusterNode(nodeID: nodeID, controllers: cluster.controllers, data: data, gossip: gossip, snapshots: snapshots)
-        Task { await snapshots.register(group: ClusterNode.dataGroup, databases: data.group.databaseNames) }
+        snapshots.register(group: ClusterNode.dataGroup, databases: data.group.databaseNames)
         resolver.set(node)
         logger.info("cluster node", metadata: [
             "tern.node_id": "\(nodeID)", "tern.controllers": "\(cluster.controllers)",

@@ -72,6 +72,7 @@ import TernTestKit
             let storage = try openStorage(directory)
             let id = RaftNodeID.of(name)
             let server = try SnapshotServer(storage: storage, settings: .init(directory: directory.path + "/snapshots"), logger: SnapshotTransferTests.logger)
+            server.register(group: 1, databases: Broker.databaseNames)
             var installer = SnapshotInstaller(source: snapshots, directory: directory.path + "/snapshots")
             installer.chunkBytes = 4096  // many chunks per transfer
             installer.retryBackoff = .milliseconds(50)
@@ -100,8 +101,6 @@ import TernTestKit
 
         func restart(planted: (@Sendable (Int) throws -> Void)? = nil) async throws {
             (storage, replica, server) = try Self.open(name, directory, network, snapshots, planted: planted)
-            await Task.yield()
-            await server.register(group: 1, databases: Broker.databaseNames)
             network.heal(id)
         }
 
@@ -112,7 +111,6 @@ import TernTestKit
         let network = LocalNetwork()
         let snapshots = LocalSnapshots()
         let nodes = try names.map { try Node(name: $0, network: network, snapshots: snapshots) }
-        for node in nodes { await node.server.register(group: 1, databases: Broker.databaseNames) }
         return nodes
     }
 
