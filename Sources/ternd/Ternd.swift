@@ -306,6 +306,7 @@ struct Ternd: AsyncParsableCommand {
         if let cluster {
             cluster.node.data.stop()
             await cluster.links.shutdown()
+            await cluster.node.snapshots?.close()
         }
         storage.close()
         logger.info("ternd stopped")

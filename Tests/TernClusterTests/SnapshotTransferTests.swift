@@ -304,6 +304,110 @@ import TernTestKit
         #expect(follower.replica.group.snapshotCounts.installed >= 1)
     }
 
+    /// The file reader under flipped bits, changed, removed and inserted bytes: an install
+    /// either succeeds (a value changed) or throws a ``StorageError``, and a throw leaves the
+    /// databases as they were (the transaction rolls back). Never a crash.
+    @Test func mutatedSnapshotFiles_installOrAreRefused_neverCrash() async throws {
+        let directory = try TemporaryDirectory(prefix: "tern-snapshot-fuzz")
+        defer { directory.remove() }
+        let source = try Storage(directory: directory.path, databases: Broker.databaseNames + RaftLogStore.databaseNames,
+                                 settings: ReplicatedBrokerTests.storageSettings, logger: Self.logger)
+        defer { source.close() }
+        try await source.write { txn in
+            for k in 0..<20 {
+                try txn.put(source.database("messages"), [0, 0, 0, 1] + [UInt8(k)], Array(repeating: UInt8(k), count: k + 1))
+            }
+            try txn.put(source.database("queue_names"), Array("q".utf8), [0, 0, 0, 1])
+            try RaftLogStore(storage: source).saveApplied(group: 1, 42, in: txn)
+        }
+        let path = directory.path + "/seed.snap"
+        _ = try SnapshotFile.write(storage: source, group: 1, databases: Broker.databaseNames, to: path)
+        let seed = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        func contents() throws -> [[UInt8]] {
+            try source.read { txn in
+                try (Broker.databaseNames + ["raft_state"]).flatMap { name in
+                    try txn.withCursor(source.database(name)) { cursor in
+                        var all: [[UInt8]] = []
+                        var item = try cursor.first()
+                        while let (key, value) = item { all.append(Array(name.utf8) + key + [0xFF] + value); item = try cursor.next() }
+                        return all
+                    }
+                }
+            }
+        }
+        let before = try contents()
+        var random = SeededGenerator(seed: 0x5A_0117)
+        var installed = 0, refused = 0
+        for iteration in 0..<300 {
+            var bytes = seed
+            for _ in 0...(random.next() % 3) {
+                let position = Int(random.next() % UInt64(bytes.count))
+                switch random.next() % 4 {
+                case 0: bytes[position] ^= 1 << (random.next() % 8)
+                case 1: bytes[position] = UInt8(truncatingIfNeeded: random.next())
+                case 2: bytes.remove(at: position)
+                default: bytes.insert(UInt8(truncatingIfNeeded: random.next()), at: position)
+                }
+            }
+            let mutated = directory.path + "/mutated.snap"
+            try Data(bytes).write(to: URL(fileURLWithPath: mutated))
+            do {
+                // Installed and then rolled back by the planted throw at the end, so each
+                // iteration starts from the same state.
+                _ = try await source.write { txn -> UInt64 in
+                    _ = try SnapshotFile.install(path: mutated, group: 1, databases: Broker.databaseNames, storage: source, in: txn)
+                    throw CancellationError()
+                }
+            } catch is CancellationError {
+                installed += 1
+            } catch {
+                refused += 1
+                #expect(error is StorageError, "iteration \(iteration): \(error)")
+            }
+        }
+        #expect(installed > 0 && refused > 0, "installed \(installed), refused \(refused)")
+        #expect(try contents() == before, "every transaction rolled back")
+    }
+
+    /// The serving side: one file at a time, reused for later requests it satisfies, replaced
+    /// for a newer state (the old id is then `Conflict`), refused past this node's applied index.
+    @Test func theSnapshotServerServesOneFileAtATime() async throws {
+        let directory = try TemporaryDirectory(prefix: "tern-snapshot-server")
+        defer { directory.remove() }
+        let storage = try Storage(directory: directory.path + "/data", databases: Broker.databaseNames + RaftLogStore.databaseNames,
+                                  settings: ReplicatedBrokerTests.storageSettings, logger: Self.logger)
+        defer { storage.close() }
+        let server = try SnapshotServer(storage: storage, settings: .init(directory: directory.path + "/snapshots"), logger: Self.logger)
+        server.register(group: 1, databases: Broker.databaseNames)
+        try await storage.write { txn in try RaftLogStore(storage: storage).saveApplied(group: 1, 10, in: txn) }
+        let first = try await server.chunk(SnapshotChunkRequest(group: 1, snapshotID: 0, minApplied: 5, offset: 0, maxBytes: 8))
+        #expect(first.info.applied == 10 && first.data.count == 8 && first.data == Array("TSNP".utf8) + [1, 0, 0, 0])
+        let again = try await server.chunk(SnapshotChunkRequest(group: 1, snapshotID: 0, minApplied: 10, offset: 0, maxBytes: 8))
+        #expect(again.snapshotID == first.snapshotID, "a request the file satisfies reuses it")
+        await #expect(throws: TernError.self) {
+            _ = try await server.chunk(SnapshotChunkRequest(group: 1, snapshotID: 0, minApplied: 11, offset: 0, maxBytes: 8))
+        }
+        try await storage.write { txn in try RaftLogStore(storage: storage).saveApplied(group: 1, 20, in: txn) }
+        let newer = try await server.chunk(SnapshotChunkRequest(group: 1, snapshotID: 0, minApplied: 15, offset: 0, maxBytes: 8))
+        #expect(newer.snapshotID != first.snapshotID && newer.info.applied == 20)
+        do {
+            _ = try await server.chunk(SnapshotChunkRequest(group: 1, snapshotID: first.snapshotID, minApplied: 5, offset: 8, maxBytes: 8))
+            Issue.record("the replaced file was served")
+        } catch {
+            #expect(error.code == .conflict)
+        }
+        await #expect(throws: TernError.self) {
+            _ = try await server.chunk(SnapshotChunkRequest(group: 1, snapshotID: newer.snapshotID, minApplied: 0, offset: newer.info.bytes + 1, maxBytes: 8))
+        }
+        await #expect(throws: TernError.self) {
+            _ = try await server.chunk(SnapshotChunkRequest(group: 9, snapshotID: 0, minApplied: 0, offset: 0, maxBytes: 8))
+        }
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path + "/snapshots")
+        #expect(files.count == 1, "one file at a time: \(files)")
+        await server.close()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path + "/snapshots").isEmpty)
+    }
+
     @Test func verifyRefusesAFileWhoseChecksumDoesNotMatch() async throws {
         let directory = try TemporaryDirectory(prefix: "tern-snapshot-file")
         defer { directory.remove() }
