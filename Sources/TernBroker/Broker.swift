@@ -101,6 +101,16 @@ public final class Broker: Sendable {
         topicState.groups.withLock { $0.removeAll() }
     }
 
+    /// Drops what this node keeps in memory about the state after the whole state was replaced
+    /// underneath it (a replica installed a snapshot): consumer-group coordinator state (as
+    /// ``forgetCoordinatorState()``) and sticky partitions, and wakes every long poll and the
+    /// maintenance loop so that they look at the new state. Everything else the broker knows
+    /// it reads from LMDB on every request (queues, counts, FIFO groups, quota).
+    public func didReplaceState() {
+        topicState.forgetAll()
+        signals.signalAll()
+    }
+
     /// Reports the side effects of `outcome` (metrics) and wakes the long polls of queues
     /// that gained ready messages. A replication group calls it for every command it applies
     /// on this node, whoever proposed it.

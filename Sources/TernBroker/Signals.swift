@@ -39,6 +39,16 @@ final class Signals: Sendable {
         for continuation in woken { continuation.resume() }
     }
 
+    /// Wakes every waiter of every key (the state they wait on was replaced).
+    func signalAll() {
+        let woken: [CheckedContinuation<Void, Never>] = state.withLock { state in
+            for key in Array(state.versions.keys) + Array(state.waiters.keys) { state.versions[key, default: 0] &+= 1 }
+            defer { state.waiters.removeAll() }
+            return state.waiters.values.flatMap { $0.values.map(\.continuation) }
+        }
+        for continuation in woken { continuation.resume() }
+    }
+
     /// Suspends until `key` is signalled after version `seen`, until `deadline` by `clock`, or
     /// until the task is cancelled, whichever comes first.
     func wait(for key: UInt32, seen: UInt64, until deadline: Timestamp, clock: any TernClock) async {

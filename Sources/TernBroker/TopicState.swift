@@ -45,6 +45,12 @@ final class TopicState: Sendable {
         groups.withLock { groups in if groups[key] == nil { groups[key] = instance } }
     }
 
+    /// Forgets everything (the state underneath was replaced).
+    func forgetAll() {
+        sticky.withLock { $0.removeAll() }
+        groups.withLock { $0.removeAll() }
+    }
+
     /// Forgets the groups and sticky partition of a deleted topic.
     func forget(topic: UInt32) {
         sticky.withLock { _ = $0.removeValue(forKey: topic) }

@@ -17,6 +17,9 @@ public struct BrokerStateMachine: ReplicatedStateMachine {
     public func apply(_ payload: [UInt8], in txn: WriteTransaction) throws -> CommandOutcome {
         try machine.apply(try CommandCodec.decode(payload), in: txn)
     }
+
+    /// Every database of the broker (``Broker/databaseNames``): the broker reads only LMDB.
+    public var databaseNames: [String] { Broker.databaseNames }
 }
 
 /// Sends a ``Broker``'s commands through its replication group: the leader proposes the
@@ -51,14 +54,16 @@ public final class ReplicatedBroker: Sendable {
     /// - Parameter storage: opened with ``Broker/databaseNames`` and ``RaftLogStore/databaseNames``.
     /// - Throws: what ``ReplicaGroup/init(group:node:voters:storage:machine:transport:settings:logger:)`` throws.
     public init(group id: UInt64, node: String, voters: [String], storage: Storage, transport: any RaftTransport,
-                clock: any TernClock, settings: ReplicaGroup<BrokerStateMachine>.Settings = .init(), logger: Logger) throws {
+                clock: any TernClock, settings: ReplicaGroup<BrokerStateMachine>.Settings = .init(),
+                installer: SnapshotInstaller? = nil, logger: Logger) throws {
         let machine = StateMachine(storage: storage)
         let group = try ReplicaGroup(group: id, node: node, voters: voters, storage: storage,
                                      machine: BrokerStateMachine(machine: machine), transport: transport,
-                                     settings: settings, logger: logger)
+                                     settings: settings, installer: installer, logger: logger)
         let broker = Broker.replicated(storage: storage, clock: clock, executor: ReplicatedExecutor(group: group), logger: logger)
         group.setApplyObserver { outcome in broker.didApply(outcome) }
         group.setLeaderObserver { broker.forgetCoordinatorState() }
+        group.setSnapshotObserver { broker.didReplaceState() }
         self.group = group
         self.broker = broker
     }

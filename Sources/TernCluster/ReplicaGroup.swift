@@ -17,6 +17,30 @@ public protocol ReplicatedStateMachine: Sendable {
     associatedtype Output: Sendable
     /// Applies one committed entry's payload (never the empty no-op of a new leader).
     func apply(_ payload: [UInt8], in txn: WriteTransaction) throws -> Output
+    /// The LMDB databases that hold the state, all of it: a snapshot is their contents (with
+    /// the group's applied index), and installing one replaces them.
+    var databaseNames: [String] { get }
+}
+
+/// How a follower installs the snapshots its leader sends (decision 117): where it fetches
+/// the state's chunks, and the directory the incoming file is written to.
+public struct SnapshotInstaller: Sendable {
+    public var source: any SnapshotSource
+    /// `DATA_DIR/snapshots`; the incoming file is `incoming-group-G.snap` there.
+    public var directory: String
+    /// Bytes asked per chunk. Default 1 MiB.
+    public var chunkBytes: Int = 1 << 20
+    /// The first wait before fetching again after a failed attempt, doubled per failure up to
+    /// 5 s. Default 200 ms.
+    public var retryBackoff: Duration = .milliseconds(200)
+    /// Test hook: called after each entry written by an install, in its transaction; a throw
+    /// aborts the transaction (a crash in the middle of an install).
+    @_spi(Testing) public var planted: (@Sendable (Int) throws -> Void)?
+
+    public init(source: any SnapshotSource, directory: String) {
+        self.source = source
+        self.directory = directory
+    }
 }
 
 /// This node's replica of one replication group: a ``Raft/Instance`` driven by real time, its
@@ -47,8 +71,140 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         public var proposalTimeout: Duration = .seconds(10)
         /// The most proposals waiting at once; more are refused with `Overloaded`. Default 65,536.
         public var maxPendingProposals = 65_536
+        /// When each replica compacts its own log (decision 116).
+        public var compaction = Compaction()
 
         public init() {}
+
+        /// Checks the settings.
+        /// - Throws: ``ReplicationError`` (`invalidSettings`) naming the first one out of range.
+        public func validate() throws(ReplicationError) {
+            try raft.validate()
+            try compaction.validate()
+        }
+    }
+
+    /// Log compaction (Raft §7): every replica compacts its own log, as every etcd member
+    /// snapshots on its own (etcd's `--snapshot-count`, `SnapshotCatchUpEntries`). The state
+    /// machine's LMDB databases are the snapshot, so compacting costs one deletion of log
+    /// entries; the Raft snapshot's data is a one-byte descriptor (``ReplicaGroup/snapshotDescriptor``).
+    ///
+    /// Once ``logEntries`` applied entries, or ``logBytes`` of them, lie past the snapshot point,
+    /// the log is compacted so that at most ``catchUpEntries`` and ``catchUpBytes`` of applied
+    /// entries stay; a leader keeps, beyond that, the entries a follower within ``logEntries``
+    /// and ``logBytes`` of the applied index still needs (a slow but replicating follower),
+    /// never more. A follower further behind, or whose next entry is gone, is sent a snapshot.
+    /// The log in memory and in LMDB therefore holds at most ``logEntries`` applied entries and
+    /// about ``logBytes`` of them, plus the entries not applied yet (bounded by
+    /// ``Raft/Settings/maxUncommittedBytes`` on a leader).
+    public struct Compaction: Sendable, Hashable {
+        /// Applied entries past the snapshot point that start a compaction. Default 10,000
+        /// (etcd's default `--snapshot-count` since 3.6).
+        public var logEntries = 10_000
+        /// Applied entries kept after a compaction, for followers a little behind (etcd's
+        /// `SnapshotCatchUpEntries`, 5,000). Default 5,000; less than ``logEntries``.
+        public var catchUpEntries = 5_000
+        /// Bytes of applied entries (``Raft/Entry/encodedBytes``) past the snapshot point that
+        /// start a compaction: a batch of 1,000 messages of 1 KiB is one entry of 1 MiB. Default
+        /// 67,108,864 (64 MiB).
+        public var logBytes = 64 << 20
+        /// Bytes of applied entries kept after a compaction. Default 33,554,432 (32 MiB); at
+        /// most ``logBytes``.
+        public var catchUpBytes = 32 << 20
+
+        public init() {}
+
+        /// Compaction every `entries` applied entries (or ``logBytes``), keeping half of them.
+        public init(logEntries entries: Int) {
+            logEntries = entries
+            catchUpEntries = entries / 2
+        }
+
+        /// - Throws: ``ReplicationError`` (`invalidSettings`) when ``logEntries`` or ``logBytes``
+        ///   is below 1, or a catch-up figure is negative or not below its bound.
+        public func validate() throws(ReplicationError) {
+            guard logEntries >= 1, logBytes >= 1 else {
+                throw ReplicationError(.invalidSettings, "compaction.logEntries and logBytes must be at least 1")
+            }
+            guard catchUpEntries >= 0, catchUpEntries < logEntries, catchUpBytes >= 0, catchUpBytes <= logBytes else {
+                throw ReplicationError(.invalidSettings, "compaction.catchUpEntries must be 0 or more and less than logEntries, catchUpBytes 0 to logBytes")
+            }
+        }
+
+        /// The index to compact through, or nil when the log is not due for compaction.
+        /// - Parameters:
+        ///   - applied: the highest applied index in the log; `snapshotIndex`: the snapshot point.
+        ///   - sizes: the bytes of the applied entries past the snapshot point.
+        ///   - followerMatches: on a leader, each follower's highest replicated index.
+        func target(applied: Raft.Index, snapshotIndex: Raft.Index, sizes: AppliedSizes,
+                    followerMatches: [Raft.Index]) -> Raft.Index? {
+            guard applied > snapshotIndex else { return nil }
+            let entries = applied - snapshotIndex
+            guard entries >= UInt64(logEntries) || sizes.bytes(after: snapshotIndex) >= logBytes else { return nil }
+            var target = max(entries > UInt64(catchUpEntries) ? applied - UInt64(catchUpEntries) : snapshotIndex,
+                             sizes.lowestIndex(keepingAtMost: catchUpBytes, applied: applied))
+            // A follower within the bounds keeps its entries: it is replicating, and a snapshot
+            // would cost it (and the leader) the whole state.
+            let floor = max(entries > UInt64(logEntries) ? applied - UInt64(logEntries) : snapshotIndex,
+                            sizes.lowestIndex(keepingAtMost: logBytes, applied: applied))
+            for match in followerMatches where match > floor && match < target { target = match }
+            return target > snapshotIndex ? min(target, applied) : nil
+        }
+    }
+
+    /// The sizes of the applied entries past the snapshot point, as prefix sums, so that the
+    /// compaction rule can count bytes without walking the log.
+    struct AppliedSizes: Sendable {
+        /// The index of the first entry counted; `cumulative[k]` is the bytes of entries
+        /// `first…first + k`.
+        private(set) var first: Raft.Index = 1
+        private var cumulative: [Int] = []
+        private var dropped = 0
+
+        var total: Int { (cumulative.last ?? dropped) - dropped }
+
+        /// Counts `index` (`bytes` bytes); an index that does not follow the last one counted
+        /// starts the count again there (entries before it count as 0 bytes).
+        mutating func append(_ index: Raft.Index, bytes: Int) {
+            if cumulative.isEmpty || index != first + UInt64(cumulative.count) {
+                first = index
+                cumulative = []
+                dropped = 0
+            }
+            cumulative.append((cumulative.last ?? 0) + bytes)
+        }
+
+        /// Bytes of the counted entries after `index`.
+        func bytes(after index: Raft.Index) -> Int {
+            guard let last = cumulative.last else { return 0 }
+            if index < first { return last - dropped }
+            let k = Int(index - first)
+            return k >= cumulative.count ? 0 : last - cumulative[k]
+        }
+
+        /// The lowest index t such that the counted entries after t hold at most `limit` bytes.
+        func lowestIndex(keepingAtMost limit: Int, applied: Raft.Index) -> Raft.Index {
+            guard let last = cumulative.last, last - dropped > limit else { return first > 0 ? first - 1 : 0 }
+            // cumulative is increasing: find the first k with last - cumulative[k] <= limit.
+            var low = 0, high = cumulative.count - 1
+            while low < high {
+                let mid = (low + high) / 2
+                if last - cumulative[mid] <= limit { high = mid } else { low = mid + 1 }
+            }
+            return first + UInt64(low)
+        }
+
+        /// Forgets the entries through `index` (compacted).
+        mutating func drop(through index: Raft.Index) {
+            guard index >= first, !cumulative.isEmpty else { return }
+            let count = min(Int(index - first) + 1, cumulative.count)
+            dropped = cumulative[count - 1]
+            cumulative.removeFirst(count)
+            first += UInt64(count)
+            if cumulative.isEmpty { dropped = 0 }
+        }
+
+        mutating func reset() { self = AppliedSizes() }
     }
 
     /// A snapshot of the replica's Raft state, for `GET /cluster`, metrics and tests.
@@ -70,7 +226,18 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         public var isServing: Bool
         /// Whether the replica stopped after a failure it cannot apply past (see ``ReplicatedStateMachine``).
         public var halted: Bool
+        /// The index the log is compacted (or a snapshot installed) through; 0 for none.
+        public var snapshotIndex: Raft.Index
+        /// Entries the replica holds in memory (and in LMDB): those past the snapshot point.
+        public var entriesInMemory: Int
+        /// Whether the replica is installing a snapshot received from the leader.
+        public var installingSnapshot: Bool
     }
+
+    /// The Raft snapshot data every replica gives ``Raft/Instance/compact(through:data:)``: a
+    /// format byte (1: "the state is the replica's LMDB databases; fetch it with
+    /// `SnapshotChunk`"), not the state itself, which is too large for one message.
+    public static var snapshotDescriptor: [UInt8] { [1] }
 
     public let group: UInt64
     public let node: Raft.NodeID
@@ -79,6 +246,8 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     private let machine: Machine
     private let transport: any RaftTransport
     private let settings: Settings
+    private let installer: SnapshotInstaller?
+    private let bootstrap: Raft.Configuration
     private let logger: Logger
     private let names: [Raft.NodeID: String]
     private let state: Mutex<State>
@@ -94,6 +263,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         var applied: (@Sendable (Machine.Output) -> Void)?
         var latency: (@Sendable (Duration) -> Void)?
         var leader: (@Sendable () -> Void)?
+        var installed: (@Sendable () -> Void)?
     }
     private let ticker = Mutex<TickTimer?>(nil)
 
@@ -118,6 +288,11 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         var lastLeader: Raft.NodeID?
         var elections = 0
         var lastRole: Raft.Role = .follower
+        var installing = false
+        var appliedSizes = AppliedSizes()
+        var snapshotsInstalled = 0
+        var snapshotInstallFailures = 0
+        var snapshotBytesReceived: UInt64 = 0
     }
 
     /// Opens the replica from what `storage` holds for `group` (a new replica starts empty).
@@ -128,14 +303,19 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     ///     and the state machine's databases.
     /// - Throws: ``StorageError`` when the stored log cannot be read;
     ///   ``ReplicationError`` (`invalidSettings`).
+    ///   - installer: how snapshots from the leader are fetched and installed; nil: a follower
+    ///     that is sent one halts (it cannot catch up).
     public init(group: UInt64, node: String, voters: [String], storage: Storage, machine: Machine,
-                transport: any RaftTransport, settings: Settings = Settings(), logger: Logger) throws {
+                transport: any RaftTransport, settings: Settings = Settings(), installer: SnapshotInstaller? = nil,
+                logger: Logger) throws {
         self.group = group
+        self.installer = installer
         self.node = RaftNodeID.of(node)
         self.storage = storage
         self.logStore = RaftLogStore(storage: storage)
         self.machine = machine
         self.transport = transport
+        try settings.validate()
         self.settings = settings
         var logger = logger
         logger[metadataKey: "tern.group"] = "\(group)"
@@ -143,7 +323,19 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         var names: [Raft.NodeID: String] = [:]
         for voter in voters + [node] { names[RaftNodeID.of(voter)] = voter }
         self.names = names
-        let logStore = self.logStore
+        let bootstrap = Raft.Configuration(voters: Set(voters.map(RaftNodeID.of)))
+        self.bootstrap = bootstrap
+        let (raft, sizes) = try Self.load(group: group, node: RaftNodeID.of(node), bootstrap: bootstrap, storage: storage,
+                                          logStore: RaftLogStore(storage: storage), settings: settings)
+        var initialState = State(raft: raft)
+        initialState.appliedSizes = sizes
+        state = Mutex(initialState)
+    }
+
+    /// A Raft instance from what `storage` holds for `group`, and the sizes of its applied
+    /// entries in memory.
+    private static func load(group: UInt64, node: Raft.NodeID, bootstrap: Raft.Configuration, storage: Storage,
+                             logStore: RaftLogStore, settings: Settings) throws -> (Raft.Instance, AppliedSizes) {
         let (stored, applied) = try storage.read { txn in
             (try logStore.load(group: group, in: txn), try logStore.loadApplied(group: group, in: txn))
         }
@@ -158,11 +350,15 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
             snapshot: snapshot,
             entries: stored.entries.map { Raft.Entry(index: $0.index, term: $0.term, kind: Raft.Entry.Kind(rawValue: $0.kind) ?? .normal, payload: $0.payload) },
             applied: applied)
-        let raft = try Raft.Instance(id: self.node, bootstrap: Raft.Configuration(voters: Set(voters.map(RaftNodeID.of))),
-                                     initialState: initial, settings: settings.raft,
+        let raft = try Raft.Instance(id: node, bootstrap: bootstrap, initialState: initial, settings: settings.raft,
                                      randomSeed: UInt64.random(in: 1...UInt64.max))
-        state = Mutex(State(raft: raft))
+        var sizes = AppliedSizes()
+        for entry in raft.entries where entry.index <= raft.appliedIndex { sizes.append(entry.index, bytes: entry.encodedBytes) }
+        return (raft, sizes)
     }
+
+    /// The state machine's databases (what a snapshot of this group holds).
+    public var databaseNames: [String] { machine.databaseNames }
 
     /// The string id of a member (as given to `--node-id`), when known.
     public func name(of node: Raft.NodeID) -> String? { names[node] }
@@ -203,7 +399,10 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     /// Hands a message from a peer to Raft.
     public func step(_ message: Raft.Message) {
         let (accepted, change) = state.withLock { s -> (Bool, LeaderChange?) in
-            guard !s.stopped, !s.halted else { return (false, nil) }
+            // While a snapshot is installed, Raft stands still: the instance already counts the
+            // snapshot as its state, so it must neither campaign nor answer before the state is
+            // really there (the leader retries what it sends meanwhile).
+            guard !s.stopped, !s.halted, !s.installing else { return (false, nil) }
             s.raft.step(message)
             return (true, Self.observeRole(&s))
         }
@@ -216,7 +415,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         let now = ContinuousClock.now
         var change: LeaderChange?
         let expired: [Pending] = state.withLock { s in
-            guard !s.stopped, !s.halted else { return [] }
+            guard !s.stopped, !s.halted, !s.installing else { return [] }
             s.raft.tick()
             change = Self.observeRole(&s)
             let late = s.pending.filter { $0.value.deadline <= now }
@@ -274,8 +473,10 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
             return Status(group: group, node: node, role: s.raft.role, term: s.raft.term, leader: s.raft.leader,
                           commitIndex: s.raft.commitIndex, appliedIndex: s.raft.appliedIndex, lastIndex: s.raft.lastIndex,
                           voters: s.raft.configuration.voters, learners: s.raft.configuration.learners, match: match,
-                          isServing: s.raft.role == .leader && s.raft.appliedIndex >= s.raft.termStartIndex && !s.halted,
-                          halted: s.halted)
+                          isServing: s.raft.role == .leader && s.raft.appliedIndex >= s.raft.termStartIndex && !s.halted
+                            && !s.installing,
+                          halted: s.halted, snapshotIndex: s.raft.snapshotIndex, entriesInMemory: s.raft.entries.count,
+                          installingSnapshot: s.installing)
         }
     }
 
@@ -357,10 +558,12 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     }
 
     private func carryOut(_ ready: Raft.Ready) {
-        if ready.snapshot != nil {
-            // Snapshot transfer between nodes is not built yet (docs/cluster.md, "what is not
-            // built yet"): a follower that needs one stops rather than install an empty state.
-            halt("the leader sent a snapshot; installing snapshots is not supported yet (rebuild this node's data by hand)")
+        if let snapshot = ready.snapshot {
+            guard let installer else {
+                halt("the leader sent a snapshot and this replica cannot install one")
+                return
+            }
+            install(snapshot, then: ready, installer: installer)
             return
         }
         let needsPersist = ready.hardState != nil || !ready.entries.isEmpty || ready.compaction != nil
@@ -466,7 +669,11 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         }
         let halted = failure != nil
         state.withLock { s in
-            if !halted { s.raft.advance(ready) }
+            if !halted {
+                s.raft.advance(ready)
+                for entry in ready.committedEntries { s.appliedSizes.append(entry.index, bytes: entry.encodedBytes) }
+                compactIfDue(&s)
+            }
             s.inFlight = false
             for entry in ready.committedEntries {
                 guard let pending = s.pending.removeValue(forKey: entry.index) else { continue }
@@ -492,6 +699,172 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
             return
         }
         pump()
+    }
+
+    // MARK: Installing snapshots
+
+    /// Calls `observer` after every snapshot installed here (the broker drops what it keeps in
+    /// memory about the state it replaced).
+    public func setSnapshotObserver(_ observer: (@Sendable () -> Void)?) {
+        observers.withLock { $0.installed = observer }
+    }
+
+    /// Snapshots installed since start, attempts that failed (and were retried), and chunk
+    /// bytes received.
+    public var snapshotCounts: (installed: Int, failures: Int, bytesReceived: UInt64) {
+        state.withLock { ($0.snapshotsInstalled, $0.snapshotInstallFailures, $0.snapshotBytesReceived) }
+    }
+
+    /// Installs `snapshot` (Raft §7, InstallSnapshot), then carries out the rest of `ready`.
+    ///
+    /// The state is fetched from the leader (else the other members, in turn) into
+    /// `incoming-group-G.snap`, synced and checked (size, CRC32C, header), then one write
+    /// transaction replaces the state machine's databases and applied index with the file's
+    /// and the stored log with the snapshot point. Only then are the ready's messages (the
+    /// acknowledgement of the snapshot) sent. A failed attempt (the peer unreachable, a
+    /// checksum mismatch, a failed transaction) changes nothing stored and is retried with
+    /// backoff; a crash leaves the old state, and the leader sends the snapshot again. The
+    /// hard state (term, vote) is this node's own throughout.
+    private func install(_ snapshot: Raft.Snapshot, then ready: Raft.Ready, installer: SnapshotInstaller) {
+        let preferred = state.withLock { s -> [Raft.NodeID] in
+            s.installing = true
+            let others = s.raft.configuration.members.subtracting([node]).sorted()
+            guard let leader = s.raft.leader, leader != node else { return others }
+            return [leader] + others.filter { $0 != leader }
+        }
+        let meta = snapshot.metadata
+        logger.info("installing snapshot", metadata: [
+            "tern.snapshot_index": "\(meta.index)", "tern.snapshot_term": "\(meta.term)",
+            "tern.from": "\(preferred.first.map { names[$0] ?? "\($0)" } ?? "none")",
+        ])
+        Task.detached { [self] in
+            var failures = 0
+            while true {
+                if state.withLock({ $0.stopped }) { return }
+                guard !preferred.isEmpty else { halt("no member to fetch a snapshot from"); return }
+                if failures > 0 && failures % (2 * preferred.count) == 0 {
+                    // Every member failed twice (none reachable, or none has applied far enough:
+                    // the leader may be gone before the others learned the commit). Waiting on
+                    // would keep this node from voting, and the others may need its vote to
+                    // elect a leader that can serve: give the snapshot up and go back to what
+                    // is stored, as after a crash (nothing of the ready was persisted or sent).
+                    abandonInstall(reason: "every member failed twice")
+                    return
+                }
+                let peer = preferred[failures % preferred.count]
+                do {
+                    let applied = try await fetchAndInstall(meta, from: peer, installer: installer)
+                    logger.info("snapshot installed", metadata: [
+                        "tern.snapshot_index": "\(meta.index)", "tern.applied": "\(applied)",
+                    ])
+                    break
+                } catch {
+                    failures += 1
+                    state.withLock { $0.snapshotInstallFailures += 1 }
+                    logger.warning("snapshot install failed; retrying", metadata: [
+                        "tern.from": "\(names[peer] ?? "\(peer)")", "tern.error": "\(error)", "tern.attempt": "\(failures)",
+                    ])
+                    let wait = min(installer.retryBackoff * (1 << min(failures - 1, 10)), .seconds(5))
+                    try? await Task.sleep(for: wait)
+                }
+            }
+            state.withLock { s in
+                s.installing = false
+                s.snapshotsInstalled += 1
+                s.appliedSizes.reset()
+            }
+            observers.withLock { $0.installed }?()
+            var rest = ready
+            rest.snapshot = nil
+            carryOut(rest)
+        }
+    }
+
+    /// Drops the Raft instance's view that the snapshot is installed and reloads it from
+    /// storage (the old state), then takes Raft messages again; the leader sends the snapshot
+    /// again when it still has to.
+    private func abandonInstall(reason: String) {
+        logger.warning("snapshot install abandoned; going on from the stored state", metadata: ["tern.reason": "\(reason)"])
+        do {
+            let (raft, sizes) = try Self.load(group: group, node: node, bootstrap: bootstrap, storage: storage,
+                                              logStore: logStore, settings: settings)
+            state.withLock { s in
+                s.raft = raft
+                s.appliedSizes = sizes
+                s.installing = false
+                s.inFlight = false
+            }
+            pump()
+        } catch {
+            halt("cannot reload the raft log after an abandoned snapshot install: \(error)")
+        }
+    }
+
+    /// One attempt: fetch the state from `peer` into the incoming file, check it, install it.
+    /// - Returns: the applied index of the installed state (≥ `meta.index`).
+    private func fetchAndInstall(_ meta: Raft.SnapshotMetadata, from peer: Raft.NodeID,
+                                 installer: SnapshotInstaller) async throws -> UInt64 {
+        let path = installer.directory + "/incoming-group-\(group).snap"
+        try FileManager.default.createDirectory(atPath: installer.directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let output = try OutputFile(path: path)
+        var info: SnapshotFile.Info?
+        var snapshotID: UInt64 = 0
+        do {
+            defer { output.close() }
+            var offset: UInt64 = 0
+            repeat {
+                let request = SnapshotChunkRequest(group: group, snapshotID: snapshotID, minApplied: meta.index, offset: offset,
+                                                   maxBytes: UInt32(min(installer.chunkBytes, SnapshotChunk.maxBytes)))
+                let chunk = try await installer.source.chunk(request, from: peer)
+                if snapshotID == 0 {
+                    guard chunk.snapshotID != 0, chunk.info.group == group, chunk.info.applied >= meta.index else {
+                        throw TernError(.invalidFrame, "the peer served a snapshot of group \(chunk.info.group) at \(chunk.info.applied), not one of group \(group) at \(meta.index) or later")
+                    }
+                    snapshotID = chunk.snapshotID
+                    info = chunk.info
+                }
+                guard chunk.snapshotID == snapshotID, chunk.info == info, chunk.offset == offset,
+                      chunk.data.count <= Int(request.maxBytes), offset + UInt64(chunk.data.count) <= chunk.info.bytes,
+                      !chunk.data.isEmpty || offset == chunk.info.bytes else {
+                    throw TernError(.invalidFrame, "the peer's snapshot chunk does not follow the previous one")
+                }
+                try output.write(chunk.data)
+                offset += UInt64(chunk.data.count)
+                state.withLock { $0.snapshotBytesReceived += UInt64(chunk.data.count) }
+            } while offset < info!.bytes
+            try output.sync()
+        }
+        guard let info else { throw TernError(.internalError, "no snapshot was fetched") }
+        try SnapshotFile.verify(path: path, expected: info)
+        let group = self.group, storage = self.storage, databases = machine.databaseNames, planted = installer.planted
+        let point = RaftLogStore.SnapshotPoint(index: meta.index, term: meta.term,
+                                               configuration: Raft.Codec.encode(meta.configuration))
+        return try await storage.write { txn in
+            let applied = try SnapshotFile.install(path: path, group: group, databases: databases, storage: storage, in: txn,
+                                                   planted: planted)
+            try RaftLogStore(storage: storage).installSnapshot(group: group, point, in: txn)
+            return applied
+        }
+    }
+
+    /// Compacts the log when ``Settings/compaction`` says it is due (decision 116). The state
+    /// through the applied index is stored already (each entry's effects and the applied index
+    /// in one transaction), so the snapshot is that state: only the log entries go.
+    private func compactIfDue(_ s: inout State) {
+        var matches: [Raft.Index] = []
+        if s.raft.role == .leader {
+            for member in s.raft.configuration.members where member != node {
+                if let progress = s.raft.replicationProgress(of: member) { matches.append(progress.match) }
+            }
+        }
+        // After a restart that followed an install, the applied index may lie past the log's
+        // end (the installed state was ahead of the snapshot point): compact only what is in it.
+        let applied = min(s.raft.appliedIndex, s.raft.lastIndex)
+        guard let target = settings.compaction.target(applied: applied, snapshotIndex: s.raft.snapshotIndex,
+                                                      sizes: s.appliedSizes, followerMatches: matches) else { return }
+        s.raft.compact(through: target, data: Self.snapshotDescriptor)
+        s.appliedSizes.drop(through: target)
     }
 
     /// Stops this replica for good (until restart): it would diverge from the others otherwise.

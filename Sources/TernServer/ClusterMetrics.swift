@@ -14,6 +14,12 @@ extension TernMetrics.Name {
     public static let raftReplicationLatency = "tern_raft_replication_latency_seconds"  // histogram
     public static let raftFollowerLagEntries = "tern_raft_follower_lag_entries"  // replica = NODE, leader only
     public static let raftFollowerLagSeconds = "tern_raft_follower_lag_seconds"  // replica = NODE, leader only
+    public static let raftSnapshotIndex = "tern_raft_snapshot_index"
+    public static let raftLogEntries = "tern_raft_log_entries"
+    public static let raftSnapshotInstalls = "tern_raft_snapshot_installs_total"
+    public static let raftSnapshotInstallFailures = "tern_raft_snapshot_install_failures_total"
+    public static let raftSnapshotBytesReceived = "tern_raft_snapshot_bytes_received_total"
+    public static let raftSnapshotBytesSent = "tern_raft_snapshot_bytes_sent_total"
     public static let clusterForwardedRequests = "tern_cluster_forwarded_requests_total"
     public static let peerFramesSent = "tern_peer_frames_sent_total"
     public static let peerMessagesSent = "tern_peer_messages_sent_total"
@@ -32,6 +38,7 @@ extension TernMetrics.Name {
 final class ClusterMetrics: Sendable {
     private struct Seen {
         var leaderChanges = 0, elections = 0, forwarded = 0, frames = 0, messages = 0, established = 0, failures = 0
+        var installs = 0, installFailures = 0, bytesReceived = 0, bytesSent = 0
         var dropped: [String: Int] = [:]
         /// Per replica: when its lag was last 0 (this node's clock), for the lag in seconds.
         var caughtUp: [Raft.NodeID: ContinuousClock.Instant] = [:]
@@ -57,6 +64,10 @@ final class ClusterMetrics: Sendable {
         metrics.gauge(TernMetrics.Name.raftCommitIndex).record(Int(status.commitIndex))
         metrics.gauge(TernMetrics.Name.raftAppliedIndex).record(Int(status.appliedIndex))
         metrics.gauge(TernMetrics.Name.raftLastIndex).record(Int(status.lastIndex))
+        metrics.gauge(TernMetrics.Name.raftSnapshotIndex).record(Int(status.snapshotIndex))
+        metrics.gauge(TernMetrics.Name.raftLogEntries).record(status.entriesInMemory)
+        let snapshots = group.snapshotCounts
+        let bytesSent = Int(node.snapshots?.counters.bytesSent ?? 0)
         let now = ContinuousClock.now
         let deltas = seen.withLock { s -> [(String, [(String, String)], Int)] in
             var out: [(String, [(String, String)], Int)] = [
@@ -67,7 +78,15 @@ final class ClusterMetrics: Sendable {
                 (TernMetrics.Name.peerMessagesSent, [], counters.messagesSent - s.messages),
                 (TernMetrics.Name.peerConnectionsEstablished, [], counters.connectionsEstablished - s.established),
                 (TernMetrics.Name.peerConnectFailures, [], counters.connectFailures - s.failures),
+                (TernMetrics.Name.raftSnapshotInstalls, [], snapshots.installed - s.installs),
+                (TernMetrics.Name.raftSnapshotInstallFailures, [], snapshots.failures - s.installFailures),
+                (TernMetrics.Name.raftSnapshotBytesReceived, [], Int(snapshots.bytesReceived) - s.bytesReceived),
+                (TernMetrics.Name.raftSnapshotBytesSent, [], bytesSent - s.bytesSent),
             ]
+            s.installs = snapshots.installed
+            s.installFailures = snapshots.failures
+            s.bytesReceived = Int(snapshots.bytesReceived)
+            s.bytesSent = bytesSent
             for reason in PeerLinks.DropReason.allCases {
                 let total = counters.dropped[reason] ?? 0
                 out.append((TernMetrics.Name.peerMessagesDropped, [("reason", reason.rawValue)], total - (s.dropped[reason.rawValue] ?? 0)))

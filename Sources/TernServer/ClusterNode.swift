@@ -5,7 +5,7 @@ public import TernCluster
 public import TernGossip
 public import TernReplication
 public import TernWire
-import TernCore
+public import TernCore
 public import NIOSSL
 
 /// This node's part in a cluster, as the listeners see it: the replication group that holds
@@ -33,17 +33,22 @@ public final class ClusterNode: Sendable {
     public let controllers: [String]
     public let data: ReplicatedBroker
     public let gossip: GossipService
+    /// Serves snapshot files of the data group to followers that need one (nil: none served).
+    public let snapshots: SnapshotServer?
     /// Requests forwarded to the leader, over HTTP and the binary protocol (a metric).
     let forwarded = Atomic<Int>(0)
     /// The client HTTP requests are forwarded to the leader with, and the scheme they use
     /// (`https` when the nodes' listeners serve TLS).
     let forwarding: ForwardingClient
 
-    /// - Parameter forwardingTLS: TLS towards the other nodes' HTTP listeners (when the nodes
-    ///   serve TLS; ``TLSSettings/peerClientConfiguration()``); nil = plain HTTP.
+    /// - Parameters:
+    ///   - forwardingTLS: TLS towards the other nodes' HTTP listeners (when the nodes serve TLS;
+    ///     ``TLSSettings/peerClientConfiguration()``); nil = plain HTTP.
+    ///   - snapshots: serves this node's snapshot files to peers (`SnapshotChunk`).
     public init(nodeID: String, controllers: [String], data: ReplicatedBroker, gossip: GossipService,
-                forwardingTLS: TLSConfiguration? = nil) {
+                forwardingTLS: TLSConfiguration? = nil, snapshots: SnapshotServer? = nil) {
         self.nodeID = nodeID
+        self.snapshots = snapshots
         self.controllers = controllers
         self.data = data
         self.gossip = gossip
@@ -142,6 +147,14 @@ public final class ClusterNode: Sendable {
         for envelope in envelopes where envelope.group == ClusterNode.dataGroup {
             data.group.step(envelope.message)
         }
+    }
+
+    /// Serves a peer's `SnapshotChunk` request.
+    /// - Throws: ``TernError`` `NotInCluster` when this node serves no snapshots, else what
+    ///   ``SnapshotServer/chunk(_:)`` throws.
+    public func snapshotChunk(_ request: SnapshotChunkRequest) async throws(TernError) -> SnapshotChunk {
+        guard let snapshots else { throw TernError(.notInCluster, "this node serves no snapshots") }
+        return try await snapshots.chunk(request)
     }
 
     /// The id of the one data group of step one.

@@ -164,7 +164,7 @@ async function clusterPage() {
     `<td data-field="term">${dash(c.controller && c.controller.term)}</td></tr></table>`;
   html += membersTable({gossip: true, members: c.members});
   html += "<h2>Replication groups</h2><table id='groups'><tr><th>kind</th><th>name</th><th>partition</th><th>group</th><th>leader</th>" +
-    "<th>term</th><th>replicas</th><th>in sync</th><th>commit index</th><th>applied index</th><th>lag (entries)</th></tr>";
+    "<th>term</th><th>replicas</th><th>in sync</th><th>commit index</th><th>applied index</th><th>lag (entries)</th><th>snapshot index</th><th>log entries</th></tr>";
   for (const g of c.groups) {
     const key = esc(g.kind + ":" + g.name + (g.partition == null ? "" : ":" + g.partition));
     html += `<tr data-group="${key}"><td>${esc(g.kind)}</td><td>${esc(g.name)}</td><td data-field="partition">${dash(g.partition)}</td>` +
@@ -172,7 +172,8 @@ async function clusterPage() {
       `<td data-field="term">${dash(g.term)}</td><td data-field="replicas">${g.replicas.map(esc).join(" ")}</td>` +
       `<td data-field="in_sync">${g.in_sync == null ? "–" : g.in_sync.map(esc).join(" ")}</td>` +
       `<td data-field="commit_index">${dash(g.commit_index)}</td><td data-field="applied_index">${dash(g.applied_index)}</td>` +
-      `<td data-field="lag">${dash(g.lag)}</td></tr>`;
+      `<td data-field="lag">${dash(g.lag)}</td><td data-field="snapshot_index">${dash(g.snapshot_index)}</td>` +
+      `<td data-field="log_entries">${dash(g.log_entries)}${g.installing_snapshot ? " (installing a snapshot)" : ""}</td></tr>`;
   }
   html += "</table><p class='muted'>In sync and lag are known only to the group's leader; other nodes show –.</p>";
   view(html);

@@ -89,6 +89,14 @@ struct ClusterBody: Encodable {
         var applied_index: UInt64
         /// Entries the furthest replica is behind the commit index (leader only).
         var lag: UInt64?
+        /// The index this node's log is compacted (or a snapshot installed) through; 0: none.
+        var snapshot_index: UInt64
+        /// Entries this node's log holds past the snapshot point (in memory and in LMDB).
+        var log_entries: Int
+        /// Snapshots this node installed for the group since it started.
+        var snapshots_installed: Int
+        /// Whether this node is installing a snapshot of the group now.
+        var installing_snapshot: Bool
     }
     var clustered: Bool
     var node_id: String?
@@ -117,9 +125,12 @@ struct ClusterBody: Encodable {
             inSync = status.match.filter { $0.value >= status.commitIndex }.keys.map(name).sorted()
             lag = status.match.values.map { status.commitIndex - min($0, status.commitIndex) }.max() ?? 0
         }
+        let installed = node.data.group.snapshotCounts.installed
         func group(_ kind: String, _ name: String, _ partition: Int?) -> Group {
             Group(kind: kind, name: name, partition: partition, group: ClusterNode.dataGroup, leader: leader, term: status.term,
-                  replicas: replicas, in_sync: inSync, commit_index: status.commitIndex, applied_index: status.appliedIndex, lag: lag)
+                  replicas: replicas, in_sync: inSync, commit_index: status.commitIndex, applied_index: status.appliedIndex, lag: lag,
+                  snapshot_index: status.snapshotIndex, log_entries: status.entriesInMemory, snapshots_installed: installed,
+                  installing_snapshot: status.installingSnapshot)
         }
         var groups: [Group] = []
         let broker = node.data.broker

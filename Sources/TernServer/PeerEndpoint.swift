@@ -1,6 +1,6 @@
 import Crypto
 public import TernCluster
-import TernCore
+public import TernCore
 public import TernReplication
 import Synchronization
 import TernWire
@@ -35,6 +35,9 @@ extension WireServer {
         /// return). `from` is the peer's Raft node id. nil: the node is not in a cluster;
         /// `PeerHello` and `RaftBatch` are answered `NotInCluster` and nothing else happens.
         public var onRaft: (@Sendable (_ from: Raft.NodeID, _ envelopes: [RaftEnvelope]) -> Void)?
+        /// Serves a `SnapshotChunk` request of the peer `from` (its Raft node id), on the
+        /// connection's task (the connection waits for the answer). nil: answered `NotInCluster`.
+        public var onSnapshotChunk: (@Sendable (_ from: Raft.NodeID, _ request: SnapshotChunkRequest) async throws(TernError) -> SnapshotChunk)?
 
         public init() {}
     }
@@ -48,6 +51,8 @@ extension WireServer {
         public var batchesReceived = 0, batchesRefused = 0
         /// Messages handed to `onRaft`.
         public var messagesReceived = 0
+        /// `SnapshotChunk` requests answered with a chunk, and their data bytes.
+        public var snapshotChunksServed = 0, snapshotBytesServed = 0
         /// Messages dropped from well-formed batches: undecodable by `Raft.Codec`, and whose
         /// `from` is not the peer that said hello or whose `to` is not this node.
         public var messagesUndecodable = 0, messagesMisaddressed = 0
@@ -184,5 +189,29 @@ final class PeerEndpoint: Sendable {
         }
         if !envelopes.isEmpty { onRaft(from, envelopes) }
         return delivered
+    }
+
+    /// Answers a `SnapshotChunk` request of the connection whose accepted hello said `peer`.
+    /// - Returns: the answer: the chunk, or the error (`NotInCluster` without a handler,
+    ///   `InvalidFrame` before an accepted hello, what the handler threw).
+    func snapshotChunk(_ request: WireSnapshotChunkRequest, peer: String?) async -> WireResponse {
+        guard let serve = settings.onSnapshotChunk, settings.onRaft != nil else {
+            return .error(TernError(.notInCluster, "this node does not run in a cluster: it serves no snapshots"))
+        }
+        guard let peer else { return .error(TernError(.invalidFrame, "SnapshotChunk before an accepted PeerHello")) }
+        do throws(TernError) {
+            let chunk = try await serve(RaftNodeID.of(peer), SnapshotChunkRequest(
+                group: request.group, snapshotID: request.snapshotID, minApplied: request.minApplied, offset: request.offset,
+                maxBytes: request.maxBytes))
+            counters.withLock {
+                $0.snapshotChunksServed += 1
+                $0.snapshotBytesServed += chunk.data.count
+            }
+            return .snapshotChunk(WireSnapshotChunk(
+                snapshotID: chunk.snapshotID, group: chunk.info.group, applied: chunk.info.applied, totalBytes: chunk.info.bytes,
+                checksum: chunk.info.checksum, offset: chunk.offset, data: chunk.data))
+        } catch {
+            return .error(error)
+        }
     }
 }

@@ -50,8 +50,8 @@ public final class PeerLinks: RaftTransport {
         /// The most payload bytes of one `RaftBatch` frame; a single message above it is
         /// dropped (`tooLarge`). Must stay within the peers' ``WireSettings/maxFrameBytes``
         /// (64 MiB by default) less the 8-byte header. Default 16,777,216 (16 MiB; Raft's
-        /// appends are 1 MiB by default). Raft snapshots travel whole, as one message, so this
-        /// is also the largest snapshot a peer can be sent: a larger one is dropped every time.
+        /// appends are 1 MiB by default). A Raft snapshot message carries only the snapshot
+        /// point; the state travels in `SnapshotChunk`s (``PeerSnapshotClient``, decision 117).
         public var maxBatchBytes: Int = 16 << 20
         /// The first wait before reconnecting to a peer whose connection failed, doubled after
         /// every further failure up to ``maxReconnectBackoff``. Default 100 ms.

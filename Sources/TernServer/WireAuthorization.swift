@@ -10,7 +10,7 @@ enum WireAuthorization {
         switch request {
         case .apiVersions, .authenticate:
             return []
-        case .peerHello, .raftBatch:
+        case .peerHello, .raftBatch, .snapshotChunk:
             // Authenticated by the cluster key (PeerHello's proof), not by a bearer token.
             return []
         case .describeQueue, .listQueues, .initProducer, .beginTransaction, .abortTransaction:

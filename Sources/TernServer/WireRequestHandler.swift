@@ -108,7 +108,7 @@ public struct WireRequestHandler: Sendable {
         case .createTopic, .describeTopic, .listTopics, .deleteTopic, .produce, .fetch, .joinGroup, .heartbeat, .leaveGroup,
              .groupConsume, .commitOffsets, .resetOffsets, .describeGroup:
             return try await performTopic(request)
-        case .peerHello, .raftBatch:
+        case .peerHello, .raftBatch, .snapshotChunk:
             // Node-to-node frames are taken by the connection (WireConnection.handlePeer) and
             // never reach the broker.
             throw TernError(.notInCluster, "\(request.api) is a node-to-node frame")
@@ -188,7 +188,7 @@ public struct WireRequestHandler: Sendable {
     /// authentication, cluster description and node-to-node frames).
     static func isDataRequest(_ request: WireRequest) -> Bool {
         switch request {
-        case .apiVersions, .authenticate, .describeCluster, .metadata, .peerHello, .raftBatch: false
+        case .apiVersions, .authenticate, .describeCluster, .metadata, .peerHello, .raftBatch, .snapshotChunk: false
         default: true
         }
     }

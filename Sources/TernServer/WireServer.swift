@@ -325,6 +325,15 @@ struct WireConnection: Sendable {
                         }
                         negotiated = true
                     }
+                    if case .snapshotChunk(let chunkRequest) = request {
+                        // In line too: the follower asks one chunk at a time on its connection.
+                        let answer: WireResponse = if let peers { await peers.snapshotChunk(chunkRequest, peer: peerNodeID) }
+                            else { .error(TernError(.notInCluster, "this node does not run in a cluster")) }
+                        try? await outbound.write(answer.frame(apiKey: frame.apiKey, apiVersion: frame.apiVersion,
+                                                               correlationID: frame.correlationID))
+                        if case .error(let error) = answer, error.code == .invalidFrame { break }
+                        continue
+                    }
                     if request.api.isNodeToNode {
                         // In line and in arrival order (Raft does not need it, but a peer's
                         // messages then reach the driver as they were sent); never answered

@@ -183,6 +183,14 @@ public final class WriteTransaction: Transaction {
         try check(rc, "delete from \(database)")
         return true
     }
+
+    /// Deletes every entry of `database`, keeping the database itself (`mdb_drop` with
+    /// `del = 0`): its pages go back to the free list when this transaction commits.
+    /// - Throws: ``StorageError`` from LMDB.
+    public func clear(_ database: Database) throws(StorageError) {
+        didWrite = true
+        try check(mdb_drop(txn, database.dbi, 0), "clear \(database)")
+    }
 }
 
 func copy(_ value: MDB_val) -> [UInt8] {

@@ -41,13 +41,16 @@ public enum WireAPI: UInt16, CaseIterable, Sendable, CustomStringConvertible {
     case peerHello = 61
     /// Node to node: Raft messages of many replication groups, one-way (``WireRaftBatch``).
     case raftBatch = 62
+    /// Node to node: one chunk of a snapshot of a replication group's state (``WireSnapshotChunkRequest``).
+    case snapshotChunk = 63
 
     /// The versions of each API this build speaks.
     public var supportedVersions: ClosedRange<UInt16> { 0...0 }
 
-    /// Whether the API is spoken between ternd nodes only (`PeerHello`, `RaftBatch`): clients
-    /// never send it, and a node outside a cluster refuses it with `NotInCluster`.
-    public var isNodeToNode: Bool { self == .peerHello || self == .raftBatch }
+    /// Whether the API is spoken between ternd nodes only (`PeerHello`, `RaftBatch`,
+    /// `SnapshotChunk`): clients never send it, and a node outside a cluster refuses it with
+    /// `NotInCluster`.
+    public var isNodeToNode: Bool { self == .peerHello || self == .raftBatch || self == .snapshotChunk }
 
     public var description: String {
         switch self {
@@ -84,6 +87,7 @@ public enum WireAPI: UInt16, CaseIterable, Sendable, CustomStringConvertible {
         case .describeCluster: "DescribeCluster"
         case .peerHello: "PeerHello"
         case .raftBatch: "RaftBatch"
+        case .snapshotChunk: "SnapshotChunk"
         }
     }
 }

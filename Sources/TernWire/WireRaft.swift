@@ -167,3 +167,104 @@ extension WireReader {
         return WireRaftBatch(from: from, messages: messages)
     }
 }
+
+/// Node to node (API key 63): asks a peer for one chunk of a snapshot file of a replication
+/// group's state, for a follower that must install a snapshot (decision 117). Sent only on a
+/// connection whose `PeerHello` was accepted; answered with ``WireSnapshotChunk`` or an error.
+///
+/// Payload (36 bytes): `group u64 · snapshot id u64 (0 = start) · min applied u64 · offset u64 ·
+/// max bytes u32 (1–4,194,304)`.
+public struct WireSnapshotChunkRequest: Sendable, Hashable {
+    public var group: UInt64
+    /// The file being read, as a previous answer named it; 0 asks for one whose applied index
+    /// is at least ``minApplied`` (the peer makes it when it has none).
+    public var snapshotID: UInt64
+    public var minApplied: UInt64
+    public var offset: UInt64
+    public var maxBytes: UInt32
+
+    /// The most bytes one chunk may carry (4 MiB).
+    public static let maxChunkBytes = 4 << 20
+
+    public init(group: UInt64, snapshotID: UInt64, minApplied: UInt64, offset: UInt64, maxBytes: UInt32) {
+        self.group = group
+        self.snapshotID = snapshotID
+        self.minApplied = minApplied
+        self.offset = offset
+        self.maxBytes = maxBytes
+    }
+
+    func write(to buffer: inout ByteBuffer) {
+        buffer.writeInteger(group)
+        buffer.writeInteger(snapshotID)
+        buffer.writeInteger(minApplied)
+        buffer.writeInteger(offset)
+        buffer.writeInteger(maxBytes)
+    }
+}
+
+/// The answer to a ``WireSnapshotChunkRequest``: the file it reads (id, group, applied index,
+/// size, CRC32C) and its bytes from the requested offset, at most the requested count.
+///
+/// Payload: `snapshot id u64 · group u64 · applied u64 · total bytes u64 · crc32c u32 ·
+/// offset u64 · data (u32 length · bytes)`; `offset + length ≤ total bytes`, length ≤ 4 MiB.
+public struct WireSnapshotChunk: Sendable, Hashable {
+    public var snapshotID: UInt64
+    public var group: UInt64
+    public var applied: UInt64
+    public var totalBytes: UInt64
+    public var checksum: UInt32
+    public var offset: UInt64
+    public var data: [UInt8]
+
+    public init(snapshotID: UInt64, group: UInt64, applied: UInt64, totalBytes: UInt64, checksum: UInt32, offset: UInt64, data: [UInt8]) {
+        self.snapshotID = snapshotID
+        self.group = group
+        self.applied = applied
+        self.totalBytes = totalBytes
+        self.checksum = checksum
+        self.offset = offset
+        self.data = data
+    }
+
+    func write(to buffer: inout ByteBuffer) {
+        buffer.writeInteger(snapshotID)
+        buffer.writeInteger(group)
+        buffer.writeInteger(applied)
+        buffer.writeInteger(totalBytes)
+        buffer.writeInteger(checksum)
+        buffer.writeInteger(offset)
+        buffer.writeWireBytes(data)
+    }
+}
+
+extension WireReader {
+    mutating func readSnapshotChunkRequest() throws(TernError) -> WireSnapshotChunkRequest {
+        let request = WireSnapshotChunkRequest(
+            group: try read(UInt64.self, "group"), snapshotID: try read(UInt64.self, "snapshot id"),
+            minApplied: try read(UInt64.self, "min applied"), offset: try read(UInt64.self, "offset"),
+            maxBytes: try read(UInt32.self, "max bytes"))
+        guard (1...UInt32(WireSnapshotChunkRequest.maxChunkBytes)).contains(request.maxBytes) else {
+            throw TernError(.invalidFrame, "max bytes must be 1–\(WireSnapshotChunkRequest.maxChunkBytes), got \(request.maxBytes)")
+        }
+        return request
+    }
+
+    mutating func readSnapshotChunk() throws(TernError) -> WireSnapshotChunk {
+        let snapshotID = try read(UInt64.self, "snapshot id")
+        let group = try read(UInt64.self, "group")
+        let applied = try read(UInt64.self, "applied")
+        let total = try read(UInt64.self, "total bytes")
+        let checksum = try read(UInt32.self, "checksum")
+        let offset = try read(UInt64.self, "offset")
+        let data = try readBytes("chunk data")
+        guard data.count <= WireSnapshotChunkRequest.maxChunkBytes else {
+            throw TernError(.invalidFrame, "a snapshot chunk carries at most \(WireSnapshotChunkRequest.maxChunkBytes) bytes, got \(data.count)")
+        }
+        guard offset <= total, UInt64(data.count) <= total - offset else {
+            throw TernError(.invalidFrame, "a snapshot chunk at \(offset) of \(data.count) bytes passes the end (\(total) bytes)")
+        }
+        return WireSnapshotChunk(snapshotID: snapshotID, group: group, applied: applied, totalBytes: total, checksum: checksum,
+                                 offset: offset, data: data)
+    }
+}

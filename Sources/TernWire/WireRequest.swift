@@ -65,6 +65,8 @@ public enum WireRequest: Sendable, Hashable {
     case peerHello(WirePeerHello)
     /// Node to node: Raft messages; no answer unless refused.
     case raftBatch(WireRaftBatch)
+    /// Node to node: one chunk of a snapshot; answered with ``WireResponse/snapshotChunk(_:)``.
+    case snapshotChunk(WireSnapshotChunkRequest)
 
     /// The API this request belongs to.
     public var api: WireAPI {
@@ -102,6 +104,7 @@ public enum WireRequest: Sendable, Hashable {
         case .metadata: .metadata
         case .peerHello: .peerHello
         case .raftBatch: .raftBatch
+        case .snapshotChunk: .snapshotChunk
         }
     }
 
@@ -251,6 +254,8 @@ public enum WireRequest: Sendable, Hashable {
             hello.write(to: &buffer)
         case .raftBatch(let batch):
             batch.write(to: &buffer)
+        case .snapshotChunk(let request):
+            request.write(to: &buffer)
         }
     }
 
@@ -410,6 +415,8 @@ public enum WireRequest: Sendable, Hashable {
             self = .peerHello(try r.readPeerHello())
         case .raftBatch:
             self = .raftBatch(try r.readRaftBatch())
+        case .snapshotChunk:
+            self = .snapshotChunk(try r.readSnapshotChunkRequest())
         }
         try r.expectEnd("the \(api) request")
     }

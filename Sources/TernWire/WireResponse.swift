@@ -41,6 +41,8 @@ public enum WireResponse: Sendable, Equatable {
     case cluster(WireClusterView)
     /// Metadata.
     case metadata(WireMetadata)
+    /// SnapshotChunk (node to node).
+    case snapshotChunk(WireSnapshotChunk)
     /// Any API: the request failed and changed nothing.
     case error(TernError)
 
@@ -61,6 +63,8 @@ public enum WireResponse: Sendable, Equatable {
             return messages.reduce(6) { $0 + 37 + $1.body.count + $1.receiptHandle.utf8.count }
         case .consumed(let messages, _):
             return messages.reduce(256) { $0 + 64 + $1.value.count + ($1.key?.count ?? 0) }
+        case .snapshotChunk(let chunk):
+            return 64 + chunk.data.count
         default:
             return 64
         }
@@ -155,6 +159,8 @@ public enum WireResponse: Sendable, Equatable {
             buffer.writeClusterView(view)
         case .metadata(let metadata):
             buffer.writeMetadata(metadata)
+        case .snapshotChunk(let chunk):
+            chunk.write(to: &buffer)
         case .error:
             preconditionFailure("handled above")
         }
@@ -281,6 +287,8 @@ public enum WireResponse: Sendable, Equatable {
             self = .cluster(try r.readClusterView())
         case .metadata:
             self = .metadata(try r.readMetadata())
+        case .snapshotChunk:
+            self = .snapshotChunk(try r.readSnapshotChunk())
         }
         try r.expectEnd("the \(api) response")
     }

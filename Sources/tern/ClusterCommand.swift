@@ -77,10 +77,13 @@ extension API {
             var commitIndex: UInt64
             var appliedIndex: UInt64
             var lag: UInt64?
+            /// Absent from nodes older than log compaction.
+            var snapshotIndex: UInt64?
+            var logEntries: Int?
 
             enum CodingKeys: String, CodingKey {
                 case kind, name, partition, group, leader, term, replicas, inSync = "in_sync", commitIndex = "commit_index",
-                     appliedIndex = "applied_index", lag
+                     appliedIndex = "applied_index", lag, snapshotIndex = "snapshot_index", logEntries = "log_entries"
             }
         }
         var clustered: Bool
@@ -201,11 +204,12 @@ extension ClusterCommand {
             if view.groups.isEmpty {
                 lines.append("no queues or topics yet")
             } else {
-                var groups = [["KIND", "NAME", "PARTITION", "GROUP", "LEADER", "TERM", "REPLICAS", "IN-SYNC", "COMMIT", "APPLIED", "LAG"]]
+                var groups = [["KIND", "NAME", "PARTITION", "GROUP", "LEADER", "TERM", "REPLICAS", "IN-SYNC", "COMMIT", "APPLIED", "LAG", "SNAPSHOT", "LOG"]]
                 for group in view.groups {
                     groups.append([group.kind, group.name, group.partition.map(String.init) ?? "-", String(group.group), group.leader ?? "none",
                                    String(group.term), group.replicas.joined(separator: ","), group.inSync?.joined(separator: ",") ?? "?",
-                                   String(group.commitIndex), String(group.appliedIndex), group.lag.map(String.init) ?? "?"])
+                                   String(group.commitIndex), String(group.appliedIndex), group.lag.map(String.init) ?? "?",
+                                   group.snapshotIndex.map(String.init) ?? "?", group.logEntries.map(String.init) ?? "?"])
                 }
                 lines.append(Members.align(groups))
             }

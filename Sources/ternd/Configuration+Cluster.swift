@@ -1,5 +1,6 @@
 import Foundation
 import TernCluster
+import TernBroker
 import TernGossip
 import TernServer
 
@@ -30,11 +31,27 @@ struct ClusterConfiguration: Equatable {
     var controllers: [String] = []
     /// `--replication-factor N`: copies of each queue and topic; nil = the number of controllers.
     var replicationFactor: Int?
+    /// `--raft-log-entries N`: applied entries a replica's Raft log holds before it is
+    /// compacted (half of them are kept); default 10,000 (decision 116).
+    var raftLogEntries = ReplicaGroup<BrokerStateMachine>.Compaction().logEntries
+    /// `--raft-log-bytes N`: bytes of applied entries that start a compaction (half are kept);
+    /// default 67,108,864 (decision 116).
+    var raftLogBytes = ReplicaGroup<BrokerStateMachine>.Compaction().logBytes
 
-    static let keys: Set<String> = ["node_id", "gossip", "seeds", "zone", "key_file", "controllers", "replication_factor"]
+    /// The compaction settings these figures give.
+    var compaction: ReplicaGroup<BrokerStateMachine>.Compaction {
+        var compaction = ReplicaGroup<BrokerStateMachine>.Compaction(logEntries: raftLogEntries)
+        compaction.logBytes = raftLogBytes
+        compaction.catchUpBytes = raftLogBytes / 2
+        return compaction
+    }
+
+    static let keys: Set<String> = ["node_id", "gossip", "seeds", "zone", "key_file", "controllers", "replication_factor",
+                                    "raft_log_entries", "raft_log_bytes"]
     static let environmentVariables: [(String, String)] = [
         ("TERN_NODE_ID", "node_id"), ("TERN_GOSSIP", "gossip"), ("TERN_SEEDS", "seeds"), ("TERN_ZONE", "zone"),
         ("TERN_CLUSTER_KEY", "key_file"), ("TERN_CONTROLLERS", "controllers"), ("TERN_REPLICATION_FACTOR", "replication_factor"),
+        ("TERN_RAFT_LOG_ENTRIES", "raft_log_entries"), ("TERN_RAFT_LOG_BYTES", "raft_log_bytes"),
     ]
 
     var enabled: Bool { gossip != nil }
@@ -50,6 +67,10 @@ struct ClusterConfiguration: Equatable {
                 controllers = try list.map { try Configuration.string($0, "cluster.controllers") }
             } else if key == "replication_factor", let number = value as? Int {
                 replicationFactor = number
+            } else if key == "raft_log_entries", let number = value as? Int {
+                raftLogEntries = number
+            } else if key == "raft_log_bytes", let number = value as? Int {
+                raftLogBytes = number
             } else {
                 try set(key, Configuration.string(value, "cluster.\(key)"))
             }
@@ -73,6 +94,12 @@ struct ClusterConfiguration: Equatable {
         case "replication_factor":
             guard let number = Int(value) else { throw ConfigurationError("replication_factor must be a whole number, got \(value)") }
             replicationFactor = number
+        case "raft_log_entries":
+            guard let number = Int(value) else { throw ConfigurationError("raft_log_entries must be a whole number, got \(value)") }
+            raftLogEntries = number
+        case "raft_log_bytes":
+            guard let number = Int(value) else { throw ConfigurationError("raft_log_bytes must be a whole number, got \(value)") }
+            raftLogBytes = number
         default: throw ConfigurationError("unknown setting cluster.\(key)")
         }
     }
@@ -117,6 +144,8 @@ struct ClusterConfiguration: Equatable {
         } else if replicationFactor != nil {
             throw ConfigurationError("replication_factor needs controllers (--controllers n1,n2,n3)")
         }
+        guard raftLogEntries >= 2 else { throw ConfigurationError("raft_log_entries must be at least 2, got \(raftLogEntries)") }
+        guard raftLogBytes >= 1024 else { throw ConfigurationError("raft_log_bytes must be at least 1024, got \(raftLogBytes)") }
         if !enabled {
             if !seeds.isEmpty { throw ConfigurationError("seeds need a gossip address (--gossip HOST:PORT)") }
             if keyFile != nil { throw ConfigurationError("a cluster key needs a gossip address (--gossip HOST:PORT)") }
@@ -145,6 +174,8 @@ struct ClusterConfiguration: Equatable {
             "  key_file: \(keyFile.map(quoted) ?? "null")",
             "  controllers: [\(controllers.map(quoted).joined(separator: ", "))]",
             "  replication_factor: \(replicationFactor.map(String.init) ?? (controllers.isEmpty ? "null" : "\(controllers.count)"))",
+            "  raft_log_entries: \(raftLogEntries)",
+            "  raft_log_bytes: \(raftLogBytes)",
         ]
     }
 }

@@ -34,6 +34,12 @@ struct ClusterOptions: ParsableArguments {
     @Option(name: .long, help: "Copies of each queue and topic; default and, for now, only value: the number of controllers.")
     var replicationFactor: Int?
 
+    @Option(name: .long, help: "Applied entries a replica's Raft log holds before it is compacted (half are kept; a follower further behind gets a snapshot). Default 10000.")
+    var raftLogEntries: Int?
+
+    @Option(name: .long, help: "Bytes of applied entries a replica's Raft log holds before it is compacted (half are kept). Default 67108864 (64 MiB).")
+    var raftLogBytes: Int?
+
     func apply(to cluster: inout ClusterConfiguration) {
         if let nodeID { cluster.nodeID = nodeID }
         if let gossip { cluster.gossip = gossip }
@@ -42,6 +48,8 @@ struct ClusterOptions: ParsableArguments {
         if let clusterKey { cluster.keyFile = clusterKey }
         if let controllers { try? cluster.set("controllers", controllers) }
         if let replicationFactor { cluster.replicationFactor = replicationFactor }
+        if let raftLogEntries { cluster.raftLogEntries = raftLogEntries }
+        if let raftLogBytes { cluster.raftLogBytes = raftLogBytes }
     }
 }
 
@@ -94,9 +102,17 @@ extension Ternd {
             throw ExitMessage("ternd: cannot load the TLS trust roots \(tls?.trustRootsPath ?? "(system)"): \(error)")
         }
         let links = PeerLinks(nodeID: nodeID, settings: linkSettings, logger: logger) { id in resolver.address(of: id) }
+        // Snapshot files, served and received (decision 117); emptied at start.
+        let snapshotDirectory = configuration.dataDir + "/snapshots"
+        let snapshots = try SnapshotServer(storage: storage, settings: .init(directory: snapshotDirectory), logger: logger)
+        var settings = ReplicaGroup<BrokerStateMachine>.Settings()
+        settings.compaction = cluster.compaction
+        let installer = SnapshotInstaller(source: PeerSnapshotClient(links: links), directory: snapshotDirectory)
         let data = try ReplicatedBroker(group: ClusterNode.dataGroup, node: nodeID, voters: cluster.controllers, storage: storage,
-                                        transport: links, clock: clock, logger: logger)
-        let node = ClusterNode(nodeID: nodeID, controllers: cluster.controllers, data: data, gossip: gossip, forwardingTLS: peerTLS)
+                                        transport: links, clock: clock, settings: settings, installer: installer, logger: logger)
+        let node = ClusterNode(nodeID: nodeID, controllers: cluster.controllers, data: data, gossip: gossip, forwardingTLS: peerTLS,
+                               snapshots: snapshots)
+        snapshots.register(group: ClusterNode.dataGroup, databases: data.group.databaseNames)
         resolver.set(node)
         logger.info("cluster node", metadata: [
             "tern.node_id": "\(nodeID)", "tern.controllers": "\(cluster.controllers)",

@@ -277,6 +277,7 @@ struct Ternd: AsyncParsableCommand {
             wireSettings.peers.clusterKey = cluster.links.settings.clusterKey
             let node = cluster.node
             wireSettings.peers.onRaft = { _, envelopes in node.receive(envelopes) }
+            wireSettings.peers.onSnapshotChunk = { _, request throws(TernError) in try await node.snapshotChunk(request) }
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: MaintenanceService(broker: broker)), .init(service: alerts), .init(service: app),
@@ -321,6 +322,7 @@ struct Ternd: AsyncParsableCommand {
             cluster.node.data.stop()
             await cluster.links.shutdown()
             await cluster.node.shutdown()
+            await cluster.node.snapshots?.close()
         }
         storage.close()
         logger.info("ternd stopped")

@@ -33,6 +33,8 @@ let slowApplying = Mutex(false)
             try txn.put(database, payload, payload)
             return text
         }
+
+        var databaseNames: [String] { [database.name] }
     }
 
     struct Silent: RaftTransport { func send(_ envelopes: [RaftEnvelope]) {} }

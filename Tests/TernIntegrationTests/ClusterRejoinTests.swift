@@ -5,13 +5,19 @@ import TernTestKit
 
 extension IntegrationTests {
     /// Issue 11, "a node whose disk data is lost entirely rejoins empty and is rebuilt from the
-    /// others": today by replaying the whole Raft log from the leader (there is no snapshot
-    /// transfer yet, `docs/cluster.md`, "What is not built yet", 2).
+    /// others by snapshot": with `--raft-log-entries 20` the logs are compacted long before the
+    /// node comes back, so the leader has to send it a snapshot (decisions 116, 117).
     @Suite(.serialized) struct ClusterRejoinTests {
         typealias Cluster = ClusterProcessTests
 
         /// This node's view of the data group from `GET /cluster`: (commit index, applied
         /// index), nil while it lists no group or does not answer.
+        /// This node's data-group entry of `GET /cluster`, nil while it lists none or does not answer.
+        static func group(_ node: Cluster.Node) async -> [String: Any]? {
+            guard let answer = try? await Cluster.call(.GET, node.process.baseURL + "/cluster", timeout: 5), answer.status == 200 else { return nil }
+            return (answer.json["groups"] as? [[String: Any]])?.first
+        }
+
         static func progress(_ node: Cluster.Node) async -> (commit: UInt64, applied: UInt64)? {
             guard let answer = try? await Cluster.call(.GET, node.process.baseURL + "/cluster", timeout: 5), answer.status == 200,
                   let group = (answer.json["groups"] as? [[String: Any]])?.first,
@@ -54,7 +60,7 @@ extension IntegrationTests {
         }
 
         @Test func aNodeWhoseDataIsLostRejoinsEmptyAndIsRebuiltWithoutLosingAnAcknowledgedWrite() async throws {
-            try await Cluster.withCluster("tern-cluster-rejoin") { nodes, _ in
+            try await Cluster.withCluster("tern-cluster-rejoin", arguments: ["--raft-log-entries", "20"]) { nodes, _ in
                 var leader = try await Cluster.leader(of: nodes)
                 let base = { (node: Cluster.Node) in node.process.baseURL }
 
@@ -86,6 +92,11 @@ extension IntegrationTests {
                 try FileManager.default.removeItem(atPath: victim.process.dataDirectory)
                 let other = nodes.first { $0.id != leader.id && $0.id != victim.id }!
                 try await write(20, through: other, tag: "while-gone")
+                // Every node compacted its log past what the victim will ask for.
+                for node in nodes where node.id != victim.id {
+                    let snapshotIndex = (await Self.group(node)?["snapshot_index"] as? NSNumber)?.intValue ?? 0
+                    #expect(snapshotIndex > 0, "\(node.id) compacted its log")
+                }
                 try await victim.process.start(timeout: .seconds(60))
                 try await write(10, through: victim, tag: "after")
 
@@ -100,6 +111,13 @@ extension IntegrationTests {
                 for node in nodes where node.id != leader.id {
                     #expect(dumps[node.id] == reference, "\(node.id)'s state differs from the leader's at index \(index)")
                 }
+                // It was rebuilt by a snapshot, not by replaying the log (which is gone), and
+                // its log stays bounded.
+                let rebuilt = try #require(await Self.group(victim))
+                #expect((rebuilt["snapshots_installed"] as? NSNumber)?.intValue ?? 0 >= 1, "the rebuilt node installed a snapshot: \(rebuilt)")
+                #expect((rebuilt["log_entries"] as? NSNumber)?.intValue ?? .max < 60, "its log is bounded: \(rebuilt)")
+                let metrics = String(decoding: try await Cluster.call(.GET, base(victim) + "/metrics").body, as: UTF8.self)
+                #expect(metrics.contains("tern_raft_snapshot_installs_total"), "the install is counted")
 
                 // The leader goes: the rebuilt node and the remaining one must serve every write.
                 await leader.process.kill9()

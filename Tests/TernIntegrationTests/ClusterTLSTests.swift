@@ -16,7 +16,8 @@ extension IntegrationTests {
         typealias Node = ClusterProcessTests.Node
 
         /// Starts three nodes serving TLS with `certificate`; node `i` trusts `trustRoots[i]`.
-        static func startCluster(_ root: TemporaryDirectory, certificate: SelfSignedCertificate, trustRoots: [String]) async throws -> [Node] {
+        static func startCluster(_ root: TemporaryDirectory, certificate: SelfSignedCertificate, trustRoots: [String],
+                                 arguments: [String] = []) async throws -> [Node] {
             let ids = ["node-1", "node-2", "node-3"]
             let gossipPorts = try ids.map { _ in try TernProcess.freePort() }
             let binaryPorts = try ids.map { _ in try TernProcess.freePort() }
@@ -28,7 +29,7 @@ extension IntegrationTests {
                     extraArguments: ["--node-id", ids[index], "--gossip", "127.0.0.1:\(gossipPorts[index])", "--seeds", seeds,
                                      "--binary", "127.0.0.1:\(binaryPorts[index])", "--controllers", ids.joined(separator: ","),
                                      "--tls-certificate", certificate.certificatePath, "--tls-key", certificate.keyPath,
-                                     "--tls-ca", trustRoots[index]],
+                                     "--tls-ca", trustRoots[index]] + arguments,
                     tlsTrustRoots: certificate.certificatePath)
                 nodes.append(Node(id: ids[index], process: process, binaryPort: binaryPorts[index]))
             }
@@ -106,6 +107,45 @@ extension IntegrationTests {
                 for node in nodes {
                     #expect(try await Self.counter(https, node, "tern_peer_connections_established_total") >= 1, "\(node.id)")
                 }
+            }
+            try await https.shutdown()
+        }
+
+        /// A follower whose data directory was deleted is rebuilt by a snapshot fetched over TLS
+        /// (`SnapshotChunk` on its own peer connection).
+        @Test(.enabled(if: SelfSignedCertificate.canBeMade, "needs the openssl command to make a certificate"))
+        func aNodeWhoseDataIsLost_isRebuiltBySnapshotOverTLS() async throws {
+            let root = try TemporaryDirectory(prefix: "tern-cluster-tls-rejoin")
+            defer { root.remove() }
+            let certificate = try SelfSignedCertificate()
+            defer { certificate.directory.remove() }
+            let nodes = try await Self.startCluster(root, certificate: certificate, trustRoots: Array(repeating: certificate.certificatePath, count: 3),
+                                                    arguments: ["--raft-log-entries", "20"])
+            let https = try TernProcess.httpsClient(trusting: certificate.certificatePath)
+            try await ClusterProcessTests.killing(nodes) {
+                let leader = try await Self.leader(https, of: nodes)
+                #expect(try await Self.call(https, .PUT, leader.process.baseURL + "/queues/kept").status == 201)
+                func send(_ tag: String, _ count: Int) async throws {
+                    for k in 0..<count {
+                        #expect(try await Self.call(https, .POST, leader.process.baseURL + "/queues/kept/messages", json: ["message": "\(tag)-\(k)"]).status == 201)
+                    }
+                }
+                try await send("before", 30)
+                let victim = nodes.first { $0.id != leader.id }!
+                await victim.process.kill9()
+                try FileManager.default.removeItem(atPath: victim.process.dataDirectory)
+                try await send("while-gone", 30)
+                try await victim.process.start(timeout: .seconds(60))
+                var installed = 0
+                let deadline = ContinuousClock.now + .seconds(60)
+                while installed < 1 && ContinuousClock.now < deadline {
+                    let groups = (try? await Self.call(https, .GET, victim.process.baseURL + "/cluster"))?.json["groups"] as? [[String: Any]] ?? []
+                    installed = groups.compactMap { ($0["snapshots_installed"] as? NSNumber)?.intValue }.max() ?? 0
+                    if installed < 1 { try await Task.sleep(for: .milliseconds(200)) }
+                }
+                #expect(installed >= 1, "the emptied node installed a snapshot over TLS")
+                let failures = try await Self.counter(https, victim, "tern_raft_snapshot_install_failures_total")
+                #expect(failures == 0, "no attempt failed (a plain-text fetch from a TLS listener would)")
             }
             try await https.shutdown()
         }

@@ -241,6 +241,56 @@ import TernWire
         await b.shutdown()
     }
 
+    /// `SnapshotChunk` over sockets: a follower's ``PeerSnapshotClient`` (with the cluster key)
+    /// reads a whole file chunk by chunk from the peer's `onSnapshotChunk`, reusing one connection;
+    /// an error of the handler reaches the client as the error.
+    @Test func snapshotChunks_travelOverAnAuthenticatedPeerConnection() async throws {
+        let file = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let asked = Mutex<[(Raft.NodeID, SnapshotChunkRequest)]>([])
+        let a = try await Node("a", key: Self.keyA) { settings in
+            settings.peers.onSnapshotChunk = { from, request throws(TernError) in
+                asked.withLock { $0.append((from, request)) }
+                guard request.group == 1 else { throw TernError(.invalidParameter, "no group \(request.group)") }
+                let start = Int(request.offset), end = min(file.count, start + Int(request.maxBytes))
+                return SnapshotChunk(snapshotID: 77, info: SnapshotFile.Info(group: 1, applied: 9, bytes: UInt64(file.count), checksum: 5),
+                                     offset: request.offset, data: Array(file[start..<end]))
+            }
+        }
+        let links = Self.links("b", to: [a], key: Self.keyA)
+        let client = PeerSnapshotClient(links: links)
+        var received = [UInt8]()
+        var id: UInt64 = 0
+        while received.count < file.count {
+            let chunk = try await client.chunk(SnapshotChunkRequest(group: 1, snapshotID: id, minApplied: 9, offset: UInt64(received.count),
+                                                                    maxBytes: 3000), from: a.raftID)
+            #expect(chunk.info == SnapshotFile.Info(group: 1, applied: 9, bytes: 10_000, checksum: 5))
+            id = chunk.snapshotID
+            received += chunk.data
+        }
+        #expect(received == file)
+        #expect(asked.withLock { $0.count == 4 && $0.allSatisfy { $0.0 == RaftNodeID.of("b") } }, "four chunks, from b")
+        #expect(a.server.inboundRaft.hellosAccepted == 1, "one connection for the whole transfer")
+        await #expect(throws: TernError(.invalidParameter, "no group 2")) {
+            _ = try await client.chunk(SnapshotChunkRequest(group: 2, snapshotID: 0, minApplied: 0, offset: 0, maxBytes: 10), from: a.raftID)
+        }
+        client.shutdown()
+        await links.shutdown()
+        await a.shutdown()
+    }
+
+    @Test func snapshotChunkBeforeHello_isRefused_andClosesTheConnection() async throws {
+        let b = try await Node("b") { settings in
+            settings.peers.onSnapshotChunk = { _, _ throws(TernError) in throw TernError(.internalError, "must not be called") }
+        }
+        let request = WireSnapshotChunkRequest(group: 1, snapshotID: 0, minApplied: 0, offset: 0, maxBytes: 100)
+        let frames = try await RawPeer.exchange(port: b.port, [.apiVersions(clientName: "t"), .snapshotChunk(request), .listQueues],
+                                               answers: 3)
+        #expect(frames.count == 2, "the connection closes after the refusal")
+        guard case .error(let error)? = try? WireResponse(decoding: frames[1]) else { Issue.record("not refused"); return }
+        #expect(error.code == .invalidFrame)
+        await b.shutdown()
+    }
+
     @Test func batchBeforeHello_isRefused_andClosesTheConnection() async throws {
         let b = try await Node("b")
         let batch = WireRaftBatch(from: "a", messages: [.init(group: 1, bytes: [1])])

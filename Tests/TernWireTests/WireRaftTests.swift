@@ -4,7 +4,7 @@ import TernCore
 import TernTestKit
 import TernWire
 
-/// The node-to-node frames (`PeerHello`, key 61; `RaftBatch`, key 62): round trips, the
+/// The node-to-node frames (`PeerHello`, key 61; `RaftBatch`, key 62; `SnapshotChunk`, key 63): round trips, the
 /// documented bytes, the bounds, and the decoder under every truncation, bit flips and noise.
 @Suite struct WireRaftTests {
     static func decode(_ payload: [UInt8], api: WireAPI) throws(TernError) -> WireRequest {
@@ -29,8 +29,8 @@ import TernWire
     }
 
     @Test func peerAPIs_areNodeToNode_andNoOtherIs() {
-        #expect(WireAPI.allCases.filter(\.isNodeToNode) == [.peerHello, .raftBatch])
-        #expect(WireAPI.peerHello.rawValue == 61 && WireAPI.raftBatch.rawValue == 62)
+        #expect(WireAPI.allCases.filter(\.isNodeToNode) == [.peerHello, .raftBatch, .snapshotChunk])
+        #expect(WireAPI.peerHello.rawValue == 61 && WireAPI.raftBatch.rawValue == 62 && WireAPI.snapshotChunk.rawValue == 63)
     }
 
     /// The dumps of `docs/protocol.md`, "Node to node".
@@ -47,6 +47,93 @@ import TernWire
         #expect(Array(batch.frame(correlationID: 2).bytes.readableBytesView) == ProtocolDocumentTests.hex("""
             00 00 00 1e 00 3e 00 00 00 00 00 02 00 02 6e 31 00 00 00 01 00 00 00 00 00 00 00 05 00 00 00 02 aa bb
             """))
+    }
+
+    /// The `SnapshotChunk` dumps of `docs/protocol.md`, "Node to node".
+    @Test func documentedSnapshotChunkDumps_matchTheEncoder() {
+        let request = WireRequest.snapshotChunk(WireSnapshotChunkRequest(group: 1, snapshotID: 0, minApplied: 977, offset: 0, maxBytes: 1 << 20))
+        #expect(Array(request.frame(correlationID: 11).bytes.readableBytesView) == ProtocolDocumentTests.hex("""
+            00 00 00 2c 00 3f 00 00 00 00 00 0b 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00
+            00 00 03 d1 00 00 00 00 00 00 00 00 00 10 00 00
+            """))
+        let chunk = WireResponse.snapshotChunk(WireSnapshotChunk(snapshotID: 0xABCD, group: 1, applied: 977, totalBytes: 5,
+                                                                 checksum: 0xDEAD_BEEF, offset: 2, data: [1, 2, 3]))
+        #expect(Array(chunk.frame(apiKey: WireAPI.snapshotChunk.rawValue, correlationID: 11).bytes.readableBytesView)
+                == ProtocolDocumentTests.hex("""
+            00 00 00 3d 00 3f 00 00 00 00 00 0b 00 00 00 00 00 00 00 00 ab cd 00 00 00 00 00 00 00 01 00 00
+            00 00 00 00 03 d1 00 00 00 00 00 00 00 05 de ad be ef 00 00 00 00 00 00 00 02 00 00 00 03 01 02
+            03
+            """))
+    }
+
+    @Test func snapshotChunkBounds_areEnforced() throws {
+        func request(maxBytes: UInt32) -> [UInt8] {
+            var buffer = ByteBuffer()
+            for value: UInt64 in [1, 0, 5, 0] { buffer.writeInteger(value) }
+            buffer.writeInteger(maxBytes)
+            return Array(buffer.readableBytesView)
+        }
+        #expect(Self.code(request(maxBytes: 0), api: .snapshotChunk) == .invalidFrame, "no bytes asked")
+        #expect(Self.code(request(maxBytes: UInt32(WireSnapshotChunkRequest.maxChunkBytes) + 1), api: .snapshotChunk) == .invalidFrame)
+        #expect(Self.code(request(maxBytes: UInt32(WireSnapshotChunkRequest.maxChunkBytes)), api: .snapshotChunk) == nil)
+
+        func response(total: UInt64, offset: UInt64, data: [UInt8]) -> WireFrame {
+            var buffer = ByteBuffer()
+            buffer.writeInteger(UInt16(0))
+            for value: UInt64 in [9, 1, 4, total] { buffer.writeInteger(value) }
+            buffer.writeInteger(UInt32(0))
+            buffer.writeInteger(offset)
+            buffer.writeWireBytes(data)
+            return WireFrame(apiKey: WireAPI.snapshotChunk.rawValue, apiVersion: 0, correlationID: 1, payload: buffer)
+        }
+        #expect(throws: TernError.self) { try WireResponse(decoding: response(total: 4, offset: 2, data: [1, 2, 3])) }
+        #expect(throws: TernError.self) { try WireResponse(decoding: response(total: 4, offset: 5, data: [])) }
+        #expect(throws: TernError.self) {
+            try WireResponse(decoding: response(total: 1 << 30, offset: 0, data: Array(repeating: 0, count: WireSnapshotChunkRequest.maxChunkBytes + 1)))
+        }
+        #expect(try WireResponse(decoding: response(total: 4, offset: 1, data: [1, 2, 3]))
+                == .snapshotChunk(WireSnapshotChunk(snapshotID: 9, group: 1, applied: 4, totalBytes: 4, checksum: 0, offset: 1, data: [1, 2, 3])))
+    }
+
+    /// The `SnapshotChunk` answer under truncation, flipped bits and noise: refused with
+    /// `InvalidFrame`, or decoded to a value that encodes back to the same bytes.
+    @Test func mutatedSnapshotChunkAnswers_neverCrash_andDecodeOnlyToValuesThatRoundTrip() {
+        var random = SeededGenerator(seed: 0x5AF7_0063)
+        let seed = WireResponse.snapshotChunk(WireSnapshotChunk(snapshotID: 3, group: 1, applied: 80, totalBytes: 40, checksum: 7,
+                                                                offset: 30, data: Array(0..<10)))
+        let bytes = Array(seed.frame(apiKey: WireAPI.snapshotChunk.rawValue, correlationID: 1).payload.readableBytesView)
+        func decode(_ payload: [UInt8]) throws(TernError) -> WireResponse {
+            try WireResponse(decoding: WireFrame(apiKey: WireAPI.snapshotChunk.rawValue, apiVersion: 0, correlationID: 1,
+                                                 payload: ByteBuffer(bytes: payload)))
+        }
+        for length in 0..<bytes.count {
+            #expect(throws: TernError.self) { try decode(Array(bytes[..<length])) }
+        }
+        var decoded = 0, refused = 0
+        for iteration in 0..<10_000 {
+            var mutated = bytes
+            for _ in 0...(random.next() % 3) {
+                let position = Int(random.next() % UInt64(mutated.count))
+                switch random.next() % 3 {
+                case 0: mutated[position] ^= 1 << (random.next() % 8)
+                case 1: mutated[position] = UInt8(truncatingIfNeeded: random.next())
+                default: mutated.insert(UInt8(truncatingIfNeeded: random.next()), at: position)
+                }
+            }
+            do {
+                let response = try decode(mutated)
+                decoded += 1
+                let again = Array(response.frame(apiKey: WireAPI.snapshotChunk.rawValue, correlationID: 1).payload.readableBytesView)
+                if case .snapshotChunk(let chunk) = response {
+                    #expect(again == mutated, "seed \(random.seed) iteration \(iteration)")
+                    #expect(chunk.offset + UInt64(chunk.data.count) <= chunk.totalBytes)
+                }
+            } catch {
+                refused += 1
+                #expect(error.code == .invalidFrame, "seed \(random.seed) iteration \(iteration): \(error)")
+            }
+        }
+        #expect(decoded > 0 && refused > 0)
     }
 
     @Test func authenticatedBytes_areTheContextAndEveryFieldButTheProof() {

@@ -194,6 +194,10 @@ enum WireSamples {
         (.peerHello, .done),
         (.peerHello, .error(TernError(.notInCluster, "this node does not run in a cluster"))),
         (.raftBatch, .error(TernError(.invalidFrame, "RaftBatch before an accepted PeerHello"))),
+        (.snapshotChunk, .snapshotChunk(WireSnapshotChunk(snapshotID: 0xABCD, group: 1, applied: 977, totalBytes: 5, checksum: 0xDEAD_BEEF,
+                                                          offset: 2, data: [1, 2, 3]))),
+        (.snapshotChunk, .snapshotChunk(WireSnapshotChunk(snapshotID: 1, group: 1, applied: 0, totalBytes: 0, checksum: 0, offset: 0, data: []))),
+        (.snapshotChunk, .error(TernError(.conflict, "snapshot 7 is no longer served"))),
     ] + topicResponses
 
     /// Samples of the node-to-node requests (keys 61, 62).
@@ -203,6 +207,9 @@ enum WireSamples {
         .peerHello(WirePeerHello(nodeID: "node-\u{e9}", target: 1, timestamp: 0, nonce: Array(repeating: 0xff, count: 16),
                                  proof: Array(100..<132))),
         .raftBatch(WireRaftBatch(from: "n1", messages: [])),
+        .snapshotChunk(WireSnapshotChunkRequest(group: 1, snapshotID: 0, minApplied: 977, offset: 0, maxBytes: 1 << 20)),
+        .snapshotChunk(WireSnapshotChunkRequest(group: 0xFFFF_FFFF_FFFF_FFFF, snapshotID: 0xABCD, minApplied: 0, offset: 1 << 40,
+                                                maxBytes: UInt32(WireSnapshotChunkRequest.maxChunkBytes))),
         .raftBatch(WireRaftBatch(from: "n2", messages: [
             .init(group: 0, bytes: [1, 7, 0, 0, 0, 0, 0, 0, 0, 1]),
             .init(group: 0xFFFF_FFFF_FFFF_FFFF, bytes: Array(repeating: 0xAB, count: 300)),
