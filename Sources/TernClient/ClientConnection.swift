@@ -36,6 +36,12 @@ final class ClientConnection: Sendable {
     private let channel: any Channel
     let address: String
 
+    /// The API keys the broker listed in its `ApiVersions` answer (at version 0).
+    private let served = Mutex<Set<UInt16>>([])
+
+    /// Whether the broker serves `api` (as its `ApiVersions` answer said).
+    func serves(_ api: WireAPI) -> Bool { served.withLock { $0.contains(api.rawValue) } }
+
     private init(outbound: NIOAsyncChannelOutboundWriter<WireFrame>, channel: any Channel, address: String) {
         self.outbound = outbound
         self.channel = channel
@@ -122,7 +128,12 @@ final class ClientConnection: Sendable {
             connection.close()
             throw TernError(.invalidFrame, "unexpected answer to ApiVersions: \(response)")
         }
-        for api in WireAPI.allCases where api != .apiVersions {
+        connection.served.withLock { served in
+            for api in apis where api.minVersion <= 0 && api.maxVersion >= 0 { served.insert(api.apiKey) }
+        }
+        // Every client API must be served; node-to-node APIs and `Metadata` (newer than the
+        // rest: a client may talk to a broker from before it) are used only when listed.
+        for api in WireAPI.allCases where api != .apiVersions && !api.isNodeToNode && api != .metadata {
             guard let served = apis.first(where: { $0.apiKey == api.rawValue }), served.minVersion <= 0, served.maxVersion >= 0 else {
                 connection.close()
                 throw TernError(.unsupportedVersion, "the broker at \(address) does not serve \(api) version 0")

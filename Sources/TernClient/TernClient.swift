@@ -236,6 +236,7 @@ public final class TernClient: Sendable {
     /// - Throws: the broker's `Overloaded` (past its connection cap it closes the connection
     ///   after the answer, so calls could not go on it).
     private func leaderAddress(askingOn connection: ClientConnection) async throws(TernError) -> Endpoint? {
+        guard connection.serves(.metadata) else { return nil }
         let answer = try? await connection.call(.metadata, timeout: settings.requestTimeout)
         if case .error(let error)? = answer, error.code == .overloaded {
             connection.close()

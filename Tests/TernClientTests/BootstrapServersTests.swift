@@ -44,3 +44,20 @@ import TernWire
         }
     }
 }
+
+/// A client newer than its broker: the broker's `ApiVersions` does not list `Metadata` (it
+/// predates it), so the client does not ask it, and every call still works.
+@Suite struct OlderBrokerTests {
+    @Test func aBrokerWithoutMetadata_isServedAsBefore_andNeverAskedForIt() async throws {
+        try await WireServerFixture.with { f in
+            let proxy = try await StallingProxy(upstreamPort: f.port)
+            proxy.flags.hidden = [WireAPI.metadata.rawValue]
+            let client = TernClient(host: "127.0.0.1", port: proxy.port)
+            try await client.createQueue("q")
+            #expect(try await client.listQueues().map(\.name.rawValue) == ["q"])
+            #expect(proxy.flags.hiddenRequests == 0, "Metadata was not sent to a broker that does not list it")
+            await client.close()
+            await proxy.shutdown()
+        }
+    }
+}

@@ -1,14 +1,32 @@
 import NIOCore
 import NIOPosix
 import Synchronization
+import TernCore
 import TernWire
 
 /// A frame-level TCP proxy in front of a broker that can stop answering: while ``stalling``
 /// is on, it forwards `ApiVersions` (so connections open normally) and swallows every other
-/// request, as a broker that accepted the connection and then hung would.
+/// request, as a broker that accepted the connection and then hung would. With ``Flags/hidden``
+/// it plays an older broker: those APIs are missing from its `ApiVersions` answer, and a
+/// request for one is answered `UnsupportedVersion` and the connection closed.
 final class StallingProxy: Sendable {
     final class Flags: Sendable {
         private let state = Mutex((stalling: false, swallowed: 0))
+        private let hiddenAPIs = Mutex<(keys: Set<UInt16>, asked: Int)>(([], 0))
+        /// The APIs the proxy's broker pretends not to know.
+        var hidden: Set<UInt16> {
+            get { hiddenAPIs.withLock { $0.keys } }
+            set { hiddenAPIs.withLock { $0.keys = newValue } }
+        }
+        /// Requests for hidden APIs received so far.
+        var hiddenRequests: Int { hiddenAPIs.withLock { $0.asked } }
+        func isHidden(_ frame: WireFrame) -> Bool {
+            hiddenAPIs.withLock { state in
+                guard state.keys.contains(frame.apiKey) else { return false }
+                state.asked += 1
+                return true
+            }
+        }
         var stalling: Bool {
             get { state.withLock { $0.stalling } }
             set { state.withLock { $0.stalling = newValue } }
@@ -74,11 +92,26 @@ final class StallingProxy: Sendable {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
                         for try await frame in downInbound where !flags.swallow(frame) {
+                            if flags.isHidden(frame) {
+                                // What a broker without the API does: UnsupportedVersion, then close.
+                                try await downOutbound.write(WireResponse.error(TernError(.unsupportedVersion, "unknown API key \(frame.apiKey)"))
+                                    .frame(apiKey: frame.apiKey, correlationID: frame.correlationID))
+                                return
+                            }
                             try await upOutbound.write(frame)
                         }
                     }
                     group.addTask {
-                        for try await frame in upInbound { try await downOutbound.write(frame) }
+                        for try await frame in upInbound {
+                            let hidden = flags.hidden
+                            if frame.apiKey == WireAPI.apiVersions.rawValue, !hidden.isEmpty,
+                               case .apiVersions(let broker, let apis)? = try? WireResponse(decoding: frame) {
+                                try await downOutbound.write(WireResponse.apiVersions(broker: broker, apis: apis.filter { !hidden.contains($0.apiKey) })
+                                    .frame(apiKey: frame.apiKey, correlationID: frame.correlationID))
+                                continue
+                            }
+                            try await downOutbound.write(frame)
+                        }
                     }
                     // Either side closed: close both.
                     _ = try await group.next()
