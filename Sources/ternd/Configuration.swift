@@ -222,6 +222,9 @@ struct Configuration: Equatable {
         guard (tlsCertificate == nil) == (tlsKey == nil) else {
             throw ConfigurationError("tls needs both certificate and key")
         }
+        guard tlsTrustRoots == nil || tlsCertificate != nil else {
+            throw ConfigurationError("tls.ca is for the nodes of a TLS cluster: it needs tls.certificate and tls.key")
+        }
         if auth.enabled && auth.tokens.isEmpty { throw ConfigurationError("auth.enabled needs at least one token in auth.tokens") }
         guard Set(auth.tokens.map(\.name)).count == auth.tokens.count else { throw ConfigurationError("auth.tokens names must be unique") }
         guard Set(auth.tokens.map(\.secret)).count == auth.tokens.count else { throw ConfigurationError("auth.tokens must differ") }

@@ -66,6 +66,7 @@ extension IntegrationTests {
             ("alerts:\n  rules:\n    - {name: x, depth_above: 1, lag_above: 2}\n", "needs exactly one of"),
             ("log_format: xml\n", "log_format must be text or json"),
             ("tls:\n  certificate: /a.pem\n", "tls needs both certificate and key"),
+            ("tls:\n  ca: /ca.pem\n", "tls.ca is for the nodes of a TLS cluster"),
             ("http: nowhere\n", "http must be HOST:PORT"),
             ("cluster:\n  gossip: 0.0.0.0:7946\n", "gossip must name an address the other nodes can reach"),
             ("cluster:\n  seeds: [127.0.0.1:7946]\n", "seeds need a gossip address"),
