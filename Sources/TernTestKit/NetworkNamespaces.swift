@@ -91,17 +91,9 @@ public final class NetworkNamespaces: @unchecked Sendable {
 
     @discardableResult
     static func run(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ip)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw TernProcess.Failure("ip \(arguments.joined(separator: " ")) failed (\(process.terminationStatus)): \(output)")
+        let (status, output) = try ChildProcess.run(ip, arguments)
+        guard status == 0 else {
+            throw TernProcess.Failure("ip \(arguments.joined(separator: " ")) failed (\(status)): \(output)")
         }
         return output
     }

@@ -16,19 +16,14 @@ public struct SelfSignedCertificate: Sendable {
     /// - Throws: ``TernProcess/Failure`` when openssl fails.
     public init() throws {
         directory = try TemporaryDirectory(prefix: "tern-tls")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+        let arguments = [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
             "-keyout", directory.appending("key.pem"), "-out", directory.appending("cert.pem"),
         ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw TernProcess.Failure("openssl req failed with status \(process.terminationStatus)")
+        let (status, output) = try ChildProcess.run("/usr/bin/openssl", arguments)
+        guard status == 0 else {
+            throw TernProcess.Failure("openssl req failed with status \(status): \(output)")
         }
     }
 }

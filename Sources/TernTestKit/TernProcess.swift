@@ -71,10 +71,7 @@ public actor TernProcess {
     /// signals reach it.
     public nonisolated let launcher: [String]
 
-    private var process: Process?
-    /// The log file handle of the current run, kept open while the process may still use it
-    /// through Foundation's `Process` and closed once it is gone.
-    private var logHandle: FileHandle?
+    private var process: ChildProcess?
     /// How many times ``start()`` launched the process.
     public private(set) var launches = 0
 
@@ -114,28 +111,17 @@ public actor TernProcess {
     ///   it is not ready within `timeout` (the process is then killed).
     public func start(timeout: Duration = .seconds(30)) async throws {
         precondition(process?.isRunning != true, "ternd is already running")
-        let process = Process()
         let ternd = try TernBinaries.path(of: "ternd")
         // The binary protocol defaults to the fixed port 7081; unless the test chose an address,
         // let the kernel pick one so that several servers can run side by side.
         let binary = extraArguments.contains("--binary") ? [] : ["--binary", "127.0.0.1:0"]
         let arguments = ["--data-dir", dataDirectory, "--http", "\(httpHost):\(port)"] + binary + extraArguments
-        if let tool = launcher.first {
-            process.executableURL = URL(fileURLWithPath: tool)
-            process.arguments = Array(launcher.dropFirst()) + [ternd] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: ternd)
-            process.arguments = arguments
-        }
+        let (executable, argv) = launcher.first.map { ($0, Array(launcher.dropFirst()) + [ternd] + arguments) } ?? (ternd, arguments)
         let log = try Self.appendingHandle(logFile)
-        let banner = "\n=== launch \(launches + 1): \(process.arguments!.joined(separator: " ")) ===\n"
+        let banner = "\n=== launch \(launches + 1): \(argv.joined(separator: " ")) ===\n"
         log.write(Data(banner.utf8))
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try? logHandle?.close()
-        logHandle = log
-        try process.run()
+        try? log.close()
+        let process = try ChildProcess(executable: executable, arguments: argv, standardOutput: logFile, standardError: logFile)
         self.process = process
         launches += 1
 
@@ -146,7 +132,7 @@ public actor TernProcess {
             if !process.isRunning {
                 closeLogIfExited()
                 try? await tlsClient?.shutdown()
-                throw Failure("ternd exited with status \(process.terminationStatus) before it was ready; log:\n\(logTail())")
+                throw Failure("ternd exited with status \(process.terminationStatus ?? -1) before it was ready; log:\n\(logTail())")
             }
             if let (status, _) = try? await http.request(.GET, baseURL + "/health", timeout: .seconds(1)), status == 200 {
                 try? await tlsClient?.shutdown()
@@ -229,13 +215,8 @@ public actor TernProcess {
         return !process.isRunning
     }
 
-    /// Closes the log handle once the process is gone.
-    private func closeLogIfExited() {
-        if process?.isRunning != true {
-            try? logHandle?.close()
-            logHandle = nil
-        }
-    }
+    /// Nothing to close: the child holds the only descriptor of its log.
+    private func closeLogIfExited() {}
 
     deinit {
         if let process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
@@ -296,32 +277,14 @@ public enum TernCLI {
     /// - Throws: ``TernProcess/Failure`` when the binary is missing or cannot be launched.
     public static func run(_ arguments: [String], executable: String = "tern", inputFile: String? = nil,
                            environment: [String: String]? = nil, scratch: TemporaryDirectory) async throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try TernBinaries.path(of: executable))
-        process.arguments = arguments
-        if let environment {
-            process.environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin"].merging(environment) { $1 }
-        }
+        let path = try TernBinaries.path(of: executable)
+        let childEnvironment = environment.map { ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin"].merging($0) { $1 } }
         let token = UUID().uuidString
         let outPath = scratch.appending("\(executable)-\(token).out"), errPath = scratch.appending("\(executable)-\(token).err")
-        let out = try TernProcess.appendingHandle(outPath), err = try TernProcess.appendingHandle(errPath)
-        process.standardOutput = out
-        process.standardError = err
-        if let inputFile {
-            guard let input = FileHandle(forReadingAtPath: inputFile) else { throw TernProcess.Failure("cannot read \(inputFile)") }
-            process.standardInput = input
-        } else {
-            process.standardInput = FileHandle.nullDevice
-        }
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { finished in continuation.resume(returning: finished.terminationStatus) }
-            do { try process.run() } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: error)
-            }
-        }
-        try? out.close()
-        try? err.close()
+        if let inputFile, !FileManager.default.isReadableFile(atPath: inputFile) { throw TernProcess.Failure("cannot read \(inputFile)") }
+        let process = try ChildProcess(executable: path, arguments: arguments, environment: childEnvironment,
+                                       standardInput: inputFile, standardOutput: outPath, standardError: errPath)
+        let status = await process.waitForExit()
         defer {
             try? FileManager.default.removeItem(atPath: outPath)
             try? FileManager.default.removeItem(atPath: errPath)

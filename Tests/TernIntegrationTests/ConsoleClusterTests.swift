@@ -113,19 +113,11 @@ http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
             let json = String(decoding: try JSONSerialization.data(withJSONObject: payload), as: UTF8.self)
             try await withServer(["--binary", "127.0.0.1:0", "--no-sync"]) { server, root in
                 let port = try TernProcess.freePort()
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: Self.python3!)
-                process.arguments = ["-c", Self.stub, server.baseURL, String(port), json]
-                process.standardOutput = FileHandle.nullDevice
-                process.standardError = try TernProcess.appendingHandle(root.appending("stub.log"))
-                // SIGKILL: a child of the test process may inherit SIGTERM blocked. Waited for
-                // through its termination handler (`waitUntilExit()` can hang in a task).
-                let (exited, finish) = AsyncStream<Void>.makeStream()
-                process.terminationHandler = { _ in finish.finish() }
-                try process.run()
+                let process = try ChildProcess(executable: Self.python3!, arguments: ["-c", Self.stub, server.baseURL, String(port), json],
+                                               standardError: root.appending("stub.log"))
                 func stop() async {
-                    kill(process.processIdentifier, SIGKILL)
-                    for await _ in exited {}
+                    process.send(SIGKILL)
+                    _ = await process.waitForExit()
                 }
                 do {
                     try await Self.checkEscaping(stub: port)

@@ -17,25 +17,11 @@ enum Chromium {
     static func dumpDOM(_ url: String, budgetMilliseconds: Int = 5000) async throws -> String {
         let scratch = try TemporaryDirectory(prefix: "tern-chromium")
         defer { scratch.remove() }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path!)
-        process.arguments = [
+        let process = try ChildProcess(executable: path!, arguments: [
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
             "--user-data-dir=\(scratch.appending("profile"))", "--virtual-time-budget=\(budgetMilliseconds)", "--dump-dom", url,
-        ]
-        FileManager.default.createFile(atPath: scratch.appending("dom"), contents: nil)
-        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch.appending("dom")))
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do { try process.run() } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: error)
-            }
-        }
-        try? out.close()
+        ], standardOutput: scratch.appending("dom"))
+        let status = await process.waitForExit()
         let dom = String(decoding: FileManager.default.contents(atPath: scratch.appending("dom")) ?? Data(), as: UTF8.self)
         guard status == 0 else { throw TernProcess.Failure("chromium exited with \(status); DOM: \(dom.prefix(500))") }
         return dom

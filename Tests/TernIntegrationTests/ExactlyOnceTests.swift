@@ -24,21 +24,16 @@ extension IntegrationTests {
         }
 
         /// Launches the pipeline process against `port`.
-        static func startPipeline(port: Int, log: String) throws -> Process {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: try TernBinaries.path(of: "tern-bench"))
-            process.arguments = ["pipeline", "--server", "tern://127.0.0.1:\(port)", "--input", "input", "--output", "output",
-                                 "--transactional-id", "uppercase", "--batch", "50", "--visibility-timeout", "2"]
-            let handle = try TernProcess.appendingHandle(log)
-            process.standardOutput = handle
-            process.standardError = handle
-            try process.run()
-            return process
+        static func startPipeline(port: Int, log: String) throws -> ChildProcess {
+            try ChildProcess(executable: try TernBinaries.path(of: "tern-bench"), arguments: [
+                "pipeline", "--server", "tern://127.0.0.1:\(port)", "--input", "input", "--output", "output",
+                "--transactional-id", "uppercase", "--batch", "50", "--visibility-timeout", "2",
+            ], standardOutput: log, standardError: log)
         }
 
-        static func kill9(_ process: Process) {
+        static func kill9(_ process: ChildProcess) {
             guard process.isRunning else { return }
-            kill(process.processIdentifier, SIGKILL)
+            process.send(SIGKILL)
             process.waitUntilExit()
         }
 

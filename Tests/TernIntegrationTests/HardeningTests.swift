@@ -40,14 +40,7 @@ extension IntegrationTests {
 
         /// Runs `path arguments` to the end; returns its exit status.
         static func runTool(_ path: String, _ arguments: [String]) throws -> Int32 {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: path)
-            process.arguments = arguments
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            process.waitUntilExit()
-            return process.terminationStatus
+            try ChildProcess.run(path, arguments).status
         }
 
         @Test(.timeLimit(.minutes(2)))
@@ -61,21 +54,17 @@ extension IntegrationTests {
             let port = try TernProcess.freePort()
             let log = root.appending("ternd.log")
             FileManager.default.createFile(atPath: log, contents: nil)
-            let process = Process()
-            // ternd starts with a soft limit of 1024 (a common default) and the runner's hard limit.
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
-            process.arguments = ["--nofile=1024:\(hard)", try TernBinaries.path(of: "ternd"), "--data-dir", root.appending("data"),
-                                 "--http", "127.0.0.1:\(port)", "--binary", "127.0.0.1:0"]
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-            process.standardOutput = handle
-            process.standardError = handle
             guard FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit") else {
                 print("SKIPPED open-file limit test: /usr/bin/prlimit is missing")
                 return
             }
-            try process.run()
+            // ternd starts with a soft limit of 1024 (a common default) and the runner's hard limit.
+            let process = try ChildProcess(executable: "/usr/bin/prlimit", arguments: [
+                "--nofile=1024:\(hard)", try TernBinaries.path(of: "ternd"), "--data-dir", root.appending("data"),
+                "--http", "127.0.0.1:\(port)", "--binary", "127.0.0.1:0",
+            ], standardOutput: log, standardError: log)
             defer {
-                process.terminate()
+                process.send(SIGTERM)
                 process.waitUntilExit()
             }
             var ready = false

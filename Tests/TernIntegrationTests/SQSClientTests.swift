@@ -19,29 +19,23 @@ enum SQSPython {
         guard FileManager.default.isExecutableFile(atPath: python) else {
             throw TernProcess.Failure("no Python at \(python): run `make sqs-venv` (make test does)")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [scripts + "/" + script]
-        process.currentDirectoryURL = URL(fileURLWithPath: scripts)
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-            .merging(["PYTHONPATH": scripts, "PYTHONUNBUFFERED": "1", "AWS_EC2_METADATA_DISABLED": "true"]) { $1 }
         let logPath = scratch.appending(script + ".log")
-        let log = try TernProcess.appendingHandle(logPath)
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        // `env -C` runs the script from its directory (posix_spawn has no portable chdir).
+        let process = try ChildProcess(
+            executable: "/usr/bin/env", arguments: ["-C", scripts, python, scripts + "/" + script],
+            environment: ProcessInfo.processInfo.environment.merging(environment) { $1 }
+                .merging(["PYTHONPATH": scripts, "PYTHONUNBUFFERED": "1", "AWS_EC2_METADATA_DISABLED": "true"]) { $1 },
+            standardOutput: logPath, standardError: logPath)
         let deadline = ContinuousClock.now + timeout
         while process.isRunning && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(100))
         }
         if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
+            process.send(SIGTERM)
+            _ = await process.waitForExit()
         }
-        try? log.close()
         let output = String(decoding: FileManager.default.contents(atPath: logPath) ?? Data(), as: UTF8.self)
-        return (process.terminationStatus, output)
+        return (process.terminationStatus ?? -1, output)
     }
 }
 
