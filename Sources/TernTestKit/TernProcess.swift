@@ -126,21 +126,15 @@ public actor TernProcess {
         launches += 1
 
         let tlsClient = try tlsTrustRoots.map(Self.httpsClient(trusting:))
-        let http = tlsClient.map { HTTP(client: $0) } ?? HTTP()
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if !process.isRunning {
-                closeLogIfExited()
-                try? await tlsClient?.shutdown()
-                throw Failure("ternd exited with status \(process.terminationStatus ?? -1) before it was ready; log:\n\(logTail())")
-            }
-            if let (status, _) = try? await http.request(.GET, baseURL + "/health", timeout: .seconds(1)), status == 200 {
-                try? await tlsClient?.shutdown()
-                return
-            }
-            try await Task.sleep(for: .milliseconds(50))
+        let ready: Bool
+        do {
+            ready = try await waitUntilHealthy(tlsClient.map { HTTP(client: $0) } ?? HTTP(), process: process, timeout: timeout)
+        } catch {
+            try? await tlsClient?.shutdown()  // AsyncHTTPClient traps on a client released without one
+            throw error
         }
         try? await tlsClient?.shutdown()
+        if ready { return }
         await kill9()
         throw Failure("ternd did not answer GET /health with 200 within \(timeout); log:\n\(logTail())")
     }
@@ -156,6 +150,20 @@ public actor TernProcess {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
+    /// Polls `GET /health` every 50 ms until it answers 200 (true) or `timeout` passed (false).
+    /// - Throws: ``Failure`` when the process exits first; `CancellationError`.
+    private func waitUntilHealthy(_ http: HTTP, process: ChildProcess, timeout: Duration) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if !process.isRunning {
+                throw Failure("ternd exited with status \(process.terminationStatus ?? -1) before it was ready; log:\n\(logTail())")
+            }
+            if let (status, _) = try? await http.request(.GET, baseURL + "/health", timeout: .seconds(1)), status == 200 { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
     /// Whether the process is running.
     public var isRunning: Bool { process?.isRunning ?? false }
 
@@ -166,7 +174,6 @@ public actor TernProcess {
     /// process) and waits until it is gone. Does nothing when it is not running.
     public func kill9() async {
         await signal(SIGKILL)
-        closeLogIfExited()
     }
 
     /// Pauses the process with SIGSTOP (it keeps its sockets but handles nothing, like a long
@@ -192,7 +199,6 @@ public actor TernProcess {
         if await !signal(SIGTERM, waitingAtMost: gracePeriod) {
             await signal(SIGKILL)
         }
-        closeLogIfExited()
         return process.isRunning ? nil : process.terminationStatus
     }
 
@@ -215,8 +221,6 @@ public actor TernProcess {
         return !process.isRunning
     }
 
-    /// Nothing to close: the child holds the only descriptor of its log.
-    private func closeLogIfExited() {}
 
     deinit {
         if let process, process.isRunning { kill(process.processIdentifier, SIGKILL) }

@@ -57,6 +57,16 @@ let slowApplying = Mutex(false)
         try #require(group.status.isServing)
     }
 
+    /// A fresh environment (unsynced) with the test machine's `log` database and the Raft log's.
+    static func makeStorage() throws -> (TemporaryDirectory, Storage) {
+        let directory = try TemporaryDirectory(prefix: "tern-apply")
+        var settings = Storage.Settings()
+        settings.durable = false
+        let storage = try Storage(directory: directory.path, databases: ["log"] + RaftLogStore.databaseNames, settings: settings,
+                                  logger: Logger(label: "test"))
+        return (directory, storage)
+    }
+
     static func stored(_ storage: Storage) throws -> Set<String> {
         let database = storage.database("log")
         return try storage.read { txn in
@@ -65,13 +75,8 @@ let slowApplying = Mutex(false)
     }
 
     @Test func aCommandErrorIsTheEntrysResultAndTheNextEntriesApply() async throws {
-        let directory = try TemporaryDirectory(prefix: "tern-apply")
-        defer { directory.remove() }
-        var settings = Storage.Settings()
-        settings.durable = false
-        let storage = try Storage(directory: directory.path, databases: ["log"] + RaftLogStore.databaseNames, settings: settings,
-                                  logger: Logger(label: "test"))
-        defer { storage.close() }
+        let (directory, storage) = try Self.makeStorage()
+        defer { storage.close(); directory.remove() }
         let group = try Self.open(storage, diskFails: false)
         try await Self.waitServing(group)
         #expect(try await group.propose(Array("a".utf8)) == "a")
@@ -83,13 +88,8 @@ let slowApplying = Mutex(false)
     }
 
     @Test func aDiskFailureHaltsWithoutApplyingPastItAndARestartAppliesItFirst() async throws {
-        let directory = try TemporaryDirectory(prefix: "tern-apply")
-        defer { directory.remove() }
-        var settings = Storage.Settings()
-        settings.durable = false
-        let storage = try Storage(directory: directory.path, databases: ["log"] + RaftLogStore.databaseNames, settings: settings,
-                                  logger: Logger(label: "test"))
-        defer { storage.close() }
+        let (directory, storage) = try Self.makeStorage()
+        defer { storage.close(); directory.remove() }
         let first = try Self.open(storage, diskFails: true)
         try await Self.waitServing(first)
         #expect(try await first.propose(Array("a".utf8)) == "a")

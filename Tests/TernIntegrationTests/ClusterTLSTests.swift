@@ -77,15 +77,34 @@ extension IntegrationTests {
             return text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last!) } ?? 0
         }
 
-        @Test(.enabled(if: SelfSignedCertificate.canBeMade, "needs the openssl command to make a certificate"))
-        func nodesReplicateAndForwardOverTLS() async throws {
-            let root = try TemporaryDirectory(prefix: "tern-cluster-tls")
+        /// Makes a certificate for 127.0.0.1, starts three nodes serving TLS with it (node `i`
+        /// trusting `trustRoots(certificate, stranger)[i]`, where `stranger` is a second
+        /// certificate nobody serves), runs `body` with an HTTPS client that trusts the
+        /// certificate, then kills the nodes and shuts the client down, also when `body` throws.
+        static func withTLSCluster(_ prefix: String, arguments: [String] = [],
+                                   trustRoots: (_ certificate: String, _ stranger: String) -> [String] = { c, _ in [c, c, c] },
+                                   _ body: (_ nodes: [Node], _ https: HTTPClient, _ certificate: SelfSignedCertificate) async throws -> Void) async throws {
+            let root = try TemporaryDirectory(prefix: prefix)
             defer { root.remove() }
             let certificate = try SelfSignedCertificate()
             defer { certificate.directory.remove() }
-            let nodes = try await Self.startCluster(root, certificate: certificate, trustRoots: Array(repeating: certificate.certificatePath, count: 3))
+            let stranger = try SelfSignedCertificate()
+            defer { stranger.directory.remove() }
+            let nodes = try await startCluster(root, certificate: certificate,
+                                               trustRoots: trustRoots(certificate.certificatePath, stranger.certificatePath), arguments: arguments)
             let https = try TernProcess.httpsClient(trusting: certificate.certificatePath)
-            try await ClusterProcessTests.killing(nodes) {
+            do {
+                try await ClusterProcessTests.killing(nodes) { try await body(nodes, https, certificate) }
+            } catch {
+                try? await https.shutdown()
+                throw error
+            }
+            try await https.shutdown()
+        }
+
+        @Test(.enabled(if: SelfSignedCertificate.canBeMade, "needs the openssl command to make a certificate"))
+        func nodesReplicateAndForwardOverTLS() async throws {
+            try await Self.withTLSCluster("tern-cluster-tls") { nodes, https, certificate in
                 let leader = try await Self.leader(https, of: nodes)
                 let follower = nodes.first { $0.id != leader.id }!
                 // Through a follower: forwarded to the leader over HTTPS, replicated over TLS.
@@ -108,21 +127,13 @@ extension IntegrationTests {
                     #expect(try await Self.counter(https, node, "tern_peer_connections_established_total") >= 1, "\(node.id)")
                 }
             }
-            try await https.shutdown()
         }
 
         /// A follower whose data directory was deleted is rebuilt by a snapshot fetched over TLS
         /// (`SnapshotChunk` on its own peer connection).
         @Test(.enabled(if: SelfSignedCertificate.canBeMade, "needs the openssl command to make a certificate"))
         func aNodeWhoseDataIsLost_isRebuiltBySnapshotOverTLS() async throws {
-            let root = try TemporaryDirectory(prefix: "tern-cluster-tls-rejoin")
-            defer { root.remove() }
-            let certificate = try SelfSignedCertificate()
-            defer { certificate.directory.remove() }
-            let nodes = try await Self.startCluster(root, certificate: certificate, trustRoots: Array(repeating: certificate.certificatePath, count: 3),
-                                                    arguments: ["--raft-log-entries", "20"])
-            let https = try TernProcess.httpsClient(trusting: certificate.certificatePath)
-            try await ClusterProcessTests.killing(nodes) {
+            try await Self.withTLSCluster("tern-cluster-tls-rejoin", arguments: ["--raft-log-entries", "20"]) { nodes, https, _ in
                 let leader = try await Self.leader(https, of: nodes)
                 #expect(try await Self.call(https, .PUT, leader.process.baseURL + "/queues/kept").status == 201)
                 func send(_ tag: String, _ count: Int) async throws {
@@ -147,21 +158,12 @@ extension IntegrationTests {
                 let failures = try await Self.counter(https, victim, "tern_raft_snapshot_install_failures_total")
                 #expect(failures == 0, "no attempt failed (a plain-text fetch from a TLS listener would)")
             }
-            try await https.shutdown()
         }
 
         @Test(.enabled(if: SelfSignedCertificate.canBeMade, "needs the openssl command to make a certificate"))
         func aNodeThatDoesNotTrustTheOthersCertificate_cannotReachThem() async throws {
-            let root = try TemporaryDirectory(prefix: "tern-cluster-tls-untrusted")
-            defer { root.remove() }
-            let certificate = try SelfSignedCertificate()
-            defer { certificate.directory.remove() }
-            let stranger = try SelfSignedCertificate()  // node-3 trusts only this one
-            defer { stranger.directory.remove() }
-            let nodes = try await Self.startCluster(root, certificate: certificate,
-                                                    trustRoots: [certificate.certificatePath, certificate.certificatePath, stranger.certificatePath])
-            let https = try TernProcess.httpsClient(trusting: certificate.certificatePath)
-            try await ClusterProcessTests.killing(nodes) {
+            // node-3 trusts only a certificate nobody serves.
+            try await Self.withTLSCluster("tern-cluster-tls-untrusted", trustRoots: { c, stranger in [c, c, stranger] }) { nodes, https, _ in
                 // node-1 and node-2 trust each other and form a majority.
                 _ = try await Self.leader(https, of: Array(nodes.prefix(2)))
                 let deadline = ContinuousClock.now + .seconds(30)
@@ -175,7 +177,6 @@ extension IntegrationTests {
                 #expect(try await Self.counter(https, nodes[2], "tern_peer_connections_established_total") == 0,
                         "no link of node-3 got through")
             }
-            try await https.shutdown()
         }
     }
 }
