@@ -135,8 +135,10 @@ struct ClusterConfiguration: Equatable {
             guard Set(controllers.map(RaftNodeID.of)).count == controllers.count else {
                 throw ConfigurationError("two controller ids hash to the same Raft id; rename one of \(controllers)")
             }
-            guard controllers.contains(effectiveNodeID) else {
-                throw ConfigurationError("this node (\(effectiveNodeID)) must be one of the controllers \(controllers): every node holds a copy of the replicated state until placement across more nodes lands (docs/cluster.md)")
+            // A node outside the controllers starts as a spare: it holds no copy until a
+            // member adds it (`tern cluster add`, decision 126). Its Raft id must not be one of theirs.
+            if !controllers.contains(effectiveNodeID), controllers.map(RaftNodeID.of).contains(RaftNodeID.of(effectiveNodeID)) {
+                throw ConfigurationError("this node's id (\(effectiveNodeID)) hashes to the same Raft id as one of the controllers \(controllers); rename it")
             }
             if let replicationFactor, replicationFactor != controllers.count {
                 throw ConfigurationError("replication_factor must equal the number of controllers (\(controllers.count)) until per-queue placement lands (docs/cluster.md), got \(replicationFactor)")

@@ -28,7 +28,7 @@ struct ClusterOptions: ParsableArguments {
     @Option(name: .long, help: "A file holding the cluster key (at least 16 bytes): every gossip datagram is authenticated with HMAC-SHA256.")
     var clusterKey: String?
 
-    @Option(name: .long, help: "Node ids of the controllers, n1,n2,n3: they replicate the queues and topics (this node must be one). Needs --gossip.")
+    @Option(name: .long, help: "Node ids of the controllers, n1,n2,n3: the founding replicas of the queues and topics (a node outside them starts as a spare until `tern cluster add` adds it). Needs --gossip.")
     var controllers: String?
 
     @Option(name: .long, help: "Copies of each queue and topic; default and, for now, only value: the number of controllers.")
