@@ -117,5 +117,58 @@ extension IntegrationTests {
                 #expect(received.sorted() == sent.sorted(), "missing \(Set(sent).subtracting(received).sorted().prefix(10))")
             }
         }
+
+        /// `--replace-after 3`: a founder `kill -9`ed stays dead; the leader adds the spare as a
+        /// learner, promotes it once caught up and removes the dead founder, with no command
+        /// (decision 127); then another founder can die and the group still serves everything.
+        @Test func aReplicaDeadPastReplaceAfterIsReplacedByASpare() async throws {
+            try await Cluster.withCluster("tern-cluster-replace", spares: 1, arguments: ["--replace-after", "3"]) { nodes, _ in
+                let founders = Array(nodes.prefix(3)), spare = nodes[3]
+                let leader = try await Cluster.leader(of: founders)
+                let base = { (node: Cluster.Node) in node.process.baseURL }
+                var sent: [String] = []
+                func write(_ count: Int, tag: String) async throws {
+                    for k in 0..<count {
+                        let answer = try await Cluster.retrying {
+                            try await Cluster.call(.POST, base(leader) + "/queues/auto/messages", json: ["message": "\(tag)-\(k)"])
+                        }
+                        #expect(answer.status == 201, "send \(tag)-\(k): \(answer.status)")
+                        if answer.status == 201 { sent.append("\(tag)-\(k)") }
+                    }
+                }
+                _ = try await Cluster.retrying { try await Cluster.call(.PUT, base(leader) + "/queues/auto") }
+                try await write(30, tag: "before")
+                // Nothing moves while every founder lives, though a spare is there.
+                try await Task.sleep(for: .seconds(5))
+                #expect(Set(try #require(await Self.group(leader))["replicas"] as? [String] ?? []) == Set(founders.map(\.id)))
+
+                let dead = founders.first { $0.id != leader.id }!
+                await dead.process.kill9()
+                try await write(10, tag: "while-dead")
+                try await Self.eventually("the spare to replace \(dead.id)") {
+                    guard let group = await Self.group(leader), let replicas = group["replicas"] as? [String],
+                          let learners = group["learners"] as? [String] else { return false }
+                    return Set(replicas) == Set(nodes.map(\.id)).subtracting([dead.id]) && learners.isEmpty
+                }
+                let log = leader.process.logTail(bytes: 200_000)
+                #expect(log.contains("changing the data group's membership"), "the leader logs its changes")
+
+                // The group is three live voters again: it survives the loss of another founder.
+                let other = founders.first { $0.id != leader.id && $0.id != dead.id }!
+                await other.process.kill9()
+                try await write(10, tag: "after")
+                var received: [String] = []
+                var idle = 0
+                while idle < 3 {
+                    let answer = try await Cluster.retrying {
+                        try await Cluster.call(.GET, base(spare) + "/queues/auto/messages?batch_size=10&wait_time=1&auto_ack=true")
+                    }
+                    let bodies = (answer.json["messages"] as? [[String: Any]] ?? []).compactMap { $0["body"] as? String }
+                    received += bodies
+                    idle = bodies.isEmpty ? idle + 1 : 0
+                }
+                #expect(received.sorted() == sent.sorted(), "missing \(Set(sent).subtracting(received).sorted().prefix(10))")
+            }
+        }
     }
 }
