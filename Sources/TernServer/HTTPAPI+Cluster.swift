@@ -155,9 +155,13 @@ struct ClusterBody: Encodable {
     var controllers: [String]
     var controller: Controller?
     var members: [ClusterMemberBody]
+    /// The data group's voters and learners (nil on a node running alone).
+    var replicas: ReplicasBody?
     var groups: [Group]
 
-    init(clustered: Bool, node_id: String?, controllers: [String], controller: Controller?, members: [ClusterMemberBody], groups: [Group]) {
+    init(clustered: Bool, node_id: String?, controllers: [String], controller: Controller?, members: [ClusterMemberBody],
+         replicas: ReplicasBody? = nil, groups: [Group]) {
+        self.replicas = replicas
         self.clustered = clustered
         self.node_id = node_id
         self.controllers = controllers
@@ -193,6 +197,7 @@ struct ClusterBody: Encodable {
         }
         self.init(clustered: true, node_id: node.nodeID, controllers: node.controllers,
                   controller: Controller(leader: leader, term: status.term),
-                  members: node.gossip.members().map(ClusterMemberBody.init), groups: groups)
+                  members: node.gossip.members().map(ClusterMemberBody.init),
+                  replicas: ReplicasBody(node, voters: status.voters, learners: status.learners), groups: groups)
     }
 }

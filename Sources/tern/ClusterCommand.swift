@@ -93,10 +93,12 @@ extension API {
         var controllers: [String]
         var controller: Controller?
         var members: [ClusterMembers.Member]
+        /// Absent from nodes older than membership changes.
+        var replicas: Replicas?
         var groups: [Group]
 
         enum CodingKeys: String, CodingKey {
-            case clustered, nodeID = "node_id", controllers, controller, members, groups
+            case clustered, nodeID = "node_id", controllers, controller, members, replicas, groups
         }
     }
 }
@@ -219,6 +221,10 @@ extension ClusterCommand {
                 members.append([member.nodeID + mark, member.state, member.addresses.http ?? "-", member.addresses.binary ?? "-", member.zone ?? "-"])
             }
             lines.append(Members.align(members))
+            if let replicas = view.replicas {
+                lines.append("")
+                lines.append("replicas: \(Remove.describe(replicas))")
+            }
             lines.append("")
             if view.groups.isEmpty {
                 lines.append("no queues or topics yet")

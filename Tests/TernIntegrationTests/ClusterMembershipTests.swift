@@ -76,6 +76,10 @@ extension IntegrationTests {
                           let learners = group["learners"] as? [String] else { return false }
                     return replicas.contains(spare.id) && learners.isEmpty
                 }
+                let table = try await TernCLI.run(["cluster", "status", "--server", base(spare)], scratch: root)
+                let shown = String(decoding: table.standardOutput, as: UTF8.self)
+                #expect(shown.contains("voters \(nodes.map(\.id).sorted().joined(separator: ","))") && shown.contains("learners none"),
+                        "tern cluster status shows the replicas: \(shown)")
                 let rebuilt = try #require(await Self.group(spare))
                 #expect((rebuilt["snapshots_installed"] as? NSNumber)?.intValue ?? 0 >= 1, "the new member was sent a snapshot: \(rebuilt)")
                 try await write(10, through: spare, tag: "via-spare")
