@@ -80,6 +80,10 @@ extension IntegrationTests {
                 let shown = String(decoding: table.standardOutput, as: UTF8.self)
                 #expect(shown.contains("voters \(nodes.map(\.id).sorted().joined(separator: ","))") && shown.contains("learners none"),
                         "tern cluster status shows the replicas: \(shown)")
+                try await Self.eventually("the metrics to count four voters") {
+                    let metrics = String(decoding: try await Cluster.call(.GET, base(leader) + "/metrics").body, as: UTF8.self)
+                    return metrics.contains("tern_raft_voters 4") && metrics.contains("tern_raft_learners 0")
+                }
                 let rebuilt = try #require(await Self.group(spare))
                 #expect((rebuilt["snapshots_installed"] as? NSNumber)?.intValue ?? 0 >= 1, "the new member was sent a snapshot: \(rebuilt)")
                 try await write(10, through: spare, tag: "via-spare")
