@@ -178,5 +178,51 @@ extension IntegrationTests {
                 #expect(received.sorted() == sent.sorted(), "missing \(Set(sent).subtracting(received).sorted().prefix(10))")
             }
         }
+
+        /// The leader is `kill -9`ed right after it added a learner: the new leader finishes the
+        /// join (promotes the learner once caught up), and no acknowledged write is lost.
+        @Test func aLeaderKilledWhileANodeJoins_theNextLeaderFinishesTheJoin() async throws {
+            try await Cluster.withCluster("tern-cluster-join-fault", spares: 1, arguments: ["--raft-log-entries", "20"]) { nodes, _ in
+                let founders = Array(nodes.prefix(3)), spare = nodes[3]
+                let leader = try await Cluster.leader(of: founders)
+                let base = { (node: Cluster.Node) in node.process.baseURL }
+                var sent: [String] = []
+                func write(_ count: Int, through node: Cluster.Node, tag: String) async throws {
+                    for k in 0..<count {
+                        let answer = try await Cluster.retrying {
+                            try await Cluster.call(.POST, base(node) + "/queues/join/messages", json: ["message": "\(tag)-\(k)"])
+                        }
+                        if answer.status == 201 { sent.append("\(tag)-\(k)") }
+                    }
+                }
+                _ = try await Cluster.retrying { try await Cluster.call(.PUT, base(leader) + "/queues/join") }
+                try await write(60, through: leader, tag: "before")
+                let added = try await Cluster.retrying { try await Cluster.call(.PUT, base(leader) + "/cluster/replicas/\(spare.id)") }
+                #expect(added.status == 200, "\(added.status) \(String(decoding: added.body, as: UTF8.self))")
+                await leader.process.kill9()
+                let survivors = founders.filter { $0.id != leader.id }
+                let next = try await Cluster.leader(of: survivors)
+                try await write(20, through: next, tag: "after")
+                try await Self.eventually("the next leader to promote \(spare.id)") {
+                    guard let group = await Self.group(next), let replicas = group["replicas"] as? [String],
+                          let learners = group["learners"] as? [String] else { return false }
+                    return replicas.contains(spare.id) && learners.isEmpty
+                }
+                // The old leader returns (four voters: three make a majority); everything is read
+                // through the new member.
+                try await leader.process.start(timeout: .seconds(60))
+                var received: [String] = []
+                var idle = 0
+                while idle < 3 {
+                    let answer = try await Cluster.retrying {
+                        try await Cluster.call(.GET, base(spare) + "/queues/join/messages?batch_size=10&wait_time=1&auto_ack=true")
+                    }
+                    let bodies = (answer.json["messages"] as? [[String: Any]] ?? []).compactMap { $0["body"] as? String }
+                    received += bodies
+                    idle = bodies.isEmpty ? idle + 1 : 0
+                }
+                #expect(received.sorted() == sent.sorted(), "missing \(Set(sent).subtracting(received).sorted().prefix(10))")
+            }
+        }
     }
 }
