@@ -761,9 +761,9 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
                 compactIfDue(&s)
             }
             s.inFlight = false
-            for entry in ready.committedEntries where entry.kind == .configuration {
+            for entry in ready.committedEntries {
                 guard let change = s.pendingChanges.removeValue(forKey: entry.index) else { continue }
-                if change.term != entry.term {
+                if change.term != entry.term || entry.kind != .configuration {
                     changes.append((change, .failure(TernError(.unavailable, "a new leader replaced the membership change before it committed; it was not applied"))))
                 } else if let configuration = try? Raft.Codec.decodeConfiguration(entry.payload) {
                     changes.append((change, .success(configuration)))

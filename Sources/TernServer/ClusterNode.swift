@@ -172,6 +172,9 @@ public final class ClusterNode: Sendable {
         let status = data.group.status
         if status.isServing { return .local }
         guard let leaderID = status.leader, leaderID != status.node, let leader = name(of: leaderID) else {
+            if !status.voters.contains(status.node) && !status.learners.contains(status.node) {
+                return .unavailable("this node (\(nodeID)) is not a replica of the data group (a spare, or removed) and knows no leader: send to a replica, or add this node with `tern cluster add \(nodeID)` (a removed one after emptying its data directory)")
+            }
             return .unavailable(status.role == .leader
                 ? "this node was just elected leader of the data group and is catching up; retry"
                 : "the data group has no leader now (an election is under way); retry")

@@ -54,6 +54,7 @@ extension IntegrationTests {
                         "a spare follows no leader: \(spareView.json)")
                 let refused = try await Cluster.call(.POST, base(spare) + "/queues/keep/messages", json: ["message": "to-the-spare"])
                 #expect(refused.status == 503, "a spare answers 503 before it is added: \(refused.status)")
+                #expect(String(decoding: refused.body, as: UTF8.self).contains("not a replica"), "and says why")
 
                 // Bad requests change nothing.
                 let unknown = try await Cluster.call(.PUT, base(leader) + "/cluster/replicas/node-9")
