@@ -225,6 +225,10 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         public var learners: Set<Raft.NodeID>
         /// On the leader: each member's highest replicated index (the leader's own included).
         public var match: [Raft.NodeID: Raft.Index]
+        /// On the leader: the members that answered it within the last minimum election
+        /// timeout (itself included; what check-quorum counts): Raft's own view of who is
+        /// alive, which sees a death sooner than gossip does.
+        public var recentlyHeard: Set<Raft.NodeID> = []
         /// Whether this node leads and has applied its term's first entry (see
         /// ``Raft/Instance/termStartIndex``): it may serve reads and decide time.
         public var isServing: Bool
@@ -550,18 +554,23 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     public var status: Status {
         state.withLock { s in
             var match: [Raft.NodeID: Raft.Index] = [:]
+            var heard: Set<Raft.NodeID> = []
             if s.raft.role == .leader {
+                let window = UInt64(settings.raft.electionTimeoutMinTicks)
                 for member in s.raft.configuration.members {
                     if let progress = s.raft.replicationProgress(of: member) { match[member] = progress.match }
+                    if let ticks = s.raft.ticksSinceContact(with: member), ticks <= window { heard.insert(member) }
                 }
             }
-            return Status(group: group, node: node, role: s.raft.role, term: s.raft.term, leader: s.raft.leader,
+            var status = Status(group: group, node: node, role: s.raft.role, term: s.raft.term, leader: s.raft.leader,
                           commitIndex: s.raft.commitIndex, appliedIndex: s.raft.appliedIndex, lastIndex: s.raft.lastIndex,
                           voters: s.raft.configuration.voters, learners: s.raft.configuration.learners, match: match,
                           isServing: s.raft.role == .leader && s.raft.appliedIndex >= s.raft.termStartIndex && !s.halted
                             && !s.installing,
                           halted: s.halted, snapshotIndex: s.raft.snapshotIndex, entriesInMemory: s.raft.entries.count,
                           installingSnapshot: s.installing)
+            status.recentlyHeard = heard
+            return status
         }
     }
 

@@ -148,8 +148,11 @@ public final class ClusterNode: Sendable {
         if status.voters.contains(id) {
             let remaining = status.voters.subtracting([id])
             guard !remaining.isEmpty else { throw TernError(.conflict, "node \(name) is the data group's last voter") }
+            // Alive: gossip says so and the voter answered this leader within an election
+            // timeout (Raft notices a death sooner than gossip's suspicion does).
             let alive = remaining.filter { voter in
-                voter == status.node || self.name(of: voter).flatMap { member($0) }.map { $0.state == .alive } ?? false
+                voter == status.node || status.recentlyHeard.contains(voter)
+                    && self.name(of: voter).flatMap { member($0) }.map { $0.state == .alive } ?? false
             }
             guard alive.count > remaining.count / 2 else {
                 throw TernError(.conflict, "removing \(name) would leave \(alive.count) of \(remaining.count) voters alive, less than a majority; bring a voter back or add a node first")
