@@ -6,7 +6,7 @@ import TernWire
 struct ClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster",
-        abstract: "Inspect the cluster.",
+        abstract: "Inspect the cluster, and add or remove replicas.",
         subcommands: [Members.self, Status.self, Add.self, Remove.self]
     )
 }
@@ -255,8 +255,18 @@ extension ClusterCommand {
         @Argument(help: "The node id to add (its --node-id).")
         var node: String
 
+        func validate() throws { try Remove.check(node) }
+
         func run() async throws {
-            let replicas = try await options.run { client in try await client.addReplica(node) }
+            let (before, replicas) = try await options.run { client in
+                let before = try? await client.clusterStatus().replicas
+                return (before, try await client.addReplica(node))
+            }
+            if let before, before.voters.contains(node) || before.learners.contains(node) {
+                print("\(node) is already a replica; nothing changed")
+            } else {
+                print("added \(node) as a learner; it becomes a voter once it has caught up (tern cluster status)")
+            }
             print(Remove.describe(replicas))
         }
     }
@@ -272,9 +282,24 @@ extension ClusterCommand {
         @Argument(help: "The node id to remove.")
         var node: String
 
+        func validate() throws { try Self.check(node) }
+
         func run() async throws {
             let replicas = try await options.run { client in try await client.removeReplica(node) }
+            print("removed \(node); stop it, and empty its data directory before it joins again")
             print(Self.describe(replicas))
+        }
+
+        /// Refuses a node id the server would refuse, before anything is sent (and before it
+        /// could be read as a path: `..`, `a/b`).
+        static func check(_ node: String) throws {
+            let allowed = node.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
+                    || byte == 0x5f || byte == 0x2e || byte == 0x2d
+            }
+            guard !node.isEmpty, node.utf8.count <= 64, allowed, node != ".", node != ".." else {
+                throw ValidationError("node ids are 1–64 of A–Z a–z 0–9 _ . -, got \"\(node)\"")
+            }
         }
 
         static func describe(_ replicas: API.Replicas) -> String {
