@@ -278,6 +278,10 @@ struct Ternd: AsyncParsableCommand {
             let node = cluster.node
             wireSettings.peers.onRaft = { _, envelopes in node.receive(envelopes) }
             wireSettings.peers.onSnapshotChunk = { _, request throws(TernError) in try await node.snapshotChunk(request) }
+            if configuration.cluster.binaryForwarding {
+                let forwarding = WireForwarder.Settings().with { $0.maxFrameBytes = configuration.maxRequestBytes }
+                wireSettings.forwarder = WireForwarder(links: cluster.links, settings: forwarding, logger: logger) { node.countForwarded() }
+            }
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: MaintenanceService(broker: broker)), .init(service: alerts), .init(service: app),
@@ -321,6 +325,7 @@ struct Ternd: AsyncParsableCommand {
         if let cluster {
             cluster.node.data.stop()
             await cluster.links.shutdown()
+            await wireSettings.forwarder?.shutdown()
             await cluster.node.shutdown()
             await cluster.node.snapshots?.close()
         }
