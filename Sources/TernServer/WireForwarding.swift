@@ -2,6 +2,7 @@ public import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import CoreMetrics
 import Synchronization
 public import TernCore
 public import TernGossip
@@ -141,6 +142,9 @@ public final class WireForwarder: Sendable {
 
     /// Open or opening connections to `leader`.
     public func connections(to leader: String) -> Int { state.withLock { $0.pools[leader]?.slots.count ?? 0 } }
+
+    /// Open or opening connections to every leader.
+    public var connectionCount: Int { state.withLock { $0.pools.values.reduce(0) { $0 + $1.slots.count } } }
 
     /// The answer to the client's `frame` from `leader` (listening on `address`), under the
     /// client's header; never throws: every failure is an error frame saying whether the
@@ -440,5 +444,41 @@ final class ForwardResponseHandler: ChannelDuplexHandler {
         let all = waiting
         waiting = [:]
         for promise in all.values { promise.fail(error) }
+    }
+}
+
+extension TernMetrics.Name {
+    /// Binary requests being forwarded to the leader now (bounded by `maxInFlight`).
+    public static let binaryForwardInFlight = "tern_binary_forward_in_flight"
+    /// Open and opening forwarding connections to leaders.
+    public static let binaryForwardConnections = "tern_binary_forward_connections"
+    /// Forwards that failed, by `outcome`: `not_applied` (no connection, nothing sent),
+    /// `unknown` (connection lost or timed out after sending), `overloaded` (over the in-flight
+    /// bound, nothing sent).
+    public static let binaryForwardFailures = "tern_binary_forward_failures_total"
+}
+
+extension TernMetrics {
+    /// Adds the binary forwarding's metrics (``TernMetrics/Name/binaryForwardInFlight``,
+    /// ``TernMetrics/Name/binaryForwardConnections``, ``TernMetrics/Name/binaryForwardFailures``).
+    public func attach(binaryForwarding forwarder: WireForwarder) {
+        let seen = Mutex([String: Int]())
+        addCollector { metrics in
+            let counters = forwarder.counters
+            metrics.gauge(Name.binaryForwardInFlight).record(forwarder.inFlight)
+            metrics.gauge(Name.binaryForwardConnections).record(forwarder.connectionCount)
+            let totals = ["not_applied": counters.notApplied, "unknown": counters.outcomeUnknown, "overloaded": counters.overloaded]
+            let deltas = seen.withLock { seen in
+                totals.map { outcome, total in
+                    defer { seen[outcome] = total }
+                    return (outcome, total - (seen[outcome] ?? 0))
+                }
+            }
+            for (outcome, delta) in deltas {
+                let counter = CoreMetrics.Counter(label: Name.binaryForwardFailures, dimensions: [("outcome", outcome)], factory: metrics.factory)
+                // Registered at the first scrape, so that the series exists at 0.
+                if delta > 0 { counter.increment(by: delta) }
+            }
+        }
     }
 }

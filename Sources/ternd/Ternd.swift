@@ -280,7 +280,9 @@ struct Ternd: AsyncParsableCommand {
             wireSettings.peers.onSnapshotChunk = { _, request throws(TernError) in try await node.snapshotChunk(request) }
             if configuration.cluster.binaryForwarding {
                 let forwarding = WireForwarder.Settings().with { $0.maxFrameBytes = configuration.maxRequestBytes }
-                wireSettings.forwarder = WireForwarder(links: cluster.links, settings: forwarding, logger: logger) { node.countForwarded() }
+                let forwarder = WireForwarder(links: cluster.links, settings: forwarding, logger: logger) { node.countForwarded() }
+                wireSettings.forwarder = forwarder
+                metrics?.attach(binaryForwarding: forwarder)
             }
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [

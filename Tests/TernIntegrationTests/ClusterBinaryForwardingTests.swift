@@ -66,6 +66,8 @@ extension IntegrationTests.ClusterProcessTests {
             let metrics = String(decoding: try await Self.call(.GET, followers[0].process.baseURL + "/metrics").body, as: UTF8.self)
             let forwarded = metrics.split(separator: "\n").first { $0.hasPrefix("tern_cluster_forwarded_requests_total") }
             #expect(forwarded.flatMap { Double($0.split(separator: " ").last ?? "") }.map { $0 >= 3 } == true, "\(forwarded ?? "no metric")")
+            #expect(metrics.contains("tern_binary_forward_connections 1"), "one pooled connection carried the sequential requests")
+            #expect(metrics.contains("tern_binary_forward_in_flight 0"))
 
             await leader.process.kill9()
             var seen = Set<String>()
