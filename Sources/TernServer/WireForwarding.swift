@@ -281,29 +281,26 @@ public final class WireForwarder: Sendable {
                 .connect(host: address.host, port: Int(address.port)).get()
             channel.closeFuture.whenComplete { [self] _ in remove(slot) }
             let connection = ForwardConnection(channel: channel)
-            let handshake = settings.connectTimeout + .seconds(2)
-            guard case .answer = await connection.send(WireRequest.apiVersions(clientName: "ternd-forward/0.1").frame(correlationID: 0),
-                                                        timeout: handshake) else {
-                channel.close(promise: nil)
-                throw TernError(.unavailable, "ApiVersions was not answered")
+            let timeout = settings.connectTimeout + .seconds(2)
+            func handshake(_ request: WireRequest) async throws(TernError) -> WireFrame {
+                switch await connection.send(request.frame(correlationID: 0), timeout: timeout) {
+                case .answer(let answer): return answer
+                case .timedOut: throw TernError(.unavailable, "\(request.api) was not answered within \(timeout)")
+                case .notSent(let error), .lost(let error): throw TernError(.unavailable, "\(request.api) failed: \(error)")
+                }
             }
-            let hello = WireRequest.peerHello(links.makeHello(to: RaftNodeID.of(leader))).frame(correlationID: 0)
-            guard case .answer(let answer) = await connection.send(hello, timeout: handshake) else {
+            do throws(TernError) {
+                _ = try await handshake(.apiVersions(clientName: "ternd-forward/0.1"))
+                let answer = try await handshake(.peerHello(links.makeHello(to: RaftNodeID.of(leader))))
+                switch try? WireResponse(decoding: answer) {
+                case .done?: break
+                case .error(let error)?: throw TernError(error.code, "the leader refused this node's PeerHello: \(error.message)")
+                default: throw TernError(.invalidFrame, "an unreadable PeerHello answer")
+                }
+                if state.withLock({ $0.closed }) { throw TernError(.unavailable, "the node is shutting down") }
+            } catch {
                 channel.close(promise: nil)
-                throw TernError(.unavailable, "PeerHello was not answered")
-            }
-            switch try? WireResponse(decoding: answer) {
-            case .done?: break
-            case .error(let error)?:
-                channel.close(promise: nil)
-                throw TernError(error.code, "the leader refused this node's PeerHello: \(error.message)")
-            default:
-                channel.close(promise: nil)
-                throw TernError(.invalidFrame, "an unreadable PeerHello answer")
-            }
-            if state.withLock({ $0.closed }) {
-                channel.close(promise: nil)
-                throw TernError(.unavailable, "the node is shutting down")
+                throw error
             }
             logger.debug("binary forwarding connection open", metadata: ["tern.leader": "\(leader)", "tern.binary": "\(address)"])
             return connection

@@ -184,6 +184,22 @@ import TernWire
         await forwarder.shutdown()
     }
 
+    /// A follower whose `PeerHello` the leader refuses (another cluster key): nothing was sent,
+    /// so "not applied" — and the refusal is the follower's, never reported as the client's
+    /// `Unauthorized`.
+    @Test func aRefusedPeerHello_answersUnavailable_notApplied() async throws {
+        let leader = try await Self.leader()
+        let links = PeerLinksTests.links("follower", to: [leader], key: PeerLinksTests.keyB)
+        let forwarder = WireForwarder(links: links, settings: .init().with { $0.connectTimeout = .seconds(10) }, logger: PeerLinksTests.logger)
+        let answer = try await Self.forward(forwarder, .listQueues, token: Self.admin, port: leader.port)
+        guard case .error(let error) = answer.response else { Issue.record("\(answer.response)"); return }
+        #expect(error.code == .unavailable && error.message.contains("PeerHello") && error.message.contains("was not applied"), "\(error.message)")
+        #expect(forwarder.connections(to: "leader") == 0)
+        #expect(leader.server.inboundRaft.hellosRefused == 1)
+        await forwarder.shutdown()
+        await leader.shutdown()
+    }
+
     /// A leader that hangs up after taking the request, or never answers within the timeout:
     /// the request may or may not have been applied, and the client is told so.
     @Test func aLeaderThatHangsUpOrStalls_answersUnavailable_outcomeUnknown() async throws {
