@@ -66,6 +66,10 @@ public final class WireForwarder: Sendable {
         /// The largest answer read from a leader, in bytes. Default 536,870,912 (512 MiB, as
         /// HTTP forwarding: a receive of 1,000 messages of 256 KiB with room to spare).
         public var maxAnswerFrameBytes: Int = 512 << 20
+        /// A connection with nothing in flight for this long is closed before it is used again
+        /// (a new one is opened), so that the leader's idle timeout (`--binary-idle-timeout`,
+        /// 600 s) never closes a connection just as a request is written to it. Default 300 s.
+        public var idleTimeout: Duration = .seconds(300)
 
         public init() {}
 
@@ -81,7 +85,7 @@ public final class WireForwarder: Sendable {
             func fail(_ message: String) -> TernError { TernError(.invalidParameter, "binary forwarding: \(message)") }
             guard maxConnectionsPerLeader >= 1 else { throw fail("maxConnectionsPerLeader must be at least 1") }
             guard maxInFlight >= 1 else { throw fail("maxInFlight must be at least 1") }
-            guard connectTimeout > .zero, requestTimeout > .zero else { throw fail("timeouts must be positive") }
+            guard connectTimeout > .zero, requestTimeout > .zero, idleTimeout > .zero else { throw fail("timeouts must be positive") }
             guard maxFrameBytes >= 1024, maxAnswerFrameBytes >= 1024 else { throw fail("frame limits must be at least 1024 bytes") }
         }
     }
@@ -210,7 +214,7 @@ public final class WireForwarder: Sendable {
     /// when every connection has requests in flight and the pool has room.
     /// - Throws: ``TernError`` `Unavailable` after shutdown, `Overloaded` past ``Settings/maxInFlight``.
     private func checkout(leader: String, address: Gossip.Address) throws(TernError) -> Slot {
-        let maxInFlight = settings.maxInFlight, maxConnections = settings.maxConnectionsPerLeader
+        let maxInFlight = settings.maxInFlight, maxConnections = settings.maxConnectionsPerLeader, idleTimeout = settings.idleTimeout
         var stale = [Slot]()
         let slot = try state.withLock { (state: inout State) throws(TernError) -> Slot in
             guard !state.closed else { throw TernError(.unavailable, "the node is shutting down; the request was not applied; retry") }
@@ -227,6 +231,12 @@ public final class WireForwarder: Sendable {
             if pool.address != address {
                 stale += pool.slots.filter { $0.load == 0 }
                 pool = Pool(address: address)
+            }
+            let now = ContinuousClock.now
+            let idle = pool.slots.filter { $0.load == 0 && now - $0.lastUsed > idleTimeout }
+            if !idle.isEmpty {
+                stale += idle
+                pool.slots.removeAll { slot in idle.contains { $0 === slot } }
             }
             let slot: Slot
             if let least = pool.slots.min(by: { $0.load < $1.load }), least.load == 0 || pool.slots.count >= maxConnections {
@@ -247,6 +257,7 @@ public final class WireForwarder: Sendable {
     }
 
     private func checkin(_ slot: Slot) {
+        slot.lastUsed = ContinuousClock.now
         slot.add(-1)
         state.withLock { $0.inFlight -= 1 }
     }
@@ -326,6 +337,13 @@ private final class Slot: Sendable {
     let leader: String
     private let count = Atomic<Int>(0)
     private let task = Mutex<Task<ForwardConnection, any Error>?>(nil)
+    private let used = Mutex(ContinuousClock.now)
+
+    /// When the last request on the connection finished (or the slot was made).
+    var lastUsed: ContinuousClock.Instant {
+        get { used.withLock { $0 } }
+        set { used.withLock { $0 = newValue } }
+    }
 
     init(leader: String) { self.leader = leader }
 

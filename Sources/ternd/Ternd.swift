@@ -279,7 +279,11 @@ struct Ternd: AsyncParsableCommand {
             wireSettings.peers.onRaft = { _, envelopes in node.receive(envelopes) }
             wireSettings.peers.onSnapshotChunk = { _, request throws(TernError) in try await node.snapshotChunk(request) }
             if configuration.cluster.binaryForwarding {
-                let forwarding = WireForwarder.Settings().with { $0.maxFrameBytes = configuration.maxRequestBytes }
+                let forwarding = WireForwarder.Settings().with {
+                    $0.maxFrameBytes = configuration.maxRequestBytes
+                    // Well inside the leader's idle timeout (the same setting on every node).
+                    if let idle = Configuration.duration(configuration.binaryIdleTimeout) { $0.idleTimeout = min($0.idleTimeout, idle / 2) }
+                }
                 let forwarder = WireForwarder(links: cluster.links, settings: forwarding, logger: logger) { node.countForwarded() }
                 wireSettings.forwarder = forwarder
                 metrics?.attach(binaryForwarding: forwarder)

@@ -171,6 +171,21 @@ import TernWire
         await leader.shutdown()
     }
 
+    /// A connection idle past `idleTimeout` is replaced before it is used again (the leader's
+    /// own idle timeout then never closes one under a request being written).
+    @Test func anIdleConnection_isReplacedBeforeItIsUsedAgain() async throws {
+        let leader = try await Self.leader()
+        let forwarder = Self.forwarder(to: leader) { $0.idleTimeout = .milliseconds(200) }
+        #expect(Self.errorCode(try await Self.forward(forwarder, .listQueues, token: Self.admin, port: leader.port).response) == nil)
+        #expect(Self.errorCode(try await Self.forward(forwarder, .listQueues, token: Self.admin, port: leader.port).response) == nil)
+        #expect(forwarder.counters.connectionsOpened == 1, "reused while fresh")
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(Self.errorCode(try await Self.forward(forwarder, .listQueues, token: Self.admin, port: leader.port).response) == nil)
+        #expect(forwarder.counters.connectionsOpened == 2 && forwarder.connections(to: "leader") == 1, "\(forwarder.counters)")
+        await forwarder.shutdown()
+        await leader.shutdown()
+    }
+
     /// A leader that cannot be reached: nothing was sent, so the client hears "not applied".
     @Test func aLeaderThatCannotBeReached_answersUnavailable_notApplied() async throws {
         let port = try TernProcess.freePort()
