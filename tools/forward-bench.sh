@@ -14,7 +14,7 @@ COUNT=${2:-100000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$(cd "$BIN" && pwd)
 DIR=$(mktemp -d /tmp/tern-forward-bench.XXXXXX)
-BASE_PORT=${BASE_PORT:-18600}
+BASE_PORT=${BASE_PORT:-18700}
 cleanup() {
     TERN_BIN_DIR=$BIN "$ROOT/tools/cluster" stop "$DIR/cluster" >/dev/null 2>&1 || true
     rm -rf "$DIR"
