@@ -113,8 +113,8 @@ public struct WireRequestHandler: Sendable {
              .groupConsume, .commitOffsets, .resetOffsets, .describeGroup:
             return try await performTopic(request)
         case .peerHello, .raftBatch, .snapshotChunk, .forward:
-            // Node-to-node frames are taken by the connection (WireConnection.handlePeer,
-            // answerForwarded) and never reach the broker as such.
+            // Node-to-node frames are taken by the connection (WireConnection.handlePeer, and
+            // answer(forwarded:in:authorize:) for Forward) and never reach the broker as such.
             throw TernError(.notInCluster, "\(request.api) is a node-to-node frame")
         }
     }
