@@ -29,6 +29,8 @@ final class ClientConnection: Sendable {
         /// Requests whose timer fired before their caller started waiting, with their error.
         var timedOut: [UInt32: TernError] = [:]
         var closedReason: TernError?
+        /// Set by ``closeWhenIdle()``: the connection closes once nothing is outstanding.
+        var retiring = false
     }
 
     private let state = Mutex(State())
@@ -190,6 +192,7 @@ final class ClientConnection: Sendable {
                 let immediate: Result<WireFrame, TernError>? = state.withLock { state in
                     if let early = state.early.removeValue(forKey: correlationID) {
                         state.outstanding.remove(correlationID)
+                        if state.retiring && state.outstanding.isEmpty { closeSoon() }
                         return .success(early)
                     }
                     if let timedOut = state.timedOut.removeValue(forKey: correlationID) { return .failure(timedOut) }
@@ -231,16 +234,17 @@ final class ClientConnection: Sendable {
     }
 
     func deliver(_ frame: WireFrame) {
-        let continuation = state.withLock { state -> CheckedContinuation<WireFrame, any Error>? in
+        let (continuation, idle) = state.withLock { state -> (CheckedContinuation<WireFrame, any Error>?, Bool) in
             if let continuation = state.pending.removeValue(forKey: frame.correlationID) {
                 state.outstanding.remove(frame.correlationID)
-                return continuation
+                return (continuation, state.retiring && state.outstanding.isEmpty)
             }
             if state.outstanding.contains(frame.correlationID) { state.early[frame.correlationID] = frame }
-            return nil
+            return (nil, false)
         }
         if let continuation {
             continuation.resume(returning: frame)
+            if idle { closeSoon() }
         } else if frame.correlationID == 0, let response = try? WireResponse(decoding: frame), case .error(let error) = response {
             fail(error)
         }
@@ -263,6 +267,22 @@ final class ClientConnection: Sendable {
 
     func close() {
         fail(TernError(.unavailable, "the client closed the connection"))
+    }
+
+    /// Closes the connection once every request written on it is answered (now, when none
+    /// is): the client moved its calls to another node, and the calls still in flight here
+    /// get their answers.
+    func closeWhenIdle() {
+        let idle = state.withLock { state in
+            state.retiring = true
+            return state.outstanding.isEmpty
+        }
+        if idle { close() }
+    }
+
+    /// Closes the connection off the current call's path (never while holding `state`).
+    private func closeSoon() {
+        channel.eventLoop.execute { [self] in close() }
     }
 }
 

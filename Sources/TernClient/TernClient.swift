@@ -95,6 +95,18 @@ public final class TernClient: Sendable {
     let logger: Logger
     private let group: any EventLoopGroup
     private let connector: Connector
+    /// Set while the current connection goes to a node that does not lead the data group
+    /// (the leader was unknown or unreachable when it opened; a follower forwards its calls,
+    /// decision 133): each call first asks that node's `Metadata` and moves to the leader once
+    /// one is known and reachable. nil: on the leader, alone, or ``Settings/discoverLeader`` off.
+    private let offLeader = Mutex<OffLeader?>(nil)
+
+    struct OffLeader: Sendable {
+        /// The leader last found unreachable, and when: tried again after a second, not on
+        /// every call (a leader named anew is tried at once).
+        var failed: Endpoint?
+        var failedAt: ContinuousClock.Instant?
+    }
 
     /// A client of the broker at `host:port` (no connection is made until the first call).
     /// - Parameter eventLoopGroup: nil = NIO's shared singleton group.
@@ -166,9 +178,10 @@ public final class TernClient: Sendable {
     public func call(_ request: WireRequest) async throws(TernError) -> WireResponse {
         var redirects = 0
         while true {
-            let connection = try await connector.connection { () async throws(TernError) -> ClientConnection in
+            var connection = try await connector.connection { () async throws(TernError) -> ClientConnection in
                 try await self.openConnection()
             }
+            if offLeader.withLock({ $0 != nil }) { connection = await moveToLeader(from: connection) }
             // Read after connecting: opening may have moved the calls to the leader or another node.
             let (host, port) = currentAddress
             let response = try await connection.call(request, timeout: settings.requestTimeout)
@@ -215,8 +228,16 @@ public final class TernClient: Sendable {
                 ])
             }
             target.withLock { $0 = (endpoint.host, endpoint.port) }
-            guard settings.discoverLeader, let leader = try await leaderAddress(askingOn: connection),
-                  leader != endpoint else { return connection }
+            offLeader.withLock { $0 = nil }
+            guard settings.discoverLeader else { return connection }
+            let leadership = try await leaderAddress(askingOn: connection)
+            guard case .leader(let leader) = leadership else {
+                // In a cluster with no leader now: calls go here (forwarded, or refused until
+                // one is elected) and move once one is known.
+                if case .unknown = leadership { offLeader.withLock { $0 = OffLeader() } }
+                return connection
+            }
+            guard leader != endpoint else { return connection }
             do {
                 let direct = try await ClientConnection.connect(host: leader.host, port: leader.port, group: group, settings: settings)
                 connection.close()
@@ -224,27 +245,83 @@ public final class TernClient: Sendable {
                 logger.debug("connected to the leader", metadata: ["tern.leader": "\(leader.host):\(leader.port)"])
                 return direct
             } catch {
-                return connection  // the node reached still answers (NotLeader names the leader)
+                // The node reached still answers (it forwards, or NotLeader names the leader).
+                offLeader.withLock { $0 = OffLeader(failed: leader, failedAt: .now) }
+                return connection
             }
         }
         throw lastError ?? TernError(.unavailable, "no node of the cluster could be reached")
     }
 
-    /// Asks `connection` for `Metadata`; remembers the nodes it names and returns the data
-    /// group's leader's binary address (nil outside a cluster, with no leader now, or from a
-    /// broker that does not know `Metadata`).
+    /// What `Metadata` says of the data group's leader.
+    enum Leadership: Equatable {
+        /// Outside a cluster, or a broker that does not know `Metadata`.
+        case alone
+        /// In a cluster with no leader now (or the answer did not come).
+        case unknown
+        /// The leader's binary address.
+        case leader(Endpoint)
+    }
+
+    /// Asks `connection` for `Metadata`; remembers the nodes it names and returns where the
+    /// data group's leader listens.
     /// - Throws: the broker's `Overloaded` (past its connection cap it closes the connection
     ///   after the answer, so calls could not go on it).
-    private func leaderAddress(askingOn connection: ClientConnection) async throws(TernError) -> Endpoint? {
-        guard connection.serves(.metadata) else { return nil }
+    private func leaderAddress(askingOn connection: ClientConnection) async throws(TernError) -> Leadership {
+        guard connection.serves(.metadata) else { return .alone }
         let answer = try? await connection.call(.metadata, timeout: settings.requestTimeout)
         if case .error(let error)? = answer, error.code == .overloaded {
             connection.close()
             throw error
         }
-        guard case .metadata(let metadata)? = answer, metadata.clustered else { return nil }
+        guard case .metadata(let metadata)? = answer else { return .unknown }
+        guard metadata.clustered else { return .alone }
         learn(metadata)
-        return metadata.groups.first?.leaderBinary.flatMap(Self.address(from:)).map { Endpoint(host: $0.host, port: $0.port) }
+        guard let leader = metadata.groups.first?.leaderBinary.flatMap(Self.address(from:)) else { return .unknown }
+        return .leader(Endpoint(host: leader.host, port: leader.port))
+    }
+
+    /// While the current connection goes to a node that does not lead (``offLeader``): asks it
+    /// `Metadata` and, once it names a leader this client can reach, moves calls there — before
+    /// this call is sent, the old connection closing once its calls in flight are answered.
+    /// - Returns: the connection this call goes on.
+    private func moveToLeader(from connection: ClientConnection) async -> ClientConnection {
+        guard let leadership = try? await leaderAddress(askingOn: connection) else { return connection }
+        let current = currentAddress
+        switch leadership {
+        case .alone:
+            offLeader.withLock { $0 = nil }
+            return connection
+        case .unknown:
+            return connection
+        case .leader(let leader):
+            if leader == Endpoint(host: current.host, port: current.port) {
+                offLeader.withLock { $0 = nil }
+                return connection
+            }
+            // A leader that could not be reached is tried again after a second, not on every call.
+            let due = offLeader.withLock { state -> Bool in
+                guard let failedAt = state?.failedAt, state?.failed == leader else { return true }
+                return ContinuousClock.now - failedAt >= .seconds(1)
+            }
+            guard due else { return connection }
+            // The call waits for this attempt: a short connect timeout (as a follower's own
+            // forwarding connections), since the node reached serves meanwhile.
+            var quick = settings
+            quick.connectTimeout = min(settings.connectTimeout, .milliseconds(500))
+            let direct: ClientConnection
+            do {
+                direct = try await ClientConnection.connect(host: leader.host, port: leader.port, group: group, settings: quick)
+            } catch {
+                offLeader.withLock { $0 = OffLeader(failed: leader, failedAt: .now) }
+                return connection
+            }
+            guard await connector.move(from: connection, to: direct) else { return connection }
+            target.withLock { $0 = (leader.host, leader.port) }
+            offLeader.withLock { $0 = nil }
+            logger.debug("moved to the leader", metadata: ["tern.leader": "\(leader.host):\(leader.port)"])
+            return direct
+        }
     }
 
     /// Adds the binary addresses of the nodes `metadata` names to ``knownNodes``.
@@ -391,6 +468,19 @@ actor Connector {
     func close() {
         current?.close()
         current = nil
+    }
+
+    /// Makes `new` the current connection in place of `old`, which closes once its calls in
+    /// flight are answered; when `old` is no longer current, `new` is closed instead.
+    /// - Returns: whether `new` is now current.
+    func move(from old: ClientConnection, to new: ClientConnection) -> Bool {
+        guard current === old else {
+            new.close()
+            return false
+        }
+        current = new
+        old.closeWhenIdle()
+        return true
     }
 
     /// Closes `connection` if it is still the current one (the next call opens a new one).

@@ -234,7 +234,7 @@ public final class ClusterNode: Sendable {
     public static let dataGroup: UInt64 = 1
 
     /// Counts a forwarded request.
-    func countForwarded() { forwarded.add(1, ordering: .relaxed) }
+    public func countForwarded() { forwarded.add(1, ordering: .relaxed) }
 
     /// Requests this node forwarded to a leader since it started.
     public var forwardedRequests: Int { forwarded.load(ordering: .relaxed) }

@@ -10,8 +10,9 @@ enum WireAuthorization {
         switch request {
         case .apiVersions, .authenticate:
             return []
-        case .peerHello, .raftBatch, .snapshotChunk:
-            // Authenticated by the cluster key (PeerHello's proof), not by a bearer token.
+        case .peerHello, .raftBatch, .snapshotChunk, .forward:
+            // Authenticated by the cluster key (PeerHello's proof), not by a bearer token; a
+            // Forward's request is authorized with the client's token it carries (decision 133).
             return []
         case .describeQueue, .listQueues, .initProducer, .beginTransaction, .abortTransaction:
             return [.authenticated]

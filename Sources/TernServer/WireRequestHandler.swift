@@ -12,8 +12,12 @@ public struct WireRequestHandler: Sendable {
     /// The gossip membership `DescribeCluster` answers with; nil: the node runs alone.
     public var cluster: GossipService?
     /// This node's part in a cluster: data requests are served only by the data group's
-    /// leader; elsewhere they are answered `NotLeader` naming the leader (decision 97).
+    /// leader; elsewhere they are answered `NotLeader` naming the leader (decision 97), unless
+    /// ``forwarder`` forwards them.
     public var clusterNode: ClusterNode?
+    /// Forwards data requests that reach a follower to the leader (decision 133); nil: they
+    /// are answered `NotLeader` (`--no-binary-forwarding`).
+    public var forwarder: WireForwarder?
 
     /// The name and version the broker reports in `ApiVersions`.
     public static let brokerName = "ternd/0.1"
@@ -108,9 +112,9 @@ public struct WireRequestHandler: Sendable {
         case .createTopic, .describeTopic, .listTopics, .deleteTopic, .produce, .fetch, .joinGroup, .heartbeat, .leaveGroup,
              .groupConsume, .commitOffsets, .resetOffsets, .describeGroup:
             return try await performTopic(request)
-        case .peerHello, .raftBatch, .snapshotChunk:
-            // Node-to-node frames are taken by the connection (WireConnection.handlePeer) and
-            // never reach the broker.
+        case .peerHello, .raftBatch, .snapshotChunk, .forward:
+            // Node-to-node frames are taken by the connection (WireConnection.handlePeer, and
+            // answer(forwarded:in:authorize:) for Forward) and never reach the broker as such.
             throw TernError(.notInCluster, "\(request.api) is a node-to-node frame")
         }
     }
@@ -188,7 +192,7 @@ public struct WireRequestHandler: Sendable {
     /// authentication, cluster description and node-to-node frames).
     static func isDataRequest(_ request: WireRequest) -> Bool {
         switch request {
-        case .apiVersions, .authenticate, .describeCluster, .metadata, .peerHello, .raftBatch, .snapshotChunk: false
+        case .apiVersions, .authenticate, .describeCluster, .metadata, .peerHello, .raftBatch, .snapshotChunk, .forward: false
         default: true
         }
     }
@@ -197,6 +201,53 @@ public struct WireRequestHandler: Sendable {
     /// `… leader node-2 at 10.0.0.2:7081`.
     static func notLeader(leader: String, address: String) -> TernError {
         TernError(.notLeader, "this node does not lead the data group; leader \(leader) at \(address)")
+    }
+
+    /// The answer to the client's `frame` (its request decoded as `request`) under the
+    /// client's header: forwarded to the leader when this node is a follower and forwarding
+    /// is on, else served here (or refused `NotLeader` / `Unavailable`).
+    /// - Parameter token: the bearer token the client's connection authenticated with.
+    func answer(_ frame: WireFrame, _ request: WireRequest, token: String?) async -> WireFrame {
+        if let forwarder, let clusterNode, Self.isDataRequest(request),
+           case .forward(let leader, let address) = clusterNode.route(http: false) {
+            return await forwarder.forward(frame, token: token, waitTime: Self.waitTime(request), to: leader, at: address)
+        }
+        return await respond(to: request).frame(apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID)
+    }
+
+    /// The answer to a peer's `Forward` (decision 133): the forwarded request authorized with
+    /// the client's token by `authorize`, then served here if this node leads; never forwarded
+    /// again (`NotLeader` when this node does not lead). The payload is the forwarded
+    /// request's response payload; the header is the `Forward` frame's.
+    func answer(forwarded forward: WireForward, in frame: WireFrame,
+                authorize: (WireRequest, String?) throws(TernError) -> Void) async -> WireFrame {
+        let inner = forward.frame(correlationID: frame.correlationID)
+        let response: WireResponse
+        do throws(TernError) {
+            if let clusterNode, case .forward(let leader, let address) = clusterNode.route(http: false) {
+                throw TernError(.notLeader, "this node does not lead the data group (a forwarded request is not forwarded again); leader \(leader) at \(address)")
+            }
+            let request = try WireRequest(decoding: inner)
+            guard Self.isDataRequest(request) else {
+                throw TernError(.invalidFrame, "a Forward carries data requests only, not \(request.api)")
+            }
+            try authorize(request, forward.token)
+            response = await respond(to: request)
+        } catch {
+            response = .error(error)
+        }
+        let payload = response.frame(apiKey: forward.apiKey, apiVersion: forward.apiVersion, correlationID: frame.correlationID).payload
+        return WireFrame(apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID, payload: payload)
+    }
+
+    /// How long `request` may wait on the leader for data (a long poll's wait time).
+    static func waitTime(_ request: WireRequest) -> Duration {
+        switch request {
+        case .receive(_, _, _, let waitTime, _), .fetch(_, _, _, _, let waitTime), .groupConsume(_, _, _, _, let waitTime):
+            .seconds(Int(waitTime))
+        default:
+            .zero
+        }
     }
 
     static func groupName(_ raw: String) throws(TernError) -> QueueName {

@@ -48,6 +48,9 @@ public struct WireServer: Service {
         public var cluster: GossipService?
         /// This node's part in a cluster (``WireRequestHandler/clusterNode``); nil: alone.
         public var clusterNode: ClusterNode?
+        /// Forwards data requests this node cannot serve to the leader over the binary
+        /// protocol (decision 133); nil: they are answered `NotLeader` with the leader's address.
+        public var forwarder: WireForwarder?
         /// The most bytes of requests of one connection read and not yet answered (concurrent
         /// and ordered ones together); past it the socket is not read until answers go out
         /// (back-pressure). One request is always let through. Default 16,777,216 (16 MiB).
@@ -155,6 +158,7 @@ public struct WireServer: Service {
             var handler = WireRequestHandler(broker: broker, logger: logger)
             handler.cluster = settings.cluster
             handler.clusterNode = settings.clusterNode
+            handler.forwarder = settings.forwarder
             return handler
         }()
         let authenticator = Authenticator(settings: settings.auth)
@@ -286,7 +290,7 @@ struct WireConnection: Sendable {
         var answers = answered.makeAsyncIterator()
         await withDiscardingTaskGroup { group in
             // The lane of requests applied one after another; opened on the first one.
-            var orderedContinuation: AsyncStream<(WireFrame, WireRequest)>.Continuation?
+            var orderedContinuation: AsyncStream<(WireFrame, WireRequest, String?)>.Continuation?
             var negotiated = false
             var secret: String?
             // The node id of the peer whose PeerHello was accepted on this connection.
@@ -334,7 +338,19 @@ struct WireConnection: Sendable {
                         if case .error(let error) = answer, error.code == .invalidFrame { break }
                         continue
                     }
-                    if request.api.isNodeToNode {
+                    if case .forward = request {
+                        // A follower's forward (decision 133): only on a peer connection; then
+                        // served concurrently and bounded like a client's requests (below).
+                        guard peers != nil else {
+                            await reply(TernError(.notInCluster, "this node does not run in a cluster"), to: frame, outbound: outbound)
+                            continue
+                        }
+                        guard peerNodeID != nil else {
+                            await reply(TernError(.invalidFrame, "Forward before an accepted PeerHello"), to: frame, outbound: outbound)
+                            badFrames.log("closing binary connection: Forward without PeerHello", peer: peer, metadata: [:], logger: logger)
+                            break
+                        }
+                    } else if request.api.isNodeToNode {
                         // In line and in arrival order (Raft does not need it, but a peer's
                         // messages then reach the driver as they were sent); never answered
                         // on success except PeerHello.
@@ -388,20 +404,21 @@ struct WireConnection: Sendable {
                     drain.started()
                     if Self.isOrdered(request) {
                         if orderedContinuation == nil {
-                            let (ordered, continuation) = AsyncStream.makeStream(of: (WireFrame, WireRequest).self)
+                            let (ordered, continuation) = AsyncStream.makeStream(of: (WireFrame, WireRequest, String?).self)
                             orderedContinuation = continuation
                             group.addTask {
-                                for await (frame, request) in ordered {
-                                    await self.answer(frame, request, outbound: outbound)
+                                for await (frame, request, token) in ordered {
+                                    await self.answer(frame, request, token: token, outbound: outbound)
                                     answeredContinuation.yield(frame.payload.readableBytes)
                                 }
                             }
                         }
-                        orderedContinuation?.yield((frame, request))
+                        orderedContinuation?.yield((frame, request, secret))
                         continue
                     }
+                    let token = secret
                     group.addTask {
-                        await self.answer(frame, request, outbound: outbound)
+                        await self.answer(frame, request, token: token, outbound: outbound)
                         answeredContinuation.yield(bytes)
                     }
                 }
@@ -492,9 +509,19 @@ struct WireConnection: Sendable {
         }
     }
 
-    func answer(_ frame: WireFrame, _ request: WireRequest, outbound: NIOAsyncChannelOutboundWriter<WireFrame>) async {
-        let response = await handler.respond(to: request)
-        try? await outbound.write(response.frame(apiKey: frame.apiKey, apiVersion: frame.apiVersion, correlationID: frame.correlationID))
+    /// Answers one request: a peer's `Forward` is served (never forwarded again); a client's
+    /// data request is served here or, on a follower with forwarding on, forwarded to the
+    /// leader with `token`, the connection's bearer token.
+    func answer(_ frame: WireFrame, _ request: WireRequest, token: String?, outbound: NIOAsyncChannelOutboundWriter<WireFrame>) async {
+        let reply: WireFrame
+        if case .forward(let forward) = request {
+            reply = await handler.answer(forwarded: forward, in: frame) { (request, token) throws(TernError) in
+                try self.authorize(request, secret: token)
+            }
+        } else {
+            reply = await handler.answer(frame, request, token: token)
+        }
+        try? await outbound.write(reply)
         drain.finished()
     }
 }

@@ -43,14 +43,18 @@ public enum WireAPI: UInt16, CaseIterable, Sendable, CustomStringConvertible {
     case raftBatch = 62
     /// Node to node: one chunk of a snapshot of a replication group's state (``WireSnapshotChunkRequest``).
     case snapshotChunk = 63
+    /// Node to node: a client's data request that a follower forwards to the data group's
+    /// leader, with the client's bearer token (``WireForward``); answered with the forwarded
+    /// request's own response payload.
+    case forward = 64
 
     /// The versions of each API this build speaks.
     public var supportedVersions: ClosedRange<UInt16> { 0...0 }
 
     /// Whether the API is spoken between ternd nodes only (`PeerHello`, `RaftBatch`,
-    /// `SnapshotChunk`): clients never send it, and a node outside a cluster refuses it with
-    /// `NotInCluster`.
-    public var isNodeToNode: Bool { self == .peerHello || self == .raftBatch || self == .snapshotChunk }
+    /// `SnapshotChunk`, `Forward`): clients never send it, and a node outside a cluster refuses
+    /// it with `NotInCluster`.
+    public var isNodeToNode: Bool { self == .peerHello || self == .raftBatch || self == .snapshotChunk || self == .forward }
 
     public var description: String {
         switch self {
@@ -88,6 +92,7 @@ public enum WireAPI: UInt16, CaseIterable, Sendable, CustomStringConvertible {
         case .peerHello: "PeerHello"
         case .raftBatch: "RaftBatch"
         case .snapshotChunk: "SnapshotChunk"
+        case .forward: "Forward"
         }
     }
 }

@@ -67,6 +67,9 @@ public enum WireRequest: Sendable, Hashable {
     case raftBatch(WireRaftBatch)
     /// Node to node: one chunk of a snapshot; answered with ``WireResponse/snapshotChunk(_:)``.
     case snapshotChunk(WireSnapshotChunkRequest)
+    /// Node to node: a client's request forwarded by a follower to the leader (``WireForward``);
+    /// answered with the forwarded request's response payload.
+    case forward(WireForward)
 
     /// The API this request belongs to.
     public var api: WireAPI {
@@ -105,6 +108,7 @@ public enum WireRequest: Sendable, Hashable {
         case .peerHello: .peerHello
         case .raftBatch: .raftBatch
         case .snapshotChunk: .snapshotChunk
+        case .forward: .forward
         }
     }
 
@@ -126,6 +130,8 @@ public enum WireRequest: Sendable, Hashable {
             return messages.reduce(64 + topic.utf8.count) { $0 + 24 + $1.value.count + ($1.key?.count ?? 0) }
         case .raftBatch(let batch):
             return batch.payloadBytes
+        case .forward(let forward):
+            return 16 + (forward.token?.utf8.count ?? 0) + forward.payload.readableBytes
         default:
             return 64
         }
@@ -256,6 +262,8 @@ public enum WireRequest: Sendable, Hashable {
             batch.write(to: &buffer)
         case .snapshotChunk(let request):
             request.write(to: &buffer)
+        case .forward(let forward):
+            forward.write(to: &buffer)
         }
     }
 
@@ -417,6 +425,8 @@ public enum WireRequest: Sendable, Hashable {
             self = .raftBatch(try r.readRaftBatch())
         case .snapshotChunk:
             self = .snapshotChunk(try r.readSnapshotChunkRequest())
+        case .forward:
+            self = .forward(try r.readForward())
         }
         try r.expectEnd("the \(api) request")
     }

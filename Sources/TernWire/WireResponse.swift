@@ -289,6 +289,9 @@ public enum WireResponse: Sendable, Equatable {
             self = .metadata(try r.readMetadata())
         case .snapshotChunk:
             self = .snapshotChunk(try r.readSnapshotChunk())
+        case .forward:
+            // The payload is the forwarded request's response: decode it with that request's key.
+            throw TernError(.invalidFrame, "a Forward answer is decoded with the forwarded request's API key")
         }
         try r.expectEnd("the \(api) response")
     }

@@ -58,5 +58,8 @@ struct LoadOptions: ParsableArguments {
     @Flag(help: "No progress line on standard error.")
     var quiet = false
 
+    @Flag(help: "Binary: talk only to --server (no Metadata, no following NotLeader); pointed at a follower, every request is forwarded to the leader.")
+    var stayOnNode = false
+
     var isHTTP: Bool { server.hasPrefix("http://") }
 }

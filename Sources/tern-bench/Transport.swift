@@ -27,7 +27,12 @@ func makeTransport(_ options: LoadOptions) throws -> any BenchTransport {
     guard let (host, port) = TernClient.address(from: options.server) else {
         throw ValidationError("--server must be tern://HOST:PORT or http://HOST:PORT, got \(options.server)")
     }
-    return BinaryTransport(client: TernClient(host: host, port: port))
+    var settings = TernClient.Settings()
+    if options.stayOnNode {
+        settings.discoverLeader = false
+        settings.maxLeaderRedirects = 0
+    }
+    return BinaryTransport(client: TernClient(host: host, port: port, settings: settings))
 }
 
 struct BinaryTransport: BenchTransport {

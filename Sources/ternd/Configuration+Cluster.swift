@@ -41,6 +41,9 @@ struct ClusterConfiguration: Equatable {
     /// `--raft-log-bytes N`: bytes of applied entries that start a compaction (half are kept);
     /// default 67,108,864 (decision 116).
     var raftLogBytes = ReplicaGroup<BrokerStateMachine>.Compaction().logBytes
+    /// `--[no-]binary-forwarding`: a follower forwards binary data requests to the leader
+    /// (decision 133); off, it answers them `NotLeader` naming the leader. Default on.
+    var binaryForwarding = true
 
     /// The compaction settings these figures give.
     var compaction: ReplicaGroup<BrokerStateMachine>.Compaction {
@@ -51,12 +54,13 @@ struct ClusterConfiguration: Equatable {
     }
 
     static let keys: Set<String> = ["node_id", "gossip", "seeds", "zone", "key_file", "controllers", "replication_factor",
-                                    "raft_log_entries", "raft_log_bytes", "replace_after"]
+                                    "raft_log_entries", "raft_log_bytes", "replace_after", "binary_forwarding"]
     static let environmentVariables: [(String, String)] = [
         ("TERN_NODE_ID", "node_id"), ("TERN_GOSSIP", "gossip"), ("TERN_SEEDS", "seeds"), ("TERN_ZONE", "zone"),
         ("TERN_CLUSTER_KEY", "key_file"), ("TERN_CONTROLLERS", "controllers"), ("TERN_REPLICATION_FACTOR", "replication_factor"),
         ("TERN_RAFT_LOG_ENTRIES", "raft_log_entries"), ("TERN_RAFT_LOG_BYTES", "raft_log_bytes"),
         ("TERN_REPLACE_AFTER", "replace_after"),
+        ("TERN_BINARY_FORWARDING", "binary_forwarding"),
     ]
 
     var enabled: Bool { gossip != nil }
@@ -78,6 +82,8 @@ struct ClusterConfiguration: Equatable {
                 raftLogBytes = number
             } else if key == "replace_after", let number = value as? Int {
                 replaceAfter = number
+            } else if key == "binary_forwarding" {
+                binaryForwarding = try Configuration.bool(value, "cluster.binary_forwarding")
             } else {
                 try set(key, Configuration.string(value, "cluster.\(key)"))
             }
@@ -110,6 +116,7 @@ struct ClusterConfiguration: Equatable {
         case "replace_after":
             guard let number = Int(value) else { throw ConfigurationError("replace_after must be a whole number of seconds, got \(value)") }
             replaceAfter = number
+        case "binary_forwarding": binaryForwarding = try Configuration.bool(value, "cluster.binary_forwarding")
         default: throw ConfigurationError("unknown setting cluster.\(key)")
         }
     }
@@ -190,6 +197,7 @@ struct ClusterConfiguration: Equatable {
             "  raft_log_entries: \(raftLogEntries)",
             "  raft_log_bytes: \(raftLogBytes)",
             "  replace_after: \(replaceAfter)",
+            "  binary_forwarding: \(binaryForwarding)",
         ]
     }
 }

@@ -43,6 +43,10 @@ struct ClusterOptions: ParsableArguments {
     @Option(name: .long, help: "Bytes of applied entries a replica's Raft log holds before it is compacted (half are kept). Default 67108864 (64 MiB).")
     var raftLogBytes: Int?
 
+    @Flag(name: .long, inversion: .prefixedNo,
+          help: "Whether a follower forwards binary-protocol data requests to the leader (on by default); off, it answers them NotLeader naming the leader.")
+    var binaryForwarding: Bool?
+
     func apply(to cluster: inout ClusterConfiguration) {
         if let nodeID { cluster.nodeID = nodeID }
         if let gossip { cluster.gossip = gossip }
@@ -54,6 +58,7 @@ struct ClusterOptions: ParsableArguments {
         if let raftLogEntries { cluster.raftLogEntries = raftLogEntries }
         if let raftLogBytes { cluster.raftLogBytes = raftLogBytes }
         if let replaceAfter { cluster.replaceAfter = replaceAfter }
+        if let binaryForwarding { cluster.binaryForwarding = binaryForwarding }
     }
 }
 

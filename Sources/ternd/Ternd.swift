@@ -279,6 +279,16 @@ struct Ternd: AsyncParsableCommand {
             let node = cluster.node
             wireSettings.peers.onRaft = { _, envelopes in node.receive(envelopes) }
             wireSettings.peers.onSnapshotChunk = { _, request throws(TernError) in try await node.snapshotChunk(request) }
+            if configuration.cluster.binaryForwarding {
+                let forwarding = WireForwarder.Settings().with {
+                    $0.maxFrameBytes = configuration.maxRequestBytes
+                    // Well inside the leader's idle timeout (the same setting on every node).
+                    if let idle = Configuration.duration(configuration.binaryIdleTimeout) { $0.idleTimeout = min($0.idleTimeout, idle / 2) }
+                }
+                let forwarder = WireForwarder(links: cluster.links, settings: forwarding, logger: logger) { node.countForwarded() }
+                wireSettings.forwarder = forwarder
+                metrics?.attach(binaryForwarding: forwarder)
+            }
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: MaintenanceService(broker: broker)), .init(service: alerts), .init(service: app),
@@ -328,6 +338,7 @@ struct Ternd: AsyncParsableCommand {
         if let cluster {
             cluster.node.data.stop()
             await cluster.links.shutdown()
+            await wireSettings.forwarder?.shutdown()
             await cluster.node.shutdown()
             await cluster.node.snapshots?.close()
         }

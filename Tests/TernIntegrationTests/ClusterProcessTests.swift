@@ -165,42 +165,6 @@ extension IntegrationTests {
             }
         }
 
-        /// A binary client pointed at a follower: reads and writes answer `NotLeader` naming the
-        /// leader's binary address, which `TernClient` follows; with following off the error
-        /// reaches the caller and nothing is applied.
-        @Test func binaryClientsFollowNotLeaderToTheLeader() async throws {
-            let root = try TemporaryDirectory(prefix: "tern-cluster-binary")
-            defer { root.remove() }
-            let nodes = try await Self.startCluster(root)
-            try await Self.killing(nodes) {
-                let leader = try await Self.leader(of: nodes)
-                let follower = nodes.first { $0.id != leader.id }!
-
-                var strict = TernClient.Settings()
-                strict.maxLeaderRedirects = 0
-                strict.discoverLeader = false
-                let pinned = TernClient(host: "127.0.0.1", port: follower.binaryPort, settings: strict)
-                do throws(TernError) {
-                    _ = try await pinned.createQueue("binary-jobs")
-                    Issue.record("a follower created a queue")
-                } catch {
-                    #expect(error.code == .notLeader)
-                    #expect(error.message.hasSuffix(" at 127.0.0.1:\(leader.binaryPort)"), "\(error.message)")
-                }
-                await pinned.close()
-
-                let client = TernClient(host: "127.0.0.1", port: follower.binaryPort)
-                defer { Task { await client.close() } }
-                let (created, _) = try await client.createQueue("binary-jobs")
-                #expect(created, "the queue did not exist: the NotLeader answer applied nothing")
-                #expect(client.currentAddress.port == leader.binaryPort, "the client now talks to the leader")
-                _ = try await client.send([OutgoingMessage(body: Array("hello".utf8))], to: "binary-jobs")
-                let received = try await client.receive(from: "binary-jobs", maxMessages: 10, waitTime: 1)
-                #expect(received.map { String(decoding: $0.body, as: UTF8.self) } == ["hello"])
-                try await client.acknowledge(received[0].receiptHandle, on: "binary-jobs")
-            }
-        }
-
         /// A leader stopped with `SIGTERM` hands its leadership over before it exits: the
         /// moment its process is gone, the others already follow a new leader (after a crash
         /// they would wait out an election timeout of 1.5–2.5 s first), and nothing written

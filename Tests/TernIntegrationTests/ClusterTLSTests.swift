@@ -122,6 +122,17 @@ extension IntegrationTests {
                 #expect(received.map { String(decoding: $0.body, as: UTF8.self) } == ["sealed"])
                 #expect(client.currentAddress.port == leader.binaryPort, "Metadata over TLS sent the client to the leader")
                 await client.close()
+                // A client pinned to the follower: its requests are forwarded to the leader on a
+                // peer connection over TLS (decision 133); plain TCP would be refused there.
+                var pinned = settings
+                pinned.discoverLeader = false
+                pinned.maxLeaderRedirects = 0
+                let pinnedClient = TernClient(host: "127.0.0.1", port: follower.binaryPort, settings: pinned)
+                _ = try await pinnedClient.send([OutgoingMessage(body: Array("pinned".utf8))], to: "secure")
+                let forwarded = try await pinnedClient.receive(from: "secure", maxMessages: 10, waitTime: 1)
+                #expect(forwarded.map { String(decoding: $0.body, as: UTF8.self) } == ["pinned"], "forwarded over TLS")
+                #expect(pinnedClient.currentAddress.port == follower.binaryPort)
+                await pinnedClient.close()
                 // Every node's links to the others were established (none refused for its certificate).
                 for node in nodes {
                     #expect(try await Self.counter(https, node, "tern_peer_connections_established_total") >= 1, "\(node.id)")

@@ -80,6 +80,29 @@ extension IntegrationTests {
             #expect(result.error.contains(message), "\(result.error)")
         }
 
+        /// `cluster.binary_forwarding` (decision 133): on by default; the file, the environment
+        /// and `--[no-]binary-forwarding` set it, in that order of precedence; anything but a
+        /// boolean is refused.
+        @Test func binaryForwarding_isOnByDefault_andEveryLayerSetsIt() async throws {
+            let root = try TemporaryDirectory(prefix: "tern-config")
+            defer { root.remove() }
+            func setting(_ arguments: [String], _ environment: [String: String] = [:]) async throws -> String? {
+                let result = try await runTernd(arguments + ["--print-config"], environment: environment)
+                #expect(result.status == 0, "\(result.error)")
+                return result.output.split(separator: "\n").first { $0.hasPrefix("  binary_forwarding: ") }.map(String.init)
+            }
+            #expect(try await setting(["--gossip", "127.0.0.1:7946"]) == "  binary_forwarding: true")
+            let path = try configFile(root, "cluster:\n  gossip: 127.0.0.1:7946\n  binary_forwarding: false\n")
+            #expect(try await setting(["--config", path]) == "  binary_forwarding: false", "the file")
+            #expect(try await setting(["--config", path], ["TERN_BINARY_FORWARDING": "true"]) == "  binary_forwarding: true", "the environment")
+            #expect(try await setting(["--config", path, "--no-binary-forwarding"], ["TERN_BINARY_FORWARDING": "true"])
+                    == "  binary_forwarding: false", "the flag")
+            #expect(try await setting(["--config", path, "--binary-forwarding"]) == "  binary_forwarding: true", "the flag")
+            let bad = try await runTernd(["--config", try configFile(root, "cluster:\n  gossip: 127.0.0.1:7946\n  binary_forwarding: maybe\n"),
+                                          "--print-config"])
+            #expect(bad.status != 0 && bad.error.contains("cluster.binary_forwarding must be true or false"), "\(bad.error)")
+        }
+
         /// The limits of issue 14 in every layer: a list in the file, a comma-separated flag and
         /// variable, seconds as decimals; `--print-config` shows them.
         @Test func hardeningLimits_comeFromEveryLayer_andArePrinted() async throws {

@@ -29,8 +29,9 @@ import TernWire
     }
 
     @Test func peerAPIs_areNodeToNode_andNoOtherIs() {
-        #expect(WireAPI.allCases.filter(\.isNodeToNode) == [.peerHello, .raftBatch, .snapshotChunk])
+        #expect(WireAPI.allCases.filter(\.isNodeToNode) == [.peerHello, .raftBatch, .snapshotChunk, .forward])
         #expect(WireAPI.peerHello.rawValue == 61 && WireAPI.raftBatch.rawValue == 62 && WireAPI.snapshotChunk.rawValue == 63)
+        #expect(WireAPI.forward.rawValue == 64)
     }
 
     /// The dumps of `docs/protocol.md`, "Node to node".

@@ -198,10 +198,17 @@ enum WireSamples {
                                                           offset: 2, data: [1, 2, 3]))),
         (.snapshotChunk, .snapshotChunk(WireSnapshotChunk(snapshotID: 1, group: 1, applied: 0, totalBytes: 0, checksum: 0, offset: 0, data: []))),
         (.snapshotChunk, .error(TernError(.conflict, "snapshot 7 is no longer served"))),
+        // A Forward's successful answer carries the forwarded API's payload (decoded under that
+        // key, WireForwardTests); an error answer decodes under any key.
+        (.forward, .error(TernError(.notLeader, "this node does not lead the data group (a forwarded request is not forwarded again); leader n2 at 10.0.0.2:7081"))),
     ] + topicResponses
 
-    /// Samples of the node-to-node requests (keys 61, 62).
+    /// Samples of the node-to-node requests (keys 61–64).
     static let peerRequests: [WireRequest] = [
+        .forward(WireForward(forwarding: WireRequest.send(queue: "jobs", producer: nil, messages: [OutgoingMessage(body: Array("hi".utf8))])
+            .frame(correlationID: 0), token: "s3cret")),
+        .forward(WireForward(forwarding: WireRequest.listQueues.frame(correlationID: 0), token: nil)),
+        .forward(WireForward(token: "", apiKey: 0x7777, apiVersion: 3, payload: ByteBuffer(bytes: [1, 2, 3]))),
         .peerHello(WirePeerHello(nodeID: "n1", target: 0x1234_5678_9abc_def0, timestamp: 1_735_689_600_000,
                                  nonce: Array(0..<16))),
         .peerHello(WirePeerHello(nodeID: "node-\u{e9}", target: 1, timestamp: 0, nonce: Array(repeating: 0xff, count: 16),
