@@ -17,6 +17,11 @@ extension SQSEndpoint {
     ]
     /// Attributes only FIFO queues have.
     static let fifoAttributes: Set<String> = ["FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"]
+    /// The prefix of metadata attributes the endpoint keeps for itself (never reported as
+    /// queue attributes): its replicated state besides tags and attributes (decision 139).
+    static let internalPrefix = "tern.sqs."
+    /// When the last PurgeQueue started, in ms since 1970 (SQS's 60-second purge window).
+    static let purgedAtKey = internalPrefix + "purged_at"
     /// Attributes kept in ``QueueMetadata`` (the broker does not model them).
     static let storedAttributes: Set<String> = [
         "Policy", "ReceiveMessageWaitTimeSeconds", "RedriveAllowPolicy", "KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds",
@@ -208,7 +213,7 @@ extension SQSEndpoint {
             out["DeduplicationScope"] = "queue"
             out["FifoThroughputLimit"] = "perQueue"
         }
-        for (key, value) in metadata?.attributes ?? [:] { out[key] = value }
+        for (key, value) in metadata?.attributes ?? [:] where !key.hasPrefix(Self.internalPrefix) { out[key] = value }
         return out
     }
 
@@ -311,7 +316,6 @@ extension SQSEndpoint {
         recent.withLock { state in
             state.prune(now: now)
             state.deleted[name.rawValue] = now
-            state.purged[name.rawValue] = nil
         }
     }
 
@@ -339,20 +343,21 @@ extension SQSEndpoint {
         }
     }
 
+    /// Purges the queue, once per 60 s (SQS). The window is the queue's replicated metadata
+    /// (``purgedAtKey``, decision 139), so a new leader keeps it; it is written after the purge
+    /// applied, so a purge that failed never closes it (two purges racing may both run).
     func purgeQueue(_ p: Parameters) async throws {
-        let (info, _) = try lookUp(p)
+        let (info, meta) = try lookUp(p)
         let now = nowMilliseconds
-        let inProgress = recent.withLock { state -> Bool in
-            state.prune(now: now)
-            if state.purged[info.name.rawValue] != nil { return true }
-            state.purged[info.name.rawValue] = now
-            return false
-        }
-        if inProgress {
+        if let text = meta?.attributes[Self.purgedAtKey], let at = UInt64(text), now < at + SQS.recentWindowMilliseconds {
             throw SQSError(.purgeQueueInProgress,
                            "Only one PurgeQueue operation on \(info.name) is allowed every 60 seconds.")
         }
         _ = try await broker.purgeQueue(info.name)
+        try await broker.modifyQueueMetadata(info.name) { queue, _, attributes in
+            guard queue.info.createdAt == info.createdAt else { return }  // deleted meanwhile: nothing to remember
+            attributes[Self.purgedAtKey] = String(now)
+        }
     }
 
     // MARK: Tags

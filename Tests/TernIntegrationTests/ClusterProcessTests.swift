@@ -45,9 +45,10 @@ extension IntegrationTests {
 
         /// Starts `count` nodes, every one a controller, and waits until a write succeeds. With
         /// `namespaces`, node `i` runs in namespace `i`: gossip, binary and forwarding on its
-        /// cluster address, HTTP on every address (the test uses the client one).
+        /// cluster address, HTTP on every address (the test uses the client one). `nodeArguments`
+        /// gives node `i` arguments of its own (listeners on ports of its own).
         static func startCluster(_ root: TemporaryDirectory, count: Int = 3, namespaces: NetworkNamespaces? = nil,
-                                 arguments: [String] = []) async throws -> [Node] {
+                                 arguments: [String] = [], nodeArguments: (Int) throws -> [String] = { _ in [] }) async throws -> [Node] {
             let ids = (1...count).map { "node-\($0)" }
             let hosts = (0..<count).map { namespaces?.clusterAddress($0) ?? "127.0.0.1" }
             let gossipPorts = try (0..<count).map { _ in namespaces == nil ? try TernProcess.freePort() : 7946 }
@@ -59,7 +60,8 @@ extension IntegrationTests {
                     dataDirectory: root.appending("\(ids[index])/data"), logFile: root.appending("\(ids[index]).log"),
                     port: namespaces == nil ? nil : 7080,
                     extraArguments: ["--node-id", ids[index], "--gossip", "\(hosts[index]):\(gossipPorts[index])", "--seeds", seeds,
-                                     "--binary", "\(hosts[index]):\(binaryPorts[index])", "--controllers", ids.joined(separator: ",")] + arguments,
+                                     "--binary", "\(hosts[index]):\(binaryPorts[index])", "--controllers", ids.joined(separator: ",")] + arguments
+                                     + nodeArguments(index),
                     httpHost: namespaces == nil ? "127.0.0.1" : "0.0.0.0",
                     clientHost: namespaces?.clientAddress(index) ?? "127.0.0.1",
                     launcher: namespaces?.launcher(index) ?? [])
