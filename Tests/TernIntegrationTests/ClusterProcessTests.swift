@@ -48,7 +48,8 @@ extension IntegrationTests {
         /// cluster address, HTTP on every address (the test uses the client one). `nodeArguments`
         /// gives node `i` arguments of its own (listeners on ports of its own).
         static func startCluster(_ root: TemporaryDirectory, count: Int = 3, namespaces: NetworkNamespaces? = nil,
-                                 arguments: [String] = [], nodeArguments: (Int) throws -> [String] = { _ in [] }) async throws -> [Node] {
+                                 arguments: [String] = [], nodeArguments: (Int) throws -> [String] = { _ in [] },
+                                 headers: [(String, String)] = []) async throws -> [Node] {
             let ids = (1...count).map { "node-\($0)" }
             let hosts = (0..<count).map { namespaces?.clusterAddress($0) ?? "127.0.0.1" }
             let gossipPorts = try (0..<count).map { _ in namespaces == nil ? try TernProcess.freePort() : 7946 }
@@ -68,21 +69,22 @@ extension IntegrationTests {
                 nodes.append(Node(id: ids[index], process: process, binaryPort: binaryPorts[index]))
             }
             for node in nodes { try await node.process.start() }
-            _ = try await leader(of: nodes)
+            _ = try await leader(of: nodes, headers: headers)
             return nodes
         }
 
         /// The node that leads now, as the nodes report in `GET /cluster`, once that node
-        /// itself says it leads (polls up to 60 s).
-        static func leader(of nodes: [Node], excluding excluded: Set<String> = []) async throws -> Node {
+        /// itself says it leads (polls up to 60 s). `headers` go with each probe (a token when
+        /// authentication is on).
+        static func leader(of nodes: [Node], excluding excluded: Set<String> = [], headers: [(String, String)] = []) async throws -> Node {
             let deadline = ContinuousClock.now + .seconds(60)
             while ContinuousClock.now < deadline {
                 for node in nodes where !excluded.contains(node.id) {
-                    guard let answer = try? await call(.GET, node.process.baseURL + "/cluster", timeout: 2), answer.status == 200,
+                    guard let answer = try? await call(.GET, node.process.baseURL + "/cluster", headers: headers, timeout: 2), answer.status == 200,
                           let controller = answer.json["controller"] as? [String: Any], let leader = controller["leader"] as? String,
                           !excluded.contains(leader), let candidate = nodes.first(where: { $0.id == leader }) else { continue }
                     // Ask it to serve a write-free data route: it answers only once it serves.
-                    if let probe = try? await call(.GET, candidate.process.baseURL + "/queues", timeout: 2), probe.status == 200,
+                    if let probe = try? await call(.GET, candidate.process.baseURL + "/queues", headers: headers, timeout: 2), probe.status == 200,
                        probe.servedBy == leader {
                         return candidate
                     }

@@ -57,6 +57,44 @@ extension IntegrationTests {
             return (Int(response.status.code), String(buffer: body))
         }
 
+        /// Real SDKs pointed at a follower, with authentication on: boto3's whole suite (every
+        /// action, move tasks included, which the leader runs), SigV4 checks (the leader
+        /// verifies what the client signed for the follower's `Host`), and the older boto3
+        /// speaking the Query protocol, signed.
+        @Test(.enabled(if: SQSPython.current != nil, "needs TERN_SQS_VENV (make sqs-venv)"))
+        func realSDKsThroughAFollower_withSignatures() async throws {
+            let root = try TemporaryDirectory(prefix: "tern-cluster-sqs-sdk")
+            defer { root.remove() }
+            let config = root.appending("ternd.yaml")
+            try """
+                auth:
+                  enabled: true
+                  tokens:
+                    - {name: operator, token: "operator-secret-0123456789", permissions: [admin]}
+                    - {name: orders-service, token: "orders-secret-0123456789", permissions: ["produce:orders-*", "consume:orders-*"]}
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            // With authentication on, peers must prove the cluster key.
+            let key = root.appending("cluster.key")
+            try "a-cluster-key-for-the-sqs-test-0123".write(toFile: key, atomically: true, encoding: .utf8)
+            let ports = try (0..<3).map { _ in try TernProcess.freePort() }
+            let token = [("Authorization", "Bearer operator-secret-0123456789")]
+            let nodes = try await Cluster.startCluster(root, arguments: ["--config", config, "--cluster-key", key],
+                                                       nodeArguments: { ["--sqs", "127.0.0.1:\(ports[$0])"] }, headers: token)
+            try await Cluster.killing(nodes) {
+                let leader = try await Cluster.leader(of: nodes, headers: token)
+                let index = nodes.firstIndex { $0.id != leader.id }!
+                let endpoint = "http://127.0.0.1:\(ports[index])"
+                let signed = ["SQS_ENDPOINT": endpoint, "SQS_ACCESS_KEY": "operator", "SQS_SECRET_KEY": "operator-secret-0123456789"]
+                var runs = [("test_auth.py", SQSPython.current!, ["SQS_ENDPOINT": endpoint]),
+                            ("test_boto3.py", SQSPython.current!, signed)]
+                if let query = SQSPython.query { runs.append(("test_query.py", query, signed)) }
+                for (script, venv, environment) in runs {
+                    let result = try await SQSPython.run(script, venv: venv, environment: environment, scratch: root)
+                    #expect(result.status == 0, "\(script) through follower \(nodes[index].id) failed:\n\(result.output)\n--- leader log ---\n\(leader.process.logTail())")
+                }
+            }
+        }
+
         @Test func aFollowerServesSQSAsTheLeader_andTagsSurviveALeaderKill() async throws {
             let root = try TemporaryDirectory(prefix: "tern-cluster-sqs")
             defer { root.remove() }
