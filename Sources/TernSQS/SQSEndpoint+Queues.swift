@@ -239,7 +239,6 @@ extension SQSEndpoint {
         var change = try validate(requested, for: name, creating: true)
         if name.isFIFO { change.patch.fifo = true }
         let tags = try validateTags(try p.stringMap("tags") ?? p.stringMap("Tags") ?? [:], existing: [:], queue: name)
-        let now = nowMilliseconds
         if let existing = try? broker.describeQueueWithMetadata(name) {
             let current = attributes(of: existing.info, existing.metadata)
             for (key, value) in change.normalized.sorted(by: { $0.key < $1.key }) where (current[key] ?? defaultText(key)) != value {
@@ -247,11 +246,7 @@ extension SQSEndpoint {
             }
             return .structure([("QueueUrl", .string(url(of: name, caller)))])
         }
-        let deletedAt = recent.withLock { state -> UInt64? in
-            state.prune(now: now)
-            return state.deleted[name.rawValue]
-        }
-        if deletedAt != nil {
+        if try broker.deletedRecently(name) != nil {
             throw SQSError(.queueDeletedRecently, "You must wait 60 seconds after deleting a queue before you can create another with the same name.")
         }
         // SQS's default retention (4 days) for queues created over SQS; Tern's API keeps its 7.
@@ -312,10 +307,13 @@ extension SQSEndpoint {
     func deleteQueue(_ p: Parameters) async throws {
         let name = try queueName(p.requiredString("QueueUrl"))
         try await broker.deleteQueue(name)
-        let now = nowMilliseconds
-        recent.withLock { state in
-            state.prune(now: now)
-            state.deleted[name.rawValue] = now
+        // SQS's 60 s before the name may be re-created: replicated broker state (decision 139).
+        // A failure here leaves the queue deleted and the name free sooner; it is not the
+        // client's failure.
+        do {
+            try await broker.noteDeletedQueue(name, keepMilliseconds: SQS.recentWindowMilliseconds)
+        } catch {
+            logger.warning("the deleted queue's name was not remembered", metadata: ["tern.queue": "\(name)", "tern.error": "\(error)"])
         }
     }
 

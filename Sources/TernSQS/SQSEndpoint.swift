@@ -1,6 +1,5 @@
 import Foundation
 public import Logging
-import Synchronization
 public import TernBroker
 import TernCore
 public import TernServer
@@ -22,23 +21,11 @@ public final class SQSEndpoint: Sendable {
     let settings: SQS.Settings
     let authenticator: Authenticator
     let logger: Logger
-    let recent = Mutex(RecentActions())
     let moveTasks: MessageMoveTasks
     /// This node's part in a cluster: requests go to the data group's leader (decision 136);
     /// nil = the node runs alone and serves every request itself.
     let cluster: ClusterNode?
 
-    /// In-memory, bounded memory of recent deletes (SQS's 60-second rule for re-creating a
-    /// name), on the node that served them: the one piece of the endpoint's state that is not
-    /// replicated (decision 139). The purge window is queue metadata.
-    struct RecentActions: Sendable {
-        /// Queue name → when it was deleted, in ms; entries older than 60 s are pruned.
-        var deleted: [String: UInt64] = [:]
-
-        mutating func prune(now: UInt64) {
-            deleted = deleted.filter { now < $0.value + SQS.recentWindowMilliseconds }
-        }
-    }
 
     /// - Parameters:
     ///   - storage: the broker's storage (queue metadata is broker state since decision 110;

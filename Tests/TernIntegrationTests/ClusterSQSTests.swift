@@ -140,6 +140,9 @@ extension IntegrationTests {
                 let viaURL = try await Self.query(url, "Action=ListQueueTags&Version=2012-11-05")
                 #expect(viaURL.status == 200 && viaURL.body.contains("<Key>env</Key>") && viaURL.body.contains("<Value>prod</Value>"), "\(viaURL.body)")
 
+                // A deleted name may not be re-created for 60 s (SQS), on any leader.
+                #expect(try await Self.sqs(viaFollower, "CreateQueue", ["QueueName": "gone"]).status == 200)
+                #expect(try await Self.sqs(viaFollower, "DeleteQueue", ["QueueUrl": viaFollower + "/000000000000/gone"]).status == 200)
                 // A purge starts SQS's 60-second window; a message stays for after the kill.
                 #expect(try await Self.sqs(viaFollower, "PurgeQueue", ["QueueUrl": url]).status == 200)
                 let kept = try await Self.sqs(viaFollower, "SendMessage", ["QueueUrl": url, "MessageBody": "kept"])
@@ -153,6 +156,8 @@ extension IntegrationTests {
                 #expect(tags.servedBy != leader.id)
                 let again = try await Self.sqsRetrying(endpoint(survivor), "PurgeQueue", ["QueueUrl": url])
                 #expect(again.status == 403 && again.errorType == "PurgeQueueInProgress", "the purge window survives: \(again.json)")
+                let recreated = try await Self.sqsRetrying(endpoint(survivor), "CreateQueue", ["QueueName": "gone"])
+                #expect(recreated.status == 400 && recreated.errorType == "QueueDeletedRecently", "the delete window survives: \(recreated.json)")
                 let after = try await Self.sqsRetrying(endpoint(survivor), "ReceiveMessage",
                                                        ["QueueUrl": url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 2])
                 #expect((after.json["Messages"] as? [[String: Any]])?.map { $0["Body"] as? String } == ["kept"], "\(after.json)")

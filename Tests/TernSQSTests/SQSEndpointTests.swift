@@ -172,6 +172,19 @@ final class EndpointFixture: @unchecked Sendable {
         #expect(attributes["Attributes"]?.members?.keys.contains { $0.hasPrefix("tern.") } == false)
     }
 
+    /// SQS's 60 s after DeleteQueue are broker state (decision 139): a new front end (a restart
+    /// here, a new leader in a cluster) refuses to re-create the name until they are over.
+    @Test func deleteWindow_isBrokerState_soANewFrontEndKeepsIt() async throws {
+        let f = try await EndpointFixture()
+        _ = await f.call("CreateQueue", #"{"QueueName":"q"}"#)
+        #expect(await f.call("DeleteQueue", #"{"QueueUrl":"\#(Self.url)"}"#).0 == 200)
+        try await f.reopen()
+        let (status, _, refused) = await f.call("CreateQueue", #"{"QueueName":"q"}"#)
+        #expect(status == 400 && refused["__type"] == .string("com.amazonaws.sqs#QueueDeletedRecently"), "\(refused)")
+        f.clock.advance(bySeconds: 61)
+        #expect(await f.call("CreateQueue", #"{"QueueName":"q"}"#).0 == 200)
+    }
+
     /// A Query request whose only parameter is the queue URL's path (as an SDK that uses the
     /// queue URL as its endpoint sends `ListQueueTags`).
     @Test func queryRequest_withOnlyAnAction_namesTheQueueByItsPath() async throws {
