@@ -352,9 +352,14 @@ extension SQSEndpoint {
                            "Only one PurgeQueue operation on \(info.name) is allowed every 60 seconds.")
         }
         _ = try await broker.purgeQueue(info.name)
-        try await broker.modifyQueueMetadata(info.name) { queue, _, attributes in
-            guard queue.info.createdAt == info.createdAt else { return }  // deleted meanwhile: nothing to remember
-            attributes[Self.purgedAtKey] = String(now)
+        // The purge applied: a failure to remember it only opens the window sooner.
+        do {
+            try await broker.modifyQueueMetadata(info.name) { queue, _, attributes in
+                guard queue.info.createdAt == info.createdAt else { return }  // deleted meanwhile: nothing to remember
+                attributes[Self.purgedAtKey] = String(now)
+            }
+        } catch {
+            logger.warning("the purge was not remembered", metadata: ["tern.queue": "\(info.name)", "tern.error": "\(error)"])
         }
     }
 
