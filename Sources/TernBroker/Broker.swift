@@ -180,6 +180,20 @@ public final class Broker: Sendable {
         signals.signal([Self.maintenanceKey])
     }
 
+    /// Remembers that the queue `name` was deleted now, for `keepMilliseconds` (a front end's
+    /// rule on re-using names; ``DeletedQueueNames``), durably and, in a cluster, replicated.
+    /// - Throws: ``TernError`` `InvalidParameter` past ``DeletedQueueNames/maxKeepMilliseconds``.
+    public func noteDeletedQueue(_ name: QueueName, keepMilliseconds: UInt64) async throws(TernError) {
+        _ = try await execute(.noteDeletedQueue(name, keepMilliseconds: keepMilliseconds))
+    }
+
+    /// When the queue `name` was deleted, while ``noteDeletedQueue(_:keepMilliseconds:)``
+    /// keeps it remembered; nil otherwise.
+    public func deletedRecently(_ name: QueueName) throws(TernError) -> Timestamp? {
+        let names = DeletedQueueNames(storage: storage), now = clock.now
+        return try reading { txn in try names.entry(name, at: now, in: txn)?.deletedAt }
+    }
+
     /// Removes every message (ready, delayed, in flight) that was in `name` when the call
     /// started, atomically (decision 112): once this returns, none of them is delivered again,
     /// even across a crash, and their receipt handles get `ReceiptHandleStale`. The records are

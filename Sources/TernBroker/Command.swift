@@ -17,6 +17,10 @@ public enum Command: Sendable, Hashable {
     /// Removes the queue's name (and its ``QueueMetadata``) at once; its messages are swept by
     /// later ``tick(limit:)``s.
     case deleteQueue(QueueName)
+    /// Remembers that a queue named `name` was deleted at the command time, for
+    /// `keepMilliseconds` (``DeletedQueueNames``: a front end's rule on re-using names, SQS's
+    /// 60 s); drops the names whose time ended.
+    case noteDeletedQueue(QueueName, keepMilliseconds: UInt64)
     /// Sets or removes tags and front-end attributes of a queue (``QueueMetadata``), optionally
     /// only if they are still as they were read (``QueueMetadataPatch/expected``).
     case updateQueueMetadata(QueueName, QueueMetadataPatch)
@@ -91,7 +95,7 @@ public enum Command: Sendable, Hashable {
             return true
         case .updateQueueMetadata(_, let patch):
             return patch.grows
-        case .deleteQueue, .receive, .acknowledge, .changeVisibility, .changeVisibilityBatch, .purge, .purgeQueue, .redrive, .tick, .retention, .deleteTopic,
+        case .deleteQueue, .noteDeletedQueue, .receive, .acknowledge, .changeVisibility, .changeVisibilityBatch, .purge, .purgeQueue, .redrive, .tick, .retention, .deleteTopic,
              .leaveGroup, .expireMembers, .expireProducers, .setStorageLimit:
             return false
         }
@@ -102,6 +106,7 @@ public enum Command: Sendable, Hashable {
         switch self {
         case .createOrUpdateQueue: "create_queue"
         case .deleteQueue: "delete_queue"
+        case .noteDeletedQueue: "note_deleted_queue"
         case .updateQueueMetadata: "update_queue_metadata"
         case .send: "send"
         case .sendIdempotent: "send_idempotent"
@@ -135,6 +140,7 @@ public enum Command: Sendable, Hashable {
         case .createOrUpdateQueue(let name, _), .deleteQueue(let name), .send(let name, _, _), .sendIdempotent(let name, _, _, _),
              .receive(let name, _, _, _, _), .acknowledge(let name, _), .changeVisibility(let name, _, _), .redrive(let name, _, _),
              .changeVisibilityBatch(let name, _), .updateQueueMetadata(let name, _), .purgeQueue(let name),
+             .noteDeletedQueue(let name, _),
              .createOrUpdateTopic(let name, _), .deleteTopic(let name), .joinGroup(let name, _, _, _), .leaveGroup(let name, _, _),
              .expireMembers(let name, _, _), .resetOffsets(let name, _, _):
             return name.rawValue
@@ -286,6 +292,8 @@ public struct CommandEffects: Sendable, Hashable {
 public enum CommandResult: Sendable {
     case queue(created: Bool, QueueRecord, oldestSentAt: Timestamp?)
     case queueDeleted(id: UInt32)
+    /// A ``Command/noteDeletedQueue(_:keepMilliseconds:)`` applied: the entry it wrote.
+    case deletedQueueNoted(DeletedQueueNames.Entry)
     /// The queue's metadata after an update.
     case queueMetadata(QueueMetadata, queueID: UInt32)
     case sent([SentMessage], duplicate: Bool, queueID: UInt32)

@@ -23,7 +23,7 @@ public enum CommandCodec {
         case createOrUpdateQueue = 1, deleteQueue, send, sendIdempotent, receive, acknowledge, changeVisibility, purge, redrive,
              tick, retention, createOrUpdateTopic, deleteTopic, produce, joinGroup, leaveGroup, expireMembers, commitOffsets,
              resetOffsets, initProducer, commitTransaction, expireProducers, changeVisibilityBatch, updateQueueMetadata,
-             setStorageLimit, purgeQueue
+             setStorageLimit, purgeQueue, noteDeletedQueue
     }
 
     /// Encodes `envelope`.
@@ -161,6 +161,8 @@ public enum CommandCodec {
                 tag(.setStorageLimit); optional(bytes) { $0.u64($1) }
             case .purgeQueue(let name):
                 tag(.purgeQueue); self.name(name)
+            case .noteDeletedQueue(let name, let keep):
+                tag(.noteDeletedQueue); self.name(name); u64(keep)
             }
         }
 
@@ -344,6 +346,7 @@ public enum CommandCodec {
             case .expireProducers: return .expireProducers(idleSeconds: try int(), limit: try int())
             case .setStorageLimit: return .setStorageLimit(bytes: try optional { try $0.u64() })
             case .purgeQueue: return .purgeQueue(try name())
+            case .noteDeletedQueue: return .noteDeletedQueue(try name(), keepMilliseconds: try u64())
             }
         }
 

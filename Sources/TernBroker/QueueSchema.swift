@@ -18,7 +18,7 @@ public import TernStorage
 public enum QueueSchema {
     public static let databaseNames = ["meta", "queue_names", "queues", "messages", "bodies", "ready", "inflight", "delayed",
                                        "producers", "producer_sequences", "transactional_ids"]
-        + FifoSchema.databaseNames + [metadataDatabase]
+        + FifoSchema.databaseNames + [metadataDatabase, DeletedQueueNames.database]
     /// The database of ``QueueMetadata`` records.
     public static let metadataDatabase = "queue_metadata"
 

@@ -32,7 +32,7 @@ public import TernStorage
 public enum StateDump {
     /// The databases the dump renders, in the order of their sections.
     public static let dumpedDatabases = [
-        "meta", "queues", "queue_names", "queue_metadata", "messages", "bodies", "fifo_messages", "ready", "inflight", "delayed",
+        "meta", "queues", "queue_names", "queue_metadata", "deleted_queue_names", "messages", "bodies", "fifo_messages", "ready", "inflight", "delayed",
         "fifo_inflight", "fifo_dedup", "fifo_dedup_expiry",
         "topics", "topic_names", "topic_partitions", "topic_batches", "group_offsets", "groups",
         "producers", "producer_sequences", "transactional_ids",
@@ -180,6 +180,7 @@ private struct Dumper {
         try queues()
         try names("queue_names", type: "queue_name", idMember: "queue")
         try queueMetadata()
+        try deletedQueueNames()
         try messages()
         try ready()
         try timeIndex("inflight", type: "in_flight", timeMember: "deadline")
@@ -334,6 +335,19 @@ private struct Dumper {
                 "last_modified": metadata.lastModified.map(Self.time) ?? .null,
                 "tags": object(metadata.tags), "attributes": object(metadata.attributes),
             ])
+        }
+    }
+
+    /// `deleted_queue_names`: one line per remembered name (``DeletedQueueNames``).
+    mutating func deletedQueueNames() throws {
+        var found = [(String, DeletedQueueNames.Entry)]()
+        try forEach(DeletedQueueNames.database) { entry in
+            found.append((String(decoding: entry.key, as: UTF8.self),
+                          try decoding(DeletedQueueNames.database, entry.key) { try DeletedQueueNames.decode(entry.value) }))
+        }
+        for (name, entry) in found {
+            try checkFields(entry, ["deletedAt", "until"])
+            try line("deleted_queue_name", ["name": .string(name), "deleted_at": Self.time(entry.deletedAt), "until": Self.time(entry.until)])
         }
     }
 

@@ -19,6 +19,8 @@ public struct StateMachine: Sendable {
     public let topics: TopicStore
     public let producers: ProducerStore
     public let log: CommandLog
+    /// Recently deleted queue names (``Command/noteDeletedQueue(_:keepMilliseconds:)``).
+    public let deletedNames: DeletedQueueNames
 
     /// - Parameter logLimitBytes: bytes of encoded commands the log keeps (the oldest are
     ///   trimmed beyond it); 0 = no log (the applied index and time are still kept).
@@ -27,6 +29,7 @@ public struct StateMachine: Sendable {
         topics = TopicStore(storage: storage)
         producers = ProducerStore(storage: storage)
         log = CommandLog(storage: storage, limitBytes: logLimitBytes)
+        deletedNames = DeletedQueueNames(storage: storage)
     }
 
     /// Applies `envelope` in `txn`.
@@ -50,6 +53,11 @@ public struct StateMachine: Sendable {
 
         case .deleteQueue(let name):
             return .queueDeleted(id: try queues.delete(name, in: txn))
+
+        case .noteDeletedQueue(let name, let keep):
+            try deletedNames.note(name, keep: keep, at: now, in: txn)
+            return .deletedQueueNoted(try deletedNames.entry(name, at: now, in: txn)
+                ?? DeletedQueueNames.Entry(deletedAt: now, until: now))
 
         case .updateQueueMetadata(let name, let patch):
             let (queue, metadata) = try queues.updateMetadata(name, patch, at: now, in: txn)

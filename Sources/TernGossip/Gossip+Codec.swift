@@ -1,26 +1,59 @@
+extension Gossip.Node {
+    /// Whether the node's record needs version 2 of the format (it has an extension field).
+    var hasExtensions: Bool { sqs != nil }
+}
+
 extension Gossip {
     /// Encodes ``Packet``s as datagrams and decodes them, strictly (`docs/gossip.md` gives the
     /// layout byte by byte). All integers are big-endian; strings are a one-byte length and UTF-8.
     ///
     /// ```
-    /// packet  = magic "TG" (54 47) | version u8 (1) | flags u8 | sender str8 | count u8 | message{count} | [tag 32]
+    /// packet  = magic "TG" (54 47) | version u8 (1 or 2) | flags u8 | sender str8 | count u8 | message{count} | [tag 32]
     /// message = type u8 | length u16 | body[length]
     /// ```
+    ///
+    /// Version 2 differs only in node records (in `alive` and `sync`): each ends with a list of
+    /// extension fields, `count u8 | (key u8 | length u8 | value[length]){count}`; key 1 is the
+    /// SQS address (``Node/sqs``), keys this build does not know are skipped (so later fields
+    /// need no new version). A packet is written as version 1 unless one of its node records
+    /// carries an extension field, so a cluster without SQS endpoints stays readable by builds
+    /// that know only version 1; every build reads both.
     ///
     /// Flag bit 0 says that a 32-byte HMAC-SHA256 tag over everything before it ends the
     /// datagram; the shell computes and checks it (`--cluster-key`). Messages of a type this
     /// build does not know are skipped, so later versions can add types without a new version.
     public enum Codec {
-        /// The format version this build writes and reads.
-        public static let version: UInt8 = 1
+        /// The newest format version this build writes and reads (it reads 1 and 2; it writes 1
+        /// when no node record has an extension field).
+        public static let version: UInt8 = 2
+        /// The versions this build decodes.
+        public static let versions: ClosedRange<UInt8> = 1...2
+        /// Extension-field keys of version-2 node records.
+        enum NodeField: UInt8 {
+            /// The SQS endpoint's address (``Node/sqs``): str8 host | u16 port.
+            case sqs = 1
+        }
         /// The bytes of an authentication tag (HMAC-SHA256).
         public static let tagBytes = 32
         /// Bytes of the packet header before the messages, for `sender`.
         public static func headerBytes(sender: NodeID) -> Int { 2 + 1 + 1 + 1 + sender.rawValue.utf8.count + 1 }
-        /// Bytes a message takes in a packet, its type and length included.
-        public static func encodedBytes(_ message: Message) -> Int { 3 + bodyBytes(message) }
-        /// Bytes one member record takes in a sync message.
-        public static func encodedBytes(_ record: MemberRecord) -> Int { 1 + 8 + nodeBytes(record.node) }
+        /// Bytes a message takes in a packet, its type and length included: exact in a
+        /// version-2 packet, one byte more than needed per node record in a version-1 packet
+        /// (which has no extension count), so budgets computed with it always hold.
+        public static func encodedBytes(_ message: Message) -> Int { 3 + bodyBytes(message, extended: true) }
+        /// Bytes one member record takes in a sync message (as ``encodedBytes(_:)-(Message)``:
+        /// exact in version 2, an upper bound in version 1).
+        public static func encodedBytes(_ record: MemberRecord) -> Int { 1 + 8 + nodeBytes(record.node, extended: true) }
+        /// The version a packet is written in: 2 when a node record in it has an extension field.
+        public static func version(of packet: Packet) -> UInt8 {
+            packet.messages.contains { message in
+                switch message {
+                case .update(.alive(let node, _)): node.hasExtensions
+                case .sync(_, _, let members): members.contains { $0.node.hasExtensions }
+                default: false
+                }
+            } ? 2 : 1
+        }
         /// Bytes of a sync message's fixed part (type, length, flags, count).
         public static let syncOverheadBytes = 3 + 1 + 2
 
@@ -37,14 +70,15 @@ extension Gossip {
             precondition((1...255).contains(packet.messages.count), "a packet holds 1–255 messages")
             var out = [UInt8]()
             out.reserveCapacity(headerBytes(sender: packet.sender) + packet.messages.reduce(0) { $0 + encodedBytes($1) })
+            let version = version(of: packet)
             out += [0x54, 0x47, version, tagged ? 1 : 0]
             putString(&out, packet.sender.rawValue)
             out.append(UInt8(packet.messages.count))
-            for message in packet.messages { encode(message, into: &out) }
+            for message in packet.messages { encode(message, into: &out, extended: version >= 2) }
             return out
         }
 
-        static func encode(_ message: Message, into out: inout [UInt8]) {
+        static func encode(_ message: Message, into out: inout [UInt8], extended: Bool) {
             let type: MessageType
             switch message {
             case .ping: type = .ping
@@ -58,7 +92,7 @@ extension Gossip {
             case .sync: type = .sync
             }
             out.append(type.rawValue)
-            putU16(&out, UInt16(bodyBytes(message)))
+            putU16(&out, UInt16(bodyBytes(message, extended: extended)))
             switch message {
             case .ping(let sequence, let target):
                 putU32(&out, sequence)
@@ -72,7 +106,7 @@ extension Gossip {
                 putU32(&out, sequence)
             case .update(.alive(let node, let incarnation)):
                 putU64(&out, incarnation)
-                putNode(&out, node)
+                putNode(&out, node, extended: extended)
             case .update(.suspect(let id, let incarnation, let source)), .update(.dead(let id, let incarnation, let source)):
                 putString(&out, id.rawValue)
                 putU64(&out, incarnation)
@@ -86,30 +120,32 @@ extension Gossip {
                 for record in members {
                     out.append(record.state.rawValue)
                     putU64(&out, record.incarnation)
-                    putNode(&out, record.node)
+                    putNode(&out, record.node, extended: extended)
                 }
             }
         }
 
-        static func bodyBytes(_ message: Message) -> Int {
+        /// - Parameter extended: node records carry the extension list (version 2).
+        static func bodyBytes(_ message: Message, extended: Bool) -> Int {
             switch message {
             case .ping(_, let target): 4 + 1 + target.rawValue.utf8.count
             case .indirectPing(_, let target, let address, _): 4 + 1 + target.rawValue.utf8.count + addressBytes(address) + 1
             case .ack, .nack: 4
-            case .update(.alive(let node, _)): 8 + nodeBytes(node)
+            case .update(.alive(let node, _)): 8 + nodeBytes(node, extended: extended)
             case .update(.suspect(let id, _, let source)), .update(.dead(let id, _, let source)):
                 1 + id.rawValue.utf8.count + 8 + 1 + source.rawValue.utf8.count
             case .update(.left(let id, _)): 1 + id.rawValue.utf8.count + 8
-            case .sync(_, _, let members): 1 + 2 + members.reduce(0) { $0 + encodedBytes($1) }
+            case .sync(_, _, let members): 1 + 2 + members.reduce(0) { $0 + 1 + 8 + nodeBytes($1.node, extended: extended) }
             }
         }
 
         static func addressBytes(_ address: Address) -> Int { 1 + address.host.utf8.count + 2 }
 
-        static func nodeBytes(_ node: Node) -> Int {
+        static func nodeBytes(_ node: Node, extended: Bool) -> Int {
             1 + node.id.rawValue.utf8.count + addressBytes(node.gossip)
                 + 1 + (node.http.map(addressBytes) ?? 0) + 1 + (node.binary.map(addressBytes) ?? 0)
                 + 1 + (node.zone?.utf8.count ?? 0) + 8
+                + (extended ? 1 + (node.sqs.map { 2 + addressBytes($0) } ?? 0) : 0)
         }
 
         static func putU16(_ out: inout [UInt8], _ v: UInt16) { out += [UInt8(v >> 8), UInt8(v & 0xFF)] }
@@ -129,7 +165,7 @@ extension Gossip {
             putString(&out, a.host)
             putU16(&out, a.port)
         }
-        static func putNode(_ out: inout [UInt8], _ node: Node) {
+        static func putNode(_ out: inout [UInt8], _ node: Node, extended: Bool) {
             putString(&out, node.id.rawValue)
             putAddress(&out, node.gossip)
             for optional in [node.http, node.binary] {
@@ -142,6 +178,13 @@ extension Gossip {
             }
             putString(&out, node.zone ?? "")
             putU64(&out, node.startedAt)
+            guard extended else { return }
+            out.append(node.sqs == nil ? 0 : 1)
+            if let sqs = node.sqs {
+                out.append(NodeField.sqs.rawValue)
+                out.append(UInt8(addressBytes(sqs)))
+                putAddress(&out, sqs)
+            }
         }
 
         // MARK: Decoding
@@ -153,16 +196,17 @@ extension Gossip {
         /// Decodes one datagram. With the tag flag set, the last 32 bytes are the tag (checked by
         /// the caller, not here) and are not read as messages.
         /// - Returns: the packet; messages of unknown types are left out.
-        /// - Throws: ``GossipError`` — ``GossipError/Code/unsupportedVersion`` for another version
-        ///   or magic, ``GossipError/Code/malformedPacket`` for anything truncated, trailing,
+        /// - Throws: ``GossipError`` — ``GossipError/Code/unsupportedVersion`` for a version
+        ///   other than 1 and 2, ``GossipError/Code/malformedPacket`` for anything truncated, trailing,
         ///   out of range or not valid UTF-8.
         public static func decode(_ datagram: [UInt8]) throws(GossipError) -> Packet {
             guard datagram.count >= 4, datagram[0] == 0x54, datagram[1] == 0x47 else {
                 throw GossipError(.malformedPacket, "not a gossip packet (bad magic)")
             }
-            guard datagram[2] == version else {
-                throw GossipError(.unsupportedVersion, "gossip version \(datagram[2]) is not supported (this build speaks \(version))")
+            guard versions.contains(datagram[2]) else {
+                throw GossipError(.unsupportedVersion, "gossip version \(datagram[2]) is not supported (this build speaks \(versions.lowerBound)–\(versions.upperBound))")
             }
+            let extended = datagram[2] >= 2
             let flags = datagram[3]
             guard flags & ~1 == 0 else { throw GossipError(.malformedPacket, "unknown flags \(flags)") }
             var end = datagram.count
@@ -170,7 +214,7 @@ extension Gossip {
                 guard end >= 4 + tagBytes else { throw GossipError(.malformedPacket, "shorter than its tag") }
                 end -= tagBytes
             }
-            var reader = Reader(bytes: datagram, position: 4, end: end)
+            var reader = Reader(bytes: datagram, position: 4, end: end, extended: extended)
             let sender = try reader.nodeID()
             let count = Int(try reader.u8())
             guard count >= 1 else { throw GossipError(.malformedPacket, "a packet holds at least one message") }
@@ -180,7 +224,7 @@ extension Gossip {
                 let type = try reader.u8()
                 let length = Int(try reader.u16())
                 guard reader.remaining >= length else { throw GossipError(.malformedPacket, "message truncated") }
-                var body = Reader(bytes: datagram, position: reader.position, end: reader.position + length)
+                var body = Reader(bytes: datagram, position: reader.position, end: reader.position + length, extended: extended)
                 reader.position += length
                 guard let known = MessageType(rawValue: type) else { continue }
                 messages.append(try decodeBody(known, &body))
@@ -229,6 +273,8 @@ extension Gossip {
             let bytes: [UInt8]
             var position: Int
             let end: Int
+            /// Node records end with extension fields (version 2).
+            let extended: Bool
             var remaining: Int { end - position }
 
             mutating func take(_ n: Int) throws(GossipError) -> ArraySlice<UInt8> {
@@ -275,8 +321,30 @@ extension Gossip {
                 let id = try nodeID(), gossip = try address(), http = try optionalAddress(), binary = try optionalAddress()
                 let zone = try string()
                 guard zone.utf8.count <= 64 else { throw GossipError(.malformedPacket, "zone longer than 64 bytes") }
-                return Node(id: id, gossip: gossip, http: http, binary: binary, zone: zone.isEmpty ? nil : zone,
-                            startedAt: try u64())
+                let startedAt = try u64()
+                var sqs: Address?
+                if extended {
+                    let count = Int(try u8())
+                    var seen = Set<UInt8>()
+                    for _ in 0..<count {
+                        let key = try u8()
+                        let length = Int(try u8())
+                        guard seen.insert(key).inserted else { throw GossipError(.malformedPacket, "node field \(key) repeated") }
+                        guard let field = NodeField(rawValue: key) else {
+                            _ = try take(length)  // a field of a later build
+                            continue
+                        }
+                        guard remaining >= length else { throw GossipError(.malformedPacket, "node field truncated") }
+                        var value = Reader(bytes: bytes, position: position, end: position + length, extended: extended)
+                        position += length
+                        switch field {
+                        case .sqs: sqs = try value.address()
+                        }
+                        guard value.remaining == 0 else { throw GossipError(.malformedPacket, "trailing bytes in node field \(key)") }
+                    }
+                }
+                return Node(id: id, gossip: gossip, http: http, binary: binary, sqs: sqs, zone: zone.isEmpty ? nil : zone,
+                            startedAt: startedAt)
             }
         }
     }

@@ -90,17 +90,22 @@ extension Gossip {
         public var http: Address?
         /// Its binary protocol, if it serves one.
         public var binary: Address?
+        /// Its SQS-compatible endpoint (`--sqs`), if it serves one: where a follower forwards
+        /// the SQS requests it receives when this node leads (decision 137). Carried from
+        /// gossip format version 2 on (`docs/gossip.md`).
+        public var sqs: Address?
         /// Its failure domain (rack, availability zone), at most 64 bytes; nil: none given.
         public var zone: String?
         /// When the process started, in milliseconds since 1970 (wall clock of that node).
         public var startedAt: UInt64
 
-        public init(id: NodeID, gossip: Address, http: Address? = nil, binary: Address? = nil, zone: String? = nil,
-                    startedAt: UInt64 = 0) {
+        public init(id: NodeID, gossip: Address, http: Address? = nil, binary: Address? = nil, sqs: Address? = nil,
+                    zone: String? = nil, startedAt: UInt64 = 0) {
             self.id = id
             self.gossip = gossip
             self.http = http
             self.binary = binary
+            self.sqs = sqs
             self.zone = zone
             self.startedAt = startedAt
         }

@@ -8,16 +8,25 @@ import TernCore
 /// of a dead-letter queue to a destination at most `MaxNumberOfMessagesPerSecond` per second,
 /// asynchronously; ListMessageMoveTasks reports progress; CancelMessageMoveTask stops it.
 ///
-/// Tasks live in memory (a restart ends running tasks; moved messages stay moved). At most one
-/// task runs per source queue and the last ``keptPerSource`` finished tasks are kept per source,
-/// so the memory is bounded by the number of queues.
+/// A task's record is replicated state (decision 139): a JSON list in the source queue's
+/// metadata (attribute ``key``, newest last, at most ``keptPerSource``: one active task and the
+/// last finished ones), changed by `update_queue_metadata` commands with a revision check, so
+/// every replica has it and it goes with its queue. The moving runs on the node that serves
+/// (the leader): it records its progress after each batch, and a node that starts serving —
+/// a new leader, or a node restarting — resumes every task recorded as running
+/// (``resume(broker:)``). A resumed task may move again the messages of the batch in flight
+/// when the old leader died (at-least-once, as any receive, send, delete sequence).
 final class MessageMoveTasks: Sendable {
     static let keptPerSource = 10
     /// The rate when the client gives none, in messages per second (SQS picks a "system
     /// optimized" rate; Tern's is its own figure).
     static let defaultRate = 500
+    /// The metadata attribute of the source queue that holds its tasks.
+    static let key = SQSEndpoint.internalPrefix + "move_tasks"
+    /// The longest failure reason kept, in characters.
+    static let maxReasonCharacters = 256
 
-    struct MoveTask: Sendable {
+    struct MoveTask: Sendable, Equatable {
         var id: String
         var source: QueueName
         var sourceArn: String
@@ -25,88 +34,201 @@ final class MessageMoveTasks: Sendable {
         var destination: QueueName?
         var destinationArn: String?
         var rate: Int?
+        /// `RUNNING`, `CANCELLING`, `CANCELLED`, `COMPLETED` or `FAILED`.
         var status = "RUNNING"
         var moved = 0
         var toMove: Int
+        /// When it started, in ms since 1970.
         var started: UInt64
         var failureReason: String?
         var handle: String
+
+        var isActive: Bool { status == "RUNNING" || status == "CANCELLING" }
+
+        var json: SQSOutput {
+            var members: [(name: String, value: SQSOutput)] = [
+                ("id", .string(id)), ("sourceArn", .string(sourceArn)), ("status", .string(status)), ("moved", .int(moved)),
+                ("toMove", .int(toMove)), ("started", .int(Int(started))), ("handle", .string(handle)),
+            ]
+            if let destination { members.append(("destination", .string(destination.rawValue))) }
+            if let destinationArn { members.append(("destinationArn", .string(destinationArn))) }
+            if let rate { members.append(("rate", .int(rate))) }
+            if let failureReason { members.append(("failureReason", .string(failureReason))) }
+            return .structure(members)
+        }
+
+        init(id: String, source: QueueName, sourceArn: String, destination: QueueName?, destinationArn: String?, rate: Int?,
+             toMove: Int, started: UInt64, handle: String) {
+            self.id = id
+            self.source = source
+            self.sourceArn = sourceArn
+            self.destination = destination
+            self.destinationArn = destinationArn
+            self.rate = rate
+            self.toMove = toMove
+            self.started = started
+            self.handle = handle
+        }
+
+        /// A record as ``json`` wrote it; nil when it is not one.
+        init?(source: QueueName, _ value: SQSValue) {
+            func string(_ key: String) -> String? { if case .string(let text)? = value[key] { text } else { nil } }
+            func int(_ key: String) -> Int? { if case .number(let text)? = value[key] { Int(text) } else { nil } }
+            guard let id = string("id"), let sourceArn = string("sourceArn"), let status = string("status"),
+                  let moved = int("moved"), let toMove = int("toMove"), let started = int("started"), let handle = string("handle")
+            else { return nil }
+            self.init(id: id, source: source, sourceArn: sourceArn, destination: string("destination").flatMap { try? QueueName($0) },
+                      destinationArn: string("destinationArn"), rate: int("rate"), toMove: toMove, started: UInt64(max(0, started)),
+                      handle: handle)
+            self.status = status
+            self.moved = moved
+            self.failureReason = string("failureReason")
+        }
     }
 
-    private let state = Mutex<[String: [MoveTask]]>([:])  // source name → tasks, newest last
+    /// Ids of the tasks this process is moving now.
+    private let local = Mutex<Set<String>>([])
     private let logger: Logger
 
     init(logger: Logger) { self.logger = logger }
 
-    func running(source: QueueName) -> MoveTask? {
-        state.withLock { $0[source.rawValue]?.last(where: { $0.status == "RUNNING" || $0.status == "CANCELLING" }) }
+    /// The tasks recorded in `metadata` of `source`, oldest first (unreadable records skipped).
+    static func decode(_ metadata: QueueMetadata?, source: QueueName) -> [MoveTask] {
+        guard let text = metadata?.attributes[key], case .list(let items)? = try? JSON.parse(Array(text.utf8)) else { return [] }
+        return items.compactMap { MoveTask(source: source, $0) }
     }
 
-    func tasks(source: QueueName) -> [MoveTask] { state.withLock { $0[source.rawValue] ?? [] } }
+    static func encode(_ tasks: [MoveTask]) -> String {
+        String(decoding: JSON.serialize(.list(tasks.map(\.json), member: "member")), as: UTF8.self)
+    }
 
-    func add(_ task: MoveTask) {
-        state.withLock { all in
-            var list = all[task.source.rawValue] ?? []
-            list.append(task)
-            if list.count > Self.keptPerSource, let index = list.firstIndex(where: { $0.status != "RUNNING" && $0.status != "CANCELLING" }) {
-                list.remove(at: index)
+    /// The tasks of `source`, oldest first.
+    /// - Throws: ``TernError`` `QueueNotFound`.
+    func tasks(source: QueueName, broker: Broker) throws -> [MoveTask] {
+        Self.decode(try broker.describeQueueWithMetadata(source).metadata, source: source)
+    }
+
+    /// Records `task` as the source's running task, dropping the oldest finished one past
+    /// ``keptPerSource``.
+    /// - Throws: `UnsupportedOperation` when a task of the source is active; ``TernError`` as
+    ///   ``Broker/modifyQueueMetadata(_:lastModified:_:)``.
+    func add(_ task: MoveTask, broker: Broker) async throws {
+        try await broker.modifyQueueMetadata(task.source) { _, _, attributes in
+            var list = Self.decode(QueueMetadata(attributes: attributes), source: task.source)
+            if list.contains(where: \.isActive) {
+                throw SQSError(.unsupportedOperation, "There is already a task running. Only one active task is allowed for a source queue arn at a given time.")
             }
-            all[task.source.rawValue] = list
+            list.append(task)
+            while list.count > Self.keptPerSource, let index = list.firstIndex(where: { !$0.isActive }) { list.remove(at: index) }
+            attributes[Self.key] = Self.encode(list)
         }
     }
 
-    func update(_ source: QueueName, _ id: String, _ change: (inout MoveTask) -> Void) {
-        state.withLock { all in
-            guard var list = all[source.rawValue], let index = list.firstIndex(where: { $0.id == id }) else { return }
-            change(&list[index])
-            all[source.rawValue] = list
+    /// Changes the record of task `id` of `source` with `change` (re-read and retried on a
+    /// concurrent change).
+    /// - Returns: the record after the change; nil when there is no such task.
+    /// - Throws: what `change` throws; ``TernError`` as ``Broker/modifyQueueMetadata(_:lastModified:_:)``.
+    @discardableResult
+    func update(_ source: QueueName, _ id: String, broker: Broker,
+                _ change: (inout MoveTask) throws -> Void) async throws -> MoveTask? {
+        var updated: MoveTask?
+        try await broker.modifyQueueMetadata(source) { _, _, attributes in
+            var list = Self.decode(QueueMetadata(attributes: attributes), source: source)
+            guard let index = list.firstIndex(where: { $0.id == id }) else { updated = nil; return }
+            try change(&list[index])
+            updated = list[index]
+            attributes[Self.key] = Self.encode(list)
+        }
+        return updated
+    }
+
+    /// Starts moving every task recorded as active that this process does not move yet: at
+    /// start-up and whenever this node starts to serve (a new leader). Errors are logged.
+    func resume(broker: Broker) {
+        guard let queues = try? broker.listQueues() else { return }
+        for queue in queues {
+            guard let tasks = try? self.tasks(source: queue.name, broker: broker) else { continue }
+            for task in tasks where task.isActive { start(task, broker: broker) }
         }
     }
 
-    func task(handle: String) -> MoveTask? {
-        state.withLock { all in all.values.lazy.flatMap { $0 }.first { $0.handle == handle } }
+    /// Moves `task` in the background unless this process already does.
+    func start(_ task: MoveTask, broker: Broker) {
+        guard local.withLock({ $0.insert(task.id).inserted }) else { return }
+        logger.info("message move task running", metadata: ["tern.queue": "\(task.source)", "tern.sqs.task": "\(task.id)",
+                                                            "tern.sqs.moved": "\(task.moved)"])
+        Task {
+            await self.run(task, broker: broker)
+            _ = self.local.withLock { $0.remove(task.id) }
+        }
+    }
+
+    /// Whether `error` means this node stopped serving (another node leads now and resumes
+    /// the task), so that the task must not be marked failed.
+    static func isLeadershipLoss(_ error: any Error) -> Bool {
+        guard let error = error as? TernError else { return false }
+        return error.code == .notLeader || error.code == .unavailable
     }
 
     /// Runs `task` until the source is drained of the messages it held at the start, the task
-    /// is cancelled, or a failure stops it.
+    /// is cancelled, a failure stops it (recorded `FAILED`), or this node stops serving.
     func run(_ task: MoveTask, broker: Broker) async {
-        let rate = task.rate ?? Self.defaultRate
-        let clock = ContinuousClock()
-        var windowStart = clock.now
-        var inWindow = 0
-        var moved = 0
-        while moved < task.toMove {
-            if self.tasks(source: task.source).first(where: { $0.id == task.id })?.status == "CANCELLING" {
-                update(task.source, task.id) { $0.status = "CANCELLED" }
-                return
-            }
-            // Rate limit: at most `rate` messages per one-second window.
-            if inWindow >= rate {
-                let next = windowStart.advanced(by: .seconds(1))
-                if next > clock.now { try? await Task<Never, Never>.sleep(until: next, clock: clock) }
-                windowStart = clock.now
-                inWindow = 0
-            }
-            let batch = min(10, rate - inWindow, task.toMove - moved)
-            do {
-                let received = try await broker.receive(task.source, maxMessages: batch, visibilityTimeout: 60)
-                if received.isEmpty { break }
-                let outgoing = received.map { OutgoingMessage(body: $0.body, priority: $0.priority, attributes: $0.attributes) }
-                _ = try await broker.send(task.destination!, outgoing)
-                _ = try await broker.acknowledge(task.source, receiptHandles: received.map(\.receiptHandle))
-                moved += received.count
-                inWindow += received.count
-                update(task.source, task.id) { $0.moved = moved }
-            } catch {
-                logger.warning("message move task failed", metadata: ["tern.queue": "\(task.source)", "tern.error": "\(error)"])
-                update(task.source, task.id) {
-                    $0.status = "FAILED"
-                    $0.failureReason = "\(error)"
+        let source = task.source, id = task.id
+        do {
+            guard let destination = task.destination else {
+                // Several source queues: each message goes back to its own (the broker's redrive,
+                // one transaction per chunk, not rate-limited).
+                let moved = try await broker.redrive(source)
+                try await update(source, id, broker: broker) {
+                    $0.moved += moved
+                    $0.status = $0.status == "CANCELLING" ? "CANCELLED" : "COMPLETED"
                 }
                 return
             }
+            let rate = task.rate ?? Self.defaultRate
+            let clock = ContinuousClock()
+            var windowStart = clock.now
+            var inWindow = 0
+            var moved = task.moved
+            while moved < task.toMove {
+                let current = try tasks(source: source, broker: broker).first { $0.id == id }
+                guard let current, current.isActive else { return }  // gone with its queue, or finished elsewhere
+                if current.status == "CANCELLING" {
+                    try await update(source, id, broker: broker) { $0.status = "CANCELLED" }
+                    return
+                }
+                // Rate limit: at most `rate` messages per one-second window.
+                if inWindow >= rate {
+                    let next = windowStart.advanced(by: .seconds(1))
+                    if next > clock.now { try? await Task<Never, Never>.sleep(until: next, clock: clock) }
+                    windowStart = clock.now
+                    inWindow = 0
+                }
+                let batch = min(10, rate - inWindow, task.toMove - moved)
+                let received = try await broker.receive(source, maxMessages: batch, visibilityTimeout: 60)
+                if received.isEmpty { break }
+                let outgoing = received.map { OutgoingMessage(body: $0.body, priority: $0.priority, attributes: $0.attributes) }
+                _ = try await broker.send(destination, outgoing)
+                _ = try await broker.acknowledge(source, receiptHandles: received.map(\.receiptHandle))
+                moved += received.count
+                inWindow += received.count
+                let count = moved
+                try await update(source, id, broker: broker) { $0.moved = count }
+            }
+            try await update(source, id, broker: broker) { $0.status = $0.status == "CANCELLING" ? "CANCELLED" : "COMPLETED" }
+        } catch where Self.isLeadershipLoss(error) {
+            logger.info("message move task paused: this node stopped serving; the leader resumes it",
+                        metadata: ["tern.queue": "\(source)", "tern.sqs.task": "\(id)", "tern.error": "\(error)"])
+        } catch let error as TernError where error.code == .queueNotFound {
+            return  // the source queue was deleted, and its tasks with it
+        } catch {
+            logger.warning("message move task failed", metadata: ["tern.queue": "\(source)", "tern.error": "\(error)"])
+            let reason = String("\(error)".prefix(Self.maxReasonCharacters))
+            _ = try? await update(source, id, broker: broker) {
+                $0.status = "FAILED"
+                $0.failureReason = reason
+            }
         }
-        update(task.source, task.id) { $0.status = "COMPLETED" }
     }
 }
 
@@ -141,39 +263,20 @@ extension SQSEndpoint {
         } else if origins.count == 1 {
             destination = origins[0].name
         }
-        if moveTasks.running(source: source.name) != nil {
-            throw SQSError(.unsupportedOperation, "There is already a task running. Only one active task is allowed for a source queue arn at a given time.")
-        }
         let id = UUID().uuidString.lowercased()
-        let handle = Data(String(decoding: JSON.serialize(.structure([("taskId", .string(id)), ("sourceArn", .string(sourceArn))])),
-                                 as: UTF8.self).utf8).base64EncodedString()
+        let handle = Self.taskHandle(id: id, sourceArn: sourceArn)
         let task = MessageMoveTasks.MoveTask(
             id: id, source: source.name, sourceArn: sourceArn, destination: destination, destinationArn: destinationArn, rate: rate,
             toMove: Int(source.counts.total), started: nowMilliseconds, handle: handle)
-        moveTasks.add(task)
-        let broker = self.broker
-        let tasks = moveTasks
-        if destination == nil {
-            // Several source queues: each message goes back to its own (the broker's redrive,
-            // one transaction per chunk, not rate-limited).
-            Task {
-                do {
-                    let moved = try await broker.redrive(source.name)
-                    tasks.update(source.name, id) {
-                        $0.moved = moved
-                        $0.status = "COMPLETED"
-                    }
-                } catch {
-                    tasks.update(source.name, id) {
-                        $0.status = "FAILED"
-                        $0.failureReason = "\(error)"
-                    }
-                }
-            }
-        } else {
-            Task { await tasks.run(task, broker: broker) }
-        }
+        try await moveTasks.add(task, broker: broker)
+        moveTasks.start(task, broker: broker)
         return .structure([("TaskHandle", .string(handle))])
+    }
+
+    /// A task's handle: base64 of `{"taskId": …, "sourceArn": …}` (it names its source queue,
+    /// where the task's record is).
+    static func taskHandle(id: String, sourceArn: String) -> String {
+        Data(JSON.serialize(.structure([("taskId", .string(id)), ("sourceArn", .string(sourceArn))]))).base64EncodedString()
     }
 
     func listMessageMoveTasks(_ p: Parameters) throws -> SQSOutput {
@@ -183,7 +286,7 @@ extension SQSEndpoint {
         guard (1...10).contains(maxResults) else {
             throw SQSError.invalidValue(String(maxResults), parameter: "MaxResults", reason: "must be between 1 and 10.")
         }
-        let tasks = moveTasks.tasks(source: source.name).reversed().prefix(maxResults)
+        let tasks = try moveTasks.tasks(source: source.name, broker: broker).reversed().prefix(maxResults)
         let results: [SQSOutput] = tasks.map { task in
             var members: [(name: String, value: SQSOutput)] = []
             if task.status == "RUNNING" { members.append(("TaskHandle", .string(task.handle))) }
@@ -202,13 +305,30 @@ extension SQSEndpoint {
 
     func cancelMessageMoveTask(_ p: Parameters) async throws -> SQSOutput {
         let handle = try p.requiredString("TaskHandle")
-        guard let task = moveTasks.task(handle: handle) else {
-            throw SQSError(.resourceNotFound, "Task does not exist.")
+        let missing = SQSError(.resourceNotFound, "Task does not exist.")
+        guard let data = Data(base64Encoded: handle), let value = try? JSON.parse(Array(data)),
+              case .string(let id)? = value["taskId"], case .string(let sourceArn)? = value["sourceArn"],
+              let source = try? queueName(arn: sourceArn, orElse: missing)
+        else { throw missing }
+        let found: MessageMoveTasks.MoveTask?
+        do {
+            found = try await moveTasks.update(source, id, broker: broker) { task in
+                guard task.status == "RUNNING" else {
+                    throw SQSError(.unsupportedOperation, "Only a RUNNING task can be cancelled; this one is \(task.status).")
+                }
+                task.status = "CANCELLING"
+            }
+        } catch let error as TernError where error.code == .queueNotFound {
+            throw missing
         }
-        guard task.status == "RUNNING" else {
-            throw SQSError(.unsupportedOperation, "Only a RUNNING task can be cancelled; this one is \(task.status).")
-        }
-        moveTasks.update(task.source, task.id) { $0.status = "CANCELLING" }
+        guard let task = found else { throw missing }
         return .structure([("ApproximateNumberOfMessagesMoved", .int(task.moved))])
+    }
+
+    /// Resumes the message-move tasks recorded as running that no task of this process moves:
+    /// call it when the node starts and whenever it starts to serve (in a cluster: becomes the
+    /// leader). Reads each queue's metadata once.
+    public func resumeMessageMoveTasks() {
+        moveTasks.resume(broker: broker)
     }
 }

@@ -85,6 +85,8 @@ enum QueryProtocol {
     /// - Throws: ``SQSError`` `InvalidParameterValue` when a name is used both as a value and
     ///   as a prefix, or a list index is not a positive integer.
     static func fold(_ pairs: [(String, String)]) throws(SQSError) -> SQSValue {
+        // No parameters (besides Action): an empty structure, which a queue URL's path may fill.
+        guard !pairs.isEmpty else { return .object([:]) }
         let root = Node()
         for (key, value) in pairs {
             var node = root

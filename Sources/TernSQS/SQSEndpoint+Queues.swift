@@ -17,6 +17,11 @@ extension SQSEndpoint {
     ]
     /// Attributes only FIFO queues have.
     static let fifoAttributes: Set<String> = ["FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"]
+    /// The prefix of metadata attributes the endpoint keeps for itself (never reported as
+    /// queue attributes): its replicated state besides tags and attributes (decision 139).
+    static let internalPrefix = "tern.sqs."
+    /// When the last PurgeQueue started, in ms since 1970 (SQS's 60-second purge window).
+    static let purgedAtKey = internalPrefix + "purged_at"
     /// Attributes kept in ``QueueMetadata`` (the broker does not model them).
     static let storedAttributes: Set<String> = [
         "Policy", "ReceiveMessageWaitTimeSeconds", "RedriveAllowPolicy", "KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds",
@@ -208,7 +213,7 @@ extension SQSEndpoint {
             out["DeduplicationScope"] = "queue"
             out["FifoThroughputLimit"] = "perQueue"
         }
-        for (key, value) in metadata?.attributes ?? [:] { out[key] = value }
+        for (key, value) in metadata?.attributes ?? [:] where !key.hasPrefix(Self.internalPrefix) { out[key] = value }
         return out
     }
 
@@ -234,7 +239,6 @@ extension SQSEndpoint {
         var change = try validate(requested, for: name, creating: true)
         if name.isFIFO { change.patch.fifo = true }
         let tags = try validateTags(try p.stringMap("tags") ?? p.stringMap("Tags") ?? [:], existing: [:], queue: name)
-        let now = nowMilliseconds
         if let existing = try? broker.describeQueueWithMetadata(name) {
             let current = attributes(of: existing.info, existing.metadata)
             for (key, value) in change.normalized.sorted(by: { $0.key < $1.key }) where (current[key] ?? defaultText(key)) != value {
@@ -242,11 +246,7 @@ extension SQSEndpoint {
             }
             return .structure([("QueueUrl", .string(url(of: name, caller)))])
         }
-        let deletedAt = recent.withLock { state -> UInt64? in
-            state.prune(now: now)
-            return state.deleted[name.rawValue]
-        }
-        if deletedAt != nil {
+        if try broker.deletedRecently(name) != nil {
             throw SQSError(.queueDeletedRecently, "You must wait 60 seconds after deleting a queue before you can create another with the same name.")
         }
         // SQS's default retention (4 days) for queues created over SQS; Tern's API keeps its 7.
@@ -307,11 +307,13 @@ extension SQSEndpoint {
     func deleteQueue(_ p: Parameters) async throws {
         let name = try queueName(p.requiredString("QueueUrl"))
         try await broker.deleteQueue(name)
-        let now = nowMilliseconds
-        recent.withLock { state in
-            state.prune(now: now)
-            state.deleted[name.rawValue] = now
-            state.purged[name.rawValue] = nil
+        // SQS's 60 s before the name may be re-created: replicated broker state (decision 139).
+        // A failure here leaves the queue deleted and the name free sooner; it is not the
+        // client's failure.
+        do {
+            try await broker.noteDeletedQueue(name, keepMilliseconds: SQS.recentWindowMilliseconds)
+        } catch {
+            logger.warning("the deleted queue's name was not remembered", metadata: ["tern.queue": "\(name)", "tern.error": "\(error)"])
         }
     }
 
@@ -339,20 +341,26 @@ extension SQSEndpoint {
         }
     }
 
+    /// Purges the queue, once per 60 s (SQS). The window is the queue's replicated metadata
+    /// (``purgedAtKey``, decision 139), so a new leader keeps it; it is written after the purge
+    /// applied, so a purge that failed never closes it (two purges racing may both run).
     func purgeQueue(_ p: Parameters) async throws {
-        let (info, _) = try lookUp(p)
+        let (info, meta) = try lookUp(p)
         let now = nowMilliseconds
-        let inProgress = recent.withLock { state -> Bool in
-            state.prune(now: now)
-            if state.purged[info.name.rawValue] != nil { return true }
-            state.purged[info.name.rawValue] = now
-            return false
-        }
-        if inProgress {
+        if let text = meta?.attributes[Self.purgedAtKey], let at = UInt64(text), now < at + SQS.recentWindowMilliseconds {
             throw SQSError(.purgeQueueInProgress,
                            "Only one PurgeQueue operation on \(info.name) is allowed every 60 seconds.")
         }
         _ = try await broker.purgeQueue(info.name)
+        // The purge applied: a failure to remember it only opens the window sooner.
+        do {
+            try await broker.modifyQueueMetadata(info.name) { queue, _, attributes in
+                guard queue.info.createdAt == info.createdAt else { return }  // deleted meanwhile: nothing to remember
+                attributes[Self.purgedAtKey] = String(now)
+            }
+        } catch {
+            logger.warning("the purge was not remembered", metadata: ["tern.queue": "\(info.name)", "tern.error": "\(error)"])
+        }
     }
 
     // MARK: Tags

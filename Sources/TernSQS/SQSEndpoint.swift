@@ -1,9 +1,8 @@
 import Foundation
 public import Logging
-import Synchronization
 public import TernBroker
 import TernCore
-import TernServer
+public import TernServer
 public import TernStorage
 
 /// The SQS-compatible endpoint: existing code written for Amazon SQS (boto3, awscli, the AWS
@@ -22,27 +21,20 @@ public final class SQSEndpoint: Sendable {
     let settings: SQS.Settings
     let authenticator: Authenticator
     let logger: Logger
-    let recent = Mutex(RecentActions())
     let moveTasks: MessageMoveTasks
+    /// This node's part in a cluster: requests go to the data group's leader (decision 136);
+    /// nil = the node runs alone and serves every request itself.
+    let cluster: ClusterNode?
 
-    /// In-memory, bounded memory of recent deletes and purges (SQS's 60-second rules).
-    struct RecentActions: Sendable {
-        /// Queue name → when it was deleted, in ms; entries older than 60 s are pruned.
-        var deleted: [String: UInt64] = [:]
-        /// Queue name → when a purge started, in ms.
-        var purged: [String: UInt64] = [:]
-
-        mutating func prune(now: UInt64) {
-            deleted = deleted.filter { now < $0.value + SQS.recentWindowMilliseconds }
-            purged = purged.filter { now < $0.value + SQS.recentWindowMilliseconds }
-        }
-    }
 
     /// - Parameters:
     ///   - storage: the broker's storage (queue metadata is broker state since decision 110;
     ///     kept for source compatibility).
-    public init(broker: Broker, storage: Storage, settings: SQS.Settings, logger: Logger) {
+    ///   - cluster: in a cluster, this node's part (its broker is `broker`): the leader serves
+    ///     every request, the others forward them to the leader's SQS endpoint.
+    public init(broker: Broker, storage: Storage, settings: SQS.Settings, cluster: ClusterNode? = nil, logger: Logger) {
         self.broker = broker
+        self.cluster = cluster
         self.settings = settings
         self.authenticator = Authenticator(settings: settings.auth)
         self.logger = logger

@@ -98,6 +98,8 @@ public struct SQSError: Error, Sendable, CustomStringConvertible {
         case .storageFull: return SQSError(.overLimit, error.message)
         case .conflict: return SQSError(.invalidParameterValue, error.message)
         case .unavailable: return SQSError(.serviceUnavailable, error.message)
+        // Leadership moved while the request was served: nothing was applied.
+        case .notLeader: return SQSError(.serviceUnavailable, error.message + "; retry")
         case .unauthorized: return SQSError(.invalidClientTokenId, error.message)
         case .forbidden: return SQSError(.accessDenied, error.message)
         default: return SQSError(.internalFailure, "We encountered an internal error. Please try again.")

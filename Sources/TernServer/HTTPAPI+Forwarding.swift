@@ -2,12 +2,12 @@ import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import Hummingbird
-import NIOCore
+public import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
-import TernCore
-import TernGossip
+public import TernCore
+public import TernGossip
 
 /// Forwarding of HTTP requests in a cluster (issue 11, "any node serves any request"): a
 /// request for queues, topics, producers or transactions that reaches a node which does not
@@ -77,11 +77,131 @@ struct ClusterForwardingMiddleware<Context: RequestContext>: RouterMiddleware {
             if let from = request.headers[Self.forwardedHeader] {
                 throw TernError(.unavailable, "forwarded by \(from) to \(node.nodeID), which does not lead the data group now (leader: \(leader)); retry")
             }
-            node.countForwarded()
             return try await forward(request, to: address, leader: leader)
         }
     }
 
+    private func forward(_ request: Request, to address: TernGossipAddress, leader: String) async throws -> Response {
+        let body = try await request.body.collect(upTo: maxRequestBytes)
+        let answer = try await node.forward(
+            ClusterNode.ForwardedRequest(method: request.method.rawValue, target: request.uri.description,
+                                         headers: request.headers.map { ($0.name.canonicalName, $0.value) }, body: body),
+            to: address, leader: leader)
+        var headers = HTTPFields()
+        for (name, value) in answer.headers {
+            guard let fieldName = HTTPField.Name(name) else { continue }
+            headers.append(HTTPField(name: fieldName, value: value))
+        }
+        return Response(status: .init(code: answer.status), headers: headers, body: .init(byteBuffer: answer.body))
+    }
+}
+
+extension ClusterNode {
+    /// A request to relay to the leader: what a listener received, as it received it.
+    public struct ForwardedRequest: Sendable {
+        /// `GET`, `POST`…
+        public var method: String
+        /// The request target: the path as sent (percent-encoded) and `?query` when present.
+        public var target: String
+        /// Every header field as received (names in any case); hop-by-hop fields are dropped
+        /// when it is sent on.
+        public var headers: [(String, String)]
+        public var body: ByteBuffer
+        /// Whether the `Host` field goes to the leader unchanged (the SQS endpoint: SigV4 signs
+        /// it, and queue URLs are built from it); otherwise the leader's address replaces it.
+        public var keepsHost: Bool
+
+        public init(method: String, target: String, headers: [(String, String)], body: ByteBuffer, keepsHost: Bool = false) {
+            self.method = method
+            self.target = target
+            self.headers = headers
+            self.body = body
+            self.keepsHost = keepsHost
+        }
+    }
+
+    /// The leader's answer to a forwarded request, hop-by-hop fields removed.
+    public struct ForwardedAnswer: Sendable {
+        public var status: Int
+        public var headers: [(String, String)]
+        public var body: ByteBuffer
+    }
+
+    /// Sends `request` to the leader at `address` (HTTP or HTTPS as the nodes serve), marked
+    /// `Tern-Forwarded-By: <this node>` so that the leader never forwards it again, and returns
+    /// its answer, waiting up to 35 s (longer than the longest long poll). Counted in the
+    /// forwarded-requests metric. Used by Tern's HTTP API (``ClusterForwardingMiddleware``)
+    /// and the SQS endpoint (decision 136).
+    /// - Parameters:
+    ///   - address: the leader's listener (HTTP API or SQS, from gossip).
+    ///   - leader: its node id, for error messages.
+    /// - Returns: the answer, at most 512 MiB.
+    /// - Throws: ``TernError`` `Unavailable` — "the request was not applied" when no connection
+    ///   to the leader opened (refused, connect timeout of 500 ms), "may or may not have been
+    ///   applied" when it broke after the request was sent (decision 97).
+    public func forward(_ request: ForwardedRequest, to address: Gossip.Address, leader: String) async throws(TernError) -> ForwardedAnswer {
+        typealias Forwarding = ClusterForwardingMiddleware<BasicRequestContext>
+        countForwarded()
+        let host = address.host.contains(":") ? "[\(address.host)]" : address.host
+        var outgoing = HTTPClientRequest(url: "\(forwarding.scheme)://\(host):\(address.port)\(request.target)")
+        outgoing.method = HTTPMethod(rawValue: request.method)
+        for (name, value) in request.headers {
+            let lowered = name.lowercased()
+            guard !Forwarding.hopByHop.contains(lowered) || (lowered == "host" && request.keepsHost) else { continue }
+            outgoing.headers.add(name: name, value: value)
+        }
+        outgoing.headers.add(name: Forwarding.forwardedHeader.canonicalName, value: nodeID)
+        if request.body.readableBytes > 0 || ["POST", "PUT", "PATCH"].contains(request.method) {
+            outgoing.body = .bytes(request.body)
+        }
+        let answer: HTTPClientResponse
+        do {
+            answer = try await forwarding.client.execute(outgoing, timeout: Forwarding.timeout)
+        } catch where Forwarding.isConnectFailure(error) {
+            // No connection to the leader was made: the request was never sent.
+            throw TernError(.unavailable, "the leader \(leader) could not be reached (\(error)); the request was not applied; retry")
+        } catch {
+            // The leader went away mid-request: whether it applied the request is unknown.
+            throw TernError(.unavailable, "forwarding to the leader \(leader) failed (\(error)); the request may or may not have been applied; retry")
+        }
+        let bytes: ByteBuffer
+        do {
+            bytes = try await answer.body.collect(upTo: Forwarding.maxResponseBytes)
+        } catch {
+            throw TernError(.unavailable, "the answer of the leader \(leader) broke off (\(error)); the request may or may not have been applied; retry")
+        }
+        var headers = [(String, String)]()
+        for (name, value) in answer.headers where !Forwarding.hopByHop.contains(name.lowercased()) {
+            headers.append((name, value))
+        }
+        return ForwardedAnswer(status: Int(answer.status.code), headers: headers, body: bytes)
+    }
+
+    /// The Raft term of the data group as this node sees it now (the term it leads in, when it
+    /// serves), for the `Tern-Term` header of served answers.
+    public var servingTerm: UInt64 { data.group.status.term }
+
+    /// Where an SQS request goes now: as ``route(http:)``, but a forward names the leader's
+    /// SQS endpoint, which it announces in gossip (``Gossip/Node/sqs``).
+    /// - Returns: `.unavailable` also when the leader serves no SQS endpoint (configure `--sqs`
+    ///   on every node) or gossip has not told its address yet.
+    public func routeSQS() -> Route {
+        switch route(http: true) {
+        case .local: return .local
+        case .unavailable(let reason): return .unavailable(reason)
+        case .forward(let leader, _):
+            guard let member = member(leader) else {
+                return .unavailable("the data group's leader \(leader) is not known to gossip yet; retry")
+            }
+            guard let sqs = member.node.sqs else {
+                return .unavailable("the data group's leader \(leader) serves no SQS endpoint (start every node with --sqs); retry")
+            }
+            return .forward(leader: leader, address: sqs)
+        }
+    }
+}
+
+extension ClusterForwardingMiddleware {
     /// Whether `error` means the connection to the leader never opened (refused, unreachable,
     /// timed out while connecting), so that nothing of the request reached it.
     static func isConnectFailure(_ error: any Error) -> Bool {
@@ -94,36 +214,6 @@ struct ClusterForwardingMiddleware<Context: RequestContext>: RouterMiddleware {
         return false
     }
 
-    private func forward(_ request: Request, to address: TernGossipAddress, leader: String) async throws -> Response {
-        let host = address.host.contains(":") ? "[\(address.host)]" : address.host
-        var outgoing = HTTPClientRequest(url: "\(node.forwarding.scheme)://\(host):\(address.port)\(request.uri.description)")
-        outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
-        for field in request.headers where !Self.hopByHop.contains(field.name.canonicalName.lowercased()) {
-            outgoing.headers.add(name: field.name.canonicalName, value: field.value)
-        }
-        outgoing.headers.add(name: Self.forwardedHeader.canonicalName, value: node.nodeID)
-        let body = try await request.body.collect(upTo: maxRequestBytes)
-        if body.readableBytes > 0 || ["POST", "PUT", "PATCH"].contains(request.method.rawValue) {
-            outgoing.body = .bytes(body)
-        }
-        let answer: HTTPClientResponse
-        do {
-            answer = try await node.forwarding.client.execute(outgoing, timeout: Self.timeout)
-        } catch where Self.isConnectFailure(error) {
-            // No connection to the leader was made: the request was never sent.
-            throw TernError(.unavailable, "the leader \(leader) could not be reached (\(error)); the request was not applied; retry")
-        } catch {
-            // The leader went away mid-request: whether it applied the request is unknown.
-            throw TernError(.unavailable, "forwarding to the leader \(leader) failed (\(error)); the request may or may not have been applied; retry")
-        }
-        let bytes = try await answer.body.collect(upTo: Self.maxResponseBytes)
-        var headers = HTTPFields()
-        for (name, value) in answer.headers {
-            guard let fieldName = HTTPField.Name(name), !Self.hopByHop.contains(name.lowercased()) else { continue }
-            headers.append(HTTPField(name: fieldName, value: value))
-        }
-        return Response(status: .init(code: Int(answer.status.code)), headers: headers, body: .init(byteBuffer: bytes))
-    }
 }
 
 typealias TernGossipAddress = Gossip.Address

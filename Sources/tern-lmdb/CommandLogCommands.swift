@@ -91,6 +91,7 @@ struct CommandSummary {
         case .setStorageLimit(let bytes): detail = bytes.map { "\($0) bytes" } ?? "no limit"
         case .createOrUpdateQueue, .createOrUpdateTopic: detail = "attributes"
         case .deleteQueue, .deleteTopic, .purgeQueue: detail = ""
+        case .noteDeletedQueue(_, let keep): detail = "kept \(keep) ms"
         case .updateQueueMetadata(_, let patch):
             let changes = patch.tags.sorted { $0.key < $1.key }.map { "tag \($0.key)" + ($0.value == nil ? " removed" : " set") }
                 + patch.attributes.sorted { $0.key < $1.key }.map { "\($0.key)" + ($0.value == nil ? " removed" : " set") }

@@ -247,9 +247,10 @@ struct Configuration: Equatable {
         guard Set(alertRules.map(\.name)).count == alertRules.count else { throw ConfigurationError("alerts.rules names must be unique") }
         try cluster.validate()
         if cluster.replicates {
-            // Step one of the cluster (docs/cluster.md): the SQS front end still writes outside
-            // the replicated commands.
-            if sqs.listen != nil { throw ConfigurationError("the SQS endpoint is not supported together with controllers yet") }
+            // Followers forward SQS requests to the leader's SQS endpoint, found in gossip.
+            if let listen = sqs.listen, let address = parseAddress(listen), address.1 == 0 {
+                throw ConfigurationError("with controllers the SQS listener needs a fixed port (the others forward SQS requests to it), got \(listen)")
+            }
             guard let binary = parseAddress(binary), binary.1 != 0 else {
                 throw ConfigurationError("with controllers the binary listener needs a fixed port (the others send replication to it), got \(binary)")
             }

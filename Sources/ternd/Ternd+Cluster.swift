@@ -72,7 +72,11 @@ extension Ternd {
         // Validated by Configuration.validate: these parse.
         let http = parseAddress(configuration.http).flatMap { Gossip.Address(host: advertised($0.0, gossip: address), port: UInt16($0.1)) }
         let binary = parseAddress(configuration.binary).flatMap { $0.1 == 0 ? nil : Gossip.Address(host: advertised($0.0, gossip: address), port: UInt16($0.1)) }
-        let node = Gossip.Node(id: id, gossip: address, http: http, binary: binary, zone: cluster.zone,
+        // The SQS endpoint, where followers forward SQS requests when this node leads (decision 137).
+        let sqs = configuration.sqs.listen.flatMap(parseAddress).flatMap {
+            $0.1 == 0 ? nil : Gossip.Address(host: advertised($0.0, gossip: address), port: UInt16($0.1))
+        }
+        let node = Gossip.Node(id: id, gossip: address, http: http, binary: binary, sqs: sqs, zone: cluster.zone,
                                startedAt: UInt64(Date().timeIntervalSince1970 * 1000))
         var settings = GossipService.Settings(bind: address)
         settings.seeds = cluster.seeds.compactMap(Gossip.Address.init(parsing:))

@@ -297,9 +297,9 @@ struct Ternd: AsyncParsableCommand {
         var trimSettings = MemoryTrimmer.Settings()
         trimSettings.interval = Configuration.duration(configuration.memoryTrimInterval)
         services.insert(.init(service: MemoryTrimmer(settings: trimSettings, logger: logger)), at: 0)
-        if let sqsApp = try sqsApplication(configuration, broker: broker, storage: storage, tls: tls, metrics: metrics, logger: logger) {
-            services.append(.init(service: sqsApp))
-        }
+        let sqs = try sqsApplication(configuration, broker: broker, storage: storage, cluster: cluster?.node, tls: tls,
+                                     metrics: metrics, logger: logger)
+        if let sqs { services.append(.init(service: sqs.service)) }
         // Gossip stops first: the node leaves (members see "left") while it still serves.
         if let gossip { services.append(.init(service: gossip)) }
         if let cluster, configuration.cluster.replaceAfter > 0 {
@@ -333,8 +333,23 @@ struct Ternd: AsyncParsableCommand {
                 }
             }
         }
+        // Message-move tasks are replicated state (decision 139): the node that serves moves
+        // them, so each time this node starts to serve it resumes those recorded as running.
+        let clusterNode = cluster?.node
+        let moveTasks = sqs.map { sqs in
+            Task {
+                var serving = false
+                while !Task.isCancelled {
+                    let now = clusterNode?.data.group.status.isServing ?? true
+                    if now && !serving { sqs.endpoint.resumeMessageMoveTasks() }
+                    serving = now
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
+        }
         try await group.run()
         quota?.cancel()
+        moveTasks?.cancel()
         if let cluster {
             cluster.node.data.stop()
             await cluster.links.shutdown()
@@ -375,9 +390,10 @@ enum DescriptorLimit {
 
 extension Ternd {
     /// The SQS-compatible listener (`--sqs`), nil when not configured. Without authentication
-    /// it accepts any signature, and says so in the log.
-    func sqsApplication(_ configuration: Configuration, broker: Broker, storage: Storage, tls: TLSSettings?, metrics: TernMetrics?,
-                        logger: Logger) throws -> (any Service)? {
+    /// it accepts any signature, and says so in the log. In a cluster (`cluster`) it serves
+    /// requests when this node leads and forwards them to the leader otherwise (decision 136).
+    func sqsApplication(_ configuration: Configuration, broker: Broker, storage: Storage, cluster: ClusterNode?, tls: TLSSettings?,
+                        metrics: TernMetrics?, logger: Logger) throws -> (service: any Service, endpoint: SQSEndpoint)? {
         guard let listen = configuration.sqs.listen, let (host, port) = parseAddress(listen) else { return nil }
         var settings = SQS.Settings()
         settings.accountID = configuration.sqs.accountID
@@ -385,15 +401,16 @@ extension Ternd {
         settings.advertisedBaseURL = configuration.sqs.advertisedURL
         settings.maxRequestBytes = min(configuration.maxRequestBytes, settings.maxRequestBytes)
         settings.auth = configuration.auth
-        let endpoint = SQSEndpoint(broker: broker, storage: storage, settings: settings, logger: logger)
+        let endpoint = SQSEndpoint(broker: broker, storage: storage, settings: settings, cluster: cluster, logger: logger)
         logger.info("sqs endpoint starting", metadata: [
             "tern.sqs": "\(listen)", "tern.sqs.account_id": "\(settings.accountID)", "tern.sqs.region": "\(settings.region)",
             "tern.sqs.signatures": "\(settings.auth.enabled ? "SigV4 required (access key id = token name)" : "not checked: authentication is off, any signature is accepted")",
         ])
-        return Application(
+        let service = Application(
             responder: endpoint.responder(),
             server: try HTTPAPI.serverBuilder(tls: tls, metrics: nil),
             configuration: .init(address: .hostname(host, port: port), serverName: "ternd-sqs"),
             logger: logger)
+        return (service, endpoint)
     }
 }

@@ -86,10 +86,10 @@ enum CommandSamples {
     /// The kinds version 1 of the codec knew: the first entries of ``everyKind(_:attributes:)``
     /// (the records of `Fixtures/commands-v1.hex`).
     static let version1Kinds = 22
-    /// The kinds the records of `Fixtures/commands-v2.hex` cover (version 2's, through tag 24).
-    static let version2Kinds = 24
+    /// The kinds the records of `Fixtures/commands-v2.hex` cover (version 2's, through tag 27).
+    static let version2Kinds = 27
 
-    /// One command of every kind (26): the first 22 in ``Command`` case order, kinds added later
+    /// One command of every kind (27): the first 22 in ``Command`` case order, kinds added later
     /// appended at the end, so the seeded values of the earlier ones (and the fixture records
     /// made from them) stay the same; `attributes: false` gives messages as version 1 of the
     /// codec could carry them.
@@ -134,6 +134,7 @@ enum CommandSamples {
             .updateQueueMetadata(name(&random), metadataPatch(&random)),
             .setStorageLimit(bytes: optional(&random) { $0.next() % (1 << 40) }),
             .purgeQueue(name(&random)),
+            .noteDeletedQueue(name(&random), keepMilliseconds: random.next() % 86_400_001),
         ]
     }
 }

@@ -28,6 +28,28 @@ import TernTestKit
         #expect(try fixture.broker.describeQueueWithMetadata(name).metadata == QueueMetadata(), "a re-created queue starts without")
     }
 
+    /// Recently deleted names (decision 139): remembered for the time the command gives, across
+    /// a restart and in the state dump; names whose time ended are dropped by the next note;
+    /// a time past one day is refused.
+    @Test func deletedQueueNames_areRemembered_forTheirTime_only() async throws {
+        let fixture = try await BrokerFixture(commandLogBytes: 1 << 20)
+        let (jobs, mail) = (try QueueName("jobs"), try QueueName("mail"))
+        try await fixture.broker.noteDeletedQueue(jobs, keepMilliseconds: 60_000)
+        let deletedAt = fixture.clock.now
+        fixture.clock.advance(bySeconds: 30)
+        try await fixture.reopen()
+        #expect(try fixture.broker.deletedRecently(jobs) == deletedAt)
+        #expect(try fixture.broker.deletedRecently(mail) == nil)
+        #expect(try StateDump.lines(storage: fixture.storage).contains { $0.contains(#""type":"deleted_queue_name""#) && $0.contains("jobs") })
+        fixture.clock.advance(bySeconds: 31)
+        #expect(try fixture.broker.deletedRecently(jobs) == nil, "its 60 s are over")
+        try await fixture.broker.noteDeletedQueue(mail, keepMilliseconds: 1000)
+        let lines = try StateDump.lines(storage: fixture.storage).filter { $0.contains(#""type":"deleted_queue_name""#) }
+        #expect(lines.count == 1 && lines[0].contains("mail"), "the note dropped the name whose time ended: \(lines)")
+        await #expect { try await fixture.broker.noteDeletedQueue(mail, keepMilliseconds: DeletedQueueNames.maxKeepMilliseconds + 1) }
+            throws: { ($0 as? TernError)?.code == .invalidParameter }
+    }
+
     @Test func aStaleRevision_isAConflict_andChangesNothing() async throws {
         let fixture = try await BrokerFixture()
         try await fixture.createQueue("jobs")

@@ -5,6 +5,10 @@ import TernTestKit
 @Suite struct CodecTests {
     static let node = Gossip.Node(id: "n1", gossip: .init(host: "127.0.0.1", port: 7946), http: .init(host: "127.0.0.1", port: 7080),
                                   binary: nil, zone: "z", startedAt: 0x0102)
+    /// A node with an SQS endpoint: its records need format version 2.
+    static let sqsNode = Gossip.Node(id: "n2", gossip: .init(host: "127.0.0.1", port: 7947), http: .init(host: "127.0.0.1", port: 7081),
+                                     binary: .init(host: "127.0.0.1", port: 7082), sqs: .init(host: "127.0.0.1", port: 9324),
+                                     startedAt: 0x0304)
 
     /// Every message type, once.
     static let everyMessage: [Gossip.Message] = [
@@ -14,13 +18,29 @@ import TernTestKit
         .update(.alive(node, incarnation: 3)), .update(.suspect("n2", incarnation: 4, source: "n1")),
         .update(.dead("n2", incarnation: 5, source: "n3")), .update(.left("n4", incarnation: 6)),
         .sync(replyWanted: true, join: true, members: [.init(node: node, state: .suspect, incarnation: 9)]),
+        .update(.alive(sqsNode, incarnation: 4)),
+        .sync(replyWanted: false, join: false, members: [.init(node: node, state: .alive, incarnation: 1),
+                                                         .init(node: sqsNode, state: .alive, incarnation: 2)]),
     ]
+
+    /// Node records in a message (each one byte smaller in a version-1 packet than
+    /// ``Gossip/Codec/encodedBytes(_:)-(Message)`` counts).
+    static func nodeRecords(_ message: Gossip.Message) -> Int {
+        switch message {
+        case .update(.alive): 1
+        case .sync(_, _, let members): members.count
+        default: 0
+        }
+    }
 
     @Test func everyMessage_roundTrips() throws {
         for message in Self.everyMessage {
             let packet = Gossip.Packet(sender: "n1", messages: [message])
             let bytes = Gossip.Codec.encode(packet)
-            #expect(bytes.count == Gossip.Codec.headerBytes(sender: "n1") + Gossip.Codec.encodedBytes(message))
+            let version = Gossip.Codec.version(of: packet)
+            #expect(bytes[2] == version)
+            #expect(bytes.count == Gossip.Codec.headerBytes(sender: "n1") + Gossip.Codec.encodedBytes(message)
+                    - (version == 1 ? Self.nodeRecords(message) : 0))
             #expect(try Gossip.Codec.decode(bytes) == packet)
         }
         let compound = Gossip.Packet(sender: "n1", messages: Self.everyMessage)
@@ -41,6 +61,62 @@ import TernTestKit
             54 47 01 01 01 61 01
             05 00 19 00 00 00 00 00 00 00 01 01 61 01 68 1f 0a 00 00 00 00 00 00 00 00 00 00 05
             """))
+    }
+
+    /// Packets without an SQS address stay version 1 (readable by builds before version 2);
+    /// one node record with it makes the whole packet version 2, and every record in it then
+    /// carries an extension count.
+    @Test func version_isOneUnlessANodeRecordHasAnExtensionField() throws {
+        let plain = Gossip.Packet(sender: "n1", messages: [.update(.alive(Self.node, incarnation: 1)), .ping(sequence: 1, target: "n2")])
+        #expect(Gossip.Codec.encode(plain)[2] == 1)
+        let mixed = Gossip.Packet(sender: "n1", messages: [.update(.alive(Self.node, incarnation: 1)),
+                                                           .update(.alive(Self.sqsNode, incarnation: 1))])
+        let bytes = Gossip.Codec.encode(mixed)
+        #expect(bytes[2] == 2)
+        let decoded = try Gossip.Codec.decode(bytes)
+        #expect(decoded == mixed)
+        guard case .update(.alive(let node, _)) = decoded.messages[1] else { Issue.record("not an alive"); return }
+        #expect(node.sqs == Gossip.Address(host: "127.0.0.1", port: 9324))
+    }
+
+    /// The version-2 dump in docs/gossip.md; a field of a later build (an unknown key) is
+    /// skipped, a repeated key or a field whose value overruns it is rejected.
+    @Test func versionTwo_nodeFields() throws {
+        let node = Gossip.Node(id: "a", gossip: .init(host: "h", port: 7946), sqs: .init(host: "h", port: 9324), startedAt: 5)
+        let alive = Gossip.Packet(sender: "a", messages: [.update(.alive(node, incarnation: 1))])
+        let bytes = Gossip.Codec.encode(alive)
+        #expect(bytes == hex("""
+            54 47 02 00 01 61 01
+            05 00 20 00 00 00 00 00 00 00 01 01 61 01 68 1f 0a 00 00 00 00 00 00 00 00 00 00 05
+            01 01 04 01 68 24 6c
+            """))
+        // A second field of a later build (key 9, two bytes) after the SQS address: skipped.
+        var later = bytes
+        later[later.count - 7] = 2
+        later += [0x09, 0x02, 0xAA, 0xBB]
+        later[9] = 0x24
+        #expect(try Gossip.Codec.decode(later) == alive)
+        // The SQS key twice.
+        var repeated = bytes
+        repeated[repeated.count - 7] = 2
+        repeated += [0x01, 0x04, 0x01, 0x68, 0x24, 0x6C]
+        repeated[9] = 0x26
+        #expect { try Gossip.Codec.decode(repeated) } throws: { ($0 as? GossipError)?.code == .malformedPacket }
+        // A field length that overruns the message.
+        var overrun = bytes
+        overrun[overrun.count - 5] = 0x09
+        #expect { try Gossip.Codec.decode(overrun) } throws: { ($0 as? GossipError)?.code == .malformedPacket }
+        // A value longer than the address it holds.
+        var long = bytes
+        long[long.count - 5] = 0x05
+        long.append(0x00)
+        long[9] = 0x21
+        #expect { try Gossip.Codec.decode(long) } throws: { ($0 as? GossipError)?.code == .malformedPacket }
+        // The same node in a version-1 packet (as a build before version 2 sends it) has no SQS address.
+        var old = Gossip.Codec.encode(Gossip.Packet(sender: "a", messages: [.update(.alive(Gossip.Node(id: "a", gossip: .init(host: "h", port: 7946), startedAt: 5), incarnation: 1))]))
+        #expect(old[2] == 1)
+        old[2] = 2  // without the extension count it is truncated as version 2
+        #expect(throws: GossipError.self) { try Gossip.Codec.decode(old) }
     }
 
     @Test func tag_isExcludedFromTheMessages() throws {
@@ -64,7 +140,8 @@ import TernTestKit
         let cases: [([UInt8], GossipError.Code)] = [
             ([], .malformedPacket),
             (Array("GET / HTTP/1.1".utf8), .malformedPacket),
-            ([0x54, 0x47, 0x02, 0x00] + good.dropFirst(4), .unsupportedVersion),
+            ([0x54, 0x47, 0x03, 0x00] + good.dropFirst(4), .unsupportedVersion),
+            ([0x54, 0x47, 0x00, 0x00] + good.dropFirst(4), .unsupportedVersion),
             ([0x54, 0x47, 0x01, 0x04] + good.dropFirst(4), .malformedPacket),  // unknown flag
             (Array(good.dropLast()), .malformedPacket),                       // truncated
             (good + [0], .malformedPacket),                                   // trailing byte
@@ -98,7 +175,7 @@ import TernTestKit
             var bytes: [UInt8]
             if i % 5 == 0 {
                 bytes = random.bytes(count: Int.random(in: 0..<300, using: &random))
-                if i % 10 == 0 && bytes.count > 3 { bytes[0] = 0x54; bytes[1] = 0x47; bytes[2] = 1; bytes[3] &= 1 }
+                if i % 10 == 0 && bytes.count > 3 { bytes[0] = 0x54; bytes[1] = 0x47; bytes[2] = UInt8(i % 20 == 0 ? 2 : 1); bytes[3] &= 1 }
             } else {
                 bytes = corpus[Int.random(in: 0..<corpus.count, using: &random)]
                 for _ in 0..<Int.random(in: 1...4, using: &random) {

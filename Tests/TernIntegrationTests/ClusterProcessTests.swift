@@ -48,8 +48,11 @@ extension IntegrationTests {
         /// cluster address, HTTP on every address (the test uses the client one). `spares` more
         /// nodes (`node-(count+1)`…, last in the result) start with the same seeds and
         /// controllers without being one: they hold nothing until added (decision 126).
+        /// `nodeArguments` gives node `i` arguments of its own (listeners on ports of its own);
+        /// `headers` go with the probes for a leader (a token when authentication is on).
         static func startCluster(_ root: TemporaryDirectory, count: Int = 3, spares: Int = 0, namespaces: NetworkNamespaces? = nil,
-                                 arguments: [String] = []) async throws -> [Node] {
+                                 arguments: [String] = [], nodeArguments: (Int) throws -> [String] = { _ in [] },
+                                 headers: [(String, String)] = []) async throws -> [Node] {
             let total = count + spares
             let ids = (1...total).map { "node-\($0)" }
             let controllers = ids.prefix(count).joined(separator: ",")
@@ -63,28 +66,30 @@ extension IntegrationTests {
                     dataDirectory: root.appending("\(ids[index])/data"), logFile: root.appending("\(ids[index]).log"),
                     port: namespaces == nil ? nil : 7080,
                     extraArguments: ["--node-id", ids[index], "--gossip", "\(hosts[index]):\(gossipPorts[index])", "--seeds", seeds,
-                                     "--binary", "\(hosts[index]):\(binaryPorts[index])", "--controllers", controllers] + arguments,
+                                     "--binary", "\(hosts[index]):\(binaryPorts[index])", "--controllers", controllers] + arguments
+                                     + nodeArguments(index),
                     httpHost: namespaces == nil ? "127.0.0.1" : "0.0.0.0",
                     clientHost: namespaces?.clientAddress(index) ?? "127.0.0.1",
                     launcher: namespaces?.launcher(index) ?? [])
                 nodes.append(Node(id: ids[index], process: process, binaryPort: binaryPorts[index]))
             }
             for node in nodes { try await node.process.start() }
-            _ = try await leader(of: Array(nodes.prefix(count)))
+            _ = try await leader(of: Array(nodes.prefix(count)), headers: headers)
             return nodes
         }
 
         /// The node that leads now, as the nodes report in `GET /cluster`, once that node
-        /// itself says it leads (polls up to 60 s).
-        static func leader(of nodes: [Node], excluding excluded: Set<String> = []) async throws -> Node {
+        /// itself says it leads (polls up to 60 s). `headers` go with each probe (a token when
+        /// authentication is on).
+        static func leader(of nodes: [Node], excluding excluded: Set<String> = [], headers: [(String, String)] = []) async throws -> Node {
             let deadline = ContinuousClock.now + .seconds(60)
             while ContinuousClock.now < deadline {
                 for node in nodes where !excluded.contains(node.id) {
-                    guard let answer = try? await call(.GET, node.process.baseURL + "/cluster", timeout: 2), answer.status == 200,
+                    guard let answer = try? await call(.GET, node.process.baseURL + "/cluster", headers: headers, timeout: 2), answer.status == 200,
                           let controller = answer.json["controller"] as? [String: Any], let leader = controller["leader"] as? String,
                           !excluded.contains(leader), let candidate = nodes.first(where: { $0.id == leader }) else { continue }
                     // Ask it to serve a write-free data route: it answers only once it serves.
-                    if let probe = try? await call(.GET, candidate.process.baseURL + "/queues", timeout: 2), probe.status == 200,
+                    if let probe = try? await call(.GET, candidate.process.baseURL + "/queues", headers: headers, timeout: 2), probe.status == 200,
                        probe.servedBy == leader {
                         return candidate
                     }

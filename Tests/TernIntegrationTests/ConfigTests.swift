@@ -71,6 +71,8 @@ extension IntegrationTests {
             ("cluster:\n  gossip: 0.0.0.0:7946\n", "gossip must name an address the other nodes can reach"),
             ("cluster:\n  seeds: [127.0.0.1:7946]\n", "seeds need a gossip address"),
             ("cluster:\n  gossip: 127.0.0.1:7946\n  node_id: \"a b\"\n", "node_id must be"),
+            ("binary: 127.0.0.1:7081\nsqs:\n  listen: 127.0.0.1:0\ncluster:\n  node_id: n1\n  gossip: 127.0.0.1:7946\n  controllers: [n1]\n",
+             "the SQS listener needs a fixed port"),
         ])
         func invalidConfiguration_exitsWithAMessageNamingTheSetting(text: String, message: String) async throws {
             let root = try TemporaryDirectory(prefix: "tern-config")

@@ -48,10 +48,11 @@ final class EndpointFixture: @unchecked Sendable {
     }
 
     /// A JSON-protocol call; returns status, the `x-amzn-query-error` header and the parsed body.
-    func call(_ action: String, _ body: String, headers: [String: String] = [:]) async -> (Int, String?, SQSValue) {
+    /// - Parameter via: another endpoint over the same broker (a new leader's front end).
+    func call(_ action: String, _ body: String, headers: [String: String] = [:], via: SQSEndpoint? = nil) async -> (Int, String?, SQSValue) {
         var all = ["x-amz-target": "AmazonSQS." + action, "content-type": "application/x-amz-json-1.0", "host": "localhost:9324"]
         all.merge(headers) { $1 }
-        let reply = await endpoint.handle(.init(method: "POST", path: "/", headers: all, body: Array(body.utf8)))
+        let reply = await (via ?? endpoint).handle(.init(method: "POST", path: "/", headers: all, body: Array(body.utf8)))
         let value = (try? JSON.parse(reply.body)) ?? .null
         return (reply.status, reply.headers.first { $0.0 == "x-amzn-query-error" }?.1, value)
     }
@@ -104,6 +105,93 @@ final class EndpointFixture: @unchecked Sendable {
         #expect(status == 200)
         let (_, _, fresh) = await f.call("ListQueueTags", #"{"QueueUrl":"\#(Self.url)"}"#)
         #expect(fresh["Tags"] == nil, "metadata of the deleted queue does not attach to the new one")
+    }
+
+    /// The purge window is queue metadata (decision 139): a new front end on the same state (a
+    /// restart here, a new leader in a cluster) keeps it; it is never reported as an attribute.
+    @Test func purgeWindow_isQueueMetadata_soANewFrontEndKeepsIt() async throws {
+        let f = try await EndpointFixture()
+        _ = await f.call("CreateQueue", #"{"QueueName":"q"}"#)
+        #expect(await f.call("PurgeQueue", #"{"QueueUrl":"\#(Self.url)"}"#).0 == 200)
+        try await f.reopen()
+        let (status, _, refused) = await f.call("PurgeQueue", #"{"QueueUrl":"\#(Self.url)"}"#)
+        #expect(status == 403 && refused["__type"] == .string("com.amazonaws.sqs#PurgeQueueInProgress"), "\(refused)")
+        let (_, _, attributes) = await f.call("GetQueueAttributes", #"{"QueueUrl":"\#(Self.url)","AttributeNames":["All"]}"#)
+        #expect(attributes["Attributes"]?.members?.keys.contains { $0.hasPrefix("tern.") } == false, "\(attributes)")
+        f.clock.advance(bySeconds: 61)
+        #expect(await f.call("PurgeQueue", #"{"QueueUrl":"\#(Self.url)"}"#).0 == 200)
+    }
+
+    /// Message-move tasks are queue metadata (decision 139): another front end over the same
+    /// state lists a task, refuses a second one, resumes a task nobody moves (its leader died),
+    /// and cancels one that a different front end moves.
+    @Test func moveTasks_areQueueMetadata_soAnotherFrontEndListsResumesAndCancelsThem() async throws {
+        let f = try await EndpointFixture()
+        let dlqArn = "arn:aws:sqs:us-east-1:000000000000:dlq"
+        _ = await f.call("CreateQueue", #"{"QueueName":"dlq"}"#)
+        let policy = #"{\"deadLetterTargetArn\":\"\#(dlqArn)\",\"maxReceiveCount\":3}"#
+        #expect(await f.call("CreateQueue", #"{"QueueName":"src","Attributes":{"RedrivePolicy":"\#(policy)"}}"#).0 == 200)
+        func fill(_ count: Int) async {
+            for i in 0..<count { _ = await f.call("SendMessage", #"{"QueueUrl":"http://localhost:9324/000000000000/dlq","MessageBody":"m\#(i)"}"#) }
+        }
+        func tasks(_ via: SQSEndpoint?) async -> [SQSValue] {
+            guard case .list(let results)? = await f.call("ListMessageMoveTasks", #"{"SourceArn":"\#(dlqArn)","MaxResults":10}"#, via: via).2["Results"] else { return [] }
+            return results
+        }
+        func waitFor(_ status: String, _ via: SQSEndpoint?) async throws -> SQSValue? {
+            for _ in 0..<200 {
+                if let first = await tasks(via).first, first["Status"] == .string(status) { return first }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            return nil
+        }
+        await fill(5)
+        // Recorded as running, moved by no one.
+        let handle = SQSEndpoint.taskHandle(id: "t1", sourceArn: dlqArn)
+        try await f.endpoint.moveTasks.add(.init(id: "t1", source: try QueueName("dlq"), sourceArn: dlqArn, destination: try QueueName("src"),
+                                                 destinationArn: nil, rate: nil, toMove: 5, started: 0, handle: handle), broker: f.broker)
+        let other = SQSEndpoint(broker: f.broker, storage: f.storage, settings: f.settings, logger: EndpointFixture.logger)
+        let listed = await tasks(other)
+        #expect(listed.count == 1 && listed.first?["Status"] == .string("RUNNING") && listed.first?["TaskHandle"] == .string(handle))
+        let (refused, _, _) = await f.call("StartMessageMoveTask", #"{"SourceArn":"\#(dlqArn)"}"#, via: other)
+        #expect(refused == 400, "one active task per source, whichever front end started it")
+        other.resumeMessageMoveTasks()
+        let completed = try await waitFor("COMPLETED", other)
+        #expect(completed?["ApproximateNumberOfMessagesMoved"] == .number("5"), "\(String(describing: completed))")
+        let (_, _, counts) = await f.call("GetQueueAttributes", #"{"QueueUrl":"http://localhost:9324/000000000000/src","AttributeNames":["ApproximateNumberOfMessages"]}"#)
+        #expect(counts["Attributes"]?["ApproximateNumberOfMessages"] == .string("5"))
+        // Started on one front end (one message a second), cancelled through the other.
+        await fill(5)
+        let (_, _, started) = await f.call("StartMessageMoveTask", #"{"SourceArn":"\#(dlqArn)","MaxNumberOfMessagesPerSecond":1}"#, via: other)
+        guard case .string(let running)? = started["TaskHandle"] else { Issue.record("\(started)"); return }
+        #expect(await f.call("CancelMessageMoveTask", #"{"TaskHandle":"\#(running)"}"#).0 == 200)
+        let cancelled = try await waitFor("CANCELLED", nil)
+        #expect(cancelled != nil, "the front end moving it saw the cancel in the metadata")
+        #expect(await tasks(nil).count == 2)
+        let (_, _, attributes) = await f.call("GetQueueAttributes", #"{"QueueUrl":"http://localhost:9324/000000000000/dlq","AttributeNames":["All"]}"#)
+        #expect(attributes["Attributes"]?.members?.keys.contains { $0.hasPrefix("tern.") } == false)
+    }
+
+    /// SQS's 60 s after DeleteQueue are broker state (decision 139): a new front end (a restart
+    /// here, a new leader in a cluster) refuses to re-create the name until they are over.
+    @Test func deleteWindow_isBrokerState_soANewFrontEndKeepsIt() async throws {
+        let f = try await EndpointFixture()
+        _ = await f.call("CreateQueue", #"{"QueueName":"q"}"#)
+        #expect(await f.call("DeleteQueue", #"{"QueueUrl":"\#(Self.url)"}"#).0 == 200)
+        try await f.reopen()
+        let (status, _, refused) = await f.call("CreateQueue", #"{"QueueName":"q"}"#)
+        #expect(status == 400 && refused["__type"] == .string("com.amazonaws.sqs#QueueDeletedRecently"), "\(refused)")
+        f.clock.advance(bySeconds: 61)
+        #expect(await f.call("CreateQueue", #"{"QueueName":"q"}"#).0 == 200)
+    }
+
+    /// A Query request whose only parameter is the queue URL's path (as an SDK that uses the
+    /// queue URL as its endpoint sends `ListQueueTags`).
+    @Test func queryRequest_withOnlyAnAction_namesTheQueueByItsPath() async throws {
+        let f = try await EndpointFixture()
+        _ = await f.call("CreateQueue", #"{"QueueName":"q","tags":{"team":"a"}}"#)
+        let (status, xml) = await f.query("Action=ListQueueTags", path: "/000000000000/q")
+        #expect(status == 200 && xml.contains("<Key>team</Key>"), "\(xml)")
     }
 
     /// Data directories written before decision 110 kept metadata in `sqs_queues`, keyed by
