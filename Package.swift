@@ -114,7 +114,7 @@ let package = Package(
         .target(
             name: "TernServer",
             dependencies: [
-                "TernCore", "TernStorage", "TernBroker", "TernWire", "TernGossip", "TernCluster", "TernReplication", "CMalloc",
+                "TernCore", "TernStorage", "TernBroker", "TernWire", "TernGossip", "TernCluster", "TernReplication", "TernMetadata", "CMalloc",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -73,6 +73,10 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         public var maxPendingProposals = 65_536
         /// When each replica compacts its own log (decision 116).
         public var compaction = Compaction()
+        /// Whether a leader promotes a learner to voter on its own once the learner's log
+        /// reaches the commit index (RabbitMQ's quorum queues do; etcd waits for
+        /// `member promote`). Default true (decision 126).
+        public var promoteLearners = true
 
         public init() {}
 
@@ -221,6 +225,10 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         public var learners: Set<Raft.NodeID>
         /// On the leader: each member's highest replicated index (the leader's own included).
         public var match: [Raft.NodeID: Raft.Index]
+        /// On the leader: the members that answered it within the last minimum election
+        /// timeout (itself included; what check-quorum counts): Raft's own view of who is
+        /// alive, which sees a death sooner than gossip does.
+        public var recentlyHeard: Set<Raft.NodeID> = []
         /// Whether this node leads and has applied its term's first entry (see
         /// ``Raft/Instance/termStartIndex``): it may serve reads and decide time.
         public var isServing: Bool
@@ -249,7 +257,9 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     private let installer: SnapshotInstaller?
     private let bootstrap: Raft.Configuration
     private let logger: Logger
-    private let names: [Raft.NodeID: String]
+    /// The string ids of members, by Raft id: the founding voters, and every name learned since
+    /// (``learn(name:)``: a member added later, one gossip reports).
+    private let names: Mutex<[Raft.NodeID: String]>
     private let state: Mutex<State>
     // Closures are kept in a struct, never as a Mutex's own value: `withLock`'s inout access to a
     // value of function type re-abstracts it on every call, wrapping the closure in two more
@@ -301,6 +311,14 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         var snapshotsInstalled = 0
         var snapshotInstallFailures = 0
         var snapshotBytesReceived: UInt64 = 0
+        /// Membership changes proposed here, by the index of their configuration entry.
+        var pendingChanges: [Raft.Index: PendingChange] = [:]
+    }
+
+    private struct PendingChange {
+        var term: Raft.Term
+        var deadline: ContinuousClock.Instant
+        var continuation: CheckedContinuation<Result<Raft.Configuration, TernError>, Never>
     }
 
     /// Opens the replica from what `storage` holds for `group` (a new replica starts empty).
@@ -330,7 +348,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         self.logger = logger
         var names: [Raft.NodeID: String] = [:]
         for voter in voters + [node] { names[RaftNodeID.of(voter)] = voter }
-        self.names = names
+        self.names = Mutex(names)
         let bootstrap = Raft.Configuration(voters: Set(voters.map(RaftNodeID.of)))
         self.bootstrap = bootstrap
         let (raft, sizes) = try Self.load(group: group, node: RaftNodeID.of(node), bootstrap: bootstrap, storage: storage,
@@ -371,7 +389,14 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     public var databaseNames: [String] { machine.databaseNames }
 
     /// The string id of a member (as given to `--node-id`), when known.
-    public func name(of node: Raft.NodeID) -> String? { names[node] }
+    public func name(of node: Raft.NodeID) -> String? { names.withLock { $0[node] } }
+
+    /// Remembers `name` as the string id of the member whose Raft id is
+    /// ``RaftNodeID/of(_:)`` of it (a node added to the group, or one gossip reports).
+    public func learn(name: String) {
+        let id = RaftNodeID.of(name)
+        names.withLock { if $0[id] == nil { $0[id] = name } }
+    }
 
     /// Calls `observer` on this node for every entry applied here, whoever proposed it (the
     /// broker wakes long polls and counts metrics with it).
@@ -396,13 +421,16 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     /// the writer still complete.
     public func stop() {
         ticker.withLock { $0?.source.cancel(); $0 = nil }
-        let pending = state.withLock { s in
+        let (pending, changes) = state.withLock { s in
             s.stopped = true
-            defer { s.pending.removeAll() }
-            return Array(s.pending.values)
+            defer { s.pending.removeAll(); s.pendingChanges.removeAll() }
+            return (Array(s.pending.values), Array(s.pendingChanges.values))
         }
         for p in pending {
             p.continuation.resume(returning: .failure(TernError(.unavailable, "the node is shutting down; the write may or may not have been applied")))
+        }
+        for c in changes {
+            c.continuation.resume(returning: .failure(TernError(.unavailable, "the node is shutting down; the membership change may or may not have been applied")))
         }
     }
 
@@ -424,18 +452,31 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     func tick() {
         let now = ContinuousClock.now
         var change: LeaderChange?
+        var expiredChanges: [PendingChange] = []
+        var promoted: Raft.NodeID?
         let expired: [Pending] = state.withLock { s in
             guard !s.stopped, !s.halted, !s.installing else { return [] }
             s.raft.tick()
             change = Self.observeRole(&s)
+            if settings.promoteLearners { promoted = Self.promoteCaughtUpLearner(&s) }
+            let lateChanges = s.pendingChanges.filter { $0.value.deadline <= now }
+            for key in lateChanges.keys { s.pendingChanges[key] = nil }
+            expiredChanges = Array(lateChanges.values)
             let late = s.pending.filter { $0.value.deadline <= now }
             for key in late.keys { s.pending[key] = nil }
             return Array(late.values)
         }
         if let change { log(change) }
+        if let promoted {
+            logger.info("promoting a caught-up learner to voter", metadata: ["tern.node": "\(name(of: promoted) ?? "\(promoted)")"])
+        }
         for p in expired {
             p.continuation.resume(returning: .failure(TernError(
                 .unavailable, "the write was not confirmed within \(settings.proposalTimeout); it may or may not have been applied")))
+        }
+        for c in expiredChanges {
+            c.continuation.resume(returning: .failure(TernError(
+                .unavailable, "the membership change was not confirmed within \(settings.proposalTimeout); it may or may not have been applied")))
         }
         pump()
     }
@@ -471,22 +512,75 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         return try result.get()
     }
 
+    /// Changes the group's membership by one server (Raft thesis, Ongaro 2014, §4.1 and §4.2.1:
+    /// a new server joins as a non-voting learner and votes once caught up), and waits until the
+    /// configuration entry is committed and applied here.
+    /// - Returns: the configuration the change committed.
+    /// - Throws: ``TernError``: `NotLeader` (nothing appended); `Unavailable` (another change or
+    ///   the leader's first entry is not yet committed: retry; or leadership was lost, the
+    ///   timeout passed, or the node is stopping: the outcome is unknown); `Conflict` (the change
+    ///   does not apply to the configuration: already a member, not a member, the last voter,
+    ///   or a learner not yet caught up).
+    public func changeMembership(_ change: Raft.ConfigurationChange) async throws(TernError) -> Raft.Configuration {
+        let result: Result<Raft.Configuration, TernError> = await withCheckedContinuation { continuation in
+            let refusal = state.withLock { s -> TernError? in
+                if s.stopped || s.halted { return TernError(.unavailable, "replica of group \(group) is not running") }
+                do throws(ReplicationError) {
+                    let index = try s.raft.proposeConfigurationChange(change)
+                    s.pendingChanges[index] = PendingChange(term: s.raft.term, deadline: .now + settings.proposalTimeout,
+                                                            continuation: continuation)
+                    return nil
+                } catch {
+                    return self.translate(error)
+                }
+            }
+            if let refusal {
+                continuation.resume(returning: .failure(refusal))
+            } else {
+                pump()
+            }
+        }
+        return try result.get()
+    }
+
+    /// On a leader with no membership change in flight: proposes the promotion of the first
+    /// learner (by id) whose log reached the commit index, and returns it.
+    private static func promoteCaughtUpLearner(_ s: inout State) -> Raft.NodeID? {
+        guard s.raft.role == .leader, !s.raft.configuration.learners.isEmpty else { return nil }
+        let commit = s.raft.commitIndex
+        for learner in s.raft.configuration.learners.sorted() {
+            guard let match = s.raft.replicationProgress(of: learner)?.match, match >= commit else { continue }
+            do throws(ReplicationError) {
+                _ = try s.raft.proposeConfigurationChange(.promote(learner))
+                return learner
+            } catch {
+                return nil  // a change is in flight, or the leader's first entry is not committed
+            }
+        }
+        return nil
+    }
+
     /// The replica's Raft state now.
     public var status: Status {
         state.withLock { s in
             var match: [Raft.NodeID: Raft.Index] = [:]
+            var heard: Set<Raft.NodeID> = []
             if s.raft.role == .leader {
+                let window = UInt64(settings.raft.electionTimeoutMinTicks)
                 for member in s.raft.configuration.members {
                     if let progress = s.raft.replicationProgress(of: member) { match[member] = progress.match }
+                    if let ticks = s.raft.ticksSinceContact(with: member), ticks <= window { heard.insert(member) }
                 }
             }
-            return Status(group: group, node: node, role: s.raft.role, term: s.raft.term, leader: s.raft.leader,
+            var status = Status(group: group, node: node, role: s.raft.role, term: s.raft.term, leader: s.raft.leader,
                           commitIndex: s.raft.commitIndex, appliedIndex: s.raft.appliedIndex, lastIndex: s.raft.lastIndex,
                           voters: s.raft.configuration.voters, learners: s.raft.configuration.learners, match: match,
                           isServing: s.raft.role == .leader && s.raft.appliedIndex >= s.raft.termStartIndex && !s.halted
                             && !s.installing,
                           halted: s.halted, snapshotIndex: s.raft.snapshotIndex, entriesInMemory: s.raft.entries.count,
                           installingSnapshot: s.installing)
+            status.recentlyHeard = heard
+            return status
         }
     }
 
@@ -524,7 +618,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     private func log(_ change: LeaderChange) {
         observers.withLock { $0.leader }?()
         logger.info("raft leader changed", metadata: [
-            "tern.leader": "\(change.leader.map { names[$0] ?? "\($0)" } ?? "none")", "tern.term": "\(change.term)",
+            "tern.leader": "\(change.leader.map { name(of: $0) ?? "\($0)" } ?? "none")", "tern.term": "\(change.term)",
         ])
     }
 
@@ -543,7 +637,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     private func translate(_ error: ReplicationError) -> TernError {
         switch error.code {
         case .notLeader:
-            let hint = error.leaderHint.map { names[$0] ?? "\($0)" }
+            let hint = error.leaderHint.map { name(of: $0) ?? "\($0)" }
             return TernError(.notLeader, hint.map { "this node does not lead group \(group); the leader is \($0)" }
                              ?? "this node does not lead group \(group); no leader is known now")
         case .uncommittedLimit:
@@ -723,6 +817,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     /// answers their proposals, and compacts the log when due.
     private func applied(_ committed: [Raft.Entry], outputs: [Raft.Index: Result<Machine.Output?, any Error>]) {
         var answers: [(Pending, Result<Machine.Output, TernError>)] = []
+        var changes: [(PendingChange, Result<Raft.Configuration, TernError>)] = []
         var failure: (any Error)?
         for entry in committed {
             guard let result = outputs[entry.index] else { continue }
@@ -744,6 +839,16 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
                 compactIfDue(&s)
             }
             for entry in committed {
+                guard let change = s.pendingChanges.removeValue(forKey: entry.index) else { continue }
+                if change.term != entry.term || entry.kind != .configuration {
+                    changes.append((change, .failure(TernError(.unavailable, "a new leader replaced the membership change before it committed; it was not applied"))))
+                } else if let configuration = try? Raft.Codec.decodeConfiguration(entry.payload) {
+                    changes.append((change, .success(configuration)))
+                } else {
+                    changes.append((change, .success(s.raft.configuration)))
+                }
+            }
+            for entry in committed {
                 guard let pending = s.pending.removeValue(forKey: entry.index) else { continue }
                 guard pending.term == entry.term else {
                     answers.append((pending, .failure(TernError(.unavailable, "a new leader replaced the write before it committed; it was not applied"))))
@@ -762,6 +867,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
             if case .success = answer { latency?(now - pending.proposed) }
             pending.continuation.resume(returning: answer)
         }
+        for (change, answer) in changes { change.continuation.resume(returning: answer) }
         if let failure {
             halt("cannot apply a committed entry: \(failure)")
             return
@@ -802,7 +908,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         let meta = snapshot.metadata
         logger.info("installing snapshot", metadata: [
             "tern.snapshot_index": "\(meta.index)", "tern.snapshot_term": "\(meta.term)",
-            "tern.from": "\(preferred.first.map { names[$0] ?? "\($0)" } ?? "none")",
+            "tern.from": "\(preferred.first.map { name(of: $0) ?? "\($0)" } ?? "none")",
         ])
         Task.detached { [self] in
             var failures = 0
@@ -829,7 +935,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
                     failures += 1
                     state.withLock { $0.snapshotInstallFailures += 1 }
                     logger.warning("snapshot install failed; retrying", metadata: [
-                        "tern.from": "\(names[peer] ?? "\(peer)")", "tern.error": "\(error)", "tern.attempt": "\(failures)",
+                        "tern.from": "\(name(of: peer) ?? "\(peer)")", "tern.error": "\(error)", "tern.attempt": "\(failures)",
                     ])
                     let wait = min(installer.retryBackoff * (1 << min(failures - 1, 10)), .seconds(5))
                     try? await Task.sleep(for: wait)

@@ -124,6 +124,9 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     /// A node-to-node frame (`PeerHello`, `RaftBatch`) reached a node that does not run in a
     /// cluster (started without `--node-id`/`--controllers`); nothing was changed.
     public static let notInCluster = ErrorCode("NotInCluster", 409, 159)
+    /// A membership change named a node that gossip does not know alive (to add it) or that is
+    /// not a member of the group (to remove it); nothing was changed.
+    public static let nodeNotFound = ErrorCode("NodeNotFound", 404, 160)
 
     /// Every registered code, for documentation and tests.
     public static let all: [ErrorCode] = [
@@ -135,7 +138,7 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         .unknownProducer, .invalidTransaction,
         .topicNotFound, .memberNotFound, .offsetOutOfRange, .staleGeneration,
         .unauthorized, .forbidden, .crossOriginRequest, .hostNotAllowed,
-        .notInCluster,
+        .notInCluster, .nodeNotFound,
     ]
 }
 

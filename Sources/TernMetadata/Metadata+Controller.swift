@@ -76,7 +76,7 @@ extension Metadata {
             }
 
             /// `replaceAfter` in whole milliseconds (negative durations count as 0).
-            var replaceAfterMilliseconds: UInt64 {
+            public var replaceAfterMilliseconds: UInt64 {
                 let (seconds, attoseconds) = replaceAfter.components
                 guard seconds >= 0 else { return 0 }
                 let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1000)

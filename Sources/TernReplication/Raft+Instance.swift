@@ -65,6 +65,8 @@ extension Raft {
         private var random: SplitMix64
 
         private var electionElapsed = 0
+        /// Ticks since the instance was made (the clock of ``Progress/lastContactTick``).
+        private var tickCount: UInt64 = 1
         private var heartbeatElapsed = 0
         private var randomizedElectionTimeout = 0
         private var votes: [NodeID: Bool] = [:]
@@ -159,6 +161,16 @@ extension Raft {
 
         /// The leader's view of `peer`: the highest index known replicated there, and the
         /// next index to send; nil on a non-leader or for a non-member.
+        /// On a leader: the ticks since `peer` last answered an append or a heartbeat (0 for
+        /// the leader itself); nil on other roles, for non-members, and for a member that has
+        /// not answered this leader yet.
+        public func ticksSinceContact(with peer: NodeID) -> UInt64? {
+            guard role == .leader else { return nil }
+            if peer == id { return 0 }
+            guard let p = progress[peer], p.lastContactTick > 0 else { return nil }
+            return tickCount - p.lastContactTick
+        }
+
         public func replicationProgress(of peer: NodeID) -> (match: Index, next: Index)? {
             if peer == id, role == .leader { return (persistedIndex, log.lastIndex + 1) }
             guard let p = progress[peer] else { return nil }
@@ -170,6 +182,7 @@ extension Raft {
         /// Advances time by one tick (``Settings/tickInterval``): runs election timeouts on
         /// followers and candidates, heartbeats and check-quorum on the leader.
         public mutating func tick() {
+            tickCount += 1
             switch role {
             case .follower, .preCandidate, .candidate:
                 electionElapsed += 1
@@ -744,6 +757,7 @@ extension Raft {
         private mutating func handleAppendResponse(from peer: NodeID, index: Index, reject: Bool, hintIndex: Index, hintTerm: Term) {
             guard var p = progress[peer] else { return }
             p.recentActive = true
+            p.lastContactTick = tickCount
             if reject {
                 if index == 0 && hintIndex == 0 { progress[peer] = p; return }  // a stale-term answer
                 // Ignore rejections of appends we no longer have in flight.
@@ -791,6 +805,7 @@ extension Raft {
         private mutating func handleHeartbeatResponse(from peer: NodeID, sequence: UInt64) {
             guard var p = progress[peer] else { return }
             p.recentActive = true
+            p.lastContactTick = tickCount
             p.probeSent = false
             if p.state == .replicate, p.inflight.count >= settings.maxInflightAppends { p.inflight.removeFirst() }
             if p.state == .snapshot, p.ticksSinceSnapshot >= settings.electionTimeoutMinTicks {

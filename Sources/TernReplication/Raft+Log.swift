@@ -142,6 +142,8 @@ extension Raft {
         var inflight: [Index] = []
         /// Whether the follower answered since the last check-quorum round.
         var recentActive = true
+        /// The leader's tick count when the follower last answered (appends or heartbeats).
+        var lastContactTick: UInt64 = 0
         /// The highest read sequence it acknowledged in a heartbeat response.
         var readAcknowledged: UInt64 = 0
 

@@ -16,6 +16,9 @@ extension TernMetrics.Name {
     public static let raftFollowerLagSeconds = "tern_raft_follower_lag_seconds"  // replica = NODE, leader only
     public static let raftSnapshotIndex = "tern_raft_snapshot_index"
     public static let raftLogEntries = "tern_raft_log_entries"
+    /// The data group's voters and learners in its configuration as this node knows it.
+    public static let raftVoters = "tern_raft_voters"
+    public static let raftLearners = "tern_raft_learners"
     public static let raftSnapshotInstalls = "tern_raft_snapshot_installs_total"
     public static let raftSnapshotInstallFailures = "tern_raft_snapshot_install_failures_total"
     public static let raftSnapshotBytesReceived = "tern_raft_snapshot_bytes_received_total"
@@ -66,6 +69,8 @@ final class ClusterMetrics: Sendable {
         metrics.gauge(TernMetrics.Name.raftLastIndex).record(Int(status.lastIndex))
         metrics.gauge(TernMetrics.Name.raftSnapshotIndex).record(Int(status.snapshotIndex))
         metrics.gauge(TernMetrics.Name.raftLogEntries).record(status.entriesInMemory)
+        metrics.gauge(TernMetrics.Name.raftVoters).record(status.voters.count)
+        metrics.gauge(TernMetrics.Name.raftLearners).record(status.learners.count)
         let snapshots = group.snapshotCounts
         let bytesSent = Int(node.snapshots?.counters.bytesSent ?? 0)
         let now = ContinuousClock.now

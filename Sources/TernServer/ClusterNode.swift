@@ -67,7 +67,7 @@ public final class ClusterNode: Sendable {
         guard status.role == .leader else { return nil }
         let alive = Set(gossip.members().filter { $0.member.state == .alive }.map { $0.member.node.id.rawValue })
         let candidates = status.voters.filter { $0 != status.node }
-            .compactMap { id in data.group.name(of: id).map { (id: id, name: $0, match: status.match[id] ?? 0) } }
+            .compactMap { id in name(of: id).map { (id: id, name: $0, match: status.match[id] ?? 0) } }
             .filter { alive.contains($0.name) }
             .sorted { ($0.match, $1.name) > ($1.match, $0.name) }
         guard let target = candidates.first else { return nil }
@@ -79,7 +79,7 @@ public final class ClusterNode: Sendable {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let now = data.group.status
-            if let leader = now.leader, leader != now.node { return data.group.name(of: leader) ?? "\(leader)" }
+            if let leader = now.leader, leader != now.node { return name(of: leader) ?? "\(leader)" }
             try? await Task.sleep(for: .milliseconds(10))
         }
         return nil
@@ -90,21 +90,94 @@ public final class ClusterNode: Sendable {
         if forwarding.isOwned { try? await forwarding.client.shutdown() }
     }
 
-    /// The gossip view of a member by its node id.
+    /// The string id (`--node-id`) of the member whose Raft id is `id`: a founding voter, a node
+    /// added since, or any node gossip reports (learned then, so that it stays known after gossip
+    /// forgets a dead node).
+    public func name(of id: Raft.NodeID) -> String? {
+        if let known = data.group.name(of: id) { return known }
+        guard let found = gossip.members().first(where: { RaftNodeID.of($0.member.node.id.rawValue) == id }) else { return nil }
+        let name = found.member.node.id.rawValue
+        data.group.learn(name: name)
+        return name
+    }
+
+    /// Adds `name` to the data group as a learner (it receives the log, or a snapshot, and does
+    /// not vote); the leader promotes it to voter once its log reaches the commit index
+    /// (Raft thesis, Ongaro 2014, §4.2.1; decision 126). Returns once the learner is in the
+    /// committed configuration, not once it is promoted (`GET /cluster` shows that).
+    /// - Throws: ``TernError``: `InvalidParameter` (not a node id); `NodeNotFound` (gossip does
+    ///   not see the node alive with a binary address: start it first, with the cluster's
+    ///   seeds); `Conflict` (already a member, or its Raft id is another member's); `NotLeader`;
+    ///   `Unavailable` (another change is in flight, or the outcome is unknown: look at
+    ///   `GET /cluster` and retry).
+    public func addMember(_ name: String) async throws(TernError) -> Raft.Configuration {
+        guard Gossip.NodeID.isValid(name) else {
+            throw TernError(.invalidParameter, "node ids are 1–64 of A–Z a–z 0–9 _ . -, got \"\(name)\"")
+        }
+        guard let found = member(name), found.state == .alive, found.node.binary != nil else {
+            throw TernError(.nodeNotFound, "gossip does not see node \(name) alive with a binary address; start it with --gossip and --seeds of this cluster first")
+        }
+        let id = RaftNodeID.of(name)
+        let status = data.group.status
+        if status.voters.contains(id) || status.learners.contains(id) {
+            let holder = data.group.name(of: id) ?? "\(id)"
+            guard holder == name else {
+                throw TernError(.conflict, "node \(name) hashes to the Raft id of member \(holder); rename it")
+            }
+            throw TernError(.conflict, "node \(name) is already a \(status.voters.contains(id) ? "voter" : "learner") of the data group")
+        }
+        data.group.learn(name: name)
+        return try await data.group.changeMembership(.addLearner(id))
+    }
+
+    /// Removes `name` (a voter or a learner) from the data group. A leader that removes itself
+    /// steps down once the change commits, and the others elect a leader (thesis §4.2.2).
+    ///
+    /// Refused when the voters left would not have a majority alive (etcd's strict
+    /// reconfiguration check): removing a live voter while another is down could leave a group
+    /// that cannot commit.
+    /// - Throws: ``TernError``: `NodeNotFound` (not a member); `Conflict` (the last voter, or too
+    ///   few voters alive afterwards); `NotLeader`; `Unavailable` (another change is in flight,
+    ///   or the outcome is unknown).
+    public func removeMember(_ name: String) async throws(TernError) -> Raft.Configuration {
+        let id = RaftNodeID.of(name)
+        let status = data.group.status
+        guard status.voters.contains(id) || status.learners.contains(id), (data.group.name(of: id) ?? name) == name else {
+            throw TernError(.nodeNotFound, "node \(name) is not a member of the data group")
+        }
+        if status.voters.contains(id) {
+            let remaining = status.voters.subtracting([id])
+            guard !remaining.isEmpty else { throw TernError(.conflict, "node \(name) is the data group's last voter") }
+            // Alive: gossip says so and the voter answered this leader within an election
+            // timeout (Raft notices a death sooner than gossip's suspicion does).
+            let alive = remaining.filter { voter in
+                voter == status.node || status.recentlyHeard.contains(voter)
+                    && self.name(of: voter).flatMap { member($0) }.map { $0.state == .alive } ?? false
+            }
+            guard alive.count > remaining.count / 2 else {
+                throw TernError(.conflict, "removing \(name) would leave \(alive.count) of \(remaining.count) voters alive, less than a majority; bring a voter back or add a node first")
+            }
+        }
+        return try await data.group.changeMembership(.remove(id))
+    }
+
     public func member(_ id: String) -> Gossip.Member? {
         gossip.members().first { $0.member.node.id.rawValue == id }?.member
     }
 
     /// The data group's leader now: its node id, when one is known.
     public var leader: String? {
-        data.group.status.leader.map { data.group.name(of: $0) ?? "\($0)" }
+        data.group.status.leader.map { name(of: $0) ?? "\($0)" }
     }
 
     /// Where a request goes now; `http` picks the leader's HTTP address, else its binary one.
     public func route(http: Bool) -> Route {
         let status = data.group.status
         if status.isServing { return .local }
-        guard let leaderID = status.leader, leaderID != status.node, let leader = data.group.name(of: leaderID) else {
+        guard let leaderID = status.leader, leaderID != status.node, let leader = name(of: leaderID) else {
+            if !status.voters.contains(status.node) && !status.learners.contains(status.node) {
+                return .unavailable("this node (\(nodeID)) is not a replica of the data group (a spare, or removed) and knows no leader: send to a replica, or add this node with `tern cluster add \(nodeID)` (a removed one after emptying its data directory)")
+            }
             return .unavailable(status.role == .leader
                 ? "this node was just elected leader of the data group and is catching up; retry"
                 : "the data group has no leader now (an election is under way); retry")
@@ -130,7 +203,7 @@ public final class ClusterNode: Sendable {
         for member in members where !controllers.contains(member.member.node.id.rawValue) {
             nodes.append(node(member.member.node.id.rawValue))
         }
-        let leader = status.leader.map { data.group.name(of: $0) ?? "\($0)" }
+        let leader = status.leader.map { name(of: $0) ?? "\($0)" }
         let group = WireMetadata.Group(id: ClusterNode.dataGroup, scope: .everything, leader: leader,
                                        leaderBinary: leader.flatMap { node($0).binary }, term: status.term)
         return WireMetadata(clustered: true, nodeID: nodeID, nodes: nodes, groups: [group])
@@ -138,7 +211,7 @@ public final class ClusterNode: Sendable {
 
     /// The node a Raft id names, and its binary address (the transport's resolver).
     public func binaryAddress(of node: Raft.NodeID) -> (host: String, port: Int)? {
-        guard let name = data.group.name(of: node), let address = member(name)?.node.binary else { return nil }
+        guard let name = name(of: node), let address = member(name)?.node.binary else { return nil }
         return (address.host, Int(address.port))
     }
 

@@ -169,7 +169,7 @@ async function clusterPage() {
     const key = esc(g.kind + ":" + g.name + (g.partition == null ? "" : ":" + g.partition));
     html += `<tr data-group="${key}"><td>${esc(g.kind)}</td><td>${esc(g.name)}</td><td data-field="partition">${dash(g.partition)}</td>` +
       `<td data-field="group">${dash(g.group)}</td><td data-field="leader"${g.leader ? "" : " class='error'"}>${g.leader ? esc(g.leader) : "none"}</td>` +
-      `<td data-field="term">${dash(g.term)}</td><td data-field="replicas">${g.replicas.map(esc).join(" ")}</td>` +
+      `<td data-field="term">${dash(g.term)}</td><td data-field="replicas">${g.replicas.map(r => esc(r) + ((g.learners || []).includes(r) ? " (learner)" : "")).join(" ")}</td>` +
       `<td data-field="in_sync">${g.in_sync == null ? "–" : g.in_sync.map(esc).join(" ")}</td>` +
       `<td data-field="commit_index">${dash(g.commit_index)}</td><td data-field="applied_index">${dash(g.applied_index)}</td>` +
       `<td data-field="lag">${dash(g.lag)}</td><td data-field="snapshot_index">${dash(g.snapshot_index)}</td>` +

@@ -7,7 +7,8 @@ import TernReplication
 
 extension HTTPAPI.Operations {
     /// The cluster routes, as `METHOD /path`.
-    static let clusterRoutes = ["GET /cluster/members", "GET /cluster"]
+    static let clusterRoutes = ["GET /cluster/members", "GET /cluster", "PUT /cluster/replicas/{node_id}",
+                                "DELETE /cluster/replicas/{node_id}"]
 
     /// `GET /cluster/members`: the gossip membership view of this node (`docs/openapi.yaml`).
     func installClusterRoutes(on router: Router<BasicRequestContext>) {
@@ -19,11 +20,60 @@ extension HTTPAPI.Operations {
             }
             return try json(.ok, ClusterBody(clusterNode))
         }
+        // Membership of the data group (decision 126). Reaches here on its leader: the
+        // forwarding middleware sends it there from any other node.
+        router.put("/cluster/replicas/:node") { _, context -> Response in
+            let (node, name) = try Self.membershipTarget(clusterNode, context)
+            let status = node.data.group.status
+            let id = RaftNodeID.of(name)
+            if (status.voters.contains(id) || status.learners.contains(id)), node.name(of: id) == name {
+                return try json(.ok, ReplicasBody(node, voters: status.voters, learners: status.learners))  // already one: no change
+            }
+            let configuration = try await node.addMember(name)
+            return try json(.ok, ReplicasBody(node, voters: configuration.voters, learners: configuration.learners))
+        }
+        router.delete("/cluster/replicas/:node") { _, context -> Response in
+            let (node, name) = try Self.membershipTarget(clusterNode, context)
+            let configuration = try await node.removeMember(name)
+            return try json(.ok, ReplicasBody(node, voters: configuration.voters, learners: configuration.learners))
+        }
         router.get("/cluster/members") { _, _ -> Response in
             guard let cluster else { return try json(.ok, ClusterMembersBody(gossip: false, node_id: nil, members: [])) }
             return try json(.ok, ClusterMembersBody(gossip: true, node_id: cluster.node.id.rawValue,
                                                      members: cluster.members().map(ClusterMemberBody.init)))
         }
+    }
+}
+
+extension HTTPAPI.Operations {
+    /// The cluster node and the node id a membership route names.
+    /// - Throws: ``TernError`` `NotInCluster` on a node that runs alone, `InvalidParameter` for a
+    ///   malformed node id.
+    static func membershipTarget(_ node: ClusterNode?, _ context: BasicRequestContext) throws(TernError) -> (ClusterNode, String) {
+        guard let node else {
+            throw TernError(.notInCluster, "this node runs alone (started without --controllers): it has no replicas to change")
+        }
+        let name = context.parameters.get("node") ?? ""
+        guard Gossip.NodeID.isValid(name) else {
+            throw TernError(.invalidParameter, "node ids are 1–64 of A–Z a–z 0–9 _ . -, got \"\(name)\"")
+        }
+        return (node, name)
+    }
+}
+
+/// The answer of `PUT` and `DELETE /cluster/replicas/{node_id}`: the data group's committed
+/// configuration after the change.
+struct ReplicasBody: Encodable {
+    var group: UInt64
+    /// Voting replicas, by node id.
+    var voters: [String]
+    /// Non-voting replicas catching up (promoted to voters once caught up).
+    var learners: [String]
+
+    init(_ node: ClusterNode, voters: Set<Raft.NodeID>, learners: Set<Raft.NodeID>) {
+        group = ClusterNode.dataGroup
+        self.voters = voters.map { node.name(of: $0) ?? "\($0)" }.sorted()
+        self.learners = learners.map { node.name(of: $0) ?? "\($0)" }.sorted()
     }
 }
 
@@ -84,6 +134,8 @@ struct ClusterBody: Encodable {
         var leader: String?
         var term: UInt64
         var replicas: [String]
+        /// The replicas that do not vote yet (catching up).
+        var learners: [String]
         var in_sync: [String]?
         var commit_index: UInt64
         var applied_index: UInt64
@@ -103,9 +155,13 @@ struct ClusterBody: Encodable {
     var controllers: [String]
     var controller: Controller?
     var members: [ClusterMemberBody]
+    /// The data group's voters and learners (nil on a node running alone).
+    var replicas: ReplicasBody?
     var groups: [Group]
 
-    init(clustered: Bool, node_id: String?, controllers: [String], controller: Controller?, members: [ClusterMemberBody], groups: [Group]) {
+    init(clustered: Bool, node_id: String?, controllers: [String], controller: Controller?, members: [ClusterMemberBody],
+         replicas: ReplicasBody? = nil, groups: [Group]) {
+        self.replicas = replicas
         self.clustered = clustered
         self.node_id = node_id
         self.controllers = controllers
@@ -116,9 +172,10 @@ struct ClusterBody: Encodable {
 
     init(_ node: ClusterNode) {
         let status = node.data.group.status
-        let name: (Raft.NodeID) -> String = { node.data.group.name(of: $0) ?? "\($0)" }
+        let name: (Raft.NodeID) -> String = { node.name(of: $0) ?? "\($0)" }
         let leader = status.leader.map(name)
         let replicas = status.voters.union(status.learners).map(name).sorted()
+        let learners = status.learners.map(name).sorted()
         var inSync: [String]?
         var lag: UInt64?
         if status.role == .leader {
@@ -128,7 +185,7 @@ struct ClusterBody: Encodable {
         let installed = node.data.group.snapshotCounts.installed
         func group(_ kind: String, _ name: String, _ partition: Int?) -> Group {
             Group(kind: kind, name: name, partition: partition, group: ClusterNode.dataGroup, leader: leader, term: status.term,
-                  replicas: replicas, in_sync: inSync, commit_index: status.commitIndex, applied_index: status.appliedIndex, lag: lag,
+                  replicas: replicas, learners: learners, in_sync: inSync, commit_index: status.commitIndex, applied_index: status.appliedIndex, lag: lag,
                   snapshot_index: status.snapshotIndex, log_entries: status.entriesInMemory, snapshots_installed: installed,
                   installing_snapshot: status.installingSnapshot)
         }
@@ -140,6 +197,7 @@ struct ClusterBody: Encodable {
         }
         self.init(clustered: true, node_id: node.nodeID, controllers: node.controllers,
                   controller: Controller(leader: leader, term: status.term),
-                  members: node.gossip.members().map(ClusterMemberBody.init), groups: groups)
+                  members: node.gossip.members().map(ClusterMemberBody.init),
+                  replicas: ReplicasBody(node, voters: status.voters, learners: status.learners), groups: groups)
     }
 }

@@ -47,8 +47,15 @@ struct ClusterForwardingMiddleware<Context: RequestContext>: RouterMiddleware {
         return false
     }
 
+    /// Whether `method path` is a membership change, which only the data group's leader makes.
+    static func isMembershipChange(method: HTTPRequest.Method, path: String) -> Bool {
+        method != .get && method != .head && path.hasPrefix("/cluster/replicas/")
+    }
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard Self.isDataPath(request.uri.path) else { return try await next(request, context) }
+        guard Self.isDataPath(request.uri.path) || Self.isMembershipChange(method: request.method, path: request.uri.path) else {
+            return try await next(request, context)
+        }
         switch node.route(http: true) {
         case .local:
             let term = node.data.group.status.term  // the term this node leads in as it serves

@@ -79,6 +79,14 @@ struct BinaryBrokerClient: BrokerTransport {
         return API.ClusterMembers(try await perform { () async throws(TernError) in try await client.describeCluster() })
     }
 
+    func addReplica(_ node: String) async throws -> API.Replicas {
+        throw ClientError.input("membership changes are served over HTTP (PUT /cluster/replicas/NODE): pass --server http://HOST:PORT")
+    }
+
+    func removeReplica(_ node: String) async throws -> API.Replicas {
+        throw ClientError.input("membership changes are served over HTTP (DELETE /cluster/replicas/NODE): pass --server http://HOST:PORT")
+    }
+
     func clusterStatus() async throws -> API.ClusterStatus {
         throw ClientError.input("cluster status is served over HTTP (GET /cluster): pass --server http://HOST:PORT")
     }

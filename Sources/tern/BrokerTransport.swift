@@ -82,6 +82,10 @@ protocol BrokerTransport: Sendable {
     func clusterMembers() async throws -> API.ClusterMembers
     /// The server's view of the cluster: leaders, terms, replicas and lag (`tern cluster status`).
     func clusterStatus() async throws -> API.ClusterStatus
+    /// Adds a node to the data group's replicas (`tern cluster add`).
+    func addReplica(_ node: String) async throws -> API.Replicas
+    /// Removes a node from the data group's replicas (`tern cluster remove`).
+    func removeReplica(_ node: String) async throws -> API.Replicas
 }
 
 /// Where the server is and how to talk to it, parsed from `--server` and `--tls`.

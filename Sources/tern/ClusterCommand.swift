@@ -6,8 +6,8 @@ import TernWire
 struct ClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster",
-        abstract: "Inspect the cluster.",
-        subcommands: [Members.self, Status.self]
+        abstract: "Inspect the cluster, and add or remove replicas.",
+        subcommands: [Members.self, Status.self, Add.self, Remove.self]
     )
 }
 
@@ -73,6 +73,8 @@ extension API {
             var leader: String?
             var term: UInt64
             var replicas: [String]
+            /// Absent from nodes older than membership changes.
+            var learners: [String]?
             var inSync: [String]?
             var commitIndex: UInt64
             var appliedIndex: UInt64
@@ -82,7 +84,7 @@ extension API {
             var logEntries: Int?
 
             enum CodingKeys: String, CodingKey {
-                case kind, name, partition, group, leader, term, replicas, inSync = "in_sync", commitIndex = "commit_index",
+                case kind, name, partition, group, leader, term, replicas, learners, inSync = "in_sync", commitIndex = "commit_index",
                      appliedIndex = "applied_index", lag, snapshotIndex = "snapshot_index", logEntries = "log_entries"
             }
         }
@@ -91,15 +93,34 @@ extension API {
         var controllers: [String]
         var controller: Controller?
         var members: [ClusterMembers.Member]
+        /// Absent from nodes older than membership changes.
+        var replicas: Replicas?
         var groups: [Group]
 
         enum CodingKeys: String, CodingKey {
-            case clustered, nodeID = "node_id", controllers, controller, members, groups
+            case clustered, nodeID = "node_id", controllers, controller, members, replicas, groups
         }
     }
 }
 
+extension API {
+    /// The answer of `PUT`/`DELETE /cluster/replicas/{node_id}`.
+    struct Replicas: Codable, Sendable, Equatable {
+        var group: UInt64
+        var voters: [String]
+        var learners: [String]
+    }
+}
+
 extension BrokerClient {
+    func addReplica(_ node: String) async throws -> API.Replicas {
+        try await call(.PUT, "/cluster/replicas/\(node)", as: API.Replicas.self).answer
+    }
+
+    func removeReplica(_ node: String) async throws -> API.Replicas {
+        try await call(.DELETE, "/cluster/replicas/\(node)", as: API.Replicas.self).answer
+    }
+
     func clusterMembers() async throws -> API.ClusterMembers {
         try await call(.GET, "/cluster/members", as: API.ClusterMembers.self).answer
     }
@@ -200,6 +221,10 @@ extension ClusterCommand {
                 members.append([member.nodeID + mark, member.state, member.addresses.http ?? "-", member.addresses.binary ?? "-", member.zone ?? "-"])
             }
             lines.append(Members.align(members))
+            if let replicas = view.replicas {
+                lines.append("")
+                lines.append("replicas: \(Remove.describe(replicas))")
+            }
             lines.append("")
             if view.groups.isEmpty {
                 lines.append("no queues or topics yet")
@@ -207,13 +232,78 @@ extension ClusterCommand {
                 var groups = [["KIND", "NAME", "PARTITION", "GROUP", "LEADER", "TERM", "REPLICAS", "IN-SYNC", "COMMIT", "APPLIED", "LAG", "SNAPSHOT", "LOG"]]
                 for group in view.groups {
                     groups.append([group.kind, group.name, group.partition.map(String.init) ?? "-", String(group.group), group.leader ?? "none",
-                                   String(group.term), group.replicas.joined(separator: ","), group.inSync?.joined(separator: ",") ?? "?",
+                                   String(group.term), group.replicas.map { (group.learners ?? []).contains($0) ? $0 + "(learner)" : $0 }.joined(separator: ","), group.inSync?.joined(separator: ",") ?? "?",
                                    String(group.commitIndex), String(group.appliedIndex), group.lag.map(String.init) ?? "?",
                                    group.snapshotIndex.map(String.init) ?? "?", group.logEntries.map(String.init) ?? "?"])
                 }
                 lines.append(Members.align(groups))
             }
             return lines.joined(separator: "\n")
+        }
+    }
+}
+
+extension ClusterCommand {
+    /// `tern cluster add NODE`: adds a running node to the data group (`PUT /cluster/replicas/NODE`).
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a running node to the replicas of the queues and topics (as a learner; promoted to voter once caught up).",
+            discussion: "Start the node first with --node-id, --gossip and this cluster's --seeds and --controllers; then add it from any node. Watch the promotion with `tern cluster status`.")
+
+        @OptionGroup var options: ServerOptions
+
+        @Argument(help: "The node id to add (its --node-id).")
+        var node: String
+
+        func validate() throws { try Remove.check(node) }
+
+        func run() async throws {
+            let (before, replicas) = try await options.run { client in
+                let before = try? await client.clusterStatus().replicas
+                return (before, try await client.addReplica(node))
+            }
+            if let before, before.voters.contains(node) || before.learners.contains(node) {
+                print("\(node) is already a replica; nothing changed")
+            } else {
+                print("added \(node) as a learner; it becomes a voter once it has caught up (tern cluster status)")
+            }
+            print(Remove.describe(replicas))
+        }
+    }
+
+    /// `tern cluster remove NODE`: removes a node from the data group (`DELETE /cluster/replicas/NODE`).
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a node from the replicas of the queues and topics.",
+            discussion: "Refused while the voters left would not have a majority alive. Once removed, stop the node and empty its data directory before it joins again.")
+
+        @OptionGroup var options: ServerOptions
+
+        @Argument(help: "The node id to remove.")
+        var node: String
+
+        func validate() throws { try Self.check(node) }
+
+        func run() async throws {
+            let replicas = try await options.run { client in try await client.removeReplica(node) }
+            print("removed \(node); stop it, and empty its data directory before it joins again")
+            print(Self.describe(replicas))
+        }
+
+        /// Refuses a node id the server would refuse, before anything is sent (and before it
+        /// could be read as a path: `..`, `a/b`).
+        static func check(_ node: String) throws {
+            let allowed = node.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
+                    || byte == 0x5f || byte == 0x2e || byte == 0x2d
+            }
+            guard !node.isEmpty, node.utf8.count <= 64, allowed, node != ".", node != ".." else {
+                throw ValidationError("node ids are 1–64 of A–Z a–z 0–9 _ . -, got \"\(node)\"")
+            }
+        }
+
+        static func describe(_ replicas: API.Replicas) -> String {
+            "group \(replicas.group): voters \(replicas.voters.joined(separator: ",")); learners \(replicas.learners.isEmpty ? "none" : replicas.learners.joined(separator: ","))"
         }
     }
 }

@@ -29,8 +29,12 @@ struct ClusterConfiguration: Equatable {
     /// `--controllers n1,n2,n3`: the node ids of the controllers, the voters of the
     /// replicated state. Without it, a gossiping node only reports membership.
     var controllers: [String] = []
-    /// `--replication-factor N`: copies of each queue and topic; nil = the number of controllers.
+    /// `--replication-factor N`: copies of each queue and topic, the fewest voters the data
+    /// group is kept at (decision 127); nil = the number of controllers.
     var replicationFactor: Int?
+    /// `--replace-after S`: seconds a voter may be dead before the leader replaces it with a
+    /// live node outside the group; 0 = never (decisions 108, 127). Default 60.
+    var replaceAfter = 60
     /// `--raft-log-entries N`: applied entries a replica's Raft log holds before it is
     /// compacted (half of them are kept); default 10,000 (decision 116).
     var raftLogEntries = ReplicaGroup<BrokerStateMachine>.Compaction().logEntries
@@ -47,11 +51,12 @@ struct ClusterConfiguration: Equatable {
     }
 
     static let keys: Set<String> = ["node_id", "gossip", "seeds", "zone", "key_file", "controllers", "replication_factor",
-                                    "raft_log_entries", "raft_log_bytes"]
+                                    "raft_log_entries", "raft_log_bytes", "replace_after"]
     static let environmentVariables: [(String, String)] = [
         ("TERN_NODE_ID", "node_id"), ("TERN_GOSSIP", "gossip"), ("TERN_SEEDS", "seeds"), ("TERN_ZONE", "zone"),
         ("TERN_CLUSTER_KEY", "key_file"), ("TERN_CONTROLLERS", "controllers"), ("TERN_REPLICATION_FACTOR", "replication_factor"),
         ("TERN_RAFT_LOG_ENTRIES", "raft_log_entries"), ("TERN_RAFT_LOG_BYTES", "raft_log_bytes"),
+        ("TERN_REPLACE_AFTER", "replace_after"),
     ]
 
     var enabled: Bool { gossip != nil }
@@ -71,6 +76,8 @@ struct ClusterConfiguration: Equatable {
                 raftLogEntries = number
             } else if key == "raft_log_bytes", let number = value as? Int {
                 raftLogBytes = number
+            } else if key == "replace_after", let number = value as? Int {
+                replaceAfter = number
             } else {
                 try set(key, Configuration.string(value, "cluster.\(key)"))
             }
@@ -100,6 +107,9 @@ struct ClusterConfiguration: Equatable {
         case "raft_log_bytes":
             guard let number = Int(value) else { throw ConfigurationError("raft_log_bytes must be a whole number, got \(value)") }
             raftLogBytes = number
+        case "replace_after":
+            guard let number = Int(value) else { throw ConfigurationError("replace_after must be a whole number of seconds, got \(value)") }
+            replaceAfter = number
         default: throw ConfigurationError("unknown setting cluster.\(key)")
         }
     }
@@ -135,15 +145,18 @@ struct ClusterConfiguration: Equatable {
             guard Set(controllers.map(RaftNodeID.of)).count == controllers.count else {
                 throw ConfigurationError("two controller ids hash to the same Raft id; rename one of \(controllers)")
             }
-            guard controllers.contains(effectiveNodeID) else {
-                throw ConfigurationError("this node (\(effectiveNodeID)) must be one of the controllers \(controllers): every node holds a copy of the replicated state until placement across more nodes lands (docs/cluster.md)")
+            // A node outside the controllers starts as a spare: it holds no copy until a
+            // member adds it (`tern cluster add`, decision 126). Its Raft id must not be one of theirs.
+            if !controllers.contains(effectiveNodeID), controllers.map(RaftNodeID.of).contains(RaftNodeID.of(effectiveNodeID)) {
+                throw ConfigurationError("this node's id (\(effectiveNodeID)) hashes to the same Raft id as one of the controllers \(controllers); rename it")
             }
-            if let replicationFactor, replicationFactor != controllers.count {
-                throw ConfigurationError("replication_factor must equal the number of controllers (\(controllers.count)) until per-queue placement lands (docs/cluster.md), got \(replicationFactor)")
+            if let replicationFactor, !(1...9).contains(replicationFactor) {
+                throw ConfigurationError("replication_factor must be 1–9, got \(replicationFactor)")
             }
         } else if replicationFactor != nil {
             throw ConfigurationError("replication_factor needs controllers (--controllers n1,n2,n3)")
         }
+        guard replaceAfter >= 0 else { throw ConfigurationError("replace_after must be 0 (never) or more seconds, got \(replaceAfter)") }
         guard raftLogEntries >= 2 else { throw ConfigurationError("raft_log_entries must be at least 2, got \(raftLogEntries)") }
         guard raftLogBytes >= 1024 else { throw ConfigurationError("raft_log_bytes must be at least 1024, got \(raftLogBytes)") }
         if !enabled {
@@ -176,6 +189,7 @@ struct ClusterConfiguration: Equatable {
             "  replication_factor: \(replicationFactor.map(String.init) ?? (controllers.isEmpty ? "null" : "\(controllers.count)"))",
             "  raft_log_entries: \(raftLogEntries)",
             "  raft_log_bytes: \(raftLogBytes)",
+            "  replace_after: \(replaceAfter)",
         ]
     }
 }

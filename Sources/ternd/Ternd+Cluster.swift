@@ -28,11 +28,14 @@ struct ClusterOptions: ParsableArguments {
     @Option(name: .long, help: "A file holding the cluster key (at least 16 bytes): every gossip datagram is authenticated with HMAC-SHA256.")
     var clusterKey: String?
 
-    @Option(name: .long, help: "Node ids of the controllers, n1,n2,n3: they replicate the queues and topics (this node must be one). Needs --gossip.")
+    @Option(name: .long, help: "Node ids of the controllers, n1,n2,n3: the founding replicas of the queues and topics (a node outside them starts as a spare until `tern cluster add` adds it). Needs --gossip.")
     var controllers: String?
 
-    @Option(name: .long, help: "Copies of each queue and topic; default and, for now, only value: the number of controllers.")
+    @Option(name: .long, help: "Copies of each queue and topic (1–9): the fewest voters the leader keeps the data group at, growing it onto spares. Default: the number of controllers.")
     var replicationFactor: Int?
+
+    @Option(name: .long, help: "Seconds a replica may be dead before the leader replaces it with a live spare (learner, promoted once caught up, then the dead one removed); 0: never. Default 60.")
+    var replaceAfter: Int?
 
     @Option(name: .long, help: "Applied entries a replica's Raft log holds before it is compacted (half are kept; a follower further behind gets a snapshot). Default 10000.")
     var raftLogEntries: Int?
@@ -50,6 +53,7 @@ struct ClusterOptions: ParsableArguments {
         if let replicationFactor { cluster.replicationFactor = replicationFactor }
         if let raftLogEntries { cluster.raftLogEntries = raftLogEntries }
         if let raftLogBytes { cluster.raftLogBytes = raftLogBytes }
+        if let replaceAfter { cluster.replaceAfter = replaceAfter }
     }
 }
 

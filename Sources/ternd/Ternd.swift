@@ -6,6 +6,7 @@ import Metrics
 import Prometheus
 import ServiceLifecycle
 import TernBroker
+import TernCluster
 import TernCore
 import TernServer
 import TernSQS
@@ -291,6 +292,12 @@ struct Ternd: AsyncParsableCommand {
         }
         // Gossip stops first: the node leaves (members see "left") while it still serves.
         if let gossip { services.append(.init(service: gossip)) }
+        if let cluster, configuration.cluster.replaceAfter > 0 {
+            let settings = DataGroupReconciler.Settings(
+                replicationFactor: configuration.cluster.replicationFactor ?? configuration.cluster.controllers.count,
+                replaceAfter: .seconds(configuration.cluster.replaceAfter))
+            services.append(.init(service: MembershipReconcilerService(node: cluster.node, settings: settings, logger: logger)))
+        }
         // A leader hands its leadership over before even gossip stops (decision 125).
         if let cluster { services.append(.init(service: LeadershipHandOffService(node: cluster.node, logger: logger))) }
         let group = ServiceGroup(

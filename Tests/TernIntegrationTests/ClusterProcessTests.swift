@@ -45,28 +45,32 @@ extension IntegrationTests {
 
         /// Starts `count` nodes, every one a controller, and waits until a write succeeds. With
         /// `namespaces`, node `i` runs in namespace `i`: gossip, binary and forwarding on its
-        /// cluster address, HTTP on every address (the test uses the client one).
-        static func startCluster(_ root: TemporaryDirectory, count: Int = 3, namespaces: NetworkNamespaces? = nil,
+        /// cluster address, HTTP on every address (the test uses the client one). `spares` more
+        /// nodes (`node-(count+1)`…, last in the result) start with the same seeds and
+        /// controllers without being one: they hold nothing until added (decision 126).
+        static func startCluster(_ root: TemporaryDirectory, count: Int = 3, spares: Int = 0, namespaces: NetworkNamespaces? = nil,
                                  arguments: [String] = []) async throws -> [Node] {
-            let ids = (1...count).map { "node-\($0)" }
-            let hosts = (0..<count).map { namespaces?.clusterAddress($0) ?? "127.0.0.1" }
-            let gossipPorts = try (0..<count).map { _ in namespaces == nil ? try TernProcess.freePort() : 7946 }
-            let binaryPorts = try (0..<count).map { _ in namespaces == nil ? try TernProcess.freePort() : 7081 }
+            let total = count + spares
+            let ids = (1...total).map { "node-\($0)" }
+            let controllers = ids.prefix(count).joined(separator: ",")
+            let hosts = (0..<total).map { namespaces?.clusterAddress($0) ?? "127.0.0.1" }
+            let gossipPorts = try (0..<total).map { _ in namespaces == nil ? try TernProcess.freePort() : 7946 }
+            let binaryPorts = try (0..<total).map { _ in namespaces == nil ? try TernProcess.freePort() : 7081 }
             let seeds = (0..<count).map { "\(hosts[$0]):\(gossipPorts[$0])" }.joined(separator: ",")
             var nodes = [Node]()
-            for index in 0..<count {
+            for index in 0..<total {
                 let process = try TernProcess(
                     dataDirectory: root.appending("\(ids[index])/data"), logFile: root.appending("\(ids[index]).log"),
                     port: namespaces == nil ? nil : 7080,
                     extraArguments: ["--node-id", ids[index], "--gossip", "\(hosts[index]):\(gossipPorts[index])", "--seeds", seeds,
-                                     "--binary", "\(hosts[index]):\(binaryPorts[index])", "--controllers", ids.joined(separator: ",")] + arguments,
+                                     "--binary", "\(hosts[index]):\(binaryPorts[index])", "--controllers", controllers] + arguments,
                     httpHost: namespaces == nil ? "127.0.0.1" : "0.0.0.0",
                     clientHost: namespaces?.clientAddress(index) ?? "127.0.0.1",
                     launcher: namespaces?.launcher(index) ?? [])
                 nodes.append(Node(id: ids[index], process: process, binaryPort: binaryPorts[index]))
             }
             for node in nodes { try await node.process.start() }
-            _ = try await leader(of: nodes)
+            _ = try await leader(of: Array(nodes.prefix(count)))
             return nodes
         }
 

@@ -47,6 +47,21 @@ import TernReplication
 }
 
 @Suite struct MembershipTests {
+    /// The leader's own view of who answers (what `tern cluster remove` checks besides gossip).
+    @Test func ticksSinceContact_growOnlyForAFollowerThatStoppedAnswering() throws {
+        let c = try TestCluster([1, 2, 3])
+        c.campaign(1)
+        c.tickAll(3)
+        #expect(c.nodes[1]!.ticksSinceContact(with: 1) == 0)
+        #expect((c.nodes[1]!.ticksSinceContact(with: 2) ?? 99) <= 3)
+        #expect(c.nodes[2]!.ticksSinceContact(with: 3) == nil, "only the leader knows")
+        c.isolate(3)
+        c.tickAll(12)
+        #expect((c.nodes[1]!.ticksSinceContact(with: 2) ?? 99) <= 3, "a follower that answers stays fresh")
+        #expect((c.nodes[1]!.ticksSinceContact(with: 3) ?? 0) >= 10, "an isolated one ages with every tick")
+        #expect(c.nodes[1]!.ticksSinceContact(with: 9) == nil, "not a member")
+    }
+
     @Test func learner_catchesUpWithoutVoting_thenIsPromoted() throws {
         let c = try TestCluster([1, 2, 3], extra: [4])
         c.campaign(1)
