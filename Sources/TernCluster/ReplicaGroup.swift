@@ -290,7 +290,15 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
 
     private struct State: ~Copyable {
         var raft: Raft.Instance
-        var inFlight = false
+        /// Whether a thread is in ``pump()`` handing readies to the writer.
+        var pumping = false
+        /// Persist jobs handed to the writer and not completed.
+        var persistsInFlight = 0
+        /// The term and vote last handed to the writer to be synced.
+        var syncedTerm: Raft.Term = 0
+        var syncedVote: Raft.NodeID?
+        /// The rest of a ready whose snapshot was just installed, carried out next.
+        var resumed: Raft.Ready?
         var halted = false
         var stopped = false
         var pending: [Raft.Index: Pending] = [:]
@@ -347,6 +355,8 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
                                           logStore: RaftLogStore(storage: storage), settings: settings)
         var initialState = State(raft: raft)
         initialState.appliedSizes = sizes
+        initialState.syncedTerm = raft.term
+        initialState.syncedVote = raft.vote
         state = Mutex(initialState)
     }
 
@@ -639,19 +649,57 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         }
     }
 
-    /// Takes the next ready, unless one is being carried out, and carries it out.
+    /// Takes every ready Raft has and carries each out, one thread at a time, so that the
+    /// writer receives the jobs of successive readies in the order Raft handed them out.
+    ///
+    /// Readies are pipelined (etcd-io/raft's asynchronous storage writes; thesis §10.2.1): a
+    /// ready is taken as soon as Raft has one, without waiting for the previous one's sync or
+    /// applies, so that a commit learned while the leader's last batch syncs is applied at once,
+    /// and appends proposed meanwhile leave at once. Order is kept by the writer, which runs and
+    /// completes jobs in submission order: a job completes only once every earlier job is
+    /// committed, and synced when it needed to be.
     private func pump() {
-        let ready: Raft.Ready? = state.withLock { s in
-            // After stop() nothing new goes to the writer: the storage closes next.
-            guard !s.inFlight, !s.halted, !s.stopped, let ready = s.raft.ready() else { return nil }
-            s.inFlight = true
-            return ready
+        let begin = state.withLock { s -> Bool in
+            if s.pumping { return false }
+            s.pumping = true
+            return true
         }
-        guard let ready else { return }
-        carryOut(ready)
+        guard begin else { return }
+        while true {
+            let next: (Raft.Ready, Bool)? = state.withLock { s in
+                // After stop() nothing new goes to the writer: the storage closes next. While a
+                // snapshot is installed, nothing else is carried out.
+                guard !s.halted, !s.stopped, !s.installing else { s.pumping = false; return nil }
+                let ready: Raft.Ready
+                if let resumed = s.resumed {
+                    s.resumed = nil
+                    ready = resumed
+                } else if let taken = s.raft.ready() {
+                    ready = taken
+                } else {
+                    s.pumping = false
+                    return nil
+                }
+                if ready.snapshot != nil { s.installing = true }
+                // Term and vote are promises (a vote, a term seen) and must be synced before a
+                // message relies on them; the commit index alone need not be (Raft §5, figure 2:
+                // commitIndex is volatile state; a replica that loses it relearns it).
+                var syncsHardState = false
+                if let hard = ready.hardState {
+                    syncsHardState = hard.term != s.syncedTerm || hard.vote != s.syncedVote
+                    s.syncedTerm = hard.term
+                    s.syncedVote = hard.vote
+                }
+                return (ready, syncsHardState)
+            }
+            guard let (ready, syncsHardState) = next else { return }
+            carryOut(ready, syncsHardState: syncsHardState)
+        }
     }
 
-    private func carryOut(_ ready: Raft.Ready) {
+    /// Hands one ready to the writer and the transport. Called only by ``pump()`` (one thread
+    /// at a time, in the order the readies were taken).
+    private func carryOut(_ ready: Raft.Ready, syncsHardState: Bool) {
         if let snapshot = ready.snapshot {
             guard let installer else {
                 halt("the leader sent a snapshot and this replica cannot install one")
@@ -661,23 +709,20 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
             return
         }
         let needsPersist = ready.hardState != nil || !ready.entries.isEmpty || ready.compaction != nil
-        // A leader's appends and heartbeats promise nothing about its own disk, so they leave
-        // before its sync and the followers' syncs overlap the leader's (thesis §10.2.1; the
-        // leader's entry still counts toward commit only once it reported it persisted). Votes,
-        // vote answers and append answers wait for the sync.
-        let early = needsPersist ? ready.messages.filter(Self.maySendBeforeSync) : []
-        let late = needsPersist ? ready.messages.filter { !Self.maySendBeforeSync($0) } : ready.messages
+        // A leader's appends and heartbeats promise nothing about its own disk, so they leave at
+        // once, before its sync and before earlier readies are done: the followers' syncs
+        // overlap the leader's (thesis §10.2.1; the leader's entry still counts toward commit
+        // only once it reported it persisted). Votes, vote answers and append answers wait for
+        // this ready's persistence and for every earlier one's.
+        let early = ready.messages.filter(Self.maySendBeforeSync)
+        let late = ready.messages.filter { !Self.maySendBeforeSync($0) }
         if !early.isEmpty { transport.send(early.map { RaftEnvelope(group: group, message: $0) }) }
-        let remaining = Mutex(ready.committedEntries.count + (needsPersist ? 1 : 0))
-        let outputs = Mutex<[Raft.Index: Result<Machine.Output?, any Error>]>([:])
-        let finish: @Sendable () -> Void = { [self] in
-            guard remaining.withLock({ $0 -= 1; return $0 }) == 0 else { return }
-            self.finished(ready, outputs: outputs.withLock { $0 })
-        }
         if needsPersist {
             let group = self.group, logStore = self.logStore
             let hard = ready.hardState, entries = ready.entries, compaction = ready.compaction
-            storage.submit({ txn in
+            let durable = syncsHardState || !entries.isEmpty || compaction != nil
+            state.withLock { $0.persistsInFlight += 1 }
+            storage.submit(durable: durable, { txn in
                 if let hard {
                     try logStore.saveHardState(group: group, RaftLogStore.HardState(term: hard.term, vote: hard.vote ?? 0, commit: hard.commit), in: txn)
                 }
@@ -694,17 +739,41 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
                     self.halt("cannot persist the raft log: \(error)")
                     return
                 }
+                let (halted, change) = state.withLock { s -> (Bool, LeaderChange?) in
+                    s.persistsInFlight -= 1
+                    // After a halt (an earlier ready failed to persist) nothing is promised.
+                    guard !s.halted else { return (true, nil) }
+                    if let last = entries.last { s.raft.onPersisted(upTo: last.index, term: last.term) }
+                    return (false, Self.observeRole(&s))
+                }
+                guard !halted else { return }
+                if let change { log(change) }
                 if !late.isEmpty { self.transport.send(late.map { RaftEnvelope(group: self.group, message: $0) }) }
-                finish()
+                pump()
             })
         } else if !late.isEmpty {
-            transport.send(late.map { RaftEnvelope(group: group, message: $0) })
+            // An answer may rest on entries whose persistence is still under way (an earlier
+            // ready's): a job submitted now completes after theirs.
+            if state.withLock({ $0.persistsInFlight }) > 0 {
+                storage.submit(durable: false, { _ in }, completion: { [self] (result: Result<Void, any Error>) in
+                    guard case .success = result, !state.withLock({ $0.halted }) else { return }
+                    self.transport.send(late.map { RaftEnvelope(group: self.group, message: $0) })
+                })
+            } else {
+                transport.send(late.map { RaftEnvelope(group: group, message: $0) })
+            }
         }
-        for entry in ready.committedEntries {
+        guard !ready.committedEntries.isEmpty else { return }
+        let committed = ready.committedEntries
+        let remaining = Mutex(committed.count)
+        let outputs = Mutex<[Raft.Index: Result<Machine.Output?, any Error>]>([:])
+        for entry in committed {
             let group = self.group, logStore = self.logStore, machine = self.machine
             // Not synced on its own: the entry is durable in the log on a majority, and a
-            // replica that loses the applied state in a crash applies the entry again.
-            storage.submit(durable: false, { [self] txn -> Machine.Output? in
+            // replica that loses the applied state in a crash applies the entry again. It
+            // depends on no later append (the entry is persisted here already), so it commits
+            // ahead of the appends queued with it rather than wait for their sync.
+            storage.submit(durable: false, overtakesSyncs: true, { [self] txn -> Machine.Output? in
                 // In order and never past a gap: every earlier entry is applied (its effects and
                 // index stored in one transaction) or failed deterministically (it changes
                 // nothing anywhere). An entry after one that failed otherwise is not applied,
@@ -728,13 +797,11 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
                     deterministicFailures.withLock { _ = $0.insert(entry.index) }
                     throw error
                 }
-            }, completion: { (result: Result<Machine.Output?, any Error>) in
+            }, completion: { [self] (result: Result<Machine.Output?, any Error>) in
                 outputs.withLock { $0[entry.index] = result }
-                finish()
+                guard remaining.withLock({ $0 -= 1; return $0 }) == 0 else { return }
+                applied(committed, outputs: outputs.withLock { $0 })
             })
-        }
-        if !needsPersist && ready.committedEntries.isEmpty {
-            finished(ready, outputs: [:])
         }
     }
 
@@ -746,11 +813,13 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         }
     }
 
-    private func finished(_ ready: Raft.Ready, outputs: [Raft.Index: Result<Machine.Output?, any Error>]) {
+    /// The committed entries of one ready were applied (or failed): reports them to Raft,
+    /// answers their proposals, and compacts the log when due.
+    private func applied(_ committed: [Raft.Entry], outputs: [Raft.Index: Result<Machine.Output?, any Error>]) {
         var answers: [(Pending, Result<Machine.Output, TernError>)] = []
         var changes: [(PendingChange, Result<Raft.Configuration, TernError>)] = []
         var failure: (any Error)?
-        for entry in ready.committedEntries {
+        for entry in committed {
             guard let result = outputs[entry.index] else { continue }
             switch result {
             case .success(let output):
@@ -764,13 +833,12 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         }
         let halted = failure != nil
         state.withLock { s in
-            if !halted {
-                s.raft.advance(ready)
-                for entry in ready.committedEntries { s.appliedSizes.append(entry.index, bytes: entry.encodedBytes) }
+            if !halted, let last = committed.last {
+                s.raft.onApplied(upTo: last.index)
+                for entry in committed { s.appliedSizes.append(entry.index, bytes: entry.encodedBytes) }
                 compactIfDue(&s)
             }
-            s.inFlight = false
-            for entry in ready.committedEntries {
+            for entry in committed {
                 guard let change = s.pendingChanges.removeValue(forKey: entry.index) else { continue }
                 if change.term != entry.term || entry.kind != .configuration {
                     changes.append((change, .failure(TernError(.unavailable, "a new leader replaced the membership change before it committed; it was not applied"))))
@@ -780,7 +848,7 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
                     changes.append((change, .success(s.raft.configuration)))
                 }
             }
-            for entry in ready.committedEntries {
+            for entry in committed {
                 guard let pending = s.pending.removeValue(forKey: entry.index) else { continue }
                 guard pending.term == entry.term else {
                     answers.append((pending, .failure(TernError(.unavailable, "a new leader replaced the write before it committed; it was not applied"))))
@@ -833,7 +901,6 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
     /// hard state (term, vote) is this node's own throughout.
     private func install(_ snapshot: Raft.Snapshot, then ready: Raft.Ready, installer: SnapshotInstaller) {
         let preferred = state.withLock { s -> [Raft.NodeID] in
-            s.installing = true
             let others = s.raft.configuration.members.subtracting([node]).sorted()
             guard let leader = s.raft.leader, leader != node else { return others }
             return [leader] + others.filter { $0 != leader }
@@ -874,15 +941,16 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
                     try? await Task.sleep(for: wait)
                 }
             }
+            var rest = ready
+            rest.snapshot = nil
             state.withLock { s in
                 s.installing = false
                 s.snapshotsInstalled += 1
                 s.appliedSizes.reset()
+                s.resumed = rest
             }
             observers.withLock { $0.installed }?()
-            var rest = ready
-            rest.snapshot = nil
-            carryOut(rest)
+            pump()
         }
     }
 
@@ -898,7 +966,8 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
                 s.raft = raft
                 s.appliedSizes = sizes
                 s.installing = false
-                s.inFlight = false
+                s.syncedTerm = raft.term
+                s.syncedVote = raft.vote
             }
             pump()
         } catch {

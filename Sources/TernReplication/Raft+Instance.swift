@@ -407,7 +407,7 @@ extension Raft {
         public mutating func onPersisted(upTo index: Index, term entryTerm: Term) {
             guard index > persistedIndex, index <= log.lastIndex, log.term(at: index) == entryTerm else { return }
             persistedIndex = index
-            if role == .leader, maybeCommit() { broadcastAppend() }
+            if role == .leader, maybeCommit() { broadcastCommit() }
         }
 
         /// Records that the state machine applied every committed entry through `index`.
@@ -626,6 +626,14 @@ extension Raft {
             for peer in progress.keys.sorted() { sendAppend(to: peer, sendIfEmpty: false) }
         }
 
+        /// After the commit index moved: sends every follower what it lacks, and an empty
+        /// append carrying the new commit index to those that lack nothing, so that followers
+        /// apply now rather than at the next heartbeat (etcd-io/raft's `bcastAppend` after
+        /// `maybeCommit`). A follower whose window is full learns it with its next append.
+        private mutating func broadcastCommit() {
+            for peer in progress.keys.sorted() { sendAppend(to: peer, sendIfEmpty: true) }
+        }
+
         private mutating func broadcastHeartbeat() {
             for peer in progress.keys.sorted() { sendHeartbeat(to: peer) }
         }
@@ -785,7 +793,7 @@ extension Raft {
             }
             progress[peer] = p
             if updated, maybeCommit() {
-                broadcastAppend()
+                broadcastCommit()
             } else if updated || wasPaused {
                 sendAppend(to: peer, sendIfEmpty: false)
             }

@@ -77,6 +77,11 @@ struct Engine<W: SimulationWorkload> {
         var disk = Disk()
         /// The ready being written; lost if the node crashes before it syncs.
         var writing: Raft.Ready?
+        /// With ``Simulation/Options/pipelined``: the readies handed to the disk and not yet
+        /// synced, oldest first (each one's messages wait for its sync); lost in a crash.
+        var writes: [Raft.Ready] = []
+        /// When the last write handed to the disk syncs: writes sync in order.
+        var lastSyncAt: UInt64 = 0
         var machine = Machine()
         var applied: Raft.Index = 0
         var reads: [(requestID: UInt64, index: Raft.Index)] = []
@@ -213,7 +218,14 @@ struct Engine<W: SimulationWorkload> {
             nodes[to].raft!.step(message)
             pump(to)
         case .synced(let n, let generation):
-            guard nodes[n].generation == generation, let ready = nodes[n].writing else { return }
+            guard nodes[n].generation == generation else { return }
+            if options.pipelined {
+                guard !nodes[n].writes.isEmpty else { return }
+                completeWrite(n, nodes[n].writes.removeFirst())
+                pump(n)
+                return
+            }
+            guard let ready = nodes[n].writing else { return }
             nodes[n].writing = nil
             complete(n, ready)
             pump(n)
@@ -276,6 +288,7 @@ struct Engine<W: SimulationWorkload> {
     mutating func crash(_ n: Int) {
         nodes[n].raft = nil
         nodes[n].writing = nil
+        nodes[n].writes = []
         nodes[n].generation += 1
         nodes[n].reads = []
         report.crashes += 1
@@ -292,6 +305,10 @@ struct Engine<W: SimulationWorkload> {
 
     /// Takes the node's next ready: writes that need a sync wait for it, the rest completes now.
     mutating func pump(_ n: Int) {
+        if options.pipelined {
+            pumpPipelined(n)
+            return
+        }
         observeRole(n)
         var rounds = 0
         while nodes[n].raft != nil, nodes[n].writing == nil, let ready = nodes[n].raft!.ready() {
@@ -312,8 +329,78 @@ struct Engine<W: SimulationWorkload> {
         }
     }
 
-    /// The ready is durable: record it on the disk, send its messages, apply its entries.
-    mutating func complete(_ n: Int, _ ready: Raft.Ready) {
+    /// Takes every ready the node has, as `ReplicaGroup` does: a leader's appends leave at once,
+    /// committed entries (persisted here already) are applied at once, and the rest of each
+    /// ready waits for its write, which syncs after every earlier one; a ready with nothing to
+    /// write still waits for the writes before it when it has messages (an answer may rest on
+    /// them).
+    mutating func pumpPipelined(_ n: Int) {
+        observeRole(n)
+        var rounds = 0
+        while nodes[n].raft != nil, let ready = nodes[n].raft!.ready() {
+            rounds += 1
+            precondition(rounds < 10_000, "ready loop does not settle")
+            let writes = ready.hardState != nil || !ready.entries.isEmpty || ready.snapshot != nil || ready.compaction != nil
+            var write = ready
+            write.committedEntries = []
+            write.readStates = []
+            if options.sendBeforeSync {
+                for message in ready.messages { send(message) }
+                write.messages = []
+            } else {
+                for message in ready.messages where Self.maySendBeforeSync(message) { send(message) }
+                write.messages = ready.messages.filter { !Self.maySendBeforeSync($0) }
+            }
+            if writes || (!write.messages.isEmpty && !nodes[n].writes.isEmpty) {
+                nodes[n].writes.append(write)
+                let latency = writes ? random.uniform(options.faults.diskLatency.lowerBound.microseconds...options.faults.diskLatency.upperBound.microseconds) : 0
+                let at = max(now + latency, nodes[n].lastSyncAt)
+                nodes[n].lastSyncAt = at
+                schedule(.synced(node: n, generation: nodes[n].generation), after: at - now)
+            } else {
+                for message in write.messages { send(message) }
+            }
+            for entry in ready.committedEntries { apply(n, entry) }
+            if let last = ready.committedEntries.last { nodes[n].raft!.onApplied(upTo: last.index) }
+            nodes[n].reads.append(contentsOf: ready.readStates.map { ($0.requestID, $0.index) })
+            serveReads(n)
+            compactIfDue(n)
+            observeRole(n)
+        }
+    }
+
+    /// Messages the shell sends before the ready's write syncs (`ReplicaGroup.maySendBeforeSync`).
+    static func maySendBeforeSync(_ message: Raft.Message) -> Bool {
+        switch message.kind {
+        case .append, .heartbeat, .timeoutNow, .readIndexResponse: true
+        default: false
+        }
+    }
+
+    /// A pipelined write synced: record it on the disk, send its messages, report it persisted.
+    mutating func completeWrite(_ n: Int, _ ready: Raft.Ready) {
+        recordOnDisk(n, ready)
+        for message in ready.messages { send(message) }
+        if let snapshot = ready.snapshot {
+            do { nodes[n].machine = try Machine(snapshot: snapshot.data) } catch {
+                violation("node \(n + 1): installed snapshot does not restore: \(error)")
+            }
+            nodes[n].applied = snapshot.metadata.index
+            record("node \(n + 1) installed snapshot \(snapshot.metadata.index)@\(snapshot.metadata.term)", 5, UInt64(n), snapshot.metadata.index, 0)
+        }
+        if let last = ready.entries.last { nodes[n].raft!.onPersisted(upTo: last.index, term: last.term) }
+    }
+
+    /// Compacts the node's log once ``Simulation/Options/compactEvery`` applied entries follow
+    /// its snapshot.
+    mutating func compactIfDue(_ n: Int) {
+        if nodes[n].applied >= nodes[n].raft!.snapshotIndex + options.compactEvery, nodes[n].raft!.appliedIndex >= nodes[n].applied {
+            nodes[n].raft!.compact(through: nodes[n].applied, data: nodes[n].machine.snapshot())
+        }
+    }
+
+    /// The ready's writes reached the disk.
+    mutating func recordOnDisk(_ n: Int, _ ready: Raft.Ready) {
         var disk = nodes[n].disk
         if let snapshot = ready.snapshot {
             disk.snapshot = snapshot
@@ -340,6 +427,11 @@ struct Engine<W: SimulationWorkload> {
             record(.synced(node: n, first: ready.entries.first?.index ?? 0, last: ready.entries.last?.index ?? 0, hardState: ready.hardState),
                    4, UInt64(n), UInt64(ready.entries.count), ready.hardState?.term ?? 0)
         }
+    }
+
+    /// The ready is durable: record it on the disk, send its messages, apply its entries.
+    mutating func complete(_ n: Int, _ ready: Raft.Ready) {
+        recordOnDisk(n, ready)
         for message in ready.messages { send(message) }
         if let snapshot = ready.snapshot {
             do { nodes[n].machine = try Machine(snapshot: snapshot.data) } catch {
@@ -352,9 +444,7 @@ struct Engine<W: SimulationWorkload> {
         nodes[n].reads.append(contentsOf: ready.readStates.map { ($0.requestID, $0.index) })
         serveReads(n)
         nodes[n].raft!.advance(ready)
-        if nodes[n].applied >= nodes[n].raft!.snapshotIndex + options.compactEvery, nodes[n].raft!.appliedIndex >= nodes[n].applied {
-            nodes[n].raft!.compact(through: nodes[n].applied, data: nodes[n].machine.snapshot())
-        }
+        compactIfDue(n)
     }
 
     mutating func apply(_ n: Int, _ entry: Raft.Entry) {
@@ -465,7 +555,7 @@ struct Engine<W: SimulationWorkload> {
             let down = nodes.count - alive.count
             guard down + 1 <= (nodes.count - 1) / 2 else { return }
             // Prefer a node in the middle of a write: the unsynced part is what a crash takes.
-            let writing = alive.filter { nodes[$0].writing != nil }
+            let writing = alive.filter { nodes[$0].writing != nil || !nodes[$0].writes.isEmpty }
             let pool = !writing.isEmpty && random.chance(0.7) ? writing : alive
             let n = pool[Int(random.next() % UInt64(pool.count))]
             crash(n)

@@ -126,6 +126,11 @@ public enum Simulation {
         /// as it is taken, before its writes are synced, so a follower acknowledges entries a
         /// crash can still take away and the leader counts them toward commit.
         public var sendBeforeSync = false
+        /// Carry readies out as `ReplicaGroup` does (pipelined): every ready is taken at once,
+        /// a leader's appends leave before its sync, committed entries apply at once, and each
+        /// ready's other messages wait for its write and every earlier one, which sync in
+        /// order. false: one ready at a time, each synced before the next is taken. Default true.
+        public var pipelined = true
         /// Pass every message through the binary codec (encode, then decode).
         public var codecRoundTrip = true
         /// Events kept for the trace printed on failure.

@@ -14,6 +14,9 @@ final class GroupCommitWriter: @unchecked Sendable {
         /// Whether the job needs its commit synced; a batch of jobs that all say no commits
         /// without a sync (the next synced commit makes it durable with everything before it).
         var durable = true
+        /// Whether the job may commit before durable jobs submitted earlier (see
+        /// ``Storage/submit(grows:durable:overtakesSyncs:_:completion:)``); never durable.
+        var overtakesSyncs = false
         var run: (WriteTransaction) throws -> Void
         var complete: (Result<Void, any Error>) -> Void
     }
@@ -84,7 +87,15 @@ final class GroupCommitWriter: @unchecked Sendable {
             let batch = Array(pending.prefix(take))
             pending.removeFirst(take)
             condition.unlock()
-            process(batch)
+            // Jobs that may overtake syncs commit first, in a transaction of their own without a
+            // sync, rather than wait for the durable jobs' sync (a replica's apply of entries
+            // already durable in its log, behind the next entries' append).
+            if settings.durable, batch.contains(where: \.overtakesSyncs), batch.contains(where: \.durable) {
+                process(batch.filter(\.overtakesSyncs))
+                process(batch.filter { !$0.overtakesSyncs })
+            } else {
+                process(batch)
+            }
         }
         exited.signal()
     }

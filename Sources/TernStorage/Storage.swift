@@ -254,15 +254,23 @@ public final class Storage: @unchecked Sendable {
     /// in consecutive transactions: a caller that must persist, then apply, several records
     /// submits them all at once and pays one sync when they fit one batch.
     ///
-    /// - Parameter durable: false for state that can be rebuilt from something already durable
-    ///   (a replica applying entries of its synced Raft log): a batch holding only such bodies
-    ///   commits without a sync, and a crash may lose it (never partly).
-    public func submit<T: Sendable>(grows: Bool = false, durable: Bool = true, _ body: @escaping @Sendable (WriteTransaction) throws -> T,
+    /// - Parameters:
+    ///   - durable: false for state that can be rebuilt from something already durable (a
+    ///     replica applying entries of its synced Raft log): a batch holding only such bodies
+    ///     commits without a sync, and a crash may lose it (never partly).
+    ///   - overtakesSyncs: true (with `durable` false) for a body that depends on none of the
+    ///     durable bodies queued before it: when one batch would hold both, such bodies commit
+    ///     first, in a transaction of their own without a sync, instead of waiting for the
+    ///     others' sync; they keep their order among themselves. Default false.
+    public func submit<T: Sendable>(grows: Bool = false, durable: Bool = true, overtakesSyncs: Bool = false,
+                                    _ body: @escaping @Sendable (WriteTransaction) throws -> T,
                                     completion: @escaping @Sendable (Result<T, any Error>) -> Void) {
+        precondition(!(durable && overtakesSyncs), "a durable body cannot overtake syncs")
         let box = ResultBox<T>()
         let job = GroupCommitWriter.Job(
             grows: grows,
             durable: durable,
+            overtakesSyncs: overtakesSyncs,
             run: { txn in box.value = try body(txn) },
             complete: { result in
                 switch result {

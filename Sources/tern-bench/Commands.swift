@@ -154,6 +154,9 @@ struct EndToEnd: AsyncParsableCommand {
         abstract: "Producers at --rate and long-polling consumers; latency from intended send time to delivery.")
     @OptionGroup var options: LoadOptions
 
+    @Flag(help: "Acknowledge each received batch while receiving the next (one acknowledgement in flight per consumer, as SQS's buffered asynchronous client and Kafka's asynchronous commits do) instead of before receiving again.")
+    var asyncAcknowledgements = false
+
     func validate() throws {
         guard options.topic == nil else { throw ValidationError("end-to-end measures queues; --topic is for produce and consume") }
     }
@@ -186,8 +189,9 @@ struct EndToEnd: AsyncParsableCommand {
                     }
                     await transport.close()
                 }
-                group.addTask {
+                group.addTask { [asyncAcknowledgements] in
                     let transport = try makeTransport(options)
+                    var acknowledging: Task<Void, any Error>?
                     while delivered.value < total {
                         let messages = try await transport.receive(from: options.queue, max: 1000, waitTime: 1)
                         let now = monotonicMicroseconds()
@@ -197,8 +201,16 @@ struct EndToEnd: AsyncParsableCommand {
                             }
                         }
                         delivered.add(messages.count)
-                        if !messages.isEmpty { try await transport.acknowledge(messages.map(\.handle), on: options.queue) }
+                        guard !messages.isEmpty else { continue }
+                        let handles = messages.map(\.handle)
+                        if asyncAcknowledgements {
+                            try await acknowledging?.value
+                            acknowledging = Task { try await transport.acknowledge(handles, on: options.queue) }
+                        } else {
+                            try await transport.acknowledge(handles, on: options.queue)
+                        }
                     }
+                    try await acknowledging?.value
                     await transport.close()
                 }
             }
@@ -206,8 +218,10 @@ struct EndToEnd: AsyncParsableCommand {
         }
         ticker.cancel()
         if !options.quiet { FileHandle.standardError.write(Data("\n".utf8)) }
-        BenchResult(command: "end-to-end", transport: options.isHTTP ? "http" : "binary", recorder: recorder,
-                    messageSize: options.messageSize, seconds: Double(monotonicMicroseconds() - start) / 1e6).print(json: options.json)
+        var result = BenchResult(command: "end-to-end", transport: options.isHTTP ? "http" : "binary", recorder: recorder,
+                                 messageSize: options.messageSize, seconds: Double(monotonicMicroseconds() - start) / 1e6)
+        result.sendLatencyMicroseconds = BenchResult.percentiles(sent)
+        result.print(json: options.json)
     }
 }
 

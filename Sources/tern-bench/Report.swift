@@ -36,6 +36,8 @@ struct BenchResult: Encodable {
     var messagesPerSecond: Double
     var megabytesPerSecond: Double
     var latencyMicroseconds: [String: UInt64]
+    /// end-to-end only: from a batch's intended send time to the broker's acknowledgement of it.
+    var sendLatencyMicroseconds: [String: UInt64]?
 
     enum CodingKeys: String, CodingKey {
         case command, transport, messages, seconds
@@ -43,6 +45,7 @@ struct BenchResult: Encodable {
         case messagesPerSecond = "messages_per_second"
         case megabytesPerSecond = "megabytes_per_second"
         case latencyMicroseconds = "latency_us"
+        case sendLatencyMicroseconds = "send_latency_us"
     }
 
     init(command: String, transport: String, recorder: LatencyRecorder, messageSize: Int, seconds: Double) {
@@ -53,8 +56,13 @@ struct BenchResult: Encodable {
         self.seconds = seconds
         messagesPerSecond = Double(messages) / max(seconds, 1e-9)
         megabytesPerSecond = Double(recorder.byteCount) / max(seconds, 1e-9) / 1_000_000
+        latencyMicroseconds = Self.percentiles(recorder)
+    }
+
+    /// p50, p90, p99, p99.9 and max of `recorder`, in microseconds; empty when nothing was recorded.
+    static func percentiles(_ recorder: LatencyRecorder) -> [String: UInt64] {
         let histogram = recorder.snapshot()
-        latencyMicroseconds = histogram.totalCount == 0 ? [:] : [
+        return histogram.totalCount == 0 ? [:] : [
             "p50": histogram.valueAtPercentile(50), "p90": histogram.valueAtPercentile(90), "p99": histogram.valueAtPercentile(99),
             "p99.9": histogram.valueAtPercentile(99.9), "max": histogram.maxRecorded,
         ]
@@ -72,6 +80,10 @@ struct BenchResult: Encodable {
         if !latencyMicroseconds.isEmpty {
             let order = ["p50", "p90", "p99", "p99.9", "max"]
             Swift.print("  latency: " + order.map { "\($0) \(Self.format(latencyMicroseconds[$0]!))" }.joined(separator: "  "))
+        }
+        if let send = sendLatencyMicroseconds, !send.isEmpty {
+            let order = ["p50", "p90", "p99", "p99.9", "max"]
+            Swift.print("  send latency: " + order.map { "\($0) \(Self.format(send[$0]!))" }.joined(separator: "  "))
         }
     }
 

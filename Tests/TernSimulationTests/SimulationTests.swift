@@ -4,7 +4,7 @@ import TernReplication
 import TernSimulation
 
 /// Simulator suites. Together they run more than 1,000,000 simulated events per CI run
-/// (20k×3 + 40k + 60k×8 + 60k×4 + 50k×3 + 50k×3 ≈ 1.12 million, plus the planted-bug runs;
+/// (20k×3 + 40k + 60k×8 + 60k×4 + 50k×3 + 50k×3 + 40k×2 ≈ 1.2 million, plus the planted-bug runs;
 /// docs/replication.md gives the time); `TERN_SIM_SOAK=<seeds>` runs a longer soak.
 @Suite struct SimulationTests {
     static func options(seed: UInt64, nodes: Int = 3, events: Int, faults: Simulation.Faults = .all) -> Simulation.Options {
@@ -61,6 +61,15 @@ import TernSimulation
     @Test(arguments: UInt64(400)..<403)
     func crashes(seed: UInt64) {
         Self.expectPassed(Simulation.run(Self.options(seed: seed, events: 50_000, faults: .crashes)))
+    }
+
+    /// The shell that carries one ready out at a time (`pipelined = false`) passes the same
+    /// checkers: 2 seeds × 40,000 events.
+    @Test(arguments: UInt64(500)..<502)
+    func oneReadyAtATime_allFaults(seed: UInt64) {
+        var options = Self.options(seed: seed, events: 40_000)
+        options.pipelined = false
+        Self.expectPassed(Simulation.run(options))
     }
 
     @Test func replicationBenchmarkDriver_commitsEverything() throws {

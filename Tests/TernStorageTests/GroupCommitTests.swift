@@ -214,4 +214,64 @@ import TernTestKit
         #expect(idFirst == idSecond)
         #expect(firstSaw != secondSaw)
     }
+
+    /// Jobs that may overtake syncs (a replica's applies) commit ahead of the durable jobs of
+    /// their batch, in a transaction of their own, in their order; every other job keeps its
+    /// place behind the durable ones (a replica's answers wait for the appends they rest on).
+    @Test func submit_overtakingJobs_commitBeforeTheDurableJobsOfTheirBatch_othersKeepTheirOrder() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let storage = try openStorage(directory, durable: true)
+        defer { storage.close() }
+        let main = storage.database("main")
+        let order = Locked<[String]>([])
+        let ids = Locked<[String: Int]>([:])
+        let done = Counter()
+
+        try await Self.batched(storage, expected: 4) { submitted in
+            func job(_ name: String, durable: Bool, overtakes: Bool) {
+                storage.submit(durable: durable, overtakesSyncs: overtakes, { txn -> Int in
+                    try txn.put(main, Array(name.utf8), value(1))
+                    return txn.id
+                }, completion: { result in
+                    order.value.append(name)
+                    if case .success(let id) = result { ids.value[name] = id }
+                    done.increment()
+                })
+                submitted.increment()
+            }
+            job("append", durable: true, overtakes: false)
+            job("apply 1", durable: false, overtakes: true)
+            job("answer", durable: false, overtakes: false)
+            job("apply 2", durable: false, overtakes: true)
+        }
+        while done.current < 4 { try await Task.sleep(for: .milliseconds(1)) }
+
+        #expect(order.value == ["apply 1", "apply 2", "append", "answer"])
+        let id = ids.value
+        #expect(id["apply 1"] == id["apply 2"] && id["append"] == id["answer"], "\(id)")
+        #expect(id["apply 1"]! < id["append"]!, "the applies committed first, in a transaction of their own")
+    }
+
+    /// Without a durable job in the batch, overtaking jobs share the batch's one transaction.
+    @Test func submit_overtakingJobs_withoutDurableOnes_shareOneTransaction() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let storage = try openStorage(directory, durable: true)
+        defer { storage.close() }
+        let main = storage.database("main")
+        let ids = Locked<[Int]>([])
+
+        try await Self.batched(storage, expected: 2) { submitted in
+            for n in 0..<2 {
+                storage.submit(durable: false, overtakesSyncs: n == 0, { txn -> Int in
+                    try txn.put(main, key(n), value(n))
+                    return txn.id
+                }, completion: { result in if case .success(let id) = result { ids.value.append(id) } })
+                submitted.increment()
+            }
+        }
+        while ids.value.count < 2 { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(Set(ids.value).count == 1)
+    }
 }
