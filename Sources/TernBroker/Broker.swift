@@ -262,8 +262,24 @@ public final class Broker: Sendable {
         let queue = record.id
         let timeout = visibilityTimeout ?? record.attributes.visibilityTimeout
         let deadline = clock.now.adding(seconds: waitTime)
+        // Where this node decides time (alone, or leading its group), a receive that can find
+        // nothing is not written: idle consumers' polls cost no commit and, in a cluster, no
+        // replicated entry (SQS's empty receives, too, change nothing). Acknowledged sends are
+        // applied here before their answer, so this read sees them.
         while true {
             let seen = signals.version(of: queue)
+            if executor?.decidesTime ?? true {  // asked each time: leadership may move during a long poll
+                let now = clock.now
+                let possible = try reading { txn -> Bool in
+                    _ = try store.record(named: name, in: txn)  // QueueNotFound once it is deleted
+                    return try store.mayDeliver(queue: queue, at: now, in: txn)
+                }
+                if !possible {
+                    if now >= deadline || Task.isCancelled { return [] }
+                    await signals.wait(for: queue, seen: seen, until: deadline, clock: clock)
+                    continue
+                }
+            }
             var generator = BatchRandom()
             let outcome = try await execute(.receive(name, maxMessages: maxMessages, visibilityTimeout: visibilityTimeout,
                                                      autoAcknowledge: autoAcknowledge, nonceSeed: generator.next()))

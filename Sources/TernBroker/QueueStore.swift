@@ -687,6 +687,18 @@ public struct QueueStore: Sendable {
     }
 
     /// The earliest visibility deadline or due time in the store, nil when nothing is pending.
+    /// Whether a receive of queue `id` at `now` could deliver anything: the queue has a ready
+    /// message, or some delayed or in-flight message anywhere is due (its visibility timeout or
+    /// delay ends by `now`, making it ready). False means a receive would change nothing and
+    /// find nothing, so it need not be written (nor, in a cluster, replicated).
+    public func mayDeliver(queue id: UInt32, at now: Timestamp, in txn: Transaction) throws -> Bool {
+        let prefix = QueueSchema.queuePrefix(id)
+        let ready = try txn.withCursor(self.ready) { cursor in try cursor.seek(atOrAfter: prefix).map { $0.key.starts(with: prefix) } ?? false }
+        if ready { return true }
+        guard let due = try nextDueTime(in: txn) else { return false }
+        return due <= now
+    }
+
     public func nextDueTime(in txn: Transaction) throws -> Timestamp? {
         var earliest: Timestamp?
         for database in [inflight, delayed] {

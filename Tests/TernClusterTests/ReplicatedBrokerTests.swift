@@ -149,6 +149,40 @@ import TernTestKit
         }
     }
 
+    /// Idle consumers' polls write nothing: a receive that can find nothing is answered from
+    /// the leader's applied state without a log entry, while a follower still says `NotLeader`
+    /// and a long poll still wakes for a send.
+    @Test func emptyReceivesAreNotReplicated_butLongPollsStillWake() async throws {
+        let nodes = try Self.makeCluster()
+        let leader = try await Self.leader(of: nodes)
+        let queue = try QueueName("idle")
+        _ = try await leader.replica.broker.createOrUpdateQueue(queue, patch: .init())
+        try await Self.eventually("the create applied everywhere") {
+            nodes.allSatisfy { $0.replica.group.status.appliedIndex >= leader.replica.group.status.commitIndex }
+        }
+        let before = leader.replica.group.status.lastIndex
+        for _ in 0..<30 {
+            let empty = try await leader.replica.broker.receive(queue, maxMessages: 10)
+            #expect(empty.isEmpty)
+        }
+        let grown = leader.replica.group.status.lastIndex - before
+        #expect(grown <= 3, "30 empty receives appended \(grown) entries (the maintenance loop's ticks may add a few)")
+
+        let follower = nodes.first { $0 !== leader }!
+        do {
+            _ = try await follower.replica.broker.receive(queue, maxMessages: 1)
+            Issue.record("a follower answered a receive")
+        } catch {
+            #expect(error.code == .notLeader)
+        }
+
+        async let polled = leader.replica.broker.receive(queue, maxMessages: 1, waitTime: 10)
+        try await Task.sleep(for: .milliseconds(300))
+        _ = try await leader.replica.broker.send(queue, [OutgoingMessage(body: Array("wake".utf8))])
+        let woken = try await polled
+        #expect(woken.map { String(decoding: $0.body, as: UTF8.self) } == ["wake"], "the long poll was woken by the send")
+    }
+
     @Test func aLostLeaderLosesNoAcknowledgedWriteAndRejoins() async throws {
         let nodes = try Self.makeCluster()
         let first = try await Self.leader(of: nodes)
