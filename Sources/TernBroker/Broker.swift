@@ -269,10 +269,12 @@ public final class Broker: Sendable {
         while true {
             let seen = signals.version(of: queue)
             if executor?.decidesTime ?? true {  // asked each time: leadership may move during a long poll
-                let now = clock.now
-                let possible = try reading { txn -> Bool in
+                let machine = self.machine, wallNow = clock.now
+                let (possible, now) = try reading { txn -> (Bool, Timestamp) in
                     _ = try store.record(named: name, in: txn)  // QueueNotFound once it is deleted
-                    return try store.mayDeliver(queue: queue, at: now, in: txn)
+                    // The time the receive would be applied at: command time never goes back.
+                    let now = max(wallNow, try machine.log.appliedTime(in: txn))
+                    return (try store.mayDeliver(queue: queue, at: now, in: txn), now)
                 }
                 if !possible {
                     if now >= deadline || Task.isCancelled { return [] }
