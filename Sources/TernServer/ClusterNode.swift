@@ -105,17 +105,15 @@ public final class ClusterNode: Sendable {
     /// not vote); the leader promotes it to voter once its log reaches the commit index
     /// (Raft thesis, Ongaro 2014, §4.2.1; decision 126). Returns once the learner is in the
     /// committed configuration, not once it is promoted (`GET /cluster` shows that).
+    /// A node that is already a member is left as it is (its configuration is returned).
     /// - Throws: ``TernError``: `InvalidParameter` (not a node id); `NodeNotFound` (gossip does
     ///   not see the node alive with a binary address: start it first, with the cluster's
-    ///   seeds); `Conflict` (already a member, or its Raft id is another member's); `NotLeader`;
+    ///   seeds); `Conflict` (its Raft id is another member's); `NotLeader`;
     ///   `Unavailable` (another change is in flight, or the outcome is unknown: look at
     ///   `GET /cluster` and retry).
     public func addMember(_ name: String) async throws(TernError) -> Raft.Configuration {
         guard Gossip.NodeID.isValid(name) else {
             throw TernError(.invalidParameter, "node ids are 1–64 of A–Z a–z 0–9 _ . -, got \"\(name)\"")
-        }
-        guard let found = member(name), found.state == .alive, found.node.binary != nil else {
-            throw TernError(.nodeNotFound, "gossip does not see node \(name) alive with a binary address; start it with --gossip and --seeds of this cluster first")
         }
         let id = RaftNodeID.of(name)
         let status = data.group.status
@@ -124,7 +122,10 @@ public final class ClusterNode: Sendable {
             guard holder == name else {
                 throw TernError(.conflict, "node \(name) hashes to the Raft id of member \(holder); rename it")
             }
-            throw TernError(.conflict, "node \(name) is already a \(status.voters.contains(id) ? "voter" : "learner") of the data group")
+            return Raft.Configuration(voters: status.voters, learners: status.learners)  // already one: no change
+        }
+        guard let found = member(name), found.state == .alive, found.node.binary != nil else {
+            throw TernError(.nodeNotFound, "gossip does not see node \(name) alive with a binary address; start it with --gossip and --seeds of this cluster first")
         }
         data.group.learn(name: name)
         return try await data.group.changeMembership(.addLearner(id))

@@ -24,12 +24,7 @@ extension HTTPAPI.Operations {
         // forwarding middleware sends it there from any other node.
         router.put("/cluster/replicas/:node") { _, context -> Response in
             let (node, name) = try Self.membershipTarget(clusterNode, context)
-            let status = node.data.group.status
-            let id = RaftNodeID.of(name)
-            if (status.voters.contains(id) || status.learners.contains(id)), node.name(of: id) == name {
-                return try json(.ok, ReplicasBody(node, voters: status.voters, learners: status.learners))  // already one: no change
-            }
-            let configuration = try await node.addMember(name)
+            let configuration = try await node.addMember(name)  // a member already: unchanged, 200
             return try json(.ok, ReplicasBody(node, voters: configuration.voters, learners: configuration.learners))
         }
         router.delete("/cluster/replicas/:node") { _, context -> Response in

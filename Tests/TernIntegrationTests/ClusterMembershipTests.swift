@@ -29,24 +29,45 @@ extension IntegrationTests {
             throw TernProcess.Failure("timed out waiting for \(what)")
         }
 
+        /// Sends `count` messages `tag-0`… to `queue` through `node` (retrying `503`), expecting
+        /// each to be acknowledged; returns the bodies that were.
+        static func send(_ count: Int, to queue: String, through node: Cluster.Node, tag: String) async throws -> [String] {
+            var sent: [String] = []
+            for k in 0..<count {
+                let answer = try await Cluster.retrying {
+                    try await Cluster.call(.POST, node.process.baseURL + "/queues/\(queue)/messages", json: ["message": "\(tag)-\(k)"])
+                }
+                #expect(answer.status == 201, "send \(tag)-\(k) through \(node.id): \(answer.status)")
+                if answer.status == 201 { sent.append("\(tag)-\(k)") }
+            }
+            return sent
+        }
+
+        /// Receives `queue` through `node`, acknowledging as it goes, until three long polls in a
+        /// row come back empty; returns the bodies.
+        static func drain(_ queue: String, through node: Cluster.Node) async throws -> [String] {
+            var received: [String] = []
+            var idle = 0
+            while idle < 3 {
+                let answer = try await Cluster.retrying {
+                    try await Cluster.call(.GET, node.process.baseURL + "/queues/\(queue)/messages?batch_size=10&wait_time=1&auto_ack=true")
+                }
+                let bodies = (answer.json["messages"] as? [[String: Any]] ?? []).compactMap { $0["body"] as? String }
+                received += bodies
+                idle = bodies.isEmpty ? idle + 1 : 0
+            }
+            return received
+        }
+
         @Test func aSpareIsAdded_replacesADeadNode_andServesEveryAcknowledgedWrite() async throws {
             try await Cluster.withCluster("tern-cluster-members", spares: 1, arguments: ["--raft-log-entries", "20"]) { nodes, root in
                 let founders = Array(nodes.prefix(3)), spare = nodes[3]
                 var leader = try await Cluster.leader(of: founders)
                 let base = { (node: Cluster.Node) in node.process.baseURL }
                 var sent: [String] = []
-                func write(_ count: Int, through node: Cluster.Node, tag: String) async throws {
-                    for k in 0..<count {
-                        let answer = try await Cluster.retrying {
-                            try await Cluster.call(.POST, base(node) + "/queues/keep/messages", json: ["message": "\(tag)-\(k)"])
-                        }
-                        #expect(answer.status == 201, "send \(tag)-\(k) through \(node.id): \(answer.status)")
-                        if answer.status == 201 { sent.append("\(tag)-\(k)") }
-                    }
-                }
                 let created = try await Cluster.retrying { try await Cluster.call(.PUT, base(leader) + "/queues/keep") }
                 #expect(created.status == 201)
-                try await write(40, through: leader, tag: "before")
+                sent += try await Self.send(40, to: "keep", through: leader, tag: "before")
 
                 // The spare holds nothing and serves nothing until it is added.
                 let spareView = try await Cluster.call(.GET, base(spare) + "/cluster")
@@ -87,7 +108,7 @@ extension IntegrationTests {
                 }
                 let rebuilt = try #require(await Self.group(spare))
                 #expect((rebuilt["snapshots_installed"] as? NSNumber)?.intValue ?? 0 >= 1, "the new member was sent a snapshot: \(rebuilt)")
-                try await write(10, through: spare, tag: "via-spare")
+                sent += try await Self.send(10, to: "keep", through: spare, tag: "via-spare")
 
                 // A founder dies for good and is removed: the spare takes its place.
                 let dead = founders.first { $0.id != leader.id }!
@@ -96,7 +117,7 @@ extension IntegrationTests {
                 #expect(remove.status == 0, "tern cluster remove: \(remove.errorText)")
                 let after = try #require(await Self.group(leader))
                 #expect(Set(after["replicas"] as? [String] ?? []) == Set(nodes.map(\.id)).subtracting([dead.id]), "\(after)")
-                try await write(10, through: leader, tag: "after-removal")
+                sent += try await Self.send(10, to: "keep", through: leader, tag: "after-removal")
 
                 // With one of the three voters down, removing a live one would leave 1 of 2 alive.
                 let other = founders.first { $0.id != leader.id && $0.id != dead.id }!
@@ -113,16 +134,7 @@ extension IntegrationTests {
                 // The last founder that led goes: the spare and the restarted founder serve everything.
                 await leader.process.kill9()
                 leader = try await Cluster.leader(of: [spare, other])
-                var received: [String] = []
-                var idle = 0
-                while idle < 3 {
-                    let answer = try await Cluster.retrying {
-                        try await Cluster.call(.GET, base(spare) + "/queues/keep/messages?batch_size=10&wait_time=1&auto_ack=true")
-                    }
-                    let bodies = (answer.json["messages"] as? [[String: Any]] ?? []).compactMap { $0["body"] as? String }
-                    received += bodies
-                    idle = bodies.isEmpty ? idle + 1 : 0
-                }
+                let received = try await Self.drain("keep", through: spare)
                 #expect(received.sorted() == sent.sorted(), "missing \(Set(sent).subtracting(received).sorted().prefix(10))")
             }
         }
@@ -136,24 +148,15 @@ extension IntegrationTests {
                 let leader = try await Cluster.leader(of: founders)
                 let base = { (node: Cluster.Node) in node.process.baseURL }
                 var sent: [String] = []
-                func write(_ count: Int, tag: String) async throws {
-                    for k in 0..<count {
-                        let answer = try await Cluster.retrying {
-                            try await Cluster.call(.POST, base(leader) + "/queues/auto/messages", json: ["message": "\(tag)-\(k)"])
-                        }
-                        #expect(answer.status == 201, "send \(tag)-\(k): \(answer.status)")
-                        if answer.status == 201 { sent.append("\(tag)-\(k)") }
-                    }
-                }
                 _ = try await Cluster.retrying { try await Cluster.call(.PUT, base(leader) + "/queues/auto") }
-                try await write(30, tag: "before")
+                sent += try await Self.send(30, to: "auto", through: leader, tag: "before")
                 // Nothing moves while every founder lives, though a spare is there.
                 try await Task.sleep(for: .seconds(5))
                 #expect(Set(try #require(await Self.group(leader))["replicas"] as? [String] ?? []) == Set(founders.map(\.id)))
 
                 let dead = founders.first { $0.id != leader.id }!
                 await dead.process.kill9()
-                try await write(10, tag: "while-dead")
+                sent += try await Self.send(10, to: "auto", through: leader, tag: "while-dead")
                 try await Self.eventually("the spare to replace \(dead.id)") {
                     guard let group = await Self.group(leader), let replicas = group["replicas"] as? [String],
                           let learners = group["learners"] as? [String] else { return false }
@@ -165,17 +168,8 @@ extension IntegrationTests {
                 // The group is three live voters again: it survives the loss of another founder.
                 let other = founders.first { $0.id != leader.id && $0.id != dead.id }!
                 await other.process.kill9()
-                try await write(10, tag: "after")
-                var received: [String] = []
-                var idle = 0
-                while idle < 3 {
-                    let answer = try await Cluster.retrying {
-                        try await Cluster.call(.GET, base(spare) + "/queues/auto/messages?batch_size=10&wait_time=1&auto_ack=true")
-                    }
-                    let bodies = (answer.json["messages"] as? [[String: Any]] ?? []).compactMap { $0["body"] as? String }
-                    received += bodies
-                    idle = bodies.isEmpty ? idle + 1 : 0
-                }
+                sent += try await Self.send(10, to: "auto", through: leader, tag: "after")
+                let received = try await Self.drain("auto", through: spare)
                 #expect(received.sorted() == sent.sorted(), "missing \(Set(sent).subtracting(received).sorted().prefix(10))")
             }
         }
@@ -188,22 +182,14 @@ extension IntegrationTests {
                 let leader = try await Cluster.leader(of: founders)
                 let base = { (node: Cluster.Node) in node.process.baseURL }
                 var sent: [String] = []
-                func write(_ count: Int, through node: Cluster.Node, tag: String) async throws {
-                    for k in 0..<count {
-                        let answer = try await Cluster.retrying {
-                            try await Cluster.call(.POST, base(node) + "/queues/join/messages", json: ["message": "\(tag)-\(k)"])
-                        }
-                        if answer.status == 201 { sent.append("\(tag)-\(k)") }
-                    }
-                }
                 _ = try await Cluster.retrying { try await Cluster.call(.PUT, base(leader) + "/queues/join") }
-                try await write(60, through: leader, tag: "before")
+                sent += try await Self.send(60, to: "join", through: leader, tag: "before")
                 let added = try await Cluster.retrying { try await Cluster.call(.PUT, base(leader) + "/cluster/replicas/\(spare.id)") }
                 #expect(added.status == 200, "\(added.status) \(String(decoding: added.body, as: UTF8.self))")
                 await leader.process.kill9()
                 let survivors = founders.filter { $0.id != leader.id }
                 let next = try await Cluster.leader(of: survivors)
-                try await write(20, through: next, tag: "after")
+                sent += try await Self.send(20, to: "join", through: next, tag: "after")
                 try await Self.eventually("the next leader to promote \(spare.id)") {
                     guard let group = await Self.group(next), let replicas = group["replicas"] as? [String],
                           let learners = group["learners"] as? [String] else { return false }
@@ -212,16 +198,7 @@ extension IntegrationTests {
                 // The old leader returns (four voters: three make a majority); everything is read
                 // through the new member.
                 try await leader.process.start(timeout: .seconds(60))
-                var received: [String] = []
-                var idle = 0
-                while idle < 3 {
-                    let answer = try await Cluster.retrying {
-                        try await Cluster.call(.GET, base(spare) + "/queues/join/messages?batch_size=10&wait_time=1&auto_ack=true")
-                    }
-                    let bodies = (answer.json["messages"] as? [[String: Any]] ?? []).compactMap { $0["body"] as? String }
-                    received += bodies
-                    idle = bodies.isEmpty ? idle + 1 : 0
-                }
+                let received = try await Self.drain("join", through: spare)
                 #expect(received.sorted() == sent.sorted(), "missing \(Set(sent).subtracting(received).sorted().prefix(10))")
             }
         }
