@@ -2,24 +2,41 @@ public import Logging
 public import TernBroker
 public import TernCore
 public import TernStorage
+public import TernMetadata
+
+/// What applying one data group entry produced: a broker command's outcome, or (in the data
+/// group that carries the catalogue) a catalogue command's.
+public enum DataGroupOutput: Sendable {
+    case command(CommandOutcome)
+    case catalogue(Metadata.Outcome)
+}
 
 /// The broker's ``StateMachine`` as the state machine of a replication group: each entry is
 /// one encoded ``CommandEnvelope`` (``CommandCodec``), applied by ``StateMachine/apply(_:in:)``.
+/// The data group's machine also holds the cluster catalogue (``CatalogueStore``, decision 140):
+/// its entries are tagged and applied to it instead.
 public struct BrokerStateMachine: ReplicatedStateMachine {
     public let machine: StateMachine
+    /// The catalogue this group carries (the data group's), nil for a queue's own group.
+    public let catalogue: CatalogueStore?
 
-    public init(machine: StateMachine) {
+    public init(machine: StateMachine, catalogue: CatalogueStore? = nil) {
         self.machine = machine
+        self.catalogue = catalogue
     }
 
     /// - Throws: the command's ``TernError`` (deterministic); ``StorageError`` when the entry
     ///   cannot be decoded (a newer format or corruption: the replica halts) or LMDB fails.
-    public func apply(_ payload: [UInt8], in txn: WriteTransaction) throws -> CommandOutcome {
-        try machine.apply(try CommandCodec.decode(payload), in: txn)
+    public func apply(_ payload: [UInt8], in txn: WriteTransaction) throws -> DataGroupOutput {
+        if let catalogue, CatalogueStore.isEntry(payload) {
+            return .catalogue(try catalogue.apply(payload, in: txn))
+        }
+        return .command(try machine.apply(try CommandCodec.decode(payload), in: txn))
     }
 
-    /// Every database of the broker (``Broker/databaseNames``): the broker reads only LMDB.
-    public var databaseNames: [String] { Broker.databaseNames }
+    /// Every database of the broker (``Broker/databaseNames``), and the catalogue's when this
+    /// group carries it: the broker reads only LMDB.
+    public var databaseNames: [String] { Broker.databaseNames + (catalogue == nil ? [] : [CatalogueStore.databaseName]) }
 }
 
 /// Sends a ``Broker``'s commands through its replication group: the leader proposes the
@@ -32,7 +49,10 @@ public struct ReplicatedExecutor: CommandExecutor {
     }
 
     public func execute(_ envelope: CommandEnvelope, grows: Bool) async throws(TernError) -> CommandOutcome {
-        try await group.propose(CommandCodec.encode(envelope))
+        guard case .command(let outcome) = try await group.propose(CommandCodec.encode(envelope)) else {
+            throw TernError(.internalError, "a broker command was applied as a catalogue command")
+        }
+        return outcome
     }
 
     public var decidesTime: Bool { group.status.isServing }
@@ -50,22 +70,48 @@ public struct ReplicatedExecutor: CommandExecutor {
 public final class ReplicatedBroker: Sendable {
     public let group: ReplicaGroup<BrokerStateMachine>
     public let broker: Broker
+    /// The cluster catalogue, in the group that carries it (the data group); nil elsewhere.
+    public let catalogue: CatalogueStore?
 
-    /// - Parameter storage: opened with ``Broker/databaseNames`` and ``RaftLogStore/databaseNames``.
+    /// - Parameters:
+    ///   - storage: opened with ``Broker/databaseNames`` and ``RaftLogStore/databaseNames`` (and
+    ///     ``CatalogueStore/databaseName`` when `carriesCatalogue`).
+    ///   - carriesCatalogue: whether the group's log carries the cluster catalogue (the data group).
     /// - Throws: what ``ReplicaGroup/init(group:node:voters:storage:machine:transport:settings:logger:)`` throws.
     public init(group id: UInt64, node: String, voters: [String], storage: Storage, transport: any RaftTransport,
                 clock: any TernClock, settings: ReplicaGroup<BrokerStateMachine>.Settings = .init(),
-                installer: SnapshotInstaller? = nil, logger: Logger) throws {
+                installer: SnapshotInstaller? = nil, carriesCatalogue: Bool = false, logger: Logger) throws {
         let machine = StateMachine(storage: storage)
+        let catalogue = carriesCatalogue ? try CatalogueStore(storage: storage) : nil
         let group = try ReplicaGroup(group: id, node: node, voters: voters, storage: storage,
-                                     machine: BrokerStateMachine(machine: machine), transport: transport,
+                                     machine: BrokerStateMachine(machine: machine, catalogue: catalogue), transport: transport,
                                      settings: settings, installer: installer, logger: logger)
         let broker = Broker.replicated(storage: storage, clock: clock, executor: ReplicatedExecutor(group: group), logger: logger)
-        group.setApplyObserver { outcome in broker.didApply(outcome) }
+        group.setApplyObserver { output in
+            if case .command(let outcome) = output { broker.didApply(outcome) }
+        }
         group.setLeaderObserver { broker.forgetCoordinatorState() }
-        group.setSnapshotObserver { broker.didReplaceState() }
+        group.setSnapshotObserver {
+            broker.didReplaceState()
+            try? catalogue?.reload()
+        }
         self.group = group
         self.broker = broker
+        self.catalogue = catalogue
+    }
+
+    /// Commits catalogue `command` through this group's log (its leader only) and returns what
+    /// applying it produced.
+    /// - Throws: ``TernError``: `NotInCluster` when this group carries no catalogue; the
+    ///   catalogue's refusal (`InvalidParameter`, `InvalidAttribute`, `QueueNotFound`,
+    ///   `Conflict`; nothing changed); what ``ReplicaGroup/propose(_:)`` throws (`NotLeader`,
+    ///   `Unavailable`).
+    public func propose(_ command: Metadata.Command) async throws(TernError) -> Metadata.Outcome {
+        guard catalogue != nil else { throw TernError(.notInCluster, "group \(group.group) carries no catalogue") }
+        guard case .catalogue(let outcome) = try await group.propose(CatalogueStore.entry(command)) else {
+            throw TernError(.internalError, "a catalogue command was applied as a broker command")
+        }
+        return outcome
     }
 
     public func start() { group.start() }

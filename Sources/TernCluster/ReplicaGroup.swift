@@ -632,6 +632,13 @@ public final class ReplicaGroup<Machine: ReplicatedStateMachine>: Sendable {
         pump()
     }
 
+    /// Starts an election at once (``Raft/Instance/campaign()``): a new group's preferred
+    /// leader calls it so that the group serves within a round trip of its creation.
+    public func campaign() {
+        state.withLock { $0.raft.campaign() }
+        pump()
+    }
+
     // MARK: Carrying out readies
 
     private func translate(_ error: ReplicationError) -> TernError {

@@ -214,6 +214,17 @@ extension Raft {
             }
         }
 
+        /// Starts an election now instead of waiting for the election timeout (etcd-io/raft's
+        /// `Campaign`, `MsgHup`): a pre-vote first when ``Settings/preVote`` is on, as a timeout
+        /// would. Used by a new group's preferred leader, so that a group created on demand has a
+        /// leader within a round trip rather than after 1.5–2.5 s. Does nothing on a leader or on
+        /// a node that cannot vote (a learner, or not in the configuration).
+        public mutating func campaign() {
+            guard role != .leader, isPromotable else { return }
+            electionElapsed = 0
+            campaign(transfer: false)
+        }
+
         /// Handles one message from a peer (Raft figure 2, "Rules for servers").
         ///
         /// Messages of an older term are answered so that a stale leader or candidate learns

@@ -40,14 +40,23 @@ public final class ClusterNode: Sendable {
     /// The client HTTP requests are forwarded to the leader with, and the scheme they use
     /// (`https` when the nodes' listeners serve TLS).
     let forwarding: ForwardingClient
+    /// The queue groups this node hosts (decision 140); nil: every queue lives in the data group.
+    public let queueGroups: QueueGroupHost?
+    /// Copies of each new queue group (`--replication-factor`), at most the data group's live voters.
+    public let replicationFactor: Int
 
     /// - Parameters:
     ///   - forwardingTLS: TLS towards the other nodes' HTTP listeners (when the nodes serve TLS;
     ///     ``TLSSettings/peerClientConfiguration()``); nil = plain HTTP.
     ///   - snapshots: serves this node's snapshot files to peers (`SnapshotChunk`).
+    ///   - queueGroups: hosts this node's queue groups; nil: queues live in the data group.
+    ///   - replicationFactor: copies of each new queue group.
     public init(nodeID: String, controllers: [String], data: ReplicatedBroker, gossip: GossipService,
-                forwardingTLS: TLSConfiguration? = nil, snapshots: SnapshotServer? = nil) {
+                forwardingTLS: TLSConfiguration? = nil, snapshots: SnapshotServer? = nil,
+                queueGroups: QueueGroupHost? = nil, replicationFactor: Int = 3) {
         self.nodeID = nodeID
+        self.queueGroups = queueGroups
+        self.replicationFactor = replicationFactor
         self.snapshots = snapshots
         self.controllers = controllers
         self.data = data
@@ -218,8 +227,13 @@ public final class ClusterNode: Sendable {
 
     /// Hands a Raft message received from a peer to its group.
     public func receive(_ envelopes: [RaftEnvelope]) {
-        for envelope in envelopes where envelope.group == ClusterNode.dataGroup {
-            data.group.step(envelope.message)
+        for envelope in envelopes {
+            if envelope.group == ClusterNode.dataGroup {
+                data.group.step(envelope.message)
+            } else {
+                // A group not (yet) started here drops its messages; the sender retries.
+                queueGroups?.group(envelope.group)?.replica.group.step(envelope.message)
+            }
         }
     }
 
@@ -227,6 +241,12 @@ public final class ClusterNode: Sendable {
     /// - Throws: ``TernError`` `NotInCluster` when this node serves no snapshots, else what
     ///   ``SnapshotServer/chunk(_:)`` throws.
     public func snapshotChunk(_ request: SnapshotChunkRequest) async throws(TernError) -> SnapshotChunk {
+        if request.group != ClusterNode.dataGroup {
+            guard let hosted = queueGroups?.group(request.group) else {
+                throw TernError(.notInCluster, "this node does not host group \(request.group)")
+            }
+            return try await hosted.snapshots.chunk(request)
+        }
         guard let snapshots else { throw TernError(.notInCluster, "this node serves no snapshots") }
         return try await snapshots.chunk(request)
     }

@@ -56,6 +56,9 @@ struct ClusterForwardingMiddleware<Context: RequestContext>: RouterMiddleware {
         guard Self.isDataPath(request.uri.path) || Self.isMembershipChange(method: request.method, path: request.uri.path) else {
             return try await next(request, context)
         }
+        if node.queueGroups != nil, let answer = try await routeQueueGroups(request, context: context, next: next) {
+            return answer
+        }
         switch node.route(http: true) {
         case .local:
             let term = node.data.group.status.term  // the term this node leads in as it serves

@@ -45,7 +45,7 @@ public enum HTTPAPI {
             router.add(middleware: ClusterForwardingMiddleware(node: node, maxRequestBytes: settings.maxRequestBytes))
         }
         operations.installRoutes(on: router, broker: broker)
-        let api = Handlers(broker: broker, settings: settings,
+        let api = Handlers(nodeBroker: broker, settings: settings,
                            authenticator: operations.auth.enabled ? Authenticator(settings: operations.auth) : nil)
 
         router.get("/health") { _, _ in try json(.ok, ["status": "ok"]) }
@@ -93,8 +93,17 @@ public enum HTTPAPI {
     }
 }
 
+/// The broker a request is served by when it is not the node's own: a queue group's
+/// (decision 140), set by ``ClusterForwardingMiddleware`` for the request's task.
+enum ServingBroker {
+    @TaskLocal static var current: Broker?
+}
+
 struct Handlers: Sendable {
-    let broker: Broker
+    /// The node's own broker (alone, or the data group's).
+    let nodeBroker: Broker
+    /// The broker this request is served by: a queue group's, or the node's own.
+    var broker: Broker { ServingBroker.current ?? nodeBroker }
     let settings: HTTPAPI.Settings
     /// For checks that need the body (a transaction's queues and topics); nil = auth off.
     var authenticator: Authenticator? = nil

@@ -77,11 +77,19 @@ extension KeyedDecodingContainer where Key == AnyKey {
 /// `PUT /queues/{name}` body: a partial set of attributes.
 struct QueueAttributesBody: Decodable {
     var patch = QueueAttributes.Patch()
+    /// `colocate_with`: the queue whose replication group this one joins when it is created in a
+    /// cluster with queue groups (decision 140); everywhere else every queue shares one group
+    /// already, and the field is checked and otherwise ignored.
+    var colocateWith: QueueName?
 
     static let fields: Set<String> = [
         "visibility_timeout", "retention", "max_message_bytes", "delay", "max_receive_count",
         "dead_letter_queue", "fifo", "max_messages", "max_bytes", "content_based_deduplication", "overflow",
+        "colocate_with",
     ]
+
+    /// No attributes (an empty body).
+    init() {}
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: AnyKey.self)
@@ -101,6 +109,13 @@ struct QueueAttributesBody: Decodable {
                 throw TernError(.invalidAttribute, "overflow must be \"reject\" or \"drop_oldest\"")
             }
             patch.overflow = value
+        }
+        if let colocate = try c.string("colocate_with", code: code) ?? nil {
+            do {
+                colocateWith = try QueueName(colocate)
+            } catch {
+                throw TernError(.invalidAttribute, "colocate_with: \(error.message)")
+            }
         }
         if let dlq = try c.string("dead_letter_queue", code: code, nullable: true) {
             do {

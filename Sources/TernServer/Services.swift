@@ -43,3 +43,17 @@ public struct LeadershipHandOffService: Service {
         }
     }
 }
+
+/// Runs the queue groups this node hosts (``QueueGroupHost``, decision 140) until graceful
+/// shutdown: starts the groups the catalogue places here and deletes the ones it drops.
+public struct QueueGroupService: Service {
+    let host: QueueGroupHost
+
+    public init(host: QueueGroupHost) { self.host = host }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await host.run()
+        }
+    }
+}

@@ -37,6 +37,7 @@ public struct WireRequestHandler: Sendable {
     }
 
     func perform(_ request: WireRequest) async throws(TernError) -> WireResponse {
+        if let response = try await performQueueGroups(request) { return response }
         if let clusterNode, Self.isDataRequest(request) {
             switch clusterNode.route(http: false) {
             case .local: break
@@ -208,7 +209,7 @@ public struct WireRequestHandler: Sendable {
     /// is on, else served here (or refused `NotLeader` / `Unavailable`).
     /// - Parameter token: the bearer token the client's connection authenticated with.
     func answer(_ frame: WireFrame, _ request: WireRequest, token: String?) async -> WireFrame {
-        if let forwarder, let clusterNode, Self.isDataRequest(request),
+        if let forwarder, let clusterNode, Self.isDataRequest(request), queueGroup(of: request) == nil,
            case .forward(let leader, let address) = clusterNode.route(http: false) {
             return await forwarder.forward(frame, token: token, waitTime: Self.waitTime(request), to: leader, at: address)
         }
@@ -224,10 +225,10 @@ public struct WireRequestHandler: Sendable {
         let inner = forward.frame(correlationID: frame.correlationID)
         let response: WireResponse
         do throws(TernError) {
-            if let clusterNode, case .forward(let leader, let address) = clusterNode.route(http: false) {
+            let request = try WireRequest(decoding: inner)
+            if let clusterNode, queueGroup(of: request) == nil, case .forward(let leader, let address) = clusterNode.route(http: false) {
                 throw TernError(.notLeader, "this node does not lead the data group (a forwarded request is not forwarded again); leader \(leader) at \(address)")
             }
-            let request = try WireRequest(decoding: inner)
             guard Self.isDataRequest(request) else {
                 throw TernError(.invalidFrame, "a Forward carries data requests only, not \(request.api)")
             }

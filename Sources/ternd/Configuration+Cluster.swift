@@ -44,6 +44,10 @@ struct ClusterConfiguration: Equatable {
     /// `--[no-]binary-forwarding`: a follower forwards binary data requests to the leader
     /// (decision 133); off, it answers them `NotLeader` naming the leader. Default on.
     var binaryForwarding = true
+    /// `--queue-groups`: each queue created in the cluster gets a replication group of its own
+    /// (or its `colocate_with` queue's), placed on the data group's voters (decision 140;
+    /// experimental: the HTTP API only). Default off: every queue lives in the data group.
+    var queueGroups = false
 
     /// The compaction settings these figures give.
     var compaction: ReplicaGroup<BrokerStateMachine>.Compaction {
@@ -54,13 +58,14 @@ struct ClusterConfiguration: Equatable {
     }
 
     static let keys: Set<String> = ["node_id", "gossip", "seeds", "zone", "key_file", "controllers", "replication_factor",
-                                    "raft_log_entries", "raft_log_bytes", "replace_after", "binary_forwarding"]
+                                    "raft_log_entries", "raft_log_bytes", "replace_after", "binary_forwarding",
+                                    "queue_groups"]
     static let environmentVariables: [(String, String)] = [
         ("TERN_NODE_ID", "node_id"), ("TERN_GOSSIP", "gossip"), ("TERN_SEEDS", "seeds"), ("TERN_ZONE", "zone"),
         ("TERN_CLUSTER_KEY", "key_file"), ("TERN_CONTROLLERS", "controllers"), ("TERN_REPLICATION_FACTOR", "replication_factor"),
         ("TERN_RAFT_LOG_ENTRIES", "raft_log_entries"), ("TERN_RAFT_LOG_BYTES", "raft_log_bytes"),
         ("TERN_REPLACE_AFTER", "replace_after"),
-        ("TERN_BINARY_FORWARDING", "binary_forwarding"),
+        ("TERN_BINARY_FORWARDING", "binary_forwarding"), ("TERN_QUEUE_GROUPS", "queue_groups"),
     ]
 
     var enabled: Bool { gossip != nil }
@@ -84,6 +89,8 @@ struct ClusterConfiguration: Equatable {
                 replaceAfter = number
             } else if key == "binary_forwarding" {
                 binaryForwarding = try Configuration.bool(value, "cluster.binary_forwarding")
+            } else if key == "queue_groups" {
+                queueGroups = try Configuration.bool(value, "cluster.queue_groups")
             } else {
                 try set(key, Configuration.string(value, "cluster.\(key)"))
             }
@@ -117,6 +124,7 @@ struct ClusterConfiguration: Equatable {
             guard let number = Int(value) else { throw ConfigurationError("replace_after must be a whole number of seconds, got \(value)") }
             replaceAfter = number
         case "binary_forwarding": binaryForwarding = try Configuration.bool(value, "cluster.binary_forwarding")
+        case "queue_groups": queueGroups = try Configuration.bool(value, "cluster.queue_groups")
         default: throw ConfigurationError("unknown setting cluster.\(key)")
         }
     }
@@ -198,6 +206,7 @@ struct ClusterConfiguration: Equatable {
             "  raft_log_bytes: \(raftLogBytes)",
             "  replace_after: \(replaceAfter)",
             "  binary_forwarding: \(binaryForwarding)",
+            "  queue_groups: \(queueGroups)",
         ]
     }
 }

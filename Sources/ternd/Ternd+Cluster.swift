@@ -47,6 +47,9 @@ struct ClusterOptions: ParsableArguments {
           help: "Whether a follower forwards binary-protocol data requests to the leader (on by default); off, it answers them NotLeader naming the leader.")
     var binaryForwarding: Bool?
 
+    @Flag(name: .long, help: "Give each queue created in the cluster a replication group of its own (or its colocate_with queue's), placed on the data group's voters (experimental: the HTTP API only; set it on every node). Default off: every queue lives in the data group.")
+    var queueGroups = false
+
     func apply(to cluster: inout ClusterConfiguration) {
         if let nodeID { cluster.nodeID = nodeID }
         if let gossip { cluster.gossip = gossip }
@@ -59,6 +62,7 @@ struct ClusterOptions: ParsableArguments {
         if let raftLogBytes { cluster.raftLogBytes = raftLogBytes }
         if let replaceAfter { cluster.replaceAfter = replaceAfter }
         if let binaryForwarding { cluster.binaryForwarding = binaryForwarding }
+        if queueGroups { cluster.queueGroups = true }
     }
 }
 
@@ -99,8 +103,8 @@ extension Ternd {
     ///   alone (joining it to a cluster would make it diverge from the others).
     /// - Parameter tls: the node's TLS (its listeners serve TLS): replication and forwarding to
     ///   the other nodes then use TLS too, checking their certificates against its trust roots.
-    func makeClusterNode(_ configuration: Configuration, storage: Storage, gossip: GossipService, clock: any TernClock,
-                         tls: TLSSettings?, logger: Logger) throws -> (node: ClusterNode, links: PeerLinks) {
+    func makeClusterNode(_ configuration: Configuration, storage: Storage, storageSettings: Storage.Settings,
+                         gossip: GossipService, clock: any TernClock, tls: TLSSettings?, logger: Logger) throws -> (node: ClusterNode, links: PeerLinks) {
         let cluster = configuration.cluster
         try Self.checkJoinable(storage, dataDir: configuration.dataDir)
         let nodeID = cluster.effectiveNodeID
@@ -122,9 +126,19 @@ extension Ternd {
         settings.compaction = cluster.compaction
         let installer = SnapshotInstaller(source: PeerSnapshotClient(links: links), directory: snapshotDirectory)
         let data = try ReplicatedBroker(group: ClusterNode.dataGroup, node: nodeID, voters: cluster.controllers, storage: storage,
-                                        transport: links, clock: clock, settings: settings, installer: installer, logger: logger)
+                                        transport: links, clock: clock, settings: settings, installer: installer,
+                                        carriesCatalogue: true, logger: logger)
+        var queueGroups: QueueGroupHost?
+        if cluster.queueGroups, let catalogue = data.catalogue {
+            queueGroups = QueueGroupHost(
+                nodeID: nodeID,
+                settings: QueueGroupHost.Settings(directory: configuration.dataDir + "/groups", storage: storageSettings,
+                                                  replication: settings),
+                catalogue: catalogue, links: links, clock: clock, logger: logger)
+        }
         let node = ClusterNode(nodeID: nodeID, controllers: cluster.controllers, data: data, gossip: gossip, forwardingTLS: peerTLS,
-                               snapshots: snapshots)
+                               snapshots: snapshots, queueGroups: queueGroups,
+                               replicationFactor: cluster.replicationFactor ?? cluster.controllers.count)
         snapshots.register(group: ClusterNode.dataGroup, databases: data.group.databaseNames)
         resolver.set(node)
         logger.info("cluster node", metadata: [

@@ -201,7 +201,8 @@ struct Ternd: AsyncParsableCommand {
         let replicates = configuration.cluster.replicates
         do {
             storage = try Storage(directory: configuration.dataDir,
-                                  databases: Broker.databaseNames + SQS.databaseNames + (replicates ? RaftLogStore.databaseNames : []),
+                                  databases: Broker.databaseNames + SQS.databaseNames
+                                      + (replicates ? RaftLogStore.databaseNames + [CatalogueStore.databaseName] : []),
                                   settings: storageSettings, logger: logger)
         } catch let error as StorageError {
             // One line naming the path and the reason, not a dump of the underlying error.
@@ -220,7 +221,8 @@ struct Ternd: AsyncParsableCommand {
             TLSSettings(certificatePath: $0, keyPath: configuration.tlsKey!, trustRootsPath: configuration.tlsTrustRoots)
         }
         if replicates, let gossip {
-            cluster = try makeClusterNode(configuration, storage: storage, gossip: gossip, clock: clock, tls: tls, logger: logger)
+            cluster = try makeClusterNode(configuration, storage: storage, storageSettings: storageSettings, gossip: gossip, clock: clock,
+                                          tls: tls, logger: logger)
             broker = cluster!.node.data.broker
         } else {
             broker = try await Broker.open(storage: storage, clock: clock, commandLogBytes: configuration.commandLogBytes, logger: logger)
@@ -294,6 +296,7 @@ struct Ternd: AsyncParsableCommand {
             .init(service: MaintenanceService(broker: broker)), .init(service: alerts), .init(service: app),
             .init(service: WireServer(broker: broker, settings: wireSettings, logger: logger)),
         ]
+        if let host = cluster?.node.queueGroups { services.append(.init(service: QueueGroupService(host: host))) }
         var trimSettings = MemoryTrimmer.Settings()
         trimSettings.interval = Configuration.duration(configuration.memoryTrimInterval)
         services.insert(.init(service: MemoryTrimmer(settings: trimSettings, logger: logger)), at: 0)

@@ -1,0 +1,263 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import TernBroker
+import TernCore
+import TernMetadata
+import TernGossip
+
+/// HTTP requests with queue groups on (decision 140). A request for a queue the catalogue
+/// places in a queue group goes to that group's leader; creating and deleting such queues, and
+/// listing queues, are carried out by the data group's leader, which owns the catalogue:
+///
+/// - `PUT /queues/{name}` of a new queue: the body is checked, the queue placed (a catalogue
+///   entry in the data group's log), then the request is sent to the new group, waiting up to
+///   10 s for it to elect a leader.
+/// - `DELETE /queues/{name}`: deleted in its group first, then from the catalogue (a retry
+///   after a failure in between finishes the job).
+/// - `GET /queues`: the data group's queues and every queue group's, one list sorted by name;
+///   `503` when a group cannot answer (never a partial list).
+///
+/// Requests sent on within a group carry `Tern-Queue-Group: <raft group id>`; a replica that
+/// does not lead answers `503` with `Tern-Leader` naming the leader it knows, and the sender
+/// follows it once. Such a request is never forwarded again, so no request loops.
+extension ClusterForwardingMiddleware {
+    static var queueGroupHeader: HTTPField.Name { HTTPField.Name(ClusterNode.queueGroupHeader)! }
+    static var leaderHeader: HTTPField.Name { HTTPField.Name(ClusterNode.leaderHeader)! }
+    /// How long creating a queue waits for its new group to serve.
+    static var groupWait: Duration { .seconds(10) }
+
+    /// The queue a `/queues/{name}…` path names, nil for other paths (and for `/queues`).
+    static func queueName(inPath path: String) -> QueueName? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 3, parts[1] == "queues", !parts[2].isEmpty,
+              let decoded = String(parts[2]).removingPercentEncoding else { return nil }
+        return try? QueueName(decoded)
+    }
+
+    /// Answers `request` when queue groups decide where it goes; nil: it is the data group's,
+    /// routed as without queue groups.
+    func routeQueueGroups(_ request: Request, context: Context,
+                          next: (Request, Context) async throws -> Response) async throws -> Response? {
+        guard let host = node.queueGroups else { return nil }
+        if let raw = request.headers[Self.queueGroupHeader] {
+            guard let raftID = UInt64(raw), let hosted = host.group(raftID) else {
+                throw TernError(.unavailable, "this node (\(node.nodeID)) does not host queue group \(raw) now; retry")
+            }
+            let status = hosted.replica.group.status
+            if status.isServing {
+                return try await serve(request, context: context, next: next, broker: hosted.replica.broker,
+                                       term: status.term, group: raftID)
+            }
+            var response = ErrorMiddleware<Context>().render(TernError(.unavailable, status.role == .leader
+                ? "this node was just elected leader of queue group \(raftID) and is catching up; retry"
+                : "this node does not lead queue group \(raftID); retry"))
+            if let leader = status.leader, leader != status.node {
+                response.headers[Self.leaderHeader] = hosted.replica.group.name(of: leader) ?? node.name(of: leader)
+            }
+            return response
+        }
+        let path = request.uri.path
+        let leadsData: Bool
+        if case .local = node.route(http: true) { leadsData = true } else { leadsData = false }
+        if path == "/queues" {
+            guard request.method == .get, leadsData else { return nil }
+            return try await listAll(request, context: context, next: next)
+        }
+        guard let name = Self.queueName(inPath: path) else { return nil }
+        let isQueue = path.split(separator: "/").count == 2
+        if let group = node.queueGroup(of: name) {
+            if isQueue && request.method == .delete {
+                guard leadsData else { return nil }  // the data group's leader deletes (forwarded there)
+                return try await delete(name, group: group, request, context: context, next: next)
+            }
+            return try await send(request, context: context, next: next, to: group, waitForLeader: false)
+        }
+        guard isQueue, request.method == .put, leadsData else { return nil }
+        return try await create(name, request, context: context, next: next)
+    }
+
+    /// Serves `request` here with a queue group's `broker`.
+    private func serve(_ request: Request, context: Context, next: (Request, Context) async throws -> Response,
+                       broker: Broker, term: UInt64, group: UInt64) async throws -> Response {
+        var response: Response
+        do {
+            response = try await ServingBroker.$current.withValue(broker) { try await next(request, context) }
+        } catch let error as TernError where error.code == .notLeader {
+            throw TernError(.unavailable, error.message + "; retry")
+        }
+        response.headers[Self.servedByHeader] = node.nodeID
+        response.headers[Self.termHeader] = String(term)
+        response.headers[Self.queueGroupHeader] = String(group)
+        return response
+    }
+
+    /// Sends `request` to `group`'s leader (or serves it here when this node leads it),
+    /// following one leader hint; with `waitForLeader`, retries for up to ``groupWait`` while
+    /// the group has no leader or its replicas have not started it.
+    private func send(_ request: Request, context: Context, next: (Request, Context) async throws -> Response,
+                      to group: Metadata.Group, waitForLeader: Bool) async throws -> Response {
+        let raftID = QueueGroupHost.raftGroup(of: group.id)
+        let deadline = ContinuousClock.now + (waitForLeader ? Self.groupWait : .zero)
+        var body: ByteBuffer?
+        var hint: String?
+        while true {
+            var target: (node: String, address: Gossip.Address)?
+            if let leader = hint, let address = node.member(leader)?.node.http {
+                target = (leader, address)
+            } else {
+                switch node.route(group: group, http: true) {
+                case .local(let broker, let term):
+                    let replay = body.map { Request(head: request.head, body: .init(buffer: $0)) } ?? request
+                    return try await serve(replay, context: context, next: next, broker: broker, term: term, group: raftID)
+                case .forward(let to, let address):
+                    target = (to, address)
+                case .unavailable(let reason):
+                    guard ContinuousClock.now < deadline else { throw TernError(.unavailable, reason) }
+                }
+            }
+            if let target {
+                if body == nil { body = try await request.body.collect(upTo: maxRequestBytes) }
+                var headers = request.headers.map { ($0.name.canonicalName, $0.value) }
+                headers.append((ClusterNode.queueGroupHeader, String(raftID)))
+                let answer = try await node.forward(
+                    ClusterNode.ForwardedRequest(method: request.method.rawValue, target: request.uri.description,
+                                                 headers: headers, body: body!),
+                    to: target.address, leader: target.node)
+                let leader = answer.headers.first { $0.0.lowercased() == ClusterNode.leaderHeader.lowercased() }?.1
+                if answer.status == 503, let leader, leader != target.node, hint == nil {
+                    hint = leader
+                    continue
+                }
+                if answer.status != 503 || ContinuousClock.now >= deadline { return Self.response(answer) }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    private static func response(_ answer: ClusterNode.ForwardedAnswer) -> Response {
+        var headers = HTTPFields()
+        for (name, value) in answer.headers {
+            guard let fieldName = HTTPField.Name(name) else { continue }
+            headers.append(HTTPField(name: fieldName, value: value))
+        }
+        return Response(status: .init(code: answer.status), headers: headers, body: .init(byteBuffer: answer.body))
+    }
+
+    /// `PUT /queues/{name}` of a queue the catalogue does not place (on the data group's leader).
+    private func create(_ name: QueueName, _ request: Request, context: Context,
+                        next: (Request, Context) async throws -> Response) async throws -> Response {
+        let body = try await request.body.collect(upTo: maxRequestBytes)
+        let replay = Request(head: request.head, body: .init(buffer: body))
+        // A queue made before queue groups were on stays in the data group.
+        if (try? node.data.broker.describeQueue(name)) != nil { return try await serveData(replay, context: context, next: next) }
+        let bytes = Array(body.readableBytesView)
+        // Bad input is refused before anything is placed.
+        let attributes = bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 })
+            ? QueueAttributesBody() : try JSONBody.decode(QueueAttributesBody.self, from: bytes)
+        let group = try await node.placeQueue(name, colocateWith: attributes.colocateWith)
+        return try await send(replay, context: context, next: next, to: group, waitForLeader: true)
+    }
+
+    /// `DELETE /queues/{name}` of a queue in a queue group (on the data group's leader).
+    private func delete(_ name: QueueName, group: Metadata.Group, _ request: Request, context: Context,
+                        next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            let answer = try await send(request, context: context, next: next, to: group, waitForLeader: true)
+            // Gone from the group already (an earlier attempt stopped half-way): finish it.
+            guard answer.status.code / 100 == 2 || answer.status.code == 404 else { return answer }
+        } catch let error as TernError where error.code == .queueNotFound {
+            // As above: the group no longer has it.
+        }
+        let outcome: TernError? = await Self.unplace(name, node: node)
+        if let outcome, outcome.code != .queueNotFound { throw outcome }  // queueNotFound: a concurrent delete won
+        var response = Response(status: .noContent)
+        response.headers[Self.servedByHeader] = node.nodeID
+        response.headers[Self.termHeader] = String(node.data.group.status.term)
+        return response
+    }
+
+    private static func unplace(_ name: QueueName, node: ClusterNode) async -> TernError? {
+        do throws(TernError) {
+            try await node.unplaceQueue(name)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    /// Serves `request` with the data group's broker, as this node leads it.
+    private func serveData(_ request: Request, context: Context,
+                           next: (Request, Context) async throws -> Response) async throws -> Response {
+        let term = node.data.group.status.term
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as TernError where error.code == .notLeader {
+            throw TernError(.unavailable, error.message + "; retry")
+        }
+        response.headers[Self.servedByHeader] = node.nodeID
+        response.headers[Self.termHeader] = String(term)
+        return response
+    }
+
+    /// `GET /queues`: the data group's queues and every queue group's, sorted by name.
+    private func listAll(_ request: Request, context: Context,
+                         next: (Request, Context) async throws -> Response) async throws -> Response {
+        var queues: [[String: Any]] = []
+        func add(_ bytes: Data) throws {
+            guard let object = try? JSONSerialization.jsonObject(with: bytes) as? [String: Any],
+                  let list = object["queues"] as? [[String: Any]] else {
+                throw TernError(.internalError, "a queue group answered GET /queues with a body that is not a queue list")
+            }
+            queues += list
+        }
+        func local(_ broker: Broker) throws -> Data {
+            let now = broker.clock.now
+            return try jsonEncoder.encode(QueueList(queues: try broker.listQueues().map { QueueDescription($0, now: now) }))
+        }
+        try add(try local(node.data.broker))
+        let groups = (node.catalogue?.groups.values.filter { $0.kind == .queue } ?? []).sorted { $0.id < $1.id }
+        for group in groups {
+            let raftID = QueueGroupHost.raftGroup(of: group.id)
+            var hint: String?
+            var answered = false
+            while !answered {
+                let target: (node: String, address: Gossip.Address)
+                if let leader = hint, let address = node.member(leader)?.node.http {
+                    target = (leader, address)
+                } else {
+                    switch node.route(group: group, http: true) {
+                    case .local(let broker, _):
+                        try add(try local(broker))
+                        answered = true
+                        continue
+                    case .forward(let to, let address): target = (to, address)
+                    case .unavailable(let reason): throw TernError(.unavailable, reason)
+                    }
+                }
+                var headers = request.headers.map { ($0.name.canonicalName, $0.value) }
+                headers.append((ClusterNode.queueGroupHeader, String(raftID)))
+                let answer = try await node.forward(
+                    ClusterNode.ForwardedRequest(method: "GET", target: "/queues", headers: headers, body: ByteBuffer()),
+                    to: target.address, leader: target.node)
+                let leader = answer.headers.first { $0.0.lowercased() == ClusterNode.leaderHeader.lowercased() }?.1
+                if answer.status == 503, let leader, hint == nil, leader != target.node {
+                    hint = leader
+                    continue
+                }
+                guard answer.status == 200 else { return Self.response(answer) }
+                try add(Data(answer.body.readableBytesView))
+                answered = true
+            }
+        }
+        queues.sort { ($0["name"] as? String ?? "") < ($1["name"] as? String ?? "") }
+        let data = try JSONSerialization.data(withJSONObject: ["queues": queues], options: [.sortedKeys])
+        var response = Response(status: .ok, headers: [.contentType: "application/json"],
+                                body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        response.headers[Self.servedByHeader] = node.nodeID
+        response.headers[Self.termHeader] = String(node.data.group.status.term)
+        return response
+    }
+}
