@@ -7,7 +7,7 @@ import Synchronization
 /// set) as part of the data group's replicated state (decision 140).
 ///
 /// Catalogue commands travel in the data group's Raft log beside the broker's commands, as
-/// entries whose first byte is ``entryTag`` followed by ``Metadata/Codec`` bytes; every replica
+/// entries of the bytes `TCAT`, then ``entryTag``, then ``Metadata/Codec`` bytes; every replica
 /// applies them in log order and keeps the whole catalogue as one record (``databaseName``,
 /// key `c`) written in the same LMDB transaction as the entry's index, so a snapshot of the data
 /// group carries the catalogue too. The in-memory copy that routing reads is replaced after
@@ -15,9 +15,10 @@ import Synchronization
 public final class CatalogueStore: Sendable {
     /// The LMDB database holding the catalogue record.
     public static let databaseName = "catalogue"
-    /// The first byte of a catalogue entry. A broker command record starts with its format
-    /// version (1 or 2, ``CommandCodec``), so the two never collide.
+    /// Byte 4 of a catalogue entry. Byte 4 of a broker command record is its envelope's format
+    /// version (1 or 2, ``RecordCodec``; bytes 0–3 are its checksum), so the two never collide.
     public static let entryTag: UInt8 = 0xCA
+    static let entryHeader: [UInt8] = Array("TCAT".utf8) + [entryTag]
     static let key: [UInt8] = Array("c".utf8)
 
     private let storage: Storage
@@ -43,21 +44,21 @@ public final class CatalogueStore: Sendable {
 
     /// The data group entry that carries `command`.
     public static func entry(_ command: Metadata.Command) -> [UInt8] {
-        [entryTag] + Metadata.Codec.encode(command)
+        entryHeader + Metadata.Codec.encode(command)
     }
 
     /// Whether a data group entry is a catalogue command.
-    public static func isEntry(_ payload: [UInt8]) -> Bool { payload.first == entryTag }
+    public static func isEntry(_ payload: [UInt8]) -> Bool { payload.count > entryHeader.count && payload[4] == entryTag }
 
     /// Applies the catalogue entry `payload` in `txn`.
     /// - Throws: ``TernError`` when the catalogue refuses the command (deterministic: it is
     ///   refused alike on every replica and changes nothing, decision 109); ``StorageError``
     ///   when the entry does not decode (a newer format or corruption: the replica halts) or
     ///   LMDB fails.
-    func apply(_ payload: [UInt8], in txn: WriteTransaction) throws -> Metadata.Outcome {
+    public func apply(_ payload: [UInt8], in txn: WriteTransaction) throws -> Metadata.Outcome {
         let command: Metadata.Command
         do throws(Metadata.Error) {
-            command = try Metadata.Codec.decodeCommand(Array(payload.dropFirst()))
+            command = try Metadata.Codec.decodeCommand(Array(payload.dropFirst(Self.entryHeader.count)))
         } catch {
             throw StorageError(.corruptRecord, "catalogue entry: \(error.message)")
         }
