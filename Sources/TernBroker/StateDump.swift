@@ -35,7 +35,7 @@ public enum StateDump {
         "meta", "queues", "queue_names", "queue_metadata", "deleted_queue_names", "messages", "bodies", "fifo_messages", "ready", "inflight", "delayed",
         "fifo_inflight", "fifo_dedup", "fifo_dedup_expiry",
         "topics", "topic_names", "topic_partitions", "topic_batches", "group_offsets", "groups",
-        "producers", "producer_sequences", "transactional_ids",
+        "producers", "producer_sequences", "transactional_ids", "catalogue",
     ]
 
     /// Databases deliberately left out, with the reason (they are not broker state).
@@ -197,6 +197,7 @@ private struct Dumper {
         try producers()
         try producerSequences()
         try transactionalIDs()
+        try catalogue()
     }
 
     // MARK: Plumbing
@@ -784,6 +785,18 @@ private struct Dumper {
                     "recent": .array(try state.recent.map { try queueBatch($0) }),
                 ])
             }
+        }
+    }
+
+    /// The cluster catalogue a data group carries (decision 140), as its stored bytes: the
+    /// catalogue's own codec (`TernMetadata`, which the broker does not depend on) writes it
+    /// deterministically, so replicas that agree dump the same bytes.
+    func catalogue() throws {
+        try forEach("catalogue") { entry in
+            var members: [String: JSON] = [:]
+            JSON.bytesMember("key", entry.key, into: &members)
+            members["record"] = .string(JSON.hex(entry.value))
+            try line("catalogue", members)
         }
     }
 

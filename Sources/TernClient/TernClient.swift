@@ -100,6 +100,10 @@ public final class TernClient: Sendable {
     /// decision 133): each call first asks that node's `Metadata` and moves to the leader once
     /// one is known and reachable. nil: on the leader, alone, or ``Settings/discoverLeader`` off.
     private let offLeader = Mutex<OffLeader?>(nil)
+    /// Set when a call follows `NotLeader`: the connection opened next stays on the node it
+    /// names, without asking `Metadata` (which names the data group's leader; a queue in a
+    /// queue group of its own is led elsewhere, decision 140).
+    private let followingNotLeader = Mutex(false)
 
     struct OffLeader: Sendable {
         /// The leader last found unreachable, and when: tried again after a second, not on
@@ -187,10 +191,18 @@ public final class TernClient: Sendable {
             let response = try await connection.call(request, timeout: settings.requestTimeout)
             guard case .error(let error) = response else { return response }
             guard error.code == .notLeader, redirects < settings.maxLeaderRedirects,
-                  let leader = Self.leaderAddress(in: error.message), leader != (host, port) else { throw error }
+                  let leader = Self.leaderAddress(in: error.message) else { throw error }
             redirects += 1
+            if leader == (host, port) {
+                // The node this connection reaches leads it (a queue group's leader that sent a
+                // new queue's create on to the data group's leader before it knew the queue,
+                // decision 140): ask again once it has caught up.
+                try? await Task.sleep(for: .milliseconds(50))
+                continue
+            }
             logger.debug("following NotLeader", metadata: ["tern.leader": "\(leader.host):\(leader.port)"])
             target.withLock { $0 = leader }
+            followingNotLeader.withLock { $0 = true }
             await connector.replace(ifCurrent: connection)
         }
     }
@@ -229,7 +241,11 @@ public final class TernClient: Sendable {
             }
             target.withLock { $0 = (endpoint.host, endpoint.port) }
             offLeader.withLock { $0 = nil }
-            guard settings.discoverLeader else { return connection }
+            let followed = followingNotLeader.withLock { value in
+                defer { value = false }
+                return value
+            }
+            guard settings.discoverLeader, !followed else { return connection }
             let leadership = try await leaderAddress(askingOn: connection)
             guard case .leader(let leader) = leadership else {
                 // In a cluster with no leader now: calls go here (forwarded, or refused until

@@ -30,12 +30,6 @@ extension ClusterNode {
     /// groups off, a queue made before they were on, or no such queue).
     public func queueGroup(of name: QueueName) -> Metadata.Group? { catalogue?.group(ofQueue: name) }
 
-    /// The catalogue group whose Raft id is `raftGroup`.
-    public func catalogueGroup(raft raftGroup: UInt64) -> Metadata.Group? {
-        guard raftGroup > ClusterNode.dataGroup else { return nil }
-        return catalogue?.groups[raftGroup - 1]
-    }
-
     /// Where a request for `group` goes now. A replica of it serves when it leads, otherwise
     /// names the leader it knows; a node that is not a replica sends to the first replica that
     /// gossip sees alive, in placement order (the preferred leader first), except `avoiding`.

@@ -61,19 +61,7 @@ struct ClusterForwardingMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         switch node.route(http: true) {
         case .local:
-            let term = node.data.group.status.term  // the term this node leads in as it serves
-            var response: Response
-            do {
-                response = try await next(request, context)
-            } catch let error as TernError where error.code == .notLeader {
-                // Leadership moved while the request was served: nothing was applied.
-                throw TernError(.unavailable, error.message + "; retry")
-            }
-            // Errors thrown here are rendered (and counted in metrics) by the outer middleware,
-            // without these headers: only successful answers say who served them.
-            response.headers[Self.servedByHeader] = node.nodeID
-            response.headers[Self.termHeader] = String(term)
-            return response
+            return try await serveData(request, context: context, next: next)
         case .unavailable(let reason):
             throw TernError(.unavailable, reason)
         case .forward(let leader, let address):
@@ -90,12 +78,7 @@ struct ClusterForwardingMiddleware<Context: RequestContext>: RouterMiddleware {
             ClusterNode.ForwardedRequest(method: request.method.rawValue, target: request.uri.description,
                                          headers: request.headers.map { ($0.name.canonicalName, $0.value) }, body: body),
             to: address, leader: leader)
-        var headers = HTTPFields()
-        for (name, value) in answer.headers {
-            guard let fieldName = HTTPField.Name(name) else { continue }
-            headers.append(HTTPField(name: fieldName, value: value))
-        }
-        return Response(status: .init(code: answer.status), headers: headers, body: .init(byteBuffer: answer.body))
+        return Self.response(answer)
     }
 }
 

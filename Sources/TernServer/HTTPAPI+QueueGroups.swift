@@ -72,6 +72,9 @@ extension ClusterForwardingMiddleware {
                 guard leadsData else { return nil }  // the data group's leader deletes (forwarded there)
                 return try await delete(name, group: group, request, context: context, next: next)
             }
+            if isQueue && request.method == .put {
+                return try await update(name, in: group, request, context: context, next: next)
+            }
             return try await send(request, context: context, next: next, to: group, waitForLeader: false)
         }
         guard isQueue, request.method == .put, leadsData else { return nil }
@@ -93,14 +96,43 @@ extension ClusterForwardingMiddleware {
         return response
     }
 
-    /// Sends `request` to `group`'s leader (or serves it here when this node leads it),
-    /// following one leader hint; with `waitForLeader`, retries for up to ``groupWait`` while
-    /// the group has no leader or its replicas have not started it.
+    /// Sends `request` to `group`'s leader (or serves it here when this node leads it); see
+    /// ``ask(_:method:target:headers:waitForLeader:body:)``.
     private func send(_ request: Request, context: Context, next: (Request, Context) async throws -> Response,
                       to group: Metadata.Group, waitForLeader: Bool) async throws -> Response {
+        var body: ByteBuffer?
+        let answer = try await ask(group, method: request.method.rawValue, target: request.uri.description,
+                                   headers: request.headers.map { ($0.name.canonicalName, $0.value) },
+                                   waitForLeader: waitForLeader) {
+            if body == nil { body = try await request.body.collect(upTo: maxRequestBytes) }
+            return body!
+        }
+        switch answer {
+        case .local(let broker, let term):
+            let replay = body.map { Request(head: request.head, body: .init(buffer: $0)) } ?? request
+            return try await serve(replay, context: context, next: next, broker: broker, term: term,
+                                   group: QueueGroupHost.raftGroup(of: group.id))
+        case .forwarded(let answer):
+            return Self.response(answer)
+        }
+    }
+
+    /// What a queue group answered: this node leads it (serve with its broker), or the answer
+    /// of the node a request was sent on to.
+    private enum GroupAnswer {
+        case local(Broker, term: UInt64)
+        case forwarded(ClusterNode.ForwardedAnswer)
+    }
+
+    /// Finds who serves a request for `group`: this node when it leads the group, else sends
+    /// the request (marked `Tern-Queue-Group`) to the leader it knows or to the first live
+    /// replica, following one `Tern-Leader` hint; with `waitForLeader`, retries every 50 ms for
+    /// up to ``groupWait`` while the group has no leader or its replicas have not started it.
+    /// `body` gives the request body, read only when the request is sent on.
+    private func ask(_ group: Metadata.Group, method: String, target path: String, headers: [(String, String)],
+                     waitForLeader: Bool, body: () async throws -> ByteBuffer) async throws -> GroupAnswer {
         let raftID = QueueGroupHost.raftGroup(of: group.id)
         let deadline = ContinuousClock.now + (waitForLeader ? Self.groupWait : .zero)
-        var body: ByteBuffer?
         var hint: String?
         while true {
             var target: (node: String, address: Gossip.Address)?
@@ -109,8 +141,7 @@ extension ClusterForwardingMiddleware {
             } else {
                 switch node.route(group: group, http: true) {
                 case .local(let broker, let term):
-                    let replay = body.map { Request(head: request.head, body: .init(buffer: $0)) } ?? request
-                    return try await serve(replay, context: context, next: next, broker: broker, term: term, group: raftID)
+                    return .local(broker, term: term)
                 case .forward(let to, let address):
                     target = (to, address)
                 case .unavailable(let reason):
@@ -118,25 +149,24 @@ extension ClusterForwardingMiddleware {
                 }
             }
             if let target {
-                if body == nil { body = try await request.body.collect(upTo: maxRequestBytes) }
-                var headers = request.headers.map { ($0.name.canonicalName, $0.value) }
-                headers.append((ClusterNode.queueGroupHeader, String(raftID)))
                 let answer = try await node.forward(
-                    ClusterNode.ForwardedRequest(method: request.method.rawValue, target: request.uri.description,
-                                                 headers: headers, body: body!),
+                    ClusterNode.ForwardedRequest(method: method, target: path,
+                                                 headers: headers + [(ClusterNode.queueGroupHeader, String(raftID))],
+                                                 body: try await body()),
                     to: target.address, leader: target.node)
                 let leader = answer.headers.first { $0.0.lowercased() == ClusterNode.leaderHeader.lowercased() }?.1
                 if answer.status == 503, let leader, leader != target.node, hint == nil {
                     hint = leader
                     continue
                 }
-                if answer.status != 503 || ContinuousClock.now >= deadline { return Self.response(answer) }
+                if answer.status != 503 || ContinuousClock.now >= deadline { return .forwarded(answer) }
             }
             try await Task.sleep(for: .milliseconds(50))
         }
     }
 
-    private static func response(_ answer: ClusterNode.ForwardedAnswer) -> Response {
+    /// The answer a node sent back, as this node's response.
+    static func response(_ answer: ClusterNode.ForwardedAnswer) -> Response {
         var headers = HTTPFields()
         for (name, value) in answer.headers {
             guard let fieldName = HTTPField.Name(name) else { continue }
@@ -158,6 +188,21 @@ extension ClusterForwardingMiddleware {
             ? QueueAttributesBody() : try JSONBody.decode(QueueAttributesBody.self, from: bytes)
         let group = try await node.placeQueue(name, colocateWith: attributes.colocateWith)
         return try await send(replay, context: context, next: next, to: group, waitForLeader: true)
+    }
+
+    /// `PUT /queues/{name}` of a queue in a queue group: its attributes change in its group; its
+    /// colocation cannot (decision 107): `colocate_with` must name a queue of the same group.
+    private func update(_ name: QueueName, in group: Metadata.Group, _ request: Request, context: Context,
+                        next: (Request, Context) async throws -> Response) async throws -> Response {
+        let body = try await request.body.collect(upTo: maxRequestBytes)
+        let bytes = Array(body.readableBytesView)
+        if !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }),
+           let other = try JSONBody.decode(QueueAttributesBody.self, from: bytes).colocateWith,
+           node.queueGroup(of: other)?.id != group.id {
+            throw TernError(.conflict, "queue \(name) is not in the group of queue \(other), and colocate_with cannot change after creation")
+        }
+        return try await send(Request(head: request.head, body: .init(buffer: body)), context: context, next: next,
+                              to: group, waitForLeader: false)
     }
 
     /// `DELETE /queues/{name}` of a queue in a queue group (on the data group's leader).
@@ -187,8 +232,10 @@ extension ClusterForwardingMiddleware {
         }
     }
 
-    /// Serves `request` with the data group's broker, as this node leads it.
-    private func serveData(_ request: Request, context: Context,
+    /// Serves `request` with the data group's broker, as this node leads it. Errors thrown here
+    /// are rendered (and counted in metrics) by the outer middleware, without the `Tern-Served-By`
+    /// and `Tern-Term` headers: only successful answers say who served them.
+    func serveData(_ request: Request, context: Context,
                            next: (Request, Context) async throws -> Response) async throws -> Response {
         let term = node.data.group.status.term
         var response: Response
@@ -219,37 +266,14 @@ extension ClusterForwardingMiddleware {
         }
         try add(try local(node.data.broker))
         let groups = (node.catalogue?.groups.values.filter { $0.kind == .queue } ?? []).sorted { $0.id < $1.id }
+        let headers = request.headers.map { ($0.name.canonicalName, $0.value) }
         for group in groups {
-            let raftID = QueueGroupHost.raftGroup(of: group.id)
-            var hint: String?
-            var answered = false
-            while !answered {
-                let target: (node: String, address: Gossip.Address)
-                if let leader = hint, let address = node.member(leader)?.node.http {
-                    target = (leader, address)
-                } else {
-                    switch node.route(group: group, http: true) {
-                    case .local(let broker, _):
-                        try add(try local(broker))
-                        answered = true
-                        continue
-                    case .forward(let to, let address): target = (to, address)
-                    case .unavailable(let reason): throw TernError(.unavailable, reason)
-                    }
-                }
-                var headers = request.headers.map { ($0.name.canonicalName, $0.value) }
-                headers.append((ClusterNode.queueGroupHeader, String(raftID)))
-                let answer = try await node.forward(
-                    ClusterNode.ForwardedRequest(method: "GET", target: "/queues", headers: headers, body: ByteBuffer()),
-                    to: target.address, leader: target.node)
-                let leader = answer.headers.first { $0.0.lowercased() == ClusterNode.leaderHeader.lowercased() }?.1
-                if answer.status == 503, let leader, hint == nil, leader != target.node {
-                    hint = leader
-                    continue
-                }
+            switch try await ask(group, method: "GET", target: "/queues", headers: headers, waitForLeader: false, body: { ByteBuffer() }) {
+            case .local(let broker, _):
+                try add(try local(broker))
+            case .forwarded(let answer):
                 guard answer.status == 200 else { return Self.response(answer) }
                 try add(Data(answer.body.readableBytesView))
-                answered = true
             }
         }
         queues.sort { ($0["name"] as? String ?? "") < ($1["name"] as? String ?? "") }

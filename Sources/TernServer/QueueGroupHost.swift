@@ -70,9 +70,6 @@ public final class QueueGroupHost: Sendable {
     /// The hosted group whose Raft id is `raftGroup`, nil when this node does not host it.
     public func group(_ raftGroup: UInt64) -> Hosted? { hosted.withLock { $0[raftGroup] } }
 
-    /// Every hosted group, by Raft group id.
-    public var groups: [UInt64: Hosted] { hosted.withLock { $0 } }
-
     /// Follows the catalogue until cancelled: starts the groups it places on this node, stops
     /// and deletes the ones it no longer lists; stops every group when cancelled.
     public func run() async {

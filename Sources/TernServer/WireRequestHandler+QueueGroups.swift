@@ -50,6 +50,10 @@ extension WireRequestHandler {
         if case .deleteQueue = request {
             throw TernError(.notImplemented, "with queue groups on (experimental), delete queues over HTTP: DELETE /queues/{name}")
         }
+        if case .createQueue = request {
+            // The queue may be new: its group's first leader may still be catching up.
+            return try await waitAndServe(request, in: group, node: clusterNode)
+        }
         return try await serve(request, in: group, node: clusterNode)
     }
 

@@ -34,7 +34,7 @@ struct DirectoryOptions: ParsableArguments {
         var logger = Logger(label: "tern-lmdb")
         logger.logLevel = .error
         var names = [String]()
-        for name in Broker.databaseNames + ProducerSchema.databaseNames + StateDump.legacyDatabases.keys.sorted()
+        for name in Broker.databaseNames + ProducerSchema.databaseNames + StateDump.dumpedDatabases + StateDump.legacyDatabases.keys.sorted()
             where !names.contains(name) { names.append(name) }
         return try Storage(directory: directory, databases: names, settings: settings, logger: logger)
     }

@@ -31,6 +31,11 @@ import TernTestKit
         #expect(CatalogueStore.isEntry(CatalogueStore.entry(.deleteQueue(try QueueName("q")))))
     }
 
+    /// Replicas are compared by their state dumps: the catalogue is in them.
+    @Test func theCatalogue_isInTheStateDump() {
+        #expect(StateDump.dumpedDatabases.contains(CatalogueStore.databaseName))
+    }
+
     @Test func appliedCommands_persist_andARefusalChangesNothing() async throws {
         let directory = try TemporaryDirectory(prefix: "tern-catalogue")
         defer { directory.remove() }

@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import TernClient
+import TernCore
 import TernTestKit
 
 extension IntegrationTests {
@@ -11,7 +13,7 @@ extension IntegrationTests {
         typealias Cluster = ClusterProcessTests
 
         @Test func queuesHaveGroupsOfTheirOwn_spreadOverTheNodes_andKeepEveryMessageThroughALeaderKill() async throws {
-            try await Cluster.withCluster("tern-queue-groups", arguments: ["--queue-groups"]) { nodes, _ in
+            try await Cluster.withCluster("tern-queue-groups", arguments: ["--queue-groups"]) { nodes, root in
                 let names = (0..<8).map { "q\($0)" }
                 for name in names {
                     let created = try await Cluster.retrying { try await Cluster.call(.PUT, nodes[0].process.baseURL + "/queues/\(name)") }
@@ -23,6 +25,15 @@ extension IntegrationTests {
                 #expect(paired.status == 201)
                 let bad = try await Cluster.call(.PUT, nodes[2].process.baseURL + "/queues/lonely", json: ["colocate_with": "missing"])
                 #expect(bad.status == 404, "colocating with a queue that does not exist is refused")
+                let moved = try await Cluster.retrying {
+                    try await Cluster.call(.PUT, nodes[2].process.baseURL + "/queues/pair", json: ["colocate_with": "q1"])
+                }
+                #expect(moved.status == 409, "colocation cannot change after creation")
+                let same = try await Cluster.retrying {
+                    try await Cluster.call(.PUT, nodes[2].process.baseURL + "/queues/pair", json: ["colocate_with": "q0", "visibility_timeout": 45])
+                }
+                #expect(same.status == 200, "restating the colocation is an update")
+                #expect((same.json["attributes"] as? [String: Any])?["visibility_timeout"] as? Int == 45)
 
                 // Sends through every node in turn; who served each queue's sends.
                 var sent: [String: [String]] = [:]
@@ -48,6 +59,37 @@ extension IntegrationTests {
                 let queues = listed.json["queues"] as? [[String: Any]] ?? []
                 #expect(queues.compactMap { $0["name"] as? String } == (names + ["pair"]).sorted())
                 #expect(queues.allSatisfy { ($0["messages"] as? [String: Any])?["total"] as? Int == 10 }, "\(queues)")
+
+                // Binary: a node that does not lead q1's group answers NotLeader naming the
+                // group's leader, which TernClient follows.
+                let q1Leader = try #require(nodes.first { $0.id == servers["q1"]?.first })
+                let other = try #require(nodes.first { $0.id != q1Leader.id })
+                var pinnedSettings = TernClient.Settings()
+                pinnedSettings.maxLeaderRedirects = 0
+                pinnedSettings.discoverLeader = false
+                let pinned = TernClient(host: "127.0.0.1", port: other.binaryPort, settings: pinnedSettings)
+                do throws(TernError) {
+                    _ = try await pinned.send([OutgoingMessage(body: Array("x".utf8))], to: "q1")
+                    Issue.record("a node that does not lead q1's group served a binary send")
+                } catch {
+                    #expect(error.code == .notLeader)
+                    #expect(error.message.hasSuffix(" at 127.0.0.1:\(q1Leader.binaryPort)"), "\(error.message)")
+                }
+                do throws(TernError) {
+                    _ = try await pinned.listQueues()
+                    Issue.record("binary list queues answered with queue groups on")
+                } catch {
+                    #expect(error.code == .notImplemented)
+                }
+                await pinned.close()
+                let client = TernClient(host: "127.0.0.1", port: other.binaryPort)
+                _ = try await client.send([OutgoingMessage(body: Array("q1-binary".utf8))], to: "q1")
+                sent["q1", default: []].append("q1-binary")
+                let (created, _) = try await client.createQueue("binary-made")
+                #expect(created)
+                await client.close()
+                let made = try await Cluster.retrying { try await Cluster.call(.GET, nodes[0].process.baseURL + "/queues/binary-made") }
+                #expect(made.status == 200, "a queue created over binary is placed and served by its group")
 
                 // Kill q0's leader; every queue keeps working through the others.
                 let victim = try #require(servers["q0"]?.first)
@@ -77,7 +119,17 @@ extension IntegrationTests {
                 let gone = try await Cluster.retrying { try await Cluster.call(.GET, survivors[1].process.baseURL + "/queues/q3") }
                 #expect(gone.status == 404)
                 let after = try await Cluster.retrying { try await Cluster.call(.GET, survivors[1].process.baseURL + "/queues") }
-                #expect((after.json["queues"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String } == (names + ["pair"]).filter { $0 != "q3" }.sorted())
+                #expect((after.json["queues"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+                        == (names + ["pair", "binary-made"]).filter { $0 != "q3" }.sorted())
+                // Every replica deletes the group's directory: 9 groups (pair shares q0's) less q3's.
+                func groupDirectories(_ node: Cluster.Node) -> Int {
+                    ((try? FileManager.default.contentsOfDirectory(atPath: root.appending("\(node.id)/data/groups"))) ?? []).count
+                }
+                let deadline = ContinuousClock.now + .seconds(10)
+                while survivors.contains(where: { groupDirectories($0) != 8 }) && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(survivors.map(groupDirectories) == [8, 8], "the deleted queue's group is gone from disk")
             }
         }
     }

@@ -17,6 +17,24 @@ import TernReplication
         #expect(c.disks[2]!.hardState.vote == 1 && c.disks[2]!.hardState.term == 1)
     }
 
+    /// `campaign()` (etcd's `Campaign`): a new queue group's preferred replica is elected
+    /// without waiting out an election timeout; on a leader, or a node outside the
+    /// configuration, it does nothing.
+    @Test func campaign_electsAtOnce_withoutATick_andDoesNothingOnALeaderOrANonMember() throws {
+        let c = try TestCluster([1, 2, 3], extra: [4])
+        c.nodes[2]!.campaign()
+        c.deliver()
+        #expect(c.leaders == [2], "elected with no tick at all")
+        #expect(c[2].term == 1)
+        c.nodes[2]!.campaign()
+        c.deliver()
+        #expect(c.leaders == [2] && c[2].term == 1, "a leader's campaign changes nothing")
+        c.nodes[4]!.campaign()
+        c.deliver()
+        #expect(c[4].role == .follower && c[4].term <= 1, "a node outside the configuration does not campaign")
+        #expect(c.leaders == [2])
+    }
+
     @Test func splitVote_noLeaderInTheTerm_thenRandomizedTimeoutsElectOne() throws {
         let c = try TestCluster([1, 2, 3, 4], settings: Raft.Settings().with { $0.preVote = false })
         // 1 and 2 campaign at once; 3 hears 1 first, 4 hears 2 first: 2 votes each of 4.
