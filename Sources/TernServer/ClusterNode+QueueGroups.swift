@@ -31,15 +31,26 @@ extension ClusterNode {
     public func queueGroup(of name: QueueName) -> Metadata.Group? { catalogue?.group(ofQueue: name) }
 
     /// Where a request for `group` goes now. A replica of it serves when it leads, otherwise
-    /// names the leader it knows; a node that is not a replica sends to the first replica that
-    /// gossip sees alive, in placement order (the preferred leader first), except `avoiding`.
+    /// names the leader it knows (a replica that has not started the group yet starts it, and
+    /// until then is unavailable: two such replicas would otherwise name each other); a node
+    /// that is not a replica sends to the first replica that gossip sees alive, in placement
+    /// order (the preferred leader first), except `avoiding`.
     public func route(group: Metadata.Group, http: Bool, avoiding: Set<String> = []) -> GroupRoute {
         let raftID = QueueGroupHost.raftGroup(of: group.id)
         func address(_ node: String) -> Gossip.Address? {
             guard let found = member(node), found.state == .alive || found.state == .suspect else { return nil }
             return http ? found.node.http : found.node.binary
         }
-        if let hosted = queueGroups?.group(raftID) {
+        var hosted = queueGroups?.group(raftID)
+        if hosted == nil, group.members.contains(nodeID) {
+            // Placed here by a catalogue entry the host has not acted on yet: start it now.
+            queueGroups?.reconcileIfChanged()
+            hosted = queueGroups?.group(raftID)
+            guard hosted != nil else {
+                return .unavailable("queue group \(raftID) is starting on this node (\(nodeID)); retry")
+            }
+        }
+        if let hosted {
             let status = hosted.replica.group.status
             if status.isServing { return .local(hosted.replica.broker, term: status.term) }
             if let leaderID = status.leader, leaderID != status.node {

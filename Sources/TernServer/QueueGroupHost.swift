@@ -81,18 +81,21 @@ public final class QueueGroupHost: Sendable {
     }
 
     /// Starts and stops groups to match the catalogue, when it changed since the last look.
+    /// One caller at a time (the loop, or a request for a group placed here a moment ago), so
+    /// that a group's environment is never opened twice.
     public func reconcileIfChanged() {
-        let revision = catalogue.revision
-        let changed = seenRevision.withLock { seen -> Bool in
-            defer { seen = revision }
-            return seen != revision
+        seenRevision.withLock { seen in
+            let revision = catalogue.revision
+            guard seen != revision else { return }
+            seen = revision
+            reconcile(catalogue.catalogue)
         }
-        if changed { reconcile(catalogue.catalogue) }
     }
 
     /// Starts the groups `catalogue` places on this node that are not running, and stops and
-    /// deletes the running ones it does not place here.
-    public func reconcile(_ catalogue: Metadata.Catalogue) {
+    /// deletes the running ones it does not place here. Called by ``reconcileIfChanged()``,
+    /// which serializes the calls.
+    func reconcile(_ catalogue: Metadata.Catalogue) {
         let wanted = Dictionary(uniqueKeysWithValues: catalogue.groups(onNode: nodeID).filter { $0.kind == .queue }
             .map { (Self.raftGroup(of: $0.id), $0) })
         let running = Set(hosted.withLock { $0.keys })

@@ -377,17 +377,21 @@ struct Engine<W: SimulationWorkload> {
         }
     }
 
+    /// Node `n` installs the snapshot a ready carries: its state machine restored from it (a
+    /// violation when it does not restore), applied up to its index.
+    mutating func install(_ n: Int, _ snapshot: Raft.Snapshot) {
+        do { nodes[n].machine = try Machine(snapshot: snapshot.data) } catch {
+            violation("node \(n + 1): installed snapshot does not restore: \(error)")
+        }
+        nodes[n].applied = snapshot.metadata.index
+        record("node \(n + 1) installed snapshot \(snapshot.metadata.index)@\(snapshot.metadata.term)", 5, UInt64(n), snapshot.metadata.index, 0)
+    }
+
     /// A pipelined write synced: record it on the disk, send its messages, report it persisted.
     mutating func completeWrite(_ n: Int, _ ready: Raft.Ready) {
         recordOnDisk(n, ready)
         for message in ready.messages { send(message) }
-        if let snapshot = ready.snapshot {
-            do { nodes[n].machine = try Machine(snapshot: snapshot.data) } catch {
-                violation("node \(n + 1): installed snapshot does not restore: \(error)")
-            }
-            nodes[n].applied = snapshot.metadata.index
-            record("node \(n + 1) installed snapshot \(snapshot.metadata.index)@\(snapshot.metadata.term)", 5, UInt64(n), snapshot.metadata.index, 0)
-        }
+        if let snapshot = ready.snapshot { install(n, snapshot) }
         if let last = ready.entries.last { nodes[n].raft!.onPersisted(upTo: last.index, term: last.term) }
     }
 
@@ -433,13 +437,7 @@ struct Engine<W: SimulationWorkload> {
     mutating func complete(_ n: Int, _ ready: Raft.Ready) {
         recordOnDisk(n, ready)
         for message in ready.messages { send(message) }
-        if let snapshot = ready.snapshot {
-            do { nodes[n].machine = try Machine(snapshot: snapshot.data) } catch {
-                violation("node \(n + 1): installed snapshot does not restore: \(error)")
-            }
-            nodes[n].applied = snapshot.metadata.index
-            record("node \(n + 1) installed snapshot \(snapshot.metadata.index)@\(snapshot.metadata.term)", 5, UInt64(n), snapshot.metadata.index, 0)
-        }
+        if let snapshot = ready.snapshot { install(n, snapshot) }
         for entry in ready.committedEntries { apply(n, entry) }
         nodes[n].reads.append(contentsOf: ready.readStates.map { ($0.requestID, $0.index) })
         serveReads(n)
