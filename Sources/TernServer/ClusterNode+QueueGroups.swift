@@ -73,13 +73,20 @@ extension ClusterNode {
     /// catalogue first where they are not yet. A queue already placed keeps its group.
     /// - Returns: the queue's group.
     /// - Throws: ``TernError``: `NotInCluster` (queue groups are off); `QueueNotFound` (no
-    ///   queue `colocateWith`); `InvalidAttribute`; `Unavailable` (no voter alive); what
+    ///   queue `colocateWith`); `Conflict` (a new group would exceed ``maxQueueGroups``; a
+    ///   colocated queue adds none); `InvalidAttribute`; `Unavailable` (no voter alive); what
     ///   proposing throws (`NotLeader`, `Unavailable`).
     public func placeQueue(_ name: QueueName, colocateWith: QueueName?) async throws(TernError) -> Metadata.Group {
         guard queueGroups != nil, let store = data.catalogue else {
             throw TernError(.notInCluster, "queue groups are off on this node")
         }
         if let group = store.catalogue.group(ofQueue: name) { return group }
+        if colocateWith == nil {
+            let groups = store.catalogue.groups.values.count { $0.kind == .queue }
+            guard groups < maxQueueGroups else {
+                throw TernError(.conflict, "the cluster holds \(groups) queue groups, the most --max-queue-groups allows; create queue \(name) with colocate_with to share a group, or raise the limit on every node")
+            }
+        }
         let now = data.broker.clock.now
         let status = data.group.status
         let voters = status.voters.compactMap { self.name(of: $0) }.sorted()

@@ -44,6 +44,9 @@ public final class ClusterNode: Sendable {
     public let queueGroups: QueueGroupHost?
     /// Copies of each new queue group (`--replication-factor`), at most the data group's live voters.
     public let replicationFactor: Int
+    /// The most queue groups the cluster holds (`--max-queue-groups`): each costs every replica
+    /// an LMDB environment, a Raft ticker and a maintenance task.
+    public let maxQueueGroups: Int
 
     /// - Parameters:
     ///   - forwardingTLS: TLS towards the other nodes' HTTP listeners (when the nodes serve TLS;
@@ -51,12 +54,14 @@ public final class ClusterNode: Sendable {
     ///   - snapshots: serves this node's snapshot files to peers (`SnapshotChunk`).
     ///   - queueGroups: hosts this node's queue groups; nil: queues live in the data group.
     ///   - replicationFactor: copies of each new queue group.
+    ///   - maxQueueGroups: the most queue groups the cluster holds.
     public init(nodeID: String, controllers: [String], data: ReplicatedBroker, gossip: GossipService,
                 forwardingTLS: TLSConfiguration? = nil, snapshots: SnapshotServer? = nil,
-                queueGroups: QueueGroupHost? = nil, replicationFactor: Int = 3) {
+                queueGroups: QueueGroupHost? = nil, replicationFactor: Int = 3, maxQueueGroups: Int = 1024) {
         self.nodeID = nodeID
         self.queueGroups = queueGroups
         self.replicationFactor = replicationFactor
+        self.maxQueueGroups = maxQueueGroups
         self.snapshots = snapshots
         self.controllers = controllers
         self.data = data

@@ -48,6 +48,10 @@ struct ClusterConfiguration: Equatable {
     /// (or its `colocate_with` queue's), placed on the data group's voters (decision 140;
     /// experimental: the HTTP API only). Default off: every queue lives in the data group.
     var queueGroups = false
+    /// `--max-queue-groups N`: the most queue groups the cluster holds (each costs every replica
+    /// an LMDB environment, a Raft ticker and a task); a queue that would need one more is
+    /// refused `409 Conflict` unless colocated. Default 1,024.
+    var maxQueueGroups = 1024
 
     /// The compaction settings these figures give.
     var compaction: ReplicaGroup<BrokerStateMachine>.Compaction {
@@ -59,13 +63,14 @@ struct ClusterConfiguration: Equatable {
 
     static let keys: Set<String> = ["node_id", "gossip", "seeds", "zone", "key_file", "controllers", "replication_factor",
                                     "raft_log_entries", "raft_log_bytes", "replace_after", "binary_forwarding",
-                                    "queue_groups"]
+                                    "queue_groups", "max_queue_groups"]
     static let environmentVariables: [(String, String)] = [
         ("TERN_NODE_ID", "node_id"), ("TERN_GOSSIP", "gossip"), ("TERN_SEEDS", "seeds"), ("TERN_ZONE", "zone"),
         ("TERN_CLUSTER_KEY", "key_file"), ("TERN_CONTROLLERS", "controllers"), ("TERN_REPLICATION_FACTOR", "replication_factor"),
         ("TERN_RAFT_LOG_ENTRIES", "raft_log_entries"), ("TERN_RAFT_LOG_BYTES", "raft_log_bytes"),
         ("TERN_REPLACE_AFTER", "replace_after"),
         ("TERN_BINARY_FORWARDING", "binary_forwarding"), ("TERN_QUEUE_GROUPS", "queue_groups"),
+        ("TERN_MAX_QUEUE_GROUPS", "max_queue_groups"),
     ]
 
     var enabled: Bool { gossip != nil }
@@ -89,6 +94,8 @@ struct ClusterConfiguration: Equatable {
                 replaceAfter = number
             } else if key == "binary_forwarding" {
                 binaryForwarding = try Configuration.bool(value, "cluster.binary_forwarding")
+            } else if key == "max_queue_groups", let number = value as? Int {
+                maxQueueGroups = number
             } else if key == "queue_groups" {
                 queueGroups = try Configuration.bool(value, "cluster.queue_groups")
             } else {
@@ -125,6 +132,9 @@ struct ClusterConfiguration: Equatable {
             replaceAfter = number
         case "binary_forwarding": binaryForwarding = try Configuration.bool(value, "cluster.binary_forwarding")
         case "queue_groups": queueGroups = try Configuration.bool(value, "cluster.queue_groups")
+        case "max_queue_groups":
+            guard let number = Int(value) else { throw ConfigurationError("max_queue_groups must be a whole number, got \(value)") }
+            maxQueueGroups = number
         default: throw ConfigurationError("unknown setting cluster.\(key)")
         }
     }
@@ -172,6 +182,9 @@ struct ClusterConfiguration: Equatable {
             throw ConfigurationError("replication_factor needs controllers (--controllers n1,n2,n3)")
         }
         guard replaceAfter >= 0 else { throw ConfigurationError("replace_after must be 0 (never) or more seconds, got \(replaceAfter)") }
+        guard (1...1_000_000).contains(maxQueueGroups) else {
+            throw ConfigurationError("max_queue_groups must be 1–1000000, got \(maxQueueGroups)")
+        }
         guard raftLogEntries >= 2 else { throw ConfigurationError("raft_log_entries must be at least 2, got \(raftLogEntries)") }
         guard raftLogBytes >= 1024 else { throw ConfigurationError("raft_log_bytes must be at least 1024, got \(raftLogBytes)") }
         if !enabled {
@@ -207,6 +220,7 @@ struct ClusterConfiguration: Equatable {
             "  replace_after: \(replaceAfter)",
             "  binary_forwarding: \(binaryForwarding)",
             "  queue_groups: \(queueGroups)",
+            "  max_queue_groups: \(maxQueueGroups)",
         ]
     }
 }

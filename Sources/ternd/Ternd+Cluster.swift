@@ -50,6 +50,9 @@ struct ClusterOptions: ParsableArguments {
     @Flag(name: .long, help: "Give each queue created in the cluster a replication group of its own (or its colocate_with queue's), placed on the data group's voters (experimental: the HTTP API only; set it on every node). Default off: every queue lives in the data group.")
     var queueGroups = false
 
+    @Option(name: .long, help: "The most queue groups the cluster holds (each costs every replica an LMDB environment, a Raft ticker and a task): 1–1000000; a queue that would need one more is refused 409 Conflict unless colocated. Default 1024.")
+    var maxQueueGroups: Int?
+
     func apply(to cluster: inout ClusterConfiguration) {
         if let nodeID { cluster.nodeID = nodeID }
         if let gossip { cluster.gossip = gossip }
@@ -63,6 +66,7 @@ struct ClusterOptions: ParsableArguments {
         if let replaceAfter { cluster.replaceAfter = replaceAfter }
         if let binaryForwarding { cluster.binaryForwarding = binaryForwarding }
         if queueGroups { cluster.queueGroups = true }
+        if let maxQueueGroups { cluster.maxQueueGroups = maxQueueGroups }
     }
 }
 
@@ -138,7 +142,8 @@ extension Ternd {
         }
         let node = ClusterNode(nodeID: nodeID, controllers: cluster.controllers, data: data, gossip: gossip, forwardingTLS: peerTLS,
                                snapshots: snapshots, queueGroups: queueGroups,
-                               replicationFactor: cluster.replicationFactor ?? cluster.controllers.count)
+                               replicationFactor: cluster.replicationFactor ?? cluster.controllers.count,
+                               maxQueueGroups: cluster.maxQueueGroups)
         snapshots.register(group: ClusterNode.dataGroup, databases: data.group.databaseNames)
         resolver.set(node)
         logger.info("cluster node", metadata: [

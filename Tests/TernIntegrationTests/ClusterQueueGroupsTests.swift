@@ -13,7 +13,7 @@ extension IntegrationTests {
         typealias Cluster = ClusterProcessTests
 
         @Test func queuesHaveGroupsOfTheirOwn_spreadOverTheNodes_andKeepEveryMessageThroughALeaderKill() async throws {
-            try await Cluster.withCluster("tern-queue-groups", arguments: ["--queue-groups"]) { nodes, root in
+            try await Cluster.withCluster("tern-queue-groups", arguments: ["--queue-groups", "--max-queue-groups", "9"]) { nodes, root in
                 let names = (0..<8).map { "q\($0)" }
                 for name in names {
                     let created = try await Cluster.retrying { try await Cluster.call(.PUT, nodes[0].process.baseURL + "/queues/\(name)") }
@@ -130,6 +130,19 @@ extension IntegrationTests {
                     try await Task.sleep(for: .milliseconds(100))
                 }
                 #expect(survivors.map(groupDirectories) == [8, 8], "the deleted queue's group is gone from disk")
+
+                // At most 9 queue groups (--max-queue-groups 9): one more fits, the next is
+                // refused and placed nowhere, a colocated queue adds no group.
+                let ninth = try await Cluster.retrying { try await Cluster.call(.PUT, survivors[0].process.baseURL + "/queues/ninth") }
+                #expect(ninth.status == 201)
+                let tenth = try await Cluster.retrying { try await Cluster.call(.PUT, survivors[1].process.baseURL + "/queues/tenth") }
+                #expect(tenth.status == 409, "\(String(decoding: tenth.body, as: UTF8.self))")
+                let absent = try await Cluster.retrying { try await Cluster.call(.GET, survivors[0].process.baseURL + "/queues/tenth") }
+                #expect(absent.status == 404, "a refused queue is not placed")
+                let shared = try await Cluster.retrying {
+                    try await Cluster.call(.PUT, survivors[1].process.baseURL + "/queues/tenth", json: ["colocate_with": "ninth"])
+                }
+                #expect(shared.status == 201, "a colocated queue needs no new group")
             }
         }
     }
