@@ -127,6 +127,10 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     /// A membership change named a node that gossip does not know alive (to add it) or that is
     /// not a member of the group (to remove it); nothing was changed.
     public static let nodeNotFound = ErrorCode("NodeNotFound", 404, 160)
+    /// A transaction names queues (or a producer) of more than one replication group, which no
+    /// coordinator yet commits atomically (decision 128; with queue groups, decision 140);
+    /// nothing was applied.
+    public static let transactionSpansGroups = ErrorCode("TransactionSpansGroups", 409, 161)
 
     /// Every registered code, for documentation and tests.
     public static let all: [ErrorCode] = [
@@ -138,7 +142,7 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         .unknownProducer, .invalidTransaction,
         .topicNotFound, .memberNotFound, .offsetOutOfRange, .staleGeneration,
         .unauthorized, .forbidden, .crossOriginRequest, .hostNotAllowed,
-        .notInCluster, .nodeNotFound,
+        .notInCluster, .nodeNotFound, .transactionSpansGroups,
     ]
 }
 

@@ -125,6 +125,16 @@ extension ClusterNode {
         _ = try await data.propose(.deleteQueue(name))
     }
 
+    /// Refuses a transaction that names a queue of a queue group: producers and transactions
+    /// live in the data group, and a transaction across groups needs a coordinator (decision 128).
+    /// - Throws: ``TernError`` `TransactionSpansGroups` naming the first such queue.
+    public func checkInDataGroup(queues: [String]) throws(TernError) {
+        for raw in queues {
+            guard let name = try? QueueName(raw), let group = queueGroup(of: name) else { continue }
+            throw TernError(.transactionSpansGroups, "queue \(name) lives in queue group \(QueueGroupHost.raftGroup(of: group.id)), and producers and their transactions live in the data group; a transaction across groups needs a coordinator, which Tern does not have yet (decisions 128, 140)")
+        }
+    }
+
     /// The `Tern-Queue-Group` field of a request the data group's leader sends on to a queue
     /// group: route it within that group (by its Raft id), whatever the receiver's catalogue says.
     public static let queueGroupHeader = "Tern-Queue-Group"

@@ -59,6 +59,9 @@ extension ClusterForwardingMiddleware {
             return response
         }
         let path = request.uri.path
+        if path == "/transactions", request.method == .post {
+            return try await transaction(request, context: context, next: next)
+        }
         let leadsData: Bool
         if case .local = node.route(http: true) { leadsData = true } else { leadsData = false }
         if path == "/queues" {
@@ -188,6 +191,33 @@ extension ClusterForwardingMiddleware {
             ? QueueAttributesBody() : try JSONBody.decode(QueueAttributesBody.self, from: bytes)
         let group = try await node.placeQueue(name, colocateWith: attributes.colocateWith)
         return try await send(replay, context: context, next: next, to: group, waitForLeader: true)
+    }
+
+    /// `POST /transactions`: producers and their transactions live in the data group, so one
+    /// that names a queue of a queue group spans two groups and is refused
+    /// `TransactionSpansGroups` before anything is applied (decision 128); others go on as
+    /// without queue groups (nil).
+    private func transaction(_ request: Request, context: Context,
+                             next: (Request, Context) async throws -> Response) async throws -> Response? {
+        let body = try await request.body.collect(upTo: maxRequestBytes)
+        let replay = Request(head: request.head, body: .init(buffer: body))
+        // A body that does not parse is the handler's to refuse, with its own error.
+        if let parsed = try? JSONBody.decode(TransactionBody.self, from: Array(body.readableBytesView)) {
+            try node.checkInDataGroup(queues: parsed.messages.map(\.queue) + parsed.acks.map(\.queue))
+        }
+        switch node.route(http: true) {
+        case .local: return try await serveData(replay, context: context, next: next)
+        case .unavailable(let reason): throw TernError(.unavailable, reason)
+        case .forward(let leader, let address):
+            if let from = request.headers[Self.forwardedHeader] {
+                throw TernError(.unavailable, "forwarded by \(from) to \(node.nodeID), which does not lead the data group now (leader: \(leader)); retry")
+            }
+            let answer = try await node.forward(
+                ClusterNode.ForwardedRequest(method: request.method.rawValue, target: request.uri.description,
+                                             headers: request.headers.map { ($0.name.canonicalName, $0.value) }, body: body),
+                to: address, leader: leader)
+            return Self.response(answer)
+        }
     }
 
     /// `PUT /queues/{name}` of a queue in a queue group: its attributes change in its group; its

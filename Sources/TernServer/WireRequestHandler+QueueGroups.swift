@@ -35,6 +35,10 @@ extension WireRequestHandler {
     /// Answers `request` when queue groups decide where it goes; nil: the data group's request.
     func performQueueGroups(_ request: WireRequest) async throws(TernError) -> WireResponse? {
         guard let clusterNode, clusterNode.queueGroups != nil else { return nil }
+        if case .commitTransaction(let wire) = request {
+            try clusterNode.checkInDataGroup(queues: wire.sends.map(\.queue) + wire.acknowledgements.map(\.queue))
+            return nil
+        }
         if case .listQueues = request {
             throw TernError(.notImplemented, "with queue groups on (experimental), list queues over HTTP: GET /queues")
         }

@@ -91,6 +91,20 @@ extension IntegrationTests {
                 let made = try await Cluster.retrying { try await Cluster.call(.GET, nodes[0].process.baseURL + "/queues/binary-made") }
                 #expect(made.status == 200, "a queue created over binary is placed and served by its group")
 
+                // Producers and transactions live in the data group: one naming q1 spans two
+                // groups and is refused, applying nothing (the receive check below finds no "t1").
+                let producer = try await Cluster.retrying { try await Cluster.call(.POST, nodes[1].process.baseURL + "/producers") }
+                #expect(producer.status == 201)
+                let spanning = try await Cluster.retrying {
+                    try await Cluster.call(.POST, nodes[2].process.baseURL + "/transactions", json: [
+                        "producer_id": producer.json["producer_id"] ?? 0, "epoch": producer.json["epoch"] ?? 0,
+                        "messages": [["queue": "q1", "message": "t1"]],
+                    ])
+                }
+                #expect(spanning.status == 409)
+                #expect((spanning.json["error"] as? [String: Any])?["code"] as? String == "TransactionSpansGroups",
+                        "\(String(decoding: spanning.body, as: UTF8.self))")
+
                 // Kill q0's leader; every queue keeps working through the others.
                 let victim = try #require(servers["q0"]?.first)
                 let node = try #require(nodes.first { $0.id == victim })

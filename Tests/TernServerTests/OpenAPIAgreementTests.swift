@@ -92,7 +92,7 @@ struct OpenAPIDocument {
             ("ProducerFenced", 409), ("UnknownProducer", 404), ("InvalidTransaction", 409),
             ("TopicNotFound", 404), ("MemberNotFound", 404), ("OffsetOutOfRange", 416), ("StaleGeneration", 409),
             ("Unauthorized", 401), ("Forbidden", 403), ("CrossOriginRequest", 403), ("HostNotAllowed", 403),
-            ("NotInCluster", 409), ("NodeNotFound", 404),
+            ("NotInCluster", 409), ("NodeNotFound", 404), ("TransactionSpansGroups", 409),
         ]
         #expect(ErrorCode.all.map { $0.name } == expected.map(\.0))
         #expect(ErrorCode.all.map { $0.httpStatus } == expected.map(\.1))
