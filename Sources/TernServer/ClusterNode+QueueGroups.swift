@@ -34,8 +34,8 @@ extension ClusterNode {
     /// names the leader it knows (a replica that has not started the group yet starts it, and
     /// until then is unavailable: two such replicas would otherwise name each other); a node
     /// that is not a replica sends to the first replica that gossip sees alive, in placement
-    /// order (the preferred leader first), except `avoiding`.
-    public func route(group: Metadata.Group, http: Bool, avoiding: Set<String> = []) -> GroupRoute {
+    /// order (the preferred leader first).
+    public func route(group: Metadata.Group, http: Bool) -> GroupRoute {
         let raftID = QueueGroupHost.raftGroup(of: group.id)
         func address(_ node: String) -> Gossip.Address? {
             guard let found = member(node), found.state == .alive || found.state == .suspect else { return nil }
@@ -55,13 +55,13 @@ extension ClusterNode {
             if status.isServing { return .local(hosted.replica.broker, term: status.term) }
             if let leaderID = status.leader, leaderID != status.node {
                 let leader = hosted.replica.group.name(of: leaderID) ?? name(of: leaderID) ?? "\(leaderID)"
-                if !avoiding.contains(leader), let found = address(leader) { return .forward(node: leader, address: found) }
+                if let found = address(leader) { return .forward(node: leader, address: found) }
             }
             return .unavailable(status.role == .leader
                 ? "this node was just elected leader of queue group \(raftID) and is catching up; retry"
                 : "queue group \(raftID) has no leader now (an election is under way); retry")
         }
-        for replica in group.replicas where replica != nodeID && !avoiding.contains(replica) {
+        for replica in group.replicas where replica != nodeID {
             if let found = address(replica) { return .forward(node: replica, address: found) }
         }
         return .unavailable("no replica of queue group \(raftID) (\(group.replicas.joined(separator: ", "))) is reachable now; retry")

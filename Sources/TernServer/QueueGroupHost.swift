@@ -37,8 +37,6 @@ public final class QueueGroupHost: Sendable {
 
     /// One hosted group.
     public struct Hosted: Sendable {
-        /// The catalogue's id of the group.
-        public var id: Metadata.GroupID
         public var replica: ReplicatedBroker
         public var snapshots: SnapshotServer
         let storage: Storage
@@ -127,7 +125,7 @@ public final class QueueGroupHost: Sendable {
         snapshots.register(group: raftID, databases: replica.group.databaseNames)
         let broker = replica.broker
         let maintenance = Task { await broker.runMaintenance() }
-        hosted.withLock { $0[raftID] = Hosted(id: group.id, replica: replica, snapshots: snapshots, storage: storage,
+        hosted.withLock { $0[raftID] = Hosted(replica: replica, snapshots: snapshots, storage: storage,
                                               maintenance: maintenance) }
         replica.start()
         // A new group elects its preferred leader at once instead of after an election timeout.
