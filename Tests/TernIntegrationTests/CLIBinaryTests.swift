@@ -37,8 +37,23 @@ extension IntegrationTests {
         func sigterm_duringABinaryLongPoll_answersIt_andExitsCleanly() async throws {
             try await withBinaryServer { server, binary, root in
                 #expect(try await tern(["queue", "create", "--server", binary, "idle"], root: root).status == 0)
+                // Counted binary connections: the create's has closed, then the receive's is open
+                // (a fixed 1 s sleep was too short for `tern` to start on a loaded machine: the
+                // SIGTERM then came before the receive was sent, and its connection was refused).
+                func openConnections() async -> Int? {
+                    guard let metrics = try? await ClusterProcessTests.call(.GET, server.baseURL + "/metrics", timeout: 5) else { return nil }
+                    let text = String(decoding: metrics.body, as: UTF8.self)
+                    return text.split(separator: "\n").first { $0.hasPrefix("tern_binary_open_connections ") }
+                        .flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) }
+                }
+                func waitFor(_ count: Int) async throws {
+                    let deadline = ContinuousClock.now + .seconds(60)
+                    while await openConnections() != count, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+                }
+                try await waitFor(0)
                 async let polled = tern(["receive", "--server", binary, "idle", "--wait", "5"], root: root)
-                try await Task.sleep(for: .seconds(1))   // the receive is waiting in the broker
+                try await waitFor(1)
+                try await Task.sleep(for: .milliseconds(500))   // the receive is waiting in the broker
                 let status = await server.terminate(gracePeriod: .seconds(30))
                 #expect(status == 0, "graceful exit status; log: \(server.logTail())")
                 let result = try await polled
