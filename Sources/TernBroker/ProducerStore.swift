@@ -10,10 +10,25 @@ public import TernStorage
 /// makes the group-commit writer roll the whole LMDB transaction back and retry the others
 /// (decision 10), which is what makes a Tern transaction all or nothing.
 public struct ProducerStore: Sendable {
+    /// Where the producer ids this state sees come from.
+    public enum ProducerIDs: Sendable, Hashable {
+        /// This state issues them (`InitProducer`): a write of an id or epoch it never issued is
+        /// `UnknownProducer`. A broker alone, and the data group of a cluster.
+        case issued
+        /// Another group issues them (a queue group's producers come from the data group;
+        /// decision 141). A producer's first write here makes its record, and a write at a newer
+        /// epoch replaces it; an idempotent send doing either must start its stream (sequence 0),
+        /// as a Kafka partition leader accepts an unknown producer (KIP-360). The caller checks
+        /// beforehand that the issuing group knows the producer at that epoch.
+        case adopted
+    }
+
     let meta, producers, sequences, transactionalIDs: Database
     let queues: QueueStore
+    public let ids: ProducerIDs
 
-    public init(storage: Storage) {
+    public init(storage: Storage, ids: ProducerIDs = .issued) {
+        self.ids = ids
         meta = storage.database("meta")
         producers = storage.database("producers")
         sequences = storage.database("producer_sequences")
@@ -92,6 +107,22 @@ public struct ProducerStore: Sendable {
         return record
     }
 
+    /// The record a write of producer `id` at `epoch` goes on: ``current(_:epoch:in:)`` when ids
+    /// are ``ProducerIDs/issued`` here; when they are ``ProducerIDs/adopted``, a fresh record at
+    /// `epoch` for a producer this state has not seen at that epoch (none, or an older epoch).
+    /// - Parameter startsStream: whether the write may begin a producer's stream here (an
+    ///   idempotent send at sequence 0, or a transaction).
+    /// - Throws: ``ErrorCode/unknownProducer``: an unissued id or epoch, or (adopted) an unseen one
+    ///   that does not start its stream; ``ErrorCode/producerFenced`` for an older epoch.
+    func writer(_ id: UInt64, epoch: UInt32, startsStream: Bool, at now: Timestamp, in txn: Transaction) throws -> ProducerRecord {
+        guard ids == .adopted else { return try current(id, epoch: epoch, in: txn) }
+        if let record = try record(id, in: txn), epoch <= record.epoch { return try current(id, epoch: epoch, in: txn) }
+        guard startsStream else {
+            throw TernError(.unknownProducer, "producer \(id) epoch \(epoch) has not written to this queue group yet (or its state here expired): its first send here must have sequence 0; call InitProducer again")
+        }
+        return ProducerRecord(epoch: epoch, lastActivity: now, transactionalID: nil)
+    }
+
     // MARK: Idempotent send
 
     /// Stores `batch` in `name` unless it is a retry of a batch already stored.
@@ -109,7 +140,7 @@ public struct ProducerStore: Sendable {
     ///   batches), and everything ``QueueStore/send(_:_:at:in:)`` throws.
     public func send(_ name: QueueName, _ batch: [QueueStore.PreparedMessage], stamp: (producerID: UInt64, epoch: UInt32, firstSequence: UInt64),
                      idSeed: UInt64, at now: Timestamp, in txn: WriteTransaction) throws -> (sent: [SentMessage], duplicate: Bool) {
-        var producer = try current(stamp.producerID, epoch: stamp.epoch, in: txn)
+        var producer = try writer(stamp.producerID, epoch: stamp.epoch, startsStream: stamp.firstSequence == 0, at: now, in: txn)
         let queue = try queues.record(named: name, in: txn)
         let key = ProducerSchema.sequencesKey(producer: stamp.producerID, queue: queue.id)
         var state = try txn.get(sequences, key).map { try ProducerSequences(decoding: $0) } ?? ProducerSequences(epoch: stamp.epoch)
@@ -183,7 +214,9 @@ public struct ProducerStore: Sendable {
     ///
     /// Retrying the last committed `transactionSequence` is answered with the original result
     /// and applies nothing; any other sequence than the last or the next is `InvalidTransaction`;
-    /// nil means the next one.
+    /// nil means the next one. With ``ProducerIDs/adopted`` ids a group sees only the
+    /// transactions that touch it: any sequence above the last is accepted, and the first one of
+    /// an epoch starts the count.
     /// - Parameter produce: appends the transaction's topic produces (after the sends) and
     ///   describes each; not called for a duplicate, which is answered with the remembered ones.
     /// - Returns: one array of sent messages per send, the topic produces, and whether this
@@ -194,7 +227,12 @@ public struct ProducerStore: Sendable {
     public func commit(producerID: UInt64, epoch: UInt32, transactionSequence requested: UInt64?, sends: [TransactionSend],
                        acknowledgements: [(QueueName, ReceiptHandle)], at now: Timestamp, in txn: WriteTransaction,
                        produce: () throws -> [TopicProducerBatch] = { [] }) throws -> (sent: [[SentMessage]], produced: [TopicProducerBatch], duplicate: Bool) {
-        var producer = try current(producerID, epoch: epoch, in: txn)
+        let seen = try record(producerID, in: txn)
+        var producer = try writer(producerID, epoch: epoch, startsStream: true, at: now, in: txn)
+        if ids == .adopted, seen?.epoch != epoch, let requested, requested > 0 {
+            // First transaction of this epoch here: its sequence is where this group's count starts.
+            producer.transactionSequence = requested - 1
+        }
         let transactionSequence = requested ?? producer.transactionSequence + 1
         if transactionSequence == producer.transactionSequence && transactionSequence > 0 {
             var results = [[SentMessage]]()
@@ -204,7 +242,10 @@ public struct ProducerStore: Sendable {
             }
             return (results, producer.lastTopicTransaction, true)
         }
-        guard transactionSequence == producer.transactionSequence + 1 else {
+        // Adopted: the producer's other transactions went to other groups, so this group sees
+        // its sequence rise with gaps; only a sequence older than the last is refused.
+        guard transactionSequence == producer.transactionSequence + 1
+                || (ids == .adopted && transactionSequence > producer.transactionSequence) else {
             throw TernError(.invalidTransaction, "producer \(producerID): expected transaction sequence \(producer.transactionSequence + 1), got \(transactionSequence)")
         }
         for (queue, handle) in acknowledgements {

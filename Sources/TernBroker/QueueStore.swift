@@ -148,9 +148,7 @@ public struct QueueStore: Sendable {
             if updated != existing { try put(updated, in: txn) }
             return (false, updated)
         }
-        var attributes = patch.applied(to: QueueAttributes())
-        if patch.fifo == nil && name.isFIFO { attributes.fifo = true }
-        try attributes.validate(for: name)
+        let attributes = try QueueAttributes.forNewQueue(name, patch)
         try validateDeadLetterQueue(attributes, of: name, in: txn)
         let id = try nextQueueID(in: txn)
         let record = QueueRecord(id: id, name: name, createdAt: now, attributes: attributes)

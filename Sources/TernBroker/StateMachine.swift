@@ -22,12 +22,15 @@ public struct StateMachine: Sendable {
     /// Recently deleted queue names (``Command/noteDeletedQueue(_:keepMilliseconds:)``).
     public let deletedNames: DeletedQueueNames
 
-    /// - Parameter logLimitBytes: bytes of encoded commands the log keeps (the oldest are
-    ///   trimmed beyond it); 0 = no log (the applied index and time are still kept).
-    public init(storage: Storage, logLimitBytes: Int = 0) {
+    /// - Parameters:
+    ///   - logLimitBytes: bytes of encoded commands the log keeps (the oldest are trimmed beyond
+    ///     it); 0 = no log (the applied index and time are still kept).
+    ///   - producerIDs: whether this state issues producer ids or adopts those another group
+    ///     issued (a queue group; ``ProducerStore/ProducerIDs``).
+    public init(storage: Storage, logLimitBytes: Int = 0, producerIDs: ProducerStore.ProducerIDs = .issued) {
         queues = QueueStore(storage: storage)
         topics = TopicStore(storage: storage)
-        producers = ProducerStore(storage: storage)
+        producers = ProducerStore(storage: storage, ids: producerIDs)
         log = CommandLog(storage: storage, limitBytes: logLimitBytes)
         deletedNames = DeletedQueueNames(storage: storage)
     }

@@ -43,12 +43,17 @@ public struct BrokerStateMachine: ReplicatedStateMachine {
 /// encoded command, and answers once a majority persisted it and this node applied it.
 public struct ReplicatedExecutor: CommandExecutor {
     public let group: ReplicaGroup<BrokerStateMachine>
+    /// Asked before a command that stores more (a send, a produce) is proposed; throws to
+    /// refuse it (``ReplicatedBroker/Admission``).
+    public let admission: ReplicatedBroker.Admission?
 
-    public init(group: ReplicaGroup<BrokerStateMachine>) {
+    public init(group: ReplicaGroup<BrokerStateMachine>, admission: ReplicatedBroker.Admission? = nil) {
         self.group = group
+        self.admission = admission
     }
 
     public func execute(_ envelope: CommandEnvelope, grows: Bool) async throws(TernError) -> CommandOutcome {
+        if grows, let admission { try admission() }
         guard case .command(let outcome) = try await group.propose(CommandCodec.encode(envelope)) else {
             throw TernError(.internalError, "a broker command was applied as a catalogue command")
         }
@@ -68,6 +73,11 @@ public struct ReplicatedExecutor: CommandExecutor {
 /// // serve replica.broker on the leader (replica.group.status.isServing)
 /// ```
 public final class ReplicatedBroker: Sendable {
+    /// A check the leader makes before proposing a command that stores more, outside the
+    /// replicated state (a node-wide budget, for example): it throws the refusal
+    /// (`StorageFull`), and nothing is proposed.
+    public typealias Admission = @Sendable () throws(TernError) -> Void
+
     public let group: ReplicaGroup<BrokerStateMachine>
     public let broker: Broker
     /// The cluster catalogue, in the group that carries it (the data group); nil elsewhere.
@@ -77,16 +87,20 @@ public final class ReplicatedBroker: Sendable {
     ///   - storage: opened with ``Broker/databaseNames`` and ``RaftLogStore/databaseNames`` (and
     ///     ``CatalogueStore/databaseName`` when `carriesCatalogue`).
     ///   - carriesCatalogue: whether the group's log carries the cluster catalogue (the data group).
+    ///   - producerIDs: ``ProducerStore/ProducerIDs/adopted`` in a queue group, whose producers
+    ///     the data group issues.
+    ///   - admission: asked before each command that stores more is proposed (``Admission``).
     /// - Throws: what ``ReplicaGroup/init(group:node:voters:storage:machine:transport:settings:logger:)`` throws.
     public init(group id: UInt64, node: String, voters: [String], storage: Storage, transport: any RaftTransport,
                 clock: any TernClock, settings: ReplicaGroup<BrokerStateMachine>.Settings = .init(),
-                installer: SnapshotInstaller? = nil, carriesCatalogue: Bool = false, logger: Logger) throws {
-        let machine = StateMachine(storage: storage)
+                installer: SnapshotInstaller? = nil, carriesCatalogue: Bool = false,
+                producerIDs: ProducerStore.ProducerIDs = .issued, admission: Admission? = nil, logger: Logger) throws {
+        let machine = StateMachine(storage: storage, producerIDs: producerIDs)
         let catalogue = carriesCatalogue ? try CatalogueStore(storage: storage) : nil
         let group = try ReplicaGroup(group: id, node: node, voters: voters, storage: storage,
                                      machine: BrokerStateMachine(machine: machine, catalogue: catalogue), transport: transport,
                                      settings: settings, installer: installer, logger: logger)
-        let broker = Broker.replicated(storage: storage, clock: clock, executor: ReplicatedExecutor(group: group), logger: logger)
+        let broker = Broker.replicated(storage: storage, clock: clock, executor: ReplicatedExecutor(group: group, admission: admission), logger: logger)
         group.setApplyObserver { output in
             if case .command(let outcome) = output { broker.didApply(outcome) }
         }

@@ -43,6 +43,16 @@ public struct QueueAttributes: Hashable, Sendable {
     public static let maxMessageBytesRange = 1...16_777_216
     public static let maxReceiveCountRange = 1...1_000
 
+    /// The attributes a new queue `name` gets from `patch`: the defaults with `patch` over
+    /// them, and `fifo` from the name (`.fifo`) when `patch` does not set it; checked.
+    /// - Throws: ``TernError`` with ``ErrorCode/invalidAttribute``, as ``validate(for:)``.
+    public static func forNewQueue(_ name: QueueName, _ patch: Patch) throws(TernError) -> QueueAttributes {
+        var attributes = patch.applied(to: QueueAttributes())
+        if patch.fifo == nil && name.isFIFO { attributes.fifo = true }
+        try attributes.validate(for: name)
+        return attributes
+    }
+
     /// Checks every range and the cross-field rules (`delay` ≤ `retention`, `maxReceiveCount`
     /// and `deadLetterQueue` set together, name and `fifo` agree, DLQ differs from `name`).
     /// - Throws: ``TernError`` with ``ErrorCode/invalidAttribute`` naming the first bad attribute.

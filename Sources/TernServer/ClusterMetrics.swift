@@ -24,6 +24,13 @@ extension TernMetrics.Name {
     public static let raftSnapshotBytesReceived = "tern_raft_snapshot_bytes_received_total"
     public static let raftSnapshotBytesSent = "tern_raft_snapshot_bytes_sent_total"
     public static let clusterForwardedRequests = "tern_cluster_forwarded_requests_total"
+    /// Queue groups (decision 140), one series per group this node holds, by Raft group id.
+    public static let queueGroups = "tern_queue_groups"
+    public static let queueGroupIsLeader = "tern_queue_group_is_leader"  // group
+    public static let queueGroupTerm = "tern_queue_group_term"  // group
+    public static let queueGroupCommitIndex = "tern_queue_group_commit_index"  // group
+    public static let queueGroupAppliedIndex = "tern_queue_group_applied_index"  // group
+    public static let queueGroupFollowerLagEntries = "tern_queue_group_follower_lag_entries"  // group, replica; leader only
     public static let peerFramesSent = "tern_peer_frames_sent_total"
     public static let peerMessagesSent = "tern_peer_messages_sent_total"
     public static let peerMessagesDropped = "tern_peer_messages_dropped_total"  // reason
@@ -45,6 +52,8 @@ final class ClusterMetrics: Sendable {
         var dropped: [String: Int] = [:]
         /// Per replica: when its lag was last 0 (this node's clock), for the lag in seconds.
         var caughtUp: [Raft.NodeID: ContinuousClock.Instant] = [:]
+        /// The queue groups' gauges written at the last scrape, to remove those of groups gone.
+        var groupGauges: [String: CoreMetrics.Gauge] = [:]
     }
     private let seen = Mutex(Seen())
 
@@ -56,9 +65,49 @@ final class ClusterMetrics: Sendable {
         }
         let collector = ClusterMetrics()
         metrics.addCollector { metrics in collector.collect(metrics, node: node, links: links) }
+        // A queue group's queues are in its own broker: counted while this node holds it.
+        node.queueGroups?.setObserver { event in
+            switch event {
+            case .started(_, let replica): metrics.attach(broker: replica.broker)
+            case .stopped(_, let replica): metrics.detach(broker: replica.broker)
+            }
+        }
+    }
+
+    /// Each queue group's Raft state as this node sees it; a group's series go when it does.
+    private func collectQueueGroups(_ metrics: TernMetrics, host: QueueGroupHost) {
+        var values: [String: (String, [(String, String)], Int)] = [:]
+        func put(_ name: String, _ labels: [(String, String)], _ value: Int) {
+            values[name + "|" + labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")] = (name, labels, value)
+        }
+        let groups = host.groups()
+        metrics.gauge(TernMetrics.Name.queueGroups).record(groups.count)
+        for (raftID, hosted) in groups {
+            let group = [("group", String(raftID))]
+            let status = hosted.replica.group.status
+            put(TernMetrics.Name.queueGroupIsLeader, group, status.isServing ? 1 : 0)
+            put(TernMetrics.Name.queueGroupTerm, group, Int(status.term))
+            put(TernMetrics.Name.queueGroupCommitIndex, group, Int(status.commitIndex))
+            put(TernMetrics.Name.queueGroupAppliedIndex, group, Int(status.appliedIndex))
+            guard status.role == .leader else { continue }
+            for (replica, match) in status.match where replica != status.node {
+                let name = hosted.replica.group.name(of: replica) ?? "\(replica)"
+                put(TernMetrics.Name.queueGroupFollowerLagEntries, group + [("replica", name)],
+                    Int(status.commitIndex - min(match, status.commitIndex)))
+            }
+        }
+        let (gauges, stale) = seen.withLock { s -> ([String: CoreMetrics.Gauge], [CoreMetrics.Gauge]) in
+            var stale = [CoreMetrics.Gauge]()
+            for key in s.groupGauges.keys where values[key] == nil { stale.append(s.groupGauges.removeValue(forKey: key)!) }
+            for (key, value) in values where s.groupGauges[key] == nil { s.groupGauges[key] = metrics.gauge(value.0, value.1) }
+            return (s.groupGauges, stale)
+        }
+        for gauge in stale { gauge.destroy() }
+        for (key, value) in values { gauges[key]?.record(value.2) }
     }
 
     private func collect(_ metrics: TernMetrics, node: ClusterNode, links: PeerLinks) {
+        if let host = node.queueGroups { collectQueueGroups(metrics, host: host) }
         let group = node.data.group
         let status = group.status
         let counters = links.counters

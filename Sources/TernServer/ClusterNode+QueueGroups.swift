@@ -71,16 +71,29 @@ extension ClusterNode {
     /// group, or in a new group on ``replicationFactor`` of the data group's voters that gossip
     /// sees alive, chosen by rendezvous hashing (decision 105). Registers the voters in the
     /// catalogue first where they are not yet. A queue already placed keeps its group.
+    /// A queue whose `deadLetterQueue` lives in a queue group is placed in that group (a
+    /// dead-letter move is one transaction in one group's log; decision 142).
     /// - Returns: the queue's group.
     /// - Throws: ``TernError``: `NotInCluster` (queue groups are off); `QueueNotFound` (no
-    ///   queue `colocateWith`); `Conflict` (a new group would exceed ``maxQueueGroups``; a
-    ///   colocated queue adds none); `InvalidAttribute`; `Unavailable` (no voter alive); what
-    ///   proposing throws (`NotLeader`, `Unavailable`).
-    public func placeQueue(_ name: QueueName, colocateWith: QueueName?) async throws(TernError) -> Metadata.Group {
+    ///   queue `colocateWith`); `InvalidAttribute` (no queue `deadLetterQueue`, or one of the
+    ///   other kind); `Conflict` (a new group would exceed ``maxQueueGroups``, a colocated queue
+    ///   adds none; or `deadLetterQueue` lives in another group than `colocateWith`, or in the
+    ///   data group); `Unavailable` (no voter alive); what proposing throws (`NotLeader`,
+    ///   `Unavailable`). Nothing is placed when it throws before proposing.
+    public func placeQueue(_ name: QueueName, colocateWith requested: QueueName?,
+                           deadLetterQueue: QueueName? = nil) async throws(TernError) -> Metadata.Group {
         guard queueGroups != nil, let store = data.catalogue else {
             throw TernError(.notInCluster, "queue groups are off on this node")
         }
         if let group = store.catalogue.group(ofQueue: name) { return group }
+        var colocateWith = requested
+        if let deadLetterQueue {
+            let dlqGroup = try groupOfDeadLetterQueue(deadLetterQueue, for: name)
+            if let requested, store.catalogue.group(ofQueue: requested)?.id != dlqGroup.id {
+                throw TernError(.conflict, "dead_letter_queue \(deadLetterQueue) lives in another queue group than colocate_with \(requested); a queue and its dead-letter queue share a group (decision 142)")
+            }
+            colocateWith = colocateWith ?? deadLetterQueue
+        }
         if colocateWith == nil {
             let groups = store.catalogue.groups.values.count { $0.kind == .queue }
             guard groups < maxQueueGroups else {
@@ -125,13 +138,68 @@ extension ClusterNode {
         _ = try await data.propose(.deleteQueue(name))
     }
 
-    /// Refuses a transaction that names a queue of a queue group: producers and transactions
-    /// live in the data group, and a transaction across groups needs a coordinator (decision 128).
-    /// - Throws: ``TernError`` `TransactionSpansGroups` naming the first such queue.
-    public func checkInDataGroup(queues: [String]) throws(TernError) {
+    /// The queue group of dead-letter queue `name`, which queue `queue` names.
+    /// - Throws: ``TernError`` `InvalidAttribute` when no queue `name` exists (as a broker alone
+    ///   answers); `Conflict` when it lives in the data group (made before queue groups were on):
+    ///   a queue group's queue cannot move messages into another group's log.
+    public func groupOfDeadLetterQueue(_ name: QueueName, for queue: QueueName) throws(TernError) -> Metadata.Group {
+        if let group = queueGroup(of: name) { return group }
+        guard (try? data.broker.describeQueue(name)) != nil else {
+            throw TernError(.invalidAttribute, "dead_letter_queue \(name) does not exist")
+        }
+        throw TernError(.conflict, "dead_letter_queue \(name) lives in the data group (made before queue groups were on) and queue \(queue) in a queue group; a queue and its dead-letter queue share a group (decision 142)")
+    }
+
+    /// The group a transaction commits in: nil for the data group (no queue of it lives in a
+    /// queue group), or the one queue group every queue it names lives in (colocation puts a
+    /// pipeline's queues there). Topics live in the data group.
+    /// - Parameters:
+    ///   - queues: the queues it sends to and acknowledges on (unparseable names are left to the
+    ///     handler to refuse).
+    ///   - touchesTopics: whether it produces to a topic or commits an offset.
+    /// - Throws: ``TernError`` `TransactionSpansGroups` (409) when it names queues of two groups
+    ///   (or a queue group's queue and a topic): one transaction cannot commit atomically in two
+    ///   Raft logs without a coordinator, which Tern does not have yet (decisions 128, 140, 141).
+    ///   Nothing is applied.
+    public func transactionGroup(queues: [String], touchesTopics: Bool) throws(TernError) -> Metadata.Group? {
+        var found: Metadata.Group?
+        var dataQueue: QueueName?
         for raw in queues {
-            guard let name = try? QueueName(raw), let group = queueGroup(of: name) else { continue }
-            throw TernError(.transactionSpansGroups, "queue \(name) lives in queue group \(QueueGroupHost.raftGroup(of: group.id)), and producers and their transactions live in the data group; a transaction across groups needs a coordinator, which Tern does not have yet (decisions 128, 140)")
+            guard let name = try? QueueName(raw) else { continue }
+            guard let group = queueGroup(of: name) else {
+                dataQueue = dataQueue ?? name
+                continue
+            }
+            if let found, found.id != group.id {
+                throw TernError(.transactionSpansGroups, "queues \(catalogue?.queues(inGroup: found.id).first?.rawValue ?? "?") and \(name) live in queue groups \(QueueGroupHost.raftGroup(of: found.id)) and \(QueueGroupHost.raftGroup(of: group.id)); a transaction commits in one group (create its queues with colocate_with), as one needs a coordinator to span groups, which Tern does not have yet (decisions 128, 141)")
+            }
+            found = group
+        }
+        guard let found else { return nil }
+        if let dataQueue {
+            throw TernError(.transactionSpansGroups, "queue \(dataQueue) lives in the data group (made before queue groups were on) and the transaction's other queues in queue group \(QueueGroupHost.raftGroup(of: found.id)); a transaction commits in one group (decisions 128, 141)")
+        }
+        if touchesTopics {
+            throw TernError(.transactionSpansGroups, "topics live in the data group and the transaction's queues in queue group \(QueueGroupHost.raftGroup(of: found.id)); a transaction commits in one group (decisions 128, 141)")
+        }
+        return found
+    }
+
+    /// Checks that the data group, which issues producer ids and epochs, knows `producer` at its
+    /// epoch, before a queue group applies one of its writes (decision 141): the queue group
+    /// adopts producers (``ProducerStore/ProducerIDs/adopted``), so this is what keeps an id
+    /// nobody issued, an expired one and a fenced epoch out of it. Read on this node's replica of
+    /// the data group; a replica that does not lead it may not have applied a fresh
+    /// `InitProducer` yet, so an unknown producer is looked up again for up to 2 s.
+    /// - Throws: ``TernError`` `UnknownProducer` or `ProducerFenced`.
+    public func checkIssuedProducer(_ producer: ProducerIdentity) async throws(TernError) {
+        let deadline = ContinuousClock.now + .seconds(2)
+        while true {
+            do throws(TernError) {
+                return try data.broker.checkProducer(producer)
+            } catch where error.code == .unknownProducer && !data.group.status.isServing && ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(10))
+            }
         }
     }
 

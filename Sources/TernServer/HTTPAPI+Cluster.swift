@@ -124,7 +124,8 @@ struct ClusterBody: Encodable {
         var kind: String
         var name: String
         var partition: Int?
-        /// The replication group's id (step one: every queue and topic is in group 1).
+        /// The replication group's Raft id: 1 for the data group; a queue group's otherwise
+        /// (queue groups on, decision 140).
         var group: UInt64
         var leader: String?
         var term: UInt64
@@ -144,6 +145,39 @@ struct ClusterBody: Encodable {
         var snapshots_installed: Int
         /// Whether this node is installing a snapshot of the group now.
         var installing_snapshot: Bool
+
+        /// What a replica knows of a group it holds, shared by every queue and topic in it.
+        struct Replication {
+            var leader: String?
+            var term: UInt64
+            var replicas: [String]
+            var learners: [String]
+            var inSync: [String]?
+            var lag: UInt64?
+            var commitIndex, appliedIndex, snapshotIndex: UInt64
+            var logEntries, snapshotsInstalled: Int
+            var installingSnapshot: Bool
+
+            /// - Parameter nameOf: the node id a Raft id stands for (nil: shown as the number).
+            init<Machine>(_ group: ReplicaGroup<Machine>, nameOf: (Raft.NodeID) -> String?) {
+                let status = group.status
+                let name: (Raft.NodeID) -> String = { nameOf($0) ?? "\($0)" }
+                leader = status.leader.map(name)
+                term = status.term
+                replicas = status.voters.union(status.learners).map(name).sorted()
+                learners = status.learners.map(name).sorted()
+                if status.role == .leader {
+                    inSync = status.match.filter { $0.value >= status.commitIndex }.keys.map(name).sorted()
+                    lag = status.match.values.map { status.commitIndex - min($0, status.commitIndex) }.max() ?? 0
+                }
+                commitIndex = status.commitIndex
+                appliedIndex = status.appliedIndex
+                snapshotIndex = status.snapshotIndex
+                logEntries = status.entriesInMemory
+                snapshotsInstalled = group.snapshotCounts.installed
+                installingSnapshot = status.installingSnapshot
+            }
+        }
     }
     var clustered: Bool
     var node_id: String?
@@ -167,32 +201,51 @@ struct ClusterBody: Encodable {
 
     init(_ node: ClusterNode) {
         let status = node.data.group.status
-        let name: (Raft.NodeID) -> String = { node.name(of: $0) ?? "\($0)" }
-        let leader = status.leader.map(name)
-        let replicas = status.voters.union(status.learners).map(name).sorted()
-        let learners = status.learners.map(name).sorted()
-        var inSync: [String]?
-        var lag: UInt64?
-        if status.role == .leader {
-            inSync = status.match.filter { $0.value >= status.commitIndex }.keys.map(name).sorted()
-            lag = status.match.values.map { status.commitIndex - min($0, status.commitIndex) }.max() ?? 0
-        }
-        let installed = node.data.group.snapshotCounts.installed
-        func group(_ kind: String, _ name: String, _ partition: Int?) -> Group {
-            Group(kind: kind, name: name, partition: partition, group: ClusterNode.dataGroup, leader: leader, term: status.term,
-                  replicas: replicas, learners: learners, in_sync: inSync, commit_index: status.commitIndex, applied_index: status.appliedIndex, lag: lag,
-                  snapshot_index: status.snapshotIndex, log_entries: status.entriesInMemory, snapshots_installed: installed,
-                  installing_snapshot: status.installingSnapshot)
-        }
+        let leader = status.leader.map { node.name(of: $0) ?? "\($0)" }
+        let data = Group.Replication(node.data.group) { node.name(of: $0) }
         var groups: [Group] = []
         let broker = node.data.broker
-        for queue in (try? broker.listQueues()) ?? [] { groups.append(group("queue", queue.name.rawValue, nil)) }
+        for queue in (try? broker.listQueues()) ?? [] {
+            groups.append(Group(kind: "queue", name: queue.name.rawValue, partition: nil, group: ClusterNode.dataGroup, data))
+        }
         for topic in (try? broker.listTopics()) ?? [] {
-            for partition in topic.partitions.indices { groups.append(group("topic", topic.name.rawValue, partition)) }
+            for partition in topic.partitions.indices {
+                groups.append(Group(kind: "topic", name: topic.name.rawValue, partition: partition, group: ClusterNode.dataGroup, data))
+            }
+        }
+        // Queue groups (decision 140): what this node knows of each. A replica reports its own
+        // view of the group, as for the data group; another node only the catalogue's replicas
+        // (leader null: ask a replica).
+        if let catalogue = node.catalogue {
+            for queue in catalogue.queues.values.sorted(by: { $0.name.rawValue < $1.name.rawValue }) {
+                guard let placed = catalogue.groups[queue.group] else { continue }
+                let raftID = QueueGroupHost.raftGroup(of: placed.id)
+                guard let hosted = node.queueGroups?.group(raftID) else {
+                    groups.append(Group(kind: "queue", name: queue.name.rawValue, partition: nil, group: raftID, leader: nil, term: 0,
+                                        replicas: placed.members.sorted(), learners: placed.learners.sorted(), in_sync: nil,
+                                        commit_index: 0, applied_index: 0, lag: nil, snapshot_index: 0, log_entries: 0,
+                                        snapshots_installed: 0, installing_snapshot: false))
+                    continue
+                }
+                let replica = hosted.replica.group
+                groups.append(Group(kind: "queue", name: queue.name.rawValue, partition: nil, group: raftID,
+                                    Group.Replication(replica) { replica.name(of: $0) ?? node.name(of: $0) }))
+            }
         }
         self.init(clustered: true, node_id: node.nodeID, controllers: node.controllers,
                   controller: Controller(leader: leader, term: status.term),
                   members: node.gossip.members().map(ClusterMemberBody.init),
                   replicas: ReplicasBody(node, voters: status.voters, learners: status.learners), groups: groups)
+    }
+}
+
+extension ClusterBody.Group {
+    /// A queue or topic of a group this node holds.
+    init(kind: String, name: String, partition: Int?, group: UInt64, _ replication: Replication) {
+        self.init(kind: kind, name: name, partition: partition, group: group, leader: replication.leader, term: replication.term,
+                  replicas: replication.replicas, learners: replication.learners, in_sync: replication.inSync,
+                  commit_index: replication.commitIndex, applied_index: replication.appliedIndex, lag: replication.lag,
+                  snapshot_index: replication.snapshotIndex, log_entries: replication.logEntries,
+                  snapshots_installed: replication.snapshotsInstalled, installing_snapshot: replication.installingSnapshot)
     }
 }

@@ -189,21 +189,31 @@ extension ClusterForwardingMiddleware {
         // Bad input is refused before anything is placed.
         let attributes = bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 })
             ? QueueAttributesBody() : try JSONBody.decode(QueueAttributesBody.self, from: bytes)
-        let group = try await node.placeQueue(name, colocateWith: attributes.colocateWith)
-        return try await send(replay, context: context, next: next, to: group, waitForLeader: true)
+        _ = try QueueAttributes.forNewQueue(name, attributes.patch)
+        let placed = node.queueGroup(of: name) == nil
+        let group = try await node.placeQueue(name, colocateWith: attributes.colocateWith,
+                                              deadLetterQueue: attributes.patch.deadLetterQueue ?? nil)
+        let response = try await send(replay, context: context, next: next, to: group, waitForLeader: true)
+        // The group refused the queue (a check only its state can make, such as a FIFO queue's
+        // dead-letter queue being FIFO): take back the placement this request made.
+        if placed, (400..<500).contains(Int(response.status.code)) { try? await node.unplaceQueue(name) }
+        return response
     }
 
-    /// `POST /transactions`: producers and their transactions live in the data group, so one
-    /// that names a queue of a queue group spans two groups and is refused
-    /// `TransactionSpansGroups` before anything is applied (decision 128); others go on as
-    /// without queue groups (nil).
+    /// `POST /transactions`: one whose queues all live in one queue group commits there (with a
+    /// producer the data group issued, decision 141); one naming queues of two groups, or a queue
+    /// group's queue and a topic, is refused `TransactionSpansGroups` before anything is applied
+    /// (decision 128); others go to the data group as without queue groups.
     private func transaction(_ request: Request, context: Context,
                              next: (Request, Context) async throws -> Response) async throws -> Response? {
         let body = try await request.body.collect(upTo: maxRequestBytes)
         let replay = Request(head: request.head, body: .init(buffer: body))
         // A body that does not parse is the handler's to refuse, with its own error.
-        if let parsed = try? JSONBody.decode(TransactionBody.self, from: Array(body.readableBytesView)) {
-            try node.checkInDataGroup(queues: parsed.messages.map(\.queue) + parsed.acks.map(\.queue))
+        if let parsed = try? JSONBody.decode(TransactionBody.self, from: Array(body.readableBytesView)),
+           let group = try node.transactionGroup(queues: parsed.messages.map(\.queue) + parsed.acks.map(\.queue),
+                                                 touchesTopics: !parsed.records.isEmpty || !parsed.offsets.isEmpty) {
+            try await node.checkIssuedProducer(ProducerIdentity(producerID: parsed.producerID, epoch: parsed.epoch))
+            return try await send(replay, context: context, next: next, to: group, waitForLeader: false)
         }
         switch node.route(http: true) {
         case .local: return try await serveData(replay, context: context, next: next)
@@ -226,10 +236,14 @@ extension ClusterForwardingMiddleware {
                         next: (Request, Context) async throws -> Response) async throws -> Response {
         let body = try await request.body.collect(upTo: maxRequestBytes)
         let bytes = Array(body.readableBytesView)
-        if !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }),
-           let other = try JSONBody.decode(QueueAttributesBody.self, from: bytes).colocateWith,
-           node.queueGroup(of: other)?.id != group.id {
-            throw TernError(.conflict, "queue \(name) is not in the group of queue \(other), and colocate_with cannot change after creation")
+        if !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            let attributes = try JSONBody.decode(QueueAttributesBody.self, from: bytes)
+            if let other = attributes.colocateWith, node.queueGroup(of: other)?.id != group.id {
+                throw TernError(.conflict, "queue \(name) is not in the group of queue \(other), and colocate_with cannot change after creation")
+            }
+            if let dlq = attributes.patch.deadLetterQueue ?? nil, try node.groupOfDeadLetterQueue(dlq, for: name).id != group.id {
+                throw TernError(.conflict, "dead_letter_queue \(dlq) lives in another queue group than queue \(name), which cannot move; a queue and its dead-letter queue share a group: create the queue with dead_letter_queue or colocate_with set (decision 142)")
+            }
         }
         return try await send(Request(head: request.head, body: .init(buffer: body)), context: context, next: next,
                               to: group, waitForLeader: false)

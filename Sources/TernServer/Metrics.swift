@@ -165,6 +165,12 @@ public final class TernMetrics: Sendable {
         broker.addObserver { [weak self] event in self?.record(event) }
     }
 
+    /// Stops reading `broker` at each ``collect()`` (a queue group this node no longer holds);
+    /// its queues' gauges go at the next scrape. Its events stop when it is released.
+    public func detach(broker: Broker) {
+        state.withLock { $0.brokers.removeAll { $0 === broker } }
+    }
+
     /// Records `storage`'s commits and reads its environment at each ``collect()``.
     public func attach(storage: Storage) {
         state.withLock { $0.storages.append(storage) }
@@ -273,10 +279,9 @@ public final class TernMetrics: Sendable {
     /// gauges and runs the registered collectors. `GET /metrics` calls it before rendering.
     public func collect() {
         let (brokers, storages, collectors) = state.withLock { ($0.brokers, $0.storages, $0.collectors) }
-        for broker in brokers {
-            collectQueues(broker)
-            collectTopics(broker)
-        }
+        // Every broker's queues and topics at once: a node with queue groups holds several.
+        collectQueues(brokers)
+        collectTopics(brokers)
         for storage in storages { collectStorage(storage) }
         gauge(Name.httpOpenConnections).record(openConnections.load(ordering: .relaxed))
         gauge(Name.binaryOpenConnections).record(openBinaryConnections.load(ordering: .relaxed))
@@ -290,9 +295,14 @@ public final class TernMetrics: Sendable {
         return registry.emitToBuffer()
     }
 
-    private func collectQueues(_ broker: Broker) {
-        guard let figures = try? broker.queueFigures() else { return }
-        let now = broker.clock.now
+    private func collectQueues(_ brokers: [Broker]) {
+        var figures = [Broker.QueueFigures]()
+        var now = Timestamp(milliseconds: 0)
+        for broker in brokers {
+            guard let found = try? broker.queueFigures() else { continue }
+            figures += found
+            now = max(now, broker.clock.now)
+        }
         let live = Set(figures.map(\.name.rawValue))
         let stale: [QueueGauges] = state.withLock { state in
             let gone = state.queueGauges.keys.filter { !live.contains($0) }
@@ -320,22 +330,24 @@ public final class TernMetrics: Sendable {
         }
     }
 
-    private func collectTopics(_ broker: Broker) {
-        guard let figures = try? broker.topicFigures() else { return }
+    private func collectTopics(_ brokers: [Broker]) {
         var values = [String: (String, [(String, String)], Double)]()
         func put(_ name: String, _ labels: [(String, String)], _ value: Double) {
             values[name + "|" + labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")] = (name, labels, value)
         }
-        for p in figures.partitions {
-            let labels = [("topic", p.topic.rawValue), ("partition", String(p.partition))]
-            put(Name.topicHighWatermark, labels, Double(p.highWatermark))
-            put(Name.topicLogStart, labels, Double(p.logStart))
-            put(Name.topicBytes, labels, Double(p.bytes))
-        }
-        for g in figures.groups {
-            let labels = [("topic", g.topic.rawValue), ("group", g.group), ("partition", String(g.partition))]
-            if let committed = g.committed { put(Name.groupCommitted, labels, Double(committed)) }
-            put(Name.groupLag, labels, Double(g.lag))
+        for broker in brokers {
+            guard let figures = try? broker.topicFigures() else { continue }
+            for p in figures.partitions {
+                let labels = [("topic", p.topic.rawValue), ("partition", String(p.partition))]
+                put(Name.topicHighWatermark, labels, Double(p.highWatermark))
+                put(Name.topicLogStart, labels, Double(p.logStart))
+                put(Name.topicBytes, labels, Double(p.bytes))
+            }
+            for g in figures.groups {
+                let labels = [("topic", g.topic.rawValue), ("group", g.group), ("partition", String(g.partition))]
+                if let committed = g.committed { put(Name.groupCommitted, labels, Double(committed)) }
+                put(Name.groupLag, labels, Double(g.lag))
+            }
         }
         let (gauges, stale): ([String: CoreMetrics.Gauge], [CoreMetrics.Gauge]) = state.withLock { state in
             var stale = [CoreMetrics.Gauge]()

@@ -51,9 +51,15 @@ public final class QueueGroupHost: Sendable {
     let logger: Logger
     private let hosted = Mutex<[UInt64: Hosted]>([:])
     private let seenRevision = Mutex<UInt64?>(nil)
+    private let observer = Mutex<(@Sendable (GroupEvent) -> Void)?>(nil)
+    /// The node's space budget, which every group this node holds counts against.
+    public let budget: NodeStorageBudget
 
+    /// - Parameter budget: the node's space budget (decision 143); every group started here
+    ///   counts against it and gets its limit as its own replicated quota.
     public init(nodeID: String, settings: Settings, catalogue: CatalogueStore, links: PeerLinks, clock: any TernClock,
-                logger: Logger) {
+                budget: NodeStorageBudget = NodeStorageBudget(limit: nil), logger: Logger) {
+        self.budget = budget
         self.nodeID = nodeID
         self.settings = settings
         self.catalogue = catalogue
@@ -68,14 +74,49 @@ public final class QueueGroupHost: Sendable {
     /// The hosted group whose Raft id is `raftGroup`, nil when this node does not host it.
     public func group(_ raftGroup: UInt64) -> Hosted? { hosted.withLock { $0[raftGroup] } }
 
+    /// Every group this node hosts now, by Raft id, in id order.
+    public func groups() -> [(raftID: UInt64, group: Hosted)] {
+        hosted.withLock { $0.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
+    }
+
+    /// A group starting or stopping on this node, for ``setObserver(_:)``.
+    public enum GroupEvent: Sendable {
+        case started(raftID: UInt64, ReplicatedBroker)
+        case stopped(raftID: UInt64, ReplicatedBroker)
+    }
+
+    /// Sets the one observer of groups starting and stopping here (the metrics), and tells it
+    /// of every group running now.
+    public func setObserver(_ observer: @escaping @Sendable (GroupEvent) -> Void) {
+        self.observer.withLock { $0 = observer }
+        for (raftID, group) in groups() { observer(.started(raftID: raftID, group.replica)) }
+    }
+
+    private func notify(_ event: GroupEvent) { observer.withLock { $0 }?(event) }
+
     /// Follows the catalogue until cancelled: starts the groups it places on this node, stops
-    /// and deletes the ones it no longer lists; stops every group when cancelled.
+    /// and deletes the ones it no longer lists; stops every group when cancelled. Every 2 s, each
+    /// group this node leads gets the node's budget (``NodeStorageBudget/limit``) as its own
+    /// replicated quota, as the data group does.
     public func run() async {
+        var lastQuota = ContinuousClock.now - .seconds(2)
         while !Task.isCancelled {
             reconcileIfChanged()
+            if ContinuousClock.now - lastQuota >= .seconds(2) {
+                lastQuota = ContinuousClock.now
+                await setQuotas()
+            }
             try? await Task.sleep(for: settings.pollInterval)
         }
         stopAll()
+    }
+
+    private func setQuotas() async {
+        let limit = budget.limit
+        for group in hosted.withLock({ Array($0.values) }) where group.replica.group.status.isServing {
+            let broker = group.replica.broker
+            if (try? broker.storageUsage())?.limitBytes != limit { _ = try? await broker.setStorageLimit(limit) }
+        }
     }
 
     /// Starts and stops groups to match the catalogue, when it changed since the last look.
@@ -120,13 +161,16 @@ public final class QueueGroupHost: Sendable {
         let installer = SnapshotInstaller(source: PeerSnapshotClient(links: links), directory: path + "/snapshots")
         let replica = try ReplicatedBroker(group: raftID, node: nodeID, voters: group.replicas, storage: storage,
                                            transport: links, clock: clock, settings: settings.replication,
-                                           installer: installer, logger: logger)
+                                           installer: installer, producerIDs: .adopted,
+                                           admission: { [budget] () throws(TernError) in try budget.admit() }, logger: logger)
         for member in group.members { replica.group.learn(name: member) }
         snapshots.register(group: raftID, databases: replica.group.databaseNames)
         let broker = replica.broker
+        budget.register(broker)
         let maintenance = Task { await broker.runMaintenance() }
         hosted.withLock { $0[raftID] = Hosted(replica: replica, snapshots: snapshots, storage: storage,
                                               maintenance: maintenance) }
+        notify(.started(raftID: raftID, replica))
         replica.start()
         // A new group elects its preferred leader at once instead of after an election timeout.
         let status = replica.group.status
@@ -156,6 +200,8 @@ public final class QueueGroupHost: Sendable {
     }
 
     private func stop(_ group: Hosted) {
+        notify(.stopped(raftID: group.replica.group.group, group.replica))
+        budget.unregister(group.replica.broker)
         group.maintenance.cancel()
         group.replica.stop()
         let snapshots = group.snapshots

@@ -129,16 +129,20 @@ extension Ternd {
         var settings = ReplicaGroup<BrokerStateMachine>.Settings()
         settings.compaction = cluster.compaction
         let installer = SnapshotInstaller(source: PeerSnapshotClient(links: links), directory: snapshotDirectory)
+        // With queue groups, the data group and every queue group share the node's space budget.
+        let budget = NodeStorageBudget(limit: cluster.queueGroups ? configuration.effectiveStorageLimit : nil)
         let data = try ReplicatedBroker(group: ClusterNode.dataGroup, node: nodeID, voters: cluster.controllers, storage: storage,
                                         transport: links, clock: clock, settings: settings, installer: installer,
-                                        carriesCatalogue: true, logger: logger)
+                                        carriesCatalogue: true, admission: { () throws(TernError) in try budget.admit() },
+                                        logger: logger)
+        budget.register(data.broker)
         var queueGroups: QueueGroupHost?
         if cluster.queueGroups, let catalogue = data.catalogue {
             queueGroups = QueueGroupHost(
                 nodeID: nodeID,
                 settings: QueueGroupHost.Settings(directory: configuration.dataDir + "/groups", storage: storageSettings,
                                                   replication: settings),
-                catalogue: catalogue, links: links, clock: clock, logger: logger)
+                catalogue: catalogue, links: links, clock: clock, budget: budget, logger: logger)
         }
         let node = ClusterNode(nodeID: nodeID, controllers: cluster.controllers, data: data, gossip: gossip, forwardingTLS: peerTLS,
                                snapshots: snapshots, queueGroups: queueGroups,
