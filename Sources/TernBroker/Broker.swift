@@ -44,6 +44,11 @@ public final class Broker: Sendable {
     static let maintenanceKey: UInt32 = 0
     /// How often retention and deleted-queue sweeping run, in milliseconds.
     static let maintenanceIntervalMilliseconds: Int64 = 1000
+    /// In a replication group: how long a leader whose state has nothing due (no visibility
+    /// timeout or delay has passed) goes without a due-work round. Each round is a replicated,
+    /// synced write on every replica, so an idle group writes two entries every 10 s instead of
+    /// every second (decision 144); retention and sweeps wait for it at most that long.
+    static let idleRoundMilliseconds: Int64 = 10_000
     static let chunkSize = 5000
     /// Applies commands: nil = this node's group-commit writer; in a cluster, the replication
     /// group's log (``CommandExecutor``).
@@ -450,6 +455,7 @@ public final class Broker: Sendable {
     /// retention), until the task is cancelled. ``TernServer`` runs this as a service.
     public func runMaintenance() async {
         let store = self.store
+        var lastRound: Timestamp?
         while !Task.isCancelled {
             // While working, any new deadline signals the loop (its version check then skips the wait).
             scheduledWake.withLock { $0 = Timestamp(milliseconds: .max) }
@@ -458,8 +464,19 @@ public final class Broker: Sendable {
                 // A follower: the leader runs due work; look again in a while.
                 let wakeAt = clock.now.adding(milliseconds: Self.maintenanceIntervalMilliseconds)
                 await signals.wait(for: Self.maintenanceKey, seen: seen, until: wakeAt, clock: clock)
+                lastRound = nil  // a leader again later runs a round at once
                 continue
             }
+            let started = clock.now
+            if executor != nil, let lastRound, started < lastRound.adding(milliseconds: Self.idleRoundMilliseconds),
+               let next = try? storage.read({ txn in try store.nextDueTime(in: txn) ?? Timestamp(milliseconds: .max) }), next > started {
+                // Nothing due in this group yet: no round to replicate (decision 144).
+                let wakeAt = min(next, started.adding(milliseconds: Self.maintenanceIntervalMilliseconds))
+                scheduledWake.withLock { $0 = wakeAt }
+                await signals.wait(for: Self.maintenanceKey, seen: seen, until: wakeAt, clock: clock)
+                continue
+            }
+            lastRound = started
             do {
                 if try await runDueWork().more { continue }
             } catch {

@@ -53,7 +53,7 @@ public struct ReplicatedExecutor: CommandExecutor {
     }
 
     public func execute(_ envelope: CommandEnvelope, grows: Bool) async throws(TernError) -> CommandOutcome {
-        if grows, let admission { try admission() }
+        if grows, let admission { try admission(envelope.command) }
         guard case .command(let outcome) = try await group.propose(CommandCodec.encode(envelope)) else {
             throw TernError(.internalError, "a broker command was applied as a catalogue command")
         }
@@ -73,10 +73,10 @@ public struct ReplicatedExecutor: CommandExecutor {
 /// // serve replica.broker on the leader (replica.group.status.isServing)
 /// ```
 public final class ReplicatedBroker: Sendable {
-    /// A check the leader makes before proposing a command that stores more, outside the
-    /// replicated state (a node-wide budget, for example): it throws the refusal
-    /// (`StorageFull`), and nothing is proposed.
-    public typealias Admission = @Sendable () throws(TernError) -> Void
+    /// A check the leader makes before proposing a command that stores more (``Command/grows``),
+    /// outside the replicated state (a node-wide budget, for example): given the command, it
+    /// throws the refusal (`StorageFull`), and nothing is proposed.
+    public typealias Admission = @Sendable (Command) throws(TernError) -> Void
 
     public let group: ReplicaGroup<BrokerStateMachine>
     public let broker: Broker

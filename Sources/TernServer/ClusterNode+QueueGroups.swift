@@ -57,6 +57,13 @@ extension ClusterNode {
                 let leader = hosted.replica.group.name(of: leaderID) ?? name(of: leaderID) ?? "\(leaderID)"
                 if let found = address(leader) { return .forward(node: leader, address: found) }
             }
+            // A new group's first leader is its preferred one, which campaigns at once: a replica
+            // that has not heard from it yet sends the request there (it answers with Tern-Leader
+            // if it does not lead, and a forwarded request is never forwarded again).
+            if status.leader == nil, status.role != .leader, group.preferredLeader != nodeID,
+               let found = address(group.preferredLeader) {
+                return .forward(node: group.preferredLeader, address: found)
+            }
             return .unavailable(status.role == .leader
                 ? "this node was just elected leader of queue group \(raftID) and is catching up; retry"
                 : "queue group \(raftID) has no leader now (an election is under way); retry")
@@ -93,6 +100,10 @@ extension ClusterNode {
                 throw TernError(.conflict, "dead_letter_queue \(deadLetterQueue) lives in another queue group than colocate_with \(requested); a queue and its dead-letter queue share a group (decision 142)")
             }
             colocateWith = colocateWith ?? deadLetterQueue
+        }
+        if colocateWith == nil, let source = queueNaming(deadLetterQueue: name) {
+            // A dead-letter queue deleted and made again joins the queues it serves (decision 142).
+            colocateWith = source
         }
         if colocateWith == nil {
             let groups = store.catalogue.groups.values.count { $0.kind == .queue }
@@ -138,6 +149,19 @@ extension ClusterNode {
         _ = try await data.propose(.deleteQueue(name))
     }
 
+    /// A queue of a queue group this node holds whose dead-letter queue is `name`, nil when
+    /// there is none. Read on this node's replicas: with a replication factor below the number of
+    /// voters the data group's leader may not hold the queue's group, and the new queue is then
+    /// placed on its own (create it with `colocate_with`).
+    func queueNaming(deadLetterQueue name: QueueName) -> QueueName? {
+        for (_, hosted) in queueGroups?.groups() ?? [] {
+            if let source = (try? hosted.replica.broker.listQueues())?.first(where: { $0.attributes.deadLetterQueue == name }) {
+                return source.name
+            }
+        }
+        return nil
+    }
+
     /// The queue group of dead-letter queue `name`, which queue `queue` names.
     /// - Throws: ``TernError`` `InvalidAttribute` when no queue `name` exists (as a broker alone
     ///   answers); `Conflict` when it lives in the data group (made before queue groups were on):
@@ -167,7 +191,8 @@ extension ClusterNode {
         for raw in queues {
             guard let name = try? QueueName(raw) else { continue }
             guard let group = queueGroup(of: name) else {
-                dataQueue = dataQueue ?? name
+                // A queue that exists nowhere is the commit's to refuse (QueueNotFound).
+                if (try? data.broker.describeQueue(name)) != nil { dataQueue = dataQueue ?? name }
                 continue
             }
             if let found, found.id != group.id {

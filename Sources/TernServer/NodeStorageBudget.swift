@@ -36,9 +36,17 @@ public final class NodeStorageBudget: Sendable {
         return total
     }
 
-    /// Refuses a command that stores more once the node's groups together hold ``limit``.
+    /// Refuses a command that adds messages (a send, a produce, a transaction that sends or
+    /// produces) once the node's groups together hold ``limit``. Everything else passes:
+    /// consumers, offset commits, producers initializing and queue changes, as RabbitMQ's disk
+    /// alarm blocks publishers only.
     /// - Throws: ``TernError`` `StorageFull` (507).
-    public func admit() throws(TernError) {
+    public func admit(_ command: Command) throws(TernError) {
+        switch command {
+        case .send, .sendIdempotent, .produce: break
+        case .commitTransaction(let transaction) where !transaction.sends.isEmpty || !transaction.produces.isEmpty: break
+        default: return
+        }
         guard let limit else { return }
         let used = storedBytes()
         guard used < limit else {

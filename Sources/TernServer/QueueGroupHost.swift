@@ -162,7 +162,7 @@ public final class QueueGroupHost: Sendable {
         let replica = try ReplicatedBroker(group: raftID, node: nodeID, voters: group.replicas, storage: storage,
                                            transport: links, clock: clock, settings: settings.replication,
                                            installer: installer, producerIDs: .adopted,
-                                           admission: { [budget] () throws(TernError) in try budget.admit() }, logger: logger)
+                                           admission: { [budget] command throws(TernError) in try budget.admit(command) }, logger: logger)
         for member in group.members { replica.group.learn(name: member) }
         snapshots.register(group: raftID, databases: replica.group.databaseNames)
         let broker = replica.broker

@@ -10,7 +10,8 @@ import Synchronization
 ///    ack of it was answered `204` (``Violation/deliveredAfterAck``);
 /// 4. receive counts never decrease: of two deliveries of a message, the one that started
 ///    after the other ended has the higher count (``Violation/receiveCountWentBack``);
-/// 5. at most one node served writes in any term (``Violation/twoLeadersInOneTerm``);
+/// 5. at most one node served writes in any term of a replication group
+///    (``Violation/twoLeadersInOneTerm``; terms of different groups are unrelated);
 /// 6. FIFO queues deliver each message group in send order: the first deliveries of a group's
 ///    messages, in the order their receives completed, have increasing sequence numbers
 ///    (``Violation/fifoOrderBroken``), among messages whose sends were acknowledged. A receive
@@ -44,7 +45,8 @@ public final class QueueHistory: Sendable {
         case phantomDelivery(body: String)
         case deliveredAfterAck(body: String, ackCompleted: Int, receiveInvoked: Int)
         case receiveCountWentBack(messageID: String, earlier: Int, later: Int)
-        case twoLeadersInOneTerm(term: UInt64, nodes: [String])
+        /// `group`: the queue group's Raft id (`Tern-Queue-Group`), nil for the data group.
+        case twoLeadersInOneTerm(term: UInt64, nodes: [String], group: UInt64? = nil)
         case fifoOrderBroken(group: String, earlier: Int, later: Int)
         /// Two acknowledged produces were given the same partition and offset.
         case offsetReused(partition: Int, offset: Int, values: [String])
@@ -60,7 +62,8 @@ public final class QueueHistory: Sendable {
             case .deliveredAfterAck(let body, let ack, let receive):
                 "delivered by a receive invoked at \(receive), after its ack was answered at \(ack): \(body)"
             case .receiveCountWentBack(let id, let earlier, let later): "receive count of \(id) went from \(earlier) back to \(later)"
-            case .twoLeadersInOneTerm(let term, let nodes): "term \(term) was served by \(nodes.joined(separator: ", "))"
+            case .twoLeadersInOneTerm(let term, let nodes, let group):
+                "term \(term)\(group.map { " of queue group \($0)" } ?? "") was served by \(nodes.joined(separator: ", "))"
             case .offsetReused(let p, let o, let values): "partition \(p) offset \(o) was acknowledged to \(values.joined(separator: " and "))"
             case .recordLost(let p, let o, let value, let found): "acknowledged \(value) at \(p)/\(o); found \(found ?? "nothing")"
             case .commitUndone(let p, let acked, let stored): "partition \(p): commit of \(acked) acknowledged, stored \(stored.map(String.init) ?? "none")"
@@ -77,12 +80,18 @@ public final class QueueHistory: Sendable {
         var deliveries: [Delivery] = []
         /// Per message id: when its first successful ack was answered.
         var acks: [String: Int] = [:]
-        var servedBy: [UInt64: Set<String>] = [:]
+        /// Per (queue group or nil for the data group, term): the nodes that served writes.
+        var servedBy: [Served: Set<String>] = [:]
         var faults: [String] = []
         /// Acknowledged produces: (partition, offset) → values (more than one is a violation).
         var produced: [Int: [Int: [String]]] = [:]
         /// The highest acknowledged commit per partition.
         var commits: [Int: Int] = [:]
+    }
+    struct Served: Hashable, Comparable {
+        var group: UInt64?
+        var term: UInt64
+        static func < (a: Served, b: Served) -> Bool { ((a.group ?? 0), a.term) < ((b.group ?? 0), b.term) }
     }
     private let state = Mutex(State())
 
@@ -117,9 +126,10 @@ public final class QueueHistory: Sendable {
         state.withLock { s in s.acks[messageID] = min(s.acks[messageID] ?? .max, completed) }
     }
 
-    /// A write `node` served as leader in `term` (from `Tern-Served-By` / `Tern-Term`).
-    public func served(by node: String, term: UInt64) {
-        state.withLock { _ = $0.servedBy[term, default: []].insert(node) }
+    /// A write `node` served as leader in `term` (from `Tern-Served-By` / `Tern-Term`) of queue
+    /// group `group` (`Tern-Queue-Group`; nil: the data group).
+    public func served(by node: String, term: UInt64, group: UInt64? = nil) {
+        state.withLock { _ = $0.servedBy[Served(group: group, term: term), default: []].insert(node) }
     }
 
     /// A produce of `value` answered with `partition` and `offset`.
@@ -184,8 +194,8 @@ public final class QueueHistory: Sendable {
                 }
             }
         }
-        for (term, nodes) in servedBy.sorted(by: { $0.key < $1.key }) where nodes.count > 1 {
-            violations.append(.twoLeadersInOneTerm(term: term, nodes: nodes.sorted()))
+        for (served, nodes) in servedBy.sorted(by: { $0.key < $1.key }) where nodes.count > 1 {
+            violations.append(.twoLeadersInOneTerm(term: served.term, nodes: nodes.sorted(), group: served.group))
         }
         var first: [String: Delivery] = [:]
         // Only acknowledged sends promise an order: a send whose answer was lost may still be

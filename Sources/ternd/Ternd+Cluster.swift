@@ -133,7 +133,7 @@ extension Ternd {
         let budget = NodeStorageBudget(limit: cluster.queueGroups ? configuration.effectiveStorageLimit : nil)
         let data = try ReplicatedBroker(group: ClusterNode.dataGroup, node: nodeID, voters: cluster.controllers, storage: storage,
                                         transport: links, clock: clock, settings: settings, installer: installer,
-                                        carriesCatalogue: true, admission: { () throws(TernError) in try budget.admit() },
+                                        carriesCatalogue: true, admission: { command throws(TernError) in try budget.admit(command) },
                                         logger: logger)
         budget.register(data.broker)
         var queueGroups: QueueGroupHost?
@@ -151,7 +151,7 @@ extension Ternd {
         snapshots.register(group: ClusterNode.dataGroup, databases: data.group.databaseNames)
         resolver.set(node)
         logger.info("cluster node", metadata: [
-            "tern.node_id": "\(nodeID)", "tern.controllers": "\(cluster.controllers)",
+            "tern.node_id": "\(nodeID)", "tern.controllers": "\(cluster.controllers)", "tern.queue_groups": "\(cluster.queueGroups)",
             "tern.raft_id": "\(RaftNodeID.of(nodeID))", "tern.applied": "\(data.group.status.appliedIndex)",
         ])
         return (node, links)

@@ -56,6 +56,16 @@ import TernTestKit
         #expect(h.check() == [.receiveCountWentBack(messageID: "m-b", earlier: 1, later: 1)])
     }
 
+    @Test func termsOfDifferentGroupsAreApart_butTwoLeadersInOneGroupsTermAreCaught() {
+        let h = QueueHistory()
+        h.served(by: "n1", term: 2)
+        h.served(by: "n2", term: 2, group: 5)
+        h.served(by: "n3", term: 2, group: 6)
+        #expect(h.check().isEmpty, "term 2 of three groups, one leader each")
+        h.served(by: "n1", term: 2, group: 5)
+        #expect(h.check() == [.twoLeadersInOneTerm(term: 2, nodes: ["n1", "n2"], group: 5)])
+    }
+
     @Test func twoLeadersInOneTermAreCaught() {
         let h = Self.correct()
         h.served(by: "n3", term: 2)

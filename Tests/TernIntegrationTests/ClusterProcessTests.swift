@@ -24,6 +24,8 @@ extension IntegrationTests {
             var body: Data
             var servedBy: String?
             var term: UInt64?
+            /// `Tern-Queue-Group`: the queue group that served it (nil: the data group).
+            var group: UInt64? = nil
             var json: [String: Any] { (try? HTTP.object(body)) ?? [:] }
         }
 
@@ -40,7 +42,8 @@ extension IntegrationTests {
             let body = try await response.body.collect(upTo: 64 << 20)
             return Answer(status: Int(response.status.code), body: Data(body.readableBytesView),
                           servedBy: response.headers.first(name: "Tern-Served-By"),
-                          term: response.headers.first(name: "Tern-Term").flatMap { UInt64($0) })
+                          term: response.headers.first(name: "Tern-Term").flatMap { UInt64($0) },
+                          group: response.headers.first(name: "Tern-Queue-Group").flatMap { UInt64($0) })
         }
 
         /// Starts `count` nodes, every one a controller, and waits until a write succeeds. With
@@ -272,9 +275,48 @@ extension IntegrationTests {
         /// paused past the election timeout (`SIGSTOP`/`SIGCONT`) again and again; then every
         /// acknowledged send must be delivered, and nothing the checker knows of may break.
         @Test func noAcknowledgedWriteIsLostThroughLeaderFaults() async throws {
-            let root = try TemporaryDirectory(prefix: "tern-cluster-faults")
+            try await Self.leaderFaults(prefix: "tern-cluster-faults") { nodes, _ in try? await Self.leader(of: nodes) }
+        }
+
+        /// The same with queue groups (decision 140): the queues each have a group of their own,
+        /// the topic stays in the data group, and the faults go round the data group's leader and
+        /// the two queue groups' leaders. Terms are checked per group.
+        @Test func noAcknowledgedWriteIsLostThroughLeaderFaults_withQueueGroups() async throws {
+            try await Self.leaderFaults(prefix: "tern-cluster-group-faults", arguments: ["--queue-groups"]) { nodes, fault in
+                // Rotates so that each target is both killed and paused (every third fault pauses).
+                switch (fault + fault / 3) % 3 {
+                case 0: try? await Self.leader(of: nodes)
+                case 1: await Self.queueLeader(of: nodes, queue: "jobs")
+                default: await Self.queueLeader(of: nodes, queue: "orders.fifo")
+                }
+            }
+        }
+
+        /// The node that leads `queue`'s queue group, as `GET /cluster` on a live node says.
+        static func queueLeader(of nodes: [Node], queue: String) async -> Node? {
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline {
+                for node in nodes {
+                    guard let view = try? await call(.GET, node.process.baseURL + "/cluster", timeout: 2),
+                          let groups = view.json["groups"] as? [[String: Any]],
+                          let leader = groups.first(where: { $0["name"] as? String == queue })?["leader"] as? String,
+                          let found = nodes.first(where: { $0.id == leader }) else { continue }
+                    return found
+                }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+            return nil
+        }
+
+        /// Producers and consumers on every node while the node `target` names for each fault is
+        /// killed (`kill -9`, then restarted) or paused past the election timeout
+        /// (`SIGSTOP`/`SIGCONT`), 20 times (`TERN_CLUSTER_FAULTS`); then every acknowledged send
+        /// must be delivered, and nothing the checker knows of may break.
+        static func leaderFaults(prefix: String, arguments: [String] = [],
+                                 target: @escaping ([Node], Int) async -> Node?) async throws {
+            let root = try TemporaryDirectory(prefix: prefix)
             defer { root.remove() }
-            let nodes = try await Self.startCluster(root)
+            let nodes = try await Self.startCluster(root, arguments: arguments)
             try await Self.killing(nodes) {
                 let faults = ProcessInfo.processInfo.environment["TERN_CLUSTER_FAULTS"].flatMap(Int.init) ?? 20
                 let history = QueueHistory()
@@ -284,7 +326,7 @@ extension IntegrationTests {
                 let workers = Self.workload(nodes, history: history, running: running)
 
                 for fault in 0..<faults {
-                    guard let leader = try? await Self.leader(of: nodes) else { break }
+                    guard let leader = await target(nodes, fault) else { break }
                     if fault % 3 == 2 {
                         history.fault("SIGSTOP \(leader.id) for 4 s")
                         await leader.process.pause()
@@ -345,7 +387,7 @@ extension IntegrationTests {
                                     let answer = try await Self.call(.POST, node.process.baseURL + "/queues/jobs/messages", json: ["message": body], timeout: 15)
                                     if answer.status == 201 {
                                         history.sendAcknowledged(body)
-                                        if let by = answer.servedBy, let term = answer.term { history.served(by: by, term: term) }
+                                        if let by = answer.servedBy, let term = answer.term { history.served(by: by, term: term, group: answer.group) }
                                     } else {
                                         history.sendIndeterminate(body)  // 503: forwarding may have reached the leader
                                         try? await Task.sleep(for: .milliseconds(100))
