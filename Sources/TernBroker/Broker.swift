@@ -456,6 +456,7 @@ public final class Broker: Sendable {
     public func runMaintenance() async {
         let store = self.store
         var lastRound: Timestamp?
+        var more = false  // the last round left work (sweep chunks, expiries): the next one runs at once
         while !Task.isCancelled {
             // While working, any new deadline signals the loop (its version check then skips the wait).
             scheduledWake.withLock { $0 = Timestamp(milliseconds: .max) }
@@ -468,7 +469,7 @@ public final class Broker: Sendable {
                 continue
             }
             let started = clock.now
-            if executor != nil, let lastRound, started < lastRound.adding(milliseconds: Self.idleRoundMilliseconds),
+            if executor != nil, !more, let lastRound, started < lastRound.adding(milliseconds: Self.idleRoundMilliseconds),
                let next = try? storage.read({ txn in try store.nextDueTime(in: txn) ?? Timestamp(milliseconds: .max) }), next > started {
                 // Nothing due in this group yet: no round to replicate (decision 144).
                 let wakeAt = min(next, started.adding(milliseconds: Self.maintenanceIntervalMilliseconds))
@@ -477,8 +478,10 @@ public final class Broker: Sendable {
                 continue
             }
             lastRound = started
+            more = false
             do {
-                if try await runDueWork().more { continue }
+                more = try await runDueWork().more
+                if more { continue }
             } catch {
                 logger.error("maintenance failed", metadata: ["tern.error": "\(error)"])
             }
