@@ -246,6 +246,14 @@ struct Configuration: Equatable {
         }
         guard Set(alertRules.map(\.name)).count == alertRules.count else { throw ConfigurationError("alerts.rules names must be unique") }
         try cluster.validate()
+        if cluster.queueGroups {
+            // Every queue group maps its own environment of max_map_bytes (decision 140); the maps
+            // must fit in the address space with room left (x86-64 gives a process 128 TiB).
+            let mapped = (Double(cluster.maxQueueGroups) + 1) * Double(maxMapBytes)
+            guard mapped <= Double(Self.maxMappedBytes) else {
+                throw ConfigurationError("with queue groups each group maps max_map_bytes (\(maxMapBytes) bytes): max_queue_groups \(cluster.maxQueueGroups) + the data group would map \(Int64(mapped) >> 40) TiB, more than the \(Self.maxMappedBytes >> 40) TiB allowed; lower max_queue_groups or max_map_bytes")
+            }
+        }
         if cluster.replicates {
             // Followers forward SQS requests to the leader's SQS endpoint, found in gossip.
             if let listen = sqs.listen, let address = parseAddress(listen), address.1 == 0 {
@@ -256,6 +264,11 @@ struct Configuration: Equatable {
             }
         }
     }
+
+    /// The most address space the memory maps of the data directory and every queue group may
+    /// take together: 96 TiB, three quarters of what x86-64 Linux gives a process (the default
+    /// 1,024 queue groups of 64 GiB and the data directory's map take 64 TiB).
+    static let maxMappedBytes: Int64 = 96 << 40
 
     /// The logical space quota to apply, in accounted bytes; nil = none. `auto` is half of
     /// what the map leaves beside the delete reserve: message data takes about twice its

@@ -178,9 +178,12 @@ struct Ternd: AsyncParsableCommand {
             "tern.nofile": "\(descriptors.soft)", "tern.nofile_before": "\(descriptors.before)", "tern.nofile_hard": "\(descriptors.hard)",
         ])
         let connectionReserve = ConnectionLimiter().reserve
-        if descriptors.soft < UInt64(configuration.maxConnections + connectionReserve + DescriptorLimit.headroom) {
-            logger.warning("the open-file limit is below max_connections + reserve + headroom: connections may fail with EMFILE", metadata: [
+        // With queue groups each group this node holds keeps three descriptors open (its LMDB files).
+        let groupDescriptors = configuration.cluster.queueGroups ? 3 * configuration.cluster.maxQueueGroups : 0
+        if descriptors.soft < UInt64(configuration.maxConnections + connectionReserve + DescriptorLimit.headroom + groupDescriptors) {
+            logger.warning("the open-file limit is below max_connections + reserve + headroom (+ 3 per queue group): connections may fail with EMFILE", metadata: [
                 "tern.nofile": "\(descriptors.soft)", "tern.max_connections": "\(configuration.maxConnections)",
+                "tern.max_queue_groups": "\(configuration.cluster.queueGroups ? configuration.cluster.maxQueueGroups : 0)",
             ])
         }
         let connections = ConnectionLimiter(maxConnections: configuration.maxConnections, reserve: connectionReserve)

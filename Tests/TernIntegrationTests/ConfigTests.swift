@@ -73,6 +73,8 @@ extension IntegrationTests {
             ("cluster:\n  gossip: 127.0.0.1:7946\n  node_id: \"a b\"\n", "node_id must be"),
             ("binary: 127.0.0.1:7081\nsqs:\n  listen: 127.0.0.1:0\ncluster:\n  node_id: n1\n  gossip: 127.0.0.1:7946\n  controllers: [n1]\n",
              "the SQS listener needs a fixed port"),
+            ("binary: 127.0.0.1:7081\ncluster:\n  node_id: n1\n  gossip: 127.0.0.1:7946\n  controllers: [n1]\n  queue_groups: true\n  max_queue_groups: 4096\n",
+             "lower max_queue_groups or max_map_bytes"),
         ])
         func invalidConfiguration_exitsWithAMessageNamingTheSetting(text: String, message: String) async throws {
             let root = try TemporaryDirectory(prefix: "tern-config")
