@@ -127,9 +127,9 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     /// A membership change named a node that gossip does not know alive (to add it) or that is
     /// not a member of the group (to remove it); nothing was changed.
     public static let nodeNotFound = ErrorCode("NodeNotFound", 404, 160)
-    /// A transaction names queues (or a producer) of more than one replication group, which no
-    /// coordinator yet commits atomically (decision 128; with queue groups, decision 140);
-    /// nothing was applied.
+    /// A transaction names queues of more than one replication group (with queue groups: queues
+    /// of two groups, or a queue group's queue and a topic), which no coordinator yet commits
+    /// atomically (decisions 128, 140, 141); nothing was applied.
     public static let transactionSpansGroups = ErrorCode("TransactionSpansGroups", 409, 161)
 
     /// Every registered code, for documentation and tests.

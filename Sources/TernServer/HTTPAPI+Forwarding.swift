@@ -59,6 +59,12 @@ struct ClusterForwardingMiddleware<Context: RequestContext>: RouterMiddleware {
         if node.queueGroups != nil, let answer = try await routeQueueGroups(request, context: context, next: next) {
             return answer
         }
+        return try await routeToDataGroup(request, context: context, next: next)
+    }
+
+    /// Serves `request` here when this node leads the data group, else forwards it to the
+    /// leader (once: a forwarded request that finds no leader here is `503`).
+    func routeToDataGroup(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         switch node.route(http: true) {
         case .local:
             return try await serveData(request, context: context, next: next)

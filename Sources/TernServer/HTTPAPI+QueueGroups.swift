@@ -215,19 +215,7 @@ extension ClusterForwardingMiddleware {
             try await node.checkIssuedProducer(ProducerIdentity(producerID: parsed.producerID, epoch: parsed.epoch))
             return try await send(replay, context: context, next: next, to: group, waitForLeader: false)
         }
-        switch node.route(http: true) {
-        case .local: return try await serveData(replay, context: context, next: next)
-        case .unavailable(let reason): throw TernError(.unavailable, reason)
-        case .forward(let leader, let address):
-            if let from = request.headers[Self.forwardedHeader] {
-                throw TernError(.unavailable, "forwarded by \(from) to \(node.nodeID), which does not lead the data group now (leader: \(leader)); retry")
-            }
-            let answer = try await node.forward(
-                ClusterNode.ForwardedRequest(method: request.method.rawValue, target: request.uri.description,
-                                             headers: request.headers.map { ($0.name.canonicalName, $0.value) }, body: body),
-                to: address, leader: leader)
-            return Self.response(answer)
-        }
+        return try await routeToDataGroup(replay, context: context, next: next)
     }
 
     /// `PUT /queues/{name}` of a queue in a queue group: its attributes change in its group; its

@@ -26,6 +26,15 @@ extension WireRequestHandler {
         }
     }
 
+    /// The producer whose write `request` is (an idempotent send, a transaction), nil otherwise.
+    static func producer(of request: WireRequest) -> ProducerIdentity? {
+        switch request {
+        case .send(_, let stamp?, _): ProducerIdentity(producerID: stamp.producerID, epoch: stamp.epoch)
+        case .commitTransaction(let wire): ProducerIdentity(producerID: wire.producerID, epoch: wire.epoch)
+        default: nil
+        }
+    }
+
     /// The queue group `request` is for, when queue groups are on and it names a queue placed
     /// in one, or is a transaction that commits in one (such requests are never forwarded to the
     /// data group's leader).
@@ -47,8 +56,6 @@ extension WireRequestHandler {
             guard let group = try clusterNode.transactionGroup(
                 queues: wire.sends.map(\.queue) + wire.acknowledgements.map(\.queue),
                 touchesTopics: !wire.produces.isEmpty || !wire.offsets.isEmpty) else { return nil }
-            // The data group issued the producer; the queue group adopts it (decision 141).
-            try await clusterNode.checkIssuedProducer(ProducerIdentity(producerID: wire.producerID, epoch: wire.epoch))
             return try await serve(request, in: group, node: clusterNode)
         }
         if case .listQueues = request {
@@ -74,10 +81,6 @@ extension WireRequestHandler {
         if case .deleteQueue = request {
             throw TernError(.notImplemented, "with queue groups on (experimental), delete queues over HTTP: DELETE /queues/{name}")
         }
-        if case .send(_, let stamp?, _) = request {
-            // The queue group adopts the producer; the data group must have issued it.
-            try await clusterNode.checkIssuedProducer(ProducerIdentity(producerID: stamp.producerID, epoch: stamp.epoch))
-        }
         if case .createQueue(let raw, let patch) = request, let dlq = patch.deadLetterQueue ?? nil,
            try clusterNode.groupOfDeadLetterQueue(dlq, for: try QueueName(raw)).id != group.id {
             throw TernError(.conflict, "dead_letter_queue \(dlq) lives in another queue group than queue \(raw), which cannot move; a queue and its dead-letter queue share a group (decision 142)")
@@ -92,6 +95,10 @@ extension WireRequestHandler {
     private func serve(_ request: WireRequest, in group: Metadata.Group, node: ClusterNode) async throws(TernError) -> WireResponse {
         switch node.route(group: group, http: false) {
         case .local(let broker, _):
+            if let producer = Self.producer(of: request) {
+                // The queue group adopts the producer; the data group must have issued it (decision 141).
+                try await node.checkIssuedProducer(producer)
+            }
             var handler = WireRequestHandler(broker: broker, logger: logger)
             handler.cluster = cluster
             return try await handler.perform(request)

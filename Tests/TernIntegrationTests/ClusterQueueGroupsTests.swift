@@ -35,6 +35,20 @@ extension IntegrationTests {
                 #expect(same.status == 200, "restating the colocation is an update")
                 #expect((same.json["attributes"] as? [String: Any])?["visibility_timeout"] as? Int == 45)
 
+                // A queue answers through every node as soon as its create did: a replica that has
+                // not heard from the new group's leader yet sends the request to the preferred
+                // leader instead of answering 503 (no retries here).
+                for k in 0..<4 {
+                    let made = try await Cluster.retrying { try await Cluster.call(.PUT, nodes[0].process.baseURL + "/queues/fresh\(k)") }
+                    #expect(made.status == 201)
+                    for node in nodes.dropFirst() {
+                        let sent = try await Cluster.call(.POST, node.process.baseURL + "/queues/fresh\(k)/messages", json: ["message": "x"])
+                        #expect(sent.status == 201, "fresh\(k) through \(node.id): \(sent.status) \(String(decoding: sent.body, as: UTF8.self))")
+                    }
+                    let dropped = try await Cluster.retrying { try await Cluster.call(.DELETE, nodes[0].process.baseURL + "/queues/fresh\(k)") }
+                    #expect(dropped.status == 204)
+                }
+
                 // Sends through every node in turn; who served each queue's sends.
                 var sent: [String: [String]] = [:]
                 var servers: [String: Set<String>] = [:]
